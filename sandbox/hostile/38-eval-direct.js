@@ -1,0 +1,5 @@
+// expect: EvalError
+// line: 4
+function map(request) {
+  return eval('({ targetUserIds: ["u1"] })');
+}

@@ -1,0 +1,5 @@
+// expect: EvalError
+function map(request) {
+  const make = (function () {}).constructor;
+  return make('return { targetUserIds: ["u1"] }')();
+}

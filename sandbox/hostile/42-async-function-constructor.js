@@ -1,0 +1,5 @@
+// expect: EvalError
+async function map(request) {
+  const AsyncFunction = (async function () {}).constructor;
+  return AsyncFunction('return { targetUserIds: ["u1"] }')();
+}

@@ -1,0 +1,4 @@
+// expect: InvalidOutput
+function map(request) {
+  return { targetUserIds: [Symbol('u1')] };
+}

@@ -1,0 +1,5 @@
+// expect: ThrownValue
+// message: customer not found
+function map(request) {
+  throw 'customer not found';
+}

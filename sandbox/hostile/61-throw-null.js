@@ -1,0 +1,5 @@
+// expect: ThrownValue
+// message: null
+function map(request) {
+  throw null;
+}

@@ -1,0 +1,5 @@
+// expect: ThrownValue
+// message: undefined
+function map(request) {
+  throw undefined;
+}

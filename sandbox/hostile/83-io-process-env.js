@@ -1,0 +1,5 @@
+// expect: ReferenceError
+// message: process
+function map(request) {
+  return { targetUserIds: [process.env.FLOWHOOK_ADMIN_TOKEN] };
+}

@@ -1,0 +1,5 @@
+// expect: spec-error
+// message: \bmap\b
+function transform(request) {
+  return { targetUserIds: ['u1'] };
+}

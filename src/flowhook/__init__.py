@@ -1,0 +1,1 @@
+"""flowhook: start Action Flows from webhooks, API calls and events."""

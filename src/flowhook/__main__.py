@@ -1,0 +1,3 @@
+from flowhook.cli import main
+
+raise SystemExit(main())

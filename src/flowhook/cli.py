@@ -1,0 +1,100 @@
+"""The `flowhook` command: serve, map, bench."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+EXIT_OK, EXIT_MAPPING_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _read_json(path: str, what: str) -> Any:
+    try:
+        return orjson.loads(Path(path).read_bytes())
+    except OSError as error:
+        raise SystemExit(_fail(f"cannot read {what} {path}: {error.strerror}"))
+    except orjson.JSONDecodeError as error:
+        raise SystemExit(_fail(f"{what} {path} is not valid JSON: {error}"))
+
+
+def _fail(message: str) -> int:
+    print(f"flowhook: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def command_map(args: argparse.Namespace) -> int:
+    """Run one mapping on one sample; print the MappingResult as JSON."""
+    from flowhook.sample import request_from_sample
+    from mapper import Limits, MappingSpecError, RequestBodyError, UnsupportedContentType, compile_mapping
+
+    spec = _read_json(args.mapping, "mapping")
+    sample = _read_json(args.sample, "sample")
+    variables = _read_json(args.variables, "variables") if args.variables else None
+    try:
+        limits = Limits(time_ms=args.time_limit_ms) if args.time_limit_ms else None
+        mapping = compile_mapping(spec, variables=variables, limits=limits)
+    except MappingSpecError as error:
+        print(orjson.dumps({"ok": False, "specError": error.to_dict()}, option=orjson.OPT_INDENT_2).decode())
+        return EXIT_BAD_INPUT
+    try:
+        request = request_from_sample(sample)
+    except (ValueError, RequestBodyError, UnsupportedContentType) as error:
+        return _fail(f"sample {args.sample}: {error}")
+    result = mapping.run(request)
+    print(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
+    return EXIT_OK if result.ok else EXIT_MAPPING_FAILED
+
+
+def command_bench(args: argparse.Namespace) -> int:
+    from flowhook.bench import run_bench
+
+    run_bench(seconds=args.seconds, include_ingest=not args.mapping_only)
+    return EXIT_OK
+
+
+def command_serve(args: argparse.Namespace) -> int:
+    from ingress.serve import serve
+
+    serve(host=args.host, port=args.port, data_dir=args.data_dir, database=args.database, workers=args.workers)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flowhook", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run ingress, APIs and executor")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--data-dir", default="./data", help="where the SQLite database lives")
+    serve.add_argument("--database", default=None, help="database URL (default: SQLite in --data-dir)")
+    serve.add_argument("--workers", type=int, default=1, help="server processes")
+    serve.set_defaults(handler=command_serve)
+
+    map_ = commands.add_parser("map", help="run one mapping on one sample and print the result")
+    map_.add_argument("--mapping", required=True, help="mapping spec JSON file")
+    map_.add_argument("--sample", required=True, help="sample request JSON file")
+    map_.add_argument("--variables", help="flow variable declarations JSON file")
+    map_.add_argument("--time-limit-ms", type=int, default=None)
+    map_.set_defaults(handler=command_map)
+
+    bench = commands.add_parser("bench", help="print mapping and ingestion throughput on this machine")
+    bench.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
+    bench.add_argument("--mapping-only", action="store_true", help="skip the end-to-end ingestion figure")
+    bench.set_defaults(handler=command_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

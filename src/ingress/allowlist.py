@@ -1,0 +1,102 @@
+"""Which client may call a hook (SPEC §3 IP allowlist), and who the client is.
+
+The client address is the socket peer. `X-Forwarded-For` is only believed
+when the peer is one of the server's trusted proxies, and then only as far as
+the chain of trusted proxies goes: anything left of the first untrusted hop
+was written by the client and may be forged.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import Final
+
+Address = IPv4Address | IPv6Address
+Network = IPv4Network | IPv6Network
+
+_IPV4_MAPPED: Final = IPv6Network("::ffff:0:0/96")
+
+
+class IpAllowlist:
+    """IPv4/IPv6 addresses and CIDR ranges; `allows` is True for everyone when the list is empty.
+
+    IPv4-mapped IPv6 (`::ffff:10.0.0.1`, what a dual-stack socket reports for
+    an IPv4 client) is treated as the IPv4 address, in entries and in lookups.
+    """
+
+    __slots__ = ("_networks", "entries")
+
+    def __init__(self, entries: Iterable[str]):
+        self.entries: tuple[str, ...] = tuple(entries)
+        self._networks: tuple[Network, ...] = tuple(_parse_network(entry) for entry in self.entries)
+
+    def contains(self, ip: str) -> bool:
+        """True only when `ip` is inside one of the entries (an empty list contains nothing)."""
+        address = parse_address(ip)
+        return address is not None and self.contains_address(address)
+
+    def allows(self, ip: str) -> bool:
+        """The allowlist decision: everyone when empty, else only listed addresses (never an unparseable one)."""
+        return not self._networks or self.contains(ip)
+
+    def contains_address(self, address: Address) -> bool:
+        """`contains` for an address already parsed with `parse_address`."""
+        return any(address in network for network in self._networks)
+
+
+def parse_address(text: str) -> Address | None:
+    """`text` as an IP address with IPv4-mapped IPv6 unwrapped; None when it is not one."""
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _parse_network(entry: str) -> Network:
+    try:
+        network = ipaddress.ip_network(entry.strip(), strict=False)
+    except (ValueError, AttributeError):
+        raise ValueError(f"invalid IP address or CIDR range: {entry!r}") from None
+    if isinstance(network, IPv6Network) and network.subnet_of(_IPV4_MAPPED):
+        mapped = IPv4Address(int(network.network_address) & 0xFFFFFFFF)
+        return IPv4Network((mapped, network.prefixlen - 96))
+    return network
+
+
+def client_ip(peer: str, headers: Mapping[str, str], trusted_proxies: IpAllowlist | None) -> str:
+    """The client's address: the peer, or the right-most untrusted `X-Forwarded-For` hop.
+
+    Walks the header right to left from the peer while the current hop is a
+    trusted proxy. A hop that is not an IP address stops the walk at the last
+    address a trusted proxy vouched for. An empty or absent trusted list trusts
+    nobody (unlike an empty allowlist, which allows everybody).
+    """
+    client = parse_address(peer)
+    if client is None:
+        return peer
+    forwarded = headers.get("x-forwarded-for")
+    if trusted_proxies is None or not forwarded:
+        return str(client)
+    for hop in reversed(forwarded.split(",")):
+        if not trusted_proxies.contains_address(client):
+            break
+        address = _parse_hop(hop)
+        if address is None:
+            break
+        client = address
+    return str(client)
+
+
+def _parse_hop(hop: str) -> Address | None:
+    """One X-Forwarded-For entry: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1`, `[2001:db8::1]:5678`."""
+    hop = hop.strip()
+    if hop.startswith("["):
+        return parse_address(hop[1:].partition("]")[0])
+    if hop.count(":") == 1:
+        hop = hop.partition(":")[0]
+    return parse_address(hop)

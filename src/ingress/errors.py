@@ -1,0 +1,68 @@
+"""Error answers: `{"error": {"code", "message", "requestId"?, …}}`, nothing more.
+
+Messages are written by us, never copied from a secret or a mapping's source;
+an unexpected exception is logged with its traceback and answered with a
+bare 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ingress.jsonio import json_response
+
+log = logging.getLogger("flowhook.ingress")
+
+
+class ApiError(Exception):
+    """An expected failure with its HTTP status and machine-readable code."""
+
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **details: Any
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+        self.details = details
+
+    def body(self, request_id: str | None = None) -> dict[str, Any]:
+        return error_body(self.code, self.message, request_id, **self.details)
+
+
+def error_body(code: str, message: str, request_id: str | None = None, **details: Any) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if request_id is not None:
+        error["requestId"] = request_id
+    error.update({key: value for key, value in details.items() if value is not None})
+    return {"error": error}
+
+
+def error_response(status: int, code: str, message: str, request_id: str | None = None, **details: Any) -> Response:
+    return json_response(error_body(code, message, request_id, **details), status)
+
+
+async def handle_api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return json_response(exc.body(), exc.status, exc.headers)
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 in our error shape."""
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return json_response(error_body(code, str(exc.detail)), exc.status_code, exc.headers)
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "the server failed to handle this request")

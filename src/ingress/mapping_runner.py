@@ -1,0 +1,56 @@
+"""Where mappings run in the service.
+
+JavaScript always runs in the sandbox worker pool (crash containment, SPEC
+§2); JMESPath and passthrough are pure Python, microseconds each, and run
+inline. Checking a spec at save time compiles it in-process (compiling runs
+none of the user's code) off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from mapper import Limits, Mapping, MappingResult, compile_mapping
+from mapper.pool import SandboxPool
+
+
+@dataclass(frozen=True)
+class PreparedMapping:
+    """A spec ready to run: `key` names it in the pool's cache (it must change with the spec)."""
+
+    key: str
+    spec: dict[str, Any]
+    variables: list[dict[str, Any]]
+    inline: Mapping | None  # compiled here for kinds that run in-process
+
+
+def content_key(spec: dict[str, Any], variables: list[dict[str, Any]]) -> str:
+    """A key derived from the spec itself, for mappings that have no id (previews)."""
+    digest = hashlib.sha256(orjson.dumps([spec, variables], option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return f"sha256:{digest}"
+
+
+class MappingRunner:
+    def __init__(self, pool: SandboxPool, limits: Limits) -> None:
+        self._pool = pool
+        self._limits = limits
+
+    def prepare(self, key: str, spec: dict[str, Any], variables: list[dict[str, Any]]) -> PreparedMapping:
+        """Raises MappingSpecError for a bad non-JavaScript spec (JavaScript is compiled by the pool)."""
+        inline = None if spec.get("kind") == "javascript" else compile_mapping(spec, variables=variables, limits=self._limits)
+        return PreparedMapping(key, spec, variables, inline)
+
+    async def check(self, spec: dict[str, Any], variables: list[dict[str, Any]]) -> None:
+        """Raise MappingSpecError (with its location) unless `spec` compiles."""
+        await asyncio.to_thread(compile_mapping, spec, variables=variables, limits=self._limits)
+
+    async def run(self, prepared: PreparedMapping, request: dict[str, Any]) -> MappingResult:
+        """Never raises for what the mapping does; MappingSpecError for a spec the pool cannot compile."""
+        if prepared.inline is not None:
+            return prepared.inline.run(request)
+        return await self._pool.run(prepared.key, prepared.spec, prepared.variables, request)

@@ -1,0 +1,78 @@
+"""Service settings: constructor arguments for tests, `FLOWHOOK_*` variables for `serve`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from mapper import Limits
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app factory needs; every field has a working default.
+
+    `admin_token`: when set (FLOWHOOK_ADMIN_TOKEN) it is the admin token and
+    none is generated. `public_url`: the base of hook URLs shown by the API
+    (default: the URL the API was called on). `trusted_proxies`: peers whose
+    X-Forwarded-For is believed.
+    """
+
+    data_dir: Path = Path("flowhook-data")
+    database: str | None = None
+    admin_token: str | None = None
+    public_url: str | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    max_body_bytes: int = 1 * MiB
+    log_body_bytes: int = 64 * KiB
+    request_log_retention: int = 1000
+    sample_retention: int = 50
+    prune_interval_seconds: float = 60.0
+    config_cache_seconds: float = 1.0
+    sandbox_workers: int = 2
+    mapping_limits: Limits = field(default_factory=Limits)
+    max_batch: int = 512
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from FLOWHOOK_* variables, then `overrides` (e.g. CLI flags) on top."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            if spec.name == "mapping_limits":
+                continue
+            raw = environ.get(f"FLOWHOOK_{spec.name.upper()}")
+            if raw is not None and raw != "":
+                values[spec.name] = _parse(spec.name, raw)
+        values.update({name: value for name, value in overrides.items() if value is not None})
+        return replace(cls(), **values)
+
+    def to_env(self) -> dict[str, str]:
+        """The FLOWHOOK_* variables `from_env` reads back (for uvicorn worker processes)."""
+        env: dict[str, str] = {}
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if value is None or spec.name == "mapping_limits":
+                continue
+            text = ",".join(value) if isinstance(value, tuple) else str(value)
+            env[f"FLOWHOOK_{spec.name.upper()}"] = text
+        return env
+
+
+def _parse(name: str, raw: str) -> Any:
+    default = getattr(Settings(), name)
+    if isinstance(default, Path):
+        return Path(raw)
+    if isinstance(default, tuple):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    return raw

@@ -1,0 +1,204 @@
+"""JavaScript mappings in an embedded QuickJS sandbox.
+
+Each mapping compiles once per thread into its own QuickJS runtime (contexts
+are not safe to share between threads), with the prelude's lockdown applied
+before any user code runs. Every call re-runs the source's top level through
+a factory function, so nothing a call does is seen by the next one; frozen
+intrinsics and a frozen global object close the remaining channels. A
+context that hit a limit is thrown away and rebuilt on the next call.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from typing import Any
+
+import orjson
+import quickjs
+
+from mapper.errors import MappingSpecError
+from mapper.limits import Limits
+from mapper.resources import prelude_source
+from mapper.result import ErrorInfo, Produced, error_info
+from mapper.stacktrace import LINE_OFFSET, locate
+from mapper.watchdog import WATCHDOG
+
+# The Function constructor puts a body's first line on engine line 3.
+_FUNCTION_HEADER_LINES = 2
+_PENDING = "[3]"
+# Without these words a source cannot reach a Promise once the prelude has
+# removed the Promise-making globals, so its calls skip draining the job queue.
+_SCHEDULES_JOBS = re.compile(r"async|await|import|Promise|queueMicrotask|fromAsync|AsyncDisposableStack")
+
+
+def _function_body(source: str) -> str:
+    padding = "\n" * (LINE_OFFSET - _FUNCTION_HEADER_LINES - 1)
+    return f'"use strict";{padding}\n{source}\n;return typeof map === "function" ? map : undefined;'
+
+
+class LimitExceeded(Exception):
+    """The engine stopped a call for a limit; the context must be discarded."""
+
+    def __init__(self, info: ErrorInfo):
+        super().__init__(info["message"])
+        self.info = info
+
+
+def _limit_error(exception: Exception, limits: Limits, *, overdue: bool) -> ErrorInfo:
+    text = str(exception)
+    if overdue or "interrupted" in text:
+        return error_info("TimeLimitExceeded", f"the mapping exceeded the time limit of {limits.time_ms} ms")
+    if "out of memory" in text:
+        mib = limits.memory_bytes / (1024 * 1024)
+        return error_info("MemoryLimitExceeded", f"the mapping exceeded the memory limit of {mib:g} MiB")
+    if isinstance(exception, quickjs.StackOverflow) or "stack overflow" in text:
+        return error_info("StackLimitExceeded", "the mapping exceeded the stack limit (too much recursion)")
+    first_line = text.splitlines()[0] if text else "unknown engine error"
+    return error_info("InternalError", f"the JavaScript engine failed: {first_line}")
+
+
+def _described(data: dict[str, Any]) -> ErrorInfo:
+    line, column, stack = locate(data.get("stack") or "")
+    return error_info(data["type"], data["message"], line=line, column=column, stack=stack)
+
+
+class Engine:
+    """One QuickJS runtime holding one compiled mapping."""
+
+    def __init__(self, source: str, limits: Limits):
+        self.limits = limits
+        self.may_schedule_jobs = bool(_SCHEDULES_JOBS.search(source))
+        self.context = quickjs.Context()
+        self.context.set_memory_limit(limits.memory_bytes)
+        self.context.set_max_stack_size(limits.stack_bytes)
+        self.time_limit = limits.time_ms / 1000
+        self.context.set_time_limit(self.time_limit)
+        config = orjson.dumps(
+            {
+                "maxLogLines": limits.max_log_lines,
+                "maxOutputChars": limits.max_output_bytes,
+                "synchronous": not self.may_schedule_jobs,
+            }
+        ).decode()
+        install = self.context.eval(prelude_source())
+        installed = install(_function_body(source), config)
+        if isinstance(installed, str):
+            data = orjson.loads(installed)
+            info = _described(data)
+            raise MappingSpecError(f"{data['type']}: {data['message']}", line=info["line"], column=info["column"])
+        self.host = installed
+        self.watch = WATCHDOG.slot(self.context)
+
+    def check(self) -> None:
+        """Run the top level once: it must define map() and not throw."""
+        problem = self.call(2, "")
+        if problem:
+            data = orjson.loads(problem)
+            info = _described(data)
+            message = data["message"] if data["type"] == "SpecError" else f"top-level code threw {data['type']}: {data['message']}"
+            raise MappingSpecError(message, line=info["line"], column=info["column"])
+
+    def call(self, op: int, payload: str) -> str:
+        """One host call under the wall-clock watchdog; raises LimitExceeded."""
+        deadline = self.watch.deadline = time.monotonic() + self.time_limit
+        try:
+            answer: str = self.host(op, payload)
+            if self.may_schedule_jobs or answer == _PENDING:
+                self._drain(deadline)
+                if answer == _PENDING:
+                    answer = self.host(1, "")
+        except (quickjs.JSException, quickjs.StackOverflow) as exception:
+            self.watch.clear()
+            raise LimitExceeded(_limit_error(exception, self.limits, overdue=time.monotonic() >= deadline)) from None
+        if self.watch.clear():
+            raise LimitExceeded(_limit_error(RuntimeError("interrupted"), self.limits, overdue=True))
+        return answer
+
+    def _drain(self, deadline: float) -> None:
+        """Run queued Promise jobs; each gets only what is left of the budget."""
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise quickjs.JSException("InternalError: interrupted")
+                self.context.set_time_limit(remaining)
+                if not self.context.execute_pending_job():
+                    return
+        finally:
+            self.context.set_time_limit(self.time_limit)
+
+
+class JavaScriptProducer:
+    """Runs `map(request)` from user source; thread-safe, one engine per thread."""
+
+    kind = "javascript"
+
+    def __init__(self, source: str, limits: Limits):
+        self.source = source
+        self.limits = limits
+        # The request's rawBody is marshalled only for mappings that mention it.
+        self.reads_raw_body = "rawBody" in source
+        self._local = threading.local()
+        engine = Engine(source, limits)
+        try:
+            engine.check()
+        except LimitExceeded as exceeded:
+            raise MappingSpecError(f"top-level code: {exceeded.info['message']}") from None
+        self._local.engine = engine
+
+    def _engine(self) -> Engine:
+        engine: Engine | None = getattr(self._local, "engine", None)
+        if engine is None:
+            engine = self._local.engine = Engine(self.source, self.limits)
+        return engine
+
+    def produce(self, request: dict[str, Any]) -> Produced:
+        if not self.reads_raw_body and "rawBody" in request:
+            request = request.copy()
+            del request["rawBody"]
+        payload = orjson.dumps(request).decode()
+        engine = self._engine()
+        try:
+            answer = engine.call(0, payload)
+        except LimitExceeded as exceeded:
+            self._local.engine = None
+            return Produced(error=exceeded.info)
+        if answer[0] == "{":
+            return self._output(answer, orjson.loads(answer), [])
+        tag, value, logs = orjson.loads(answer) if answer != _PENDING else (3, None, [])
+        if tag == 0:
+            return self._output(answer, value, logs)
+        if tag == 1:
+            return Produced(logs=logs)
+        if tag == 2:
+            info = _described(value)
+            if info["type"] == "StackLimitExceeded":
+                info["stack"] = ""
+            return Produced(error=info, logs=logs)
+        return Produced(error=error_info("UnsettledPromise", "map() returned a Promise that never settled"))
+
+    def _output(self, text: str, value: Any, logs: list[dict[str, str]]) -> Produced:
+        # Counting brackets in the text is far cheaper than walking the value,
+        # and fewer brackets than the limit cannot nest deeper than it.
+        max_depth = self.limits.max_depth
+        if text.count("{") + text.count("[") > max_depth and nesting_exceeds(value, max_depth):
+            message = f"the result is nested deeper than {max_depth} levels"
+            return Produced(error=error_info("InvalidOutput", message), logs=logs)
+        return Produced(value=value, logs=logs)
+
+
+def nesting_exceeds(value: Any, max_depth: int) -> bool:
+    """Whether JSON data has objects/arrays nested more than `max_depth` deep."""
+    containers: list[Any] = [value] if isinstance(value, (dict, list)) else []
+    for _ in range(max_depth):
+        containers = [
+            child
+            for item in containers
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, (dict, list))
+        ]
+        if not containers:
+            return False
+    return True

@@ -1,0 +1,88 @@
+"""Compile a mapping spec once; run it on many requests."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from mapper.errors import MappingSpecError
+from mapper.javascript import JavaScriptProducer
+from mapper.jmes import ExpressionProducer, FieldsProducer, PassthroughProducer
+from mapper.limits import Limits
+from mapper.result import MappingResult, Produced
+from mapper.validation import compiled_schema, schema_errors
+from mapper.variables import FlowVariables
+
+
+class Producer(Protocol):
+    kind: str
+
+    def produce(self, request: dict[str, Any]) -> Produced: ...
+
+
+class Mapping:
+    """A compiled mapping: produce the output, validate it, apply variables."""
+
+    def __init__(self, spec: dict[str, Any], producer: Producer, variables: FlowVariables | None, limits: Limits):
+        self.spec = spec
+        self.kind = producer.kind
+        self.limits = limits
+        self._producer = producer
+        self._variables = variables
+        self._is_valid = compiled_schema("trigger-request").is_valid
+
+    def run(self, request: dict[str, Any]) -> MappingResult:
+        """Never raises for anything the mapping does; see MappingResult."""
+        started = time.perf_counter()
+        produced = self._producer.produce(request)
+        result = self._judge(produced)
+        result.duration_ms = (time.perf_counter() - started) * 1000
+        return result
+
+    def _judge(self, produced: Produced) -> MappingResult:
+        if produced.error is not None:
+            return MappingResult(ok=False, error=produced.error, logs=produced.logs)
+        output = produced.value
+        if output is None:
+            return MappingResult(ok=True, skipped=True, logs=produced.logs)
+        errors = [] if self._is_valid(output) else schema_errors("trigger-request", output)
+        if not errors and self._variables is not None:
+            errors = self._variables.apply(output)
+        if errors:
+            return MappingResult(ok=False, output=output, validation_errors=errors, logs=produced.logs)
+        return MappingResult(ok=True, output=output, logs=produced.logs)
+
+
+def _producer(spec: dict[str, Any], limits: Limits) -> Producer:
+    kind = spec["kind"]
+    if kind == "javascript":
+        return JavaScriptProducer(spec["source"], limits)
+    if kind == "jmespath":
+        return FieldsProducer(spec["fields"]) if "fields" in spec else ExpressionProducer(spec["expression"])
+    return PassthroughProducer()
+
+
+def compile_mapping(
+    spec: dict[str, Any], *, variables: list[dict[str, Any]] | None = None, limits: Limits | None = None
+) -> Mapping:
+    """Validate `spec` against schemas/mapping.schema.json and compile it.
+
+    Raises MappingSpecError with a path (and line/column for JavaScript).
+    """
+    if not isinstance(spec, dict):
+        raise MappingSpecError("a mapping spec must be a JSON object", path="$")
+    problems = schema_errors("mapping", spec)
+    if problems:
+        raise MappingSpecError(_spec_problem(spec, problems), path=problems[0]["path"])
+    limits = limits or Limits()
+    flow_variables = FlowVariables(variables) if variables is not None else None
+    return Mapping(spec, _producer(spec, limits), flow_variables, limits)
+
+
+def _spec_problem(spec: dict[str, Any], problems: list[dict[str, str]]) -> str:
+    kind = spec.get("kind")
+    if kind not in ("javascript", "jmespath", "passthrough"):
+        return f"unknown mapping kind {kind!r}; use javascript, jmespath or passthrough"
+    if kind == "jmespath" and ("fields" in spec) == ("expression" in spec):
+        return "a jmespath mapping needs exactly one of 'fields' or 'expression'"
+    return "; ".join(f"{p['path']}: {p['message']}" for p in problems[:5])

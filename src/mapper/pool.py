@@ -1,0 +1,462 @@
+"""Run mappings in a pool of confined sandbox worker processes.
+
+QuickJS has had memory-safety bugs reachable from plain JavaScript, so the
+service does not run user JavaScript in its own process. Each slot of the pool
+owns a queue and one worker process (`mapper.worker`); a request goes to the
+least-loaded slot, and what queues up meanwhile goes to the worker as one
+batch (up to `batch_max`), so the pipe's cost is shared. Two batches may be in
+the pipe at once, so a worker never waits for the pool to read its answer.
+
+A worker that dies (any signal or exit) or overruns its batch's wall-clock
+deadline (then SIGKILL) is replaced at once. A failed batch is retried one
+request at a time, so only the request that caused the death fails, with
+`SandboxCrashed` or `TimeLimitExceeded`; batches that had not started yet are
+simply sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+import mapper
+from mapper.confinement import Confinement, ProcessLimits
+from mapper.errors import MappingSpecError
+from mapper.limits import Limits
+from mapper.result import ErrorInfo, MappingResult, error_info
+from mapper.validation import schema_errors
+from mapper.worker import HEADER, WorkerConfig, encode_frame
+
+logger = logging.getLogger(__name__)
+
+# The only variables a worker inherits: never FLOWHOOK_* or anything secret.
+INHERITED_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
+PIPELINE_DEPTH = 2
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 5.0
+RESTART_BACKOFF_S = 1.0
+STDERR_LINES_LOGGED = 50
+
+
+class WorkerDied(Exception):
+    """A worker stopped answering; `error` is what its request is told."""
+
+    def __init__(self, error: ErrorInfo):
+        super().__init__(error["message"])
+        self.error = error
+
+
+def crash_error(returncode: int | None) -> ErrorInfo:
+    if returncode is not None and returncode < 0:
+        cause = f"signal {signal.Signals(-returncode).name}"
+    else:
+        cause = f"exit code {returncode}"
+    return error_info("SandboxCrashed", f"the sandbox worker crashed ({cause}); the request was not mapped")
+
+
+def timeout_error(deadline_s: float) -> ErrorInfo:
+    return error_info(
+        "TimeLimitExceeded",
+        f"the mapping did not finish within {deadline_s * 1000:g} ms (wall clock); "
+        "its sandbox worker was stopped and the request was not mapped",
+    )
+
+
+def protocol_error(detail: str) -> ErrorInfo:
+    logger.error("sandbox worker broke the protocol: %s", detail)
+    return error_info("SandboxCrashed", "the sandbox worker sent an invalid answer; the request was not mapped")
+
+
+def worker_environment() -> dict[str, str]:
+    """A scrubbed environment that still imports this very `mapper` package."""
+    environment = {name: os.environ[name] for name in INHERITED_ENVIRONMENT if name in os.environ}
+    package_root = str(Path(mapper.__file__).resolve().parent.parent)
+    inherited = [str(Path(entry).resolve()) for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
+    environment["PYTHONPATH"] = os.pathsep.join([package_root, *inherited])
+    environment["PYTHONDONTWRITEBYTECODE"] = "1"
+    return environment
+
+
+@dataclass(slots=True)
+class _Job:
+    key: str
+    spec: dict[str, Any]
+    variables: list[dict[str, Any]] | None
+    request: dict[str, Any]
+    future: asyncio.Future[MappingResult]
+    started: float = field(default_factory=time.perf_counter)
+    retried: bool = False  # sent alone after its batch failed; fails for good next time
+
+    def fail(self, error: ErrorInfo) -> None:
+        if not self.future.done():
+            duration = round((time.perf_counter() - self.started) * 1000, 3)
+            self.future.set_result(MappingResult(ok=False, error=error, duration_ms=duration))
+
+
+class _Process:
+    """One running worker process, its pipes and its wall-clock watchdog."""
+
+    def __init__(self, process: asyncio.subprocess.Process, max_frame: int):
+        self.process = process
+        self.pid = process.pid
+        self.confinement: Confinement | None = None
+        self.timed_out: ErrorInfo | None = None
+        self._max_frame = max_frame
+        self._timer: asyncio.TimerHandle | None = None
+        assert process.stderr is not None
+        self._relay = asyncio.create_task(_relay_stderr(process.pid, process.stderr))
+
+    @classmethod
+    async def start(cls, config: WorkerConfig, max_frame: int) -> _Process:
+        """A new worker, returned once it has confined itself."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-P", "-m", "mapper.worker", config.to_json(),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=worker_environment(), cwd="/",
+        )  # fmt: skip
+        worker = cls(process, max_frame)
+        try:
+            hello = await asyncio.wait_for(worker.receive(), START_TIMEOUT_S)
+            worker.confinement = Confinement.from_dict(hello["confinement"])
+        except (WorkerDied, asyncio.TimeoutError, KeyError, TypeError) as error:
+            await worker.kill()
+            raise RuntimeError(f"sandbox worker did not start: {error}") from None
+        return worker
+
+    def arm(self, deadline_s: float) -> None:
+        """Kill the worker unless `disarm` comes within `deadline_s`."""
+        self._timer = asyncio.get_running_loop().call_later(deadline_s, self._expire, deadline_s)
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self, deadline_s: float) -> None:
+        self.timed_out = timeout_error(deadline_s)
+        self.process.kill()
+
+    async def send(self, message: Any) -> None:
+        """Write one frame; a dead worker is noticed by the reader (EOF)."""
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(encode_frame(message))
+            await self.process.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    async def receive(self) -> Any:
+        """The next frame; raises WorkerDied when the worker ends or misbehaves."""
+        assert self.process.stdout is not None
+        try:
+            (length,) = HEADER.unpack(await self.process.stdout.readexactly(HEADER.size))
+            if length > self._max_frame:
+                raise ValueError(f"frame of {length} bytes")
+            return orjson.loads(await self.process.stdout.readexactly(length))
+        except asyncio.IncompleteReadError:
+            raise WorkerDied(self.timed_out or crash_error(await self.process.wait())) from None
+        except ValueError as error:  # orjson.JSONDecodeError is one
+            raise WorkerDied(protocol_error(str(error))) from None
+
+    async def kill(self) -> None:
+        self.disarm()
+        if self.process.returncode is None:
+            self.process.kill()
+        await self.process.wait()
+        await self._relay
+
+    async def stop(self) -> None:
+        """Close stdin (the worker exits at EOF); kill it if it lingers."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        try:
+            await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            pass
+        await self.kill()
+
+
+async def _relay_stderr(pid: int, stream: asyncio.StreamReader) -> None:
+    """Log what a worker prints (crash reports): always drained, logged capped."""
+    logged = 0
+    while line := await stream.readline():
+        if logged < STDERR_LINES_LOGGED:
+            logger.warning("sandbox worker %d: %s", pid, line.decode(errors="replace").rstrip()[:500])
+            logged += 1
+
+
+class _Slot:
+    """A place in the pool: a queue, the batches in the pipe, the worker."""
+
+    def __init__(self) -> None:
+        self.queue: deque[_Job] = deque()
+        self.batches: deque[list[_Job]] = deque()  # sent and unanswered, oldest first
+        self.process: _Process | None = None
+        self.wakeup = asyncio.Event()
+
+    @property
+    def load(self) -> int:
+        return len(self.queue) + sum(map(len, self.batches))
+
+    def take(self, batch_max: int) -> list[_Job]:
+        """The next batch; a retried request always travels alone."""
+        batch: list[_Job] = []
+        while self.queue and len(batch) < batch_max:
+            job = self.queue[0]
+            if job.future.done():  # the caller gave up
+                self.queue.popleft()
+            elif job.retried and batch:
+                break
+            else:
+                batch.append(self.queue.popleft())
+                if job.retried:
+                    break
+        return batch
+
+
+class SandboxPool:
+    """Confined worker processes running mappings; see the module docstring.
+
+    `limits` apply to every mapping run in the pool. A batch's wall-clock
+    deadline, counted from when the worker starts it, is `request_deadline_ms`
+    (default `limits.time_ms`) per request plus `grace_ms`: the engine stops a
+    mapping at its time limit first, so the deadline only catches a worker
+    stuck beyond that.
+    """
+
+    def __init__(
+        self,
+        workers: int = 2,
+        *,
+        limits: Limits | None = None,
+        batch_max: int = 64,
+        cache_size: int = 256,
+        process_limits: ProcessLimits | None = None,
+        request_deadline_ms: int | None = None,
+        grace_ms: int = 2000,
+    ):
+        if workers < 1 or batch_max < 1 or cache_size < 1:
+            raise ValueError("workers, batch_max and cache_size must be at least 1")
+        self.limits = limits or Limits()
+        self.batch_max = batch_max
+        self.confinement: Confinement | None = None
+        self._config = WorkerConfig(self.limits, process_limits or ProcessLimits(), cache_size)
+        self._request_deadline_s = (request_deadline_ms or self.limits.time_ms) / 1000
+        self._grace_s = grace_ms / 1000
+        self._max_frame = batch_max * (2 * self.limits.max_output_bytes + 1024 * 1024)
+        self._slots = [_Slot() for _ in range(workers)]
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False  # no new requests
+        self._stopping = False  # workers end once idle
+
+    async def __aenter__(self) -> SandboxPool:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def worker_pids(self) -> list[int | None]:
+        """The running workers' process ids; None where one is being replaced."""
+        return [slot.process.pid if slot.process else None for slot in self._slots]
+
+    async def start(self) -> None:
+        """Start every worker and wait until each has confined itself."""
+        started = await asyncio.gather(*(self._start_process() for _ in self._slots), return_exceptions=True)
+        processes = [process for process in started if isinstance(process, _Process)]
+        if len(processes) < len(started):
+            await asyncio.gather(*(process.kill() for process in processes))
+            raise next(failure for failure in started if isinstance(failure, BaseException))
+        for slot, process in zip(self._slots, processes):
+            slot.process = process
+        self.confinement = processes[0].confinement
+        self._tasks = [asyncio.create_task(self._serve(slot)) for slot in self._slots]
+
+    async def close(self) -> None:
+        """Finish every request already submitted, then stop the workers."""
+        self._closing = True
+        pending = [job.future for slot in self._slots for batch in (slot.queue, *slot.batches) for job in batch]
+        await asyncio.gather(*pending, return_exceptions=True)
+        self._stopping = True
+        for slot in self._slots:
+            slot.wakeup.set()
+        await asyncio.gather(*self._tasks)
+
+    async def run(
+        self, key: str, spec: dict[str, Any], variables: list[dict[str, Any]] | None, request: dict[str, Any]
+    ) -> MappingResult:
+        """Run mapping `key` (its id and version: `spec` must not change under
+        one key) on `request`. Raises MappingSpecError for a bad spec."""
+        (future,) = self._submit_all(key, spec, variables, [request])
+        return await future
+
+    async def run_many(
+        self, key: str, spec: dict[str, Any], variables: list[dict[str, Any]] | None, requests: list[dict[str, Any]]
+    ) -> list[MappingResult]:
+        """`run` for many requests at once (without a task each), results in order."""
+        return [await future for future in self._submit_all(key, spec, variables, requests)]
+
+    async def probe(self) -> dict[str, str]:
+        """Start one more worker as configured and let it try the operations
+        its confinement forbids (see `confinement.probe`)."""
+        process = await self._start_process()
+        try:
+            await process.send({"op": "probe"})
+            answer: dict[str, str] = (await process.receive())["probe"]
+        finally:
+            await process.stop()
+        return answer
+
+    def _submit_all(
+        self, key: str, spec: dict[str, Any], variables: list[dict[str, Any]] | None, requests: list[dict[str, Any]]
+    ) -> list[asyncio.Future[MappingResult]]:
+        if self._closing or not self._tasks:
+            raise RuntimeError("the sandbox pool is not running")
+        create_future = asyncio.get_running_loop().create_future
+        raw_body = _reads_raw_body(spec)
+        futures = []
+        for request in requests:
+            if not raw_body and "rawBody" in request:
+                request = {name: value for name, value in request.items() if name != "rawBody"}
+            job = _Job(key, spec, variables, request, create_future())
+            self._submit(job)
+            futures.append(job.future)
+        return futures
+
+    def _submit(self, job: _Job, *, first: bool = False) -> None:
+        slot = min(self._slots, key=lambda slot: (slot.process is None, slot.load))
+        if first:
+            slot.queue.appendleft(job)
+        else:
+            slot.queue.append(job)
+        slot.wakeup.set()
+
+    async def _start_process(self) -> _Process:
+        return await _Process.start(self._config, self._max_frame)
+
+    def _deadline_s(self, batch: list[_Job]) -> float:
+        return self._request_deadline_s * len(batch) + self._grace_s
+
+    async def _serve(self, slot: _Slot) -> None:
+        """The slot's life: feed its worker, replace it whenever it ends."""
+        while not self._stopping:
+            process = slot.process or await self._replace(slot)
+            if process is None:
+                continue
+            reader = asyncio.create_task(self._read(slot, process))
+            reader.add_done_callback(lambda _: slot.wakeup.set())
+            await self._feed(slot, process, reader)
+            death = await reader
+            slot.process = None
+            await process.stop()
+            if slot.batches and death is not None:
+                self._fail(slot.batches.popleft(), death)
+            while slot.batches:  # not started: send again
+                for job in reversed(slot.batches.pop()):
+                    self._submit(job, first=True)
+
+    async def _feed(self, slot: _Slot, process: _Process, reader: asyncio.Task[ErrorInfo | None]) -> None:
+        """Send batches while the worker lives; at close, stop it once idle."""
+        while not reader.done():
+            if slot.queue and len(slot.batches) < PIPELINE_DEPTH:
+                batch = slot.take(self.batch_max)
+                if batch:
+                    if not slot.batches:
+                        process.arm(self._deadline_s(batch))
+                    slot.batches.append(batch)
+                    await process.send(_map_message(batch))
+            elif self._stopping and not slot.batches:
+                await process.stop()
+            else:
+                slot.wakeup.clear()
+                await slot.wakeup.wait()
+
+    async def _read(self, slot: _Slot, process: _Process) -> ErrorInfo | None:
+        """Deliver answers in order until the worker ends; returns why it ended
+        (None: it retired after a clean answer)."""
+        try:
+            while True:
+                answer = await process.receive()
+                process.disarm()
+                if not slot.batches:
+                    raise WorkerDied(protocol_error("an answer nobody asked for"))
+                _deliver(slot.batches[0], answer)
+                slot.batches.popleft()
+                if slot.batches:
+                    process.arm(self._deadline_s(slot.batches[0]))
+                slot.wakeup.set()
+                if answer.get("retiring"):
+                    return None
+        except WorkerDied as death:
+            if slot.batches or not self._stopping:
+                logger.warning("sandbox worker %d ended: %s", process.pid, death.error["message"])
+            return death.error
+
+    def _fail(self, batch: list[_Job], error: ErrorInfo) -> None:
+        """Fail a lone request; retry the requests of a larger batch one by one."""
+        if len(batch) == 1:
+            batch[0].fail(error)
+            return
+        for job in reversed(batch):
+            job.retried = True
+            self._submit(job, first=True)
+
+    async def _replace(self, slot: _Slot) -> _Process | None:
+        try:
+            slot.process = await self._start_process()
+        except RuntimeError as error:
+            logger.error("%s; retrying in %g s", error, RESTART_BACKOFF_S)
+            not_started = error_info("SandboxCrashed", "the sandbox worker could not start; the request was not mapped")
+            while slot.queue:
+                slot.queue.popleft().fail(not_started)
+            await asyncio.sleep(RESTART_BACKOFF_S)
+        return slot.process
+
+
+def _map_message(batch: list[_Job]) -> dict[str, Any]:
+    specs = {job.key: {"spec": job.spec, "variables": job.variables} for job in batch}
+    return {"op": "map", "specs": specs, "requests": [[job.key, job.request] for job in batch]}
+
+
+def _deliver(batch: list[_Job], answer: Any) -> None:
+    results = answer.get("results") if isinstance(answer, dict) else None
+    if not isinstance(results, list) or len(results) != len(batch):
+        raise WorkerDied(protocol_error("wrong number of results"))
+    for job, result in zip(batch, results):
+        if job.future.done():
+            continue
+        if isinstance(result, dict) and "specError" in result:
+            job.future.set_exception(MappingSpecError(**result["specError"]))
+        else:
+            job.future.set_result(_checked(result))
+
+
+def _reads_raw_body(spec: dict[str, Any]) -> bool:
+    """Whether the mapping may read `rawBody` (the text of a ~1 KB body is
+    worth not piping); the JavaScript rule is the engine's own."""
+    kind = spec.get("kind")
+    if kind == "javascript":
+        return "rawBody" in spec.get("source", "")
+    return kind != "passthrough"
+
+
+def _checked(data: Any) -> MappingResult:
+    """A worker's result, re-validated: a subverted worker must not pass off bad output."""
+    try:
+        result = MappingResult.from_dict(data)
+    except (KeyError, TypeError, AttributeError):
+        raise WorkerDied(protocol_error("malformed result")) from None
+    if result.ok and result.output is not None and schema_errors("trigger-request", result.output):
+        raise WorkerDied(protocol_error("output that fails the trigger-request schema"))
+    return result

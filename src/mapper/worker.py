@@ -1,0 +1,148 @@
+"""A sandbox worker process: `python -m mapper.worker CONFIG_JSON`.
+
+Started fresh by `SandboxPool` (never forked from the server, so no secrets
+are in its memory), it imports the mapper, confines itself (see
+`mapper.confinement`) and only then reads requests. Both pipes carry frames:
+a 4-byte big-endian length, then an orjson document.
+
+    pool -> worker  {"op": "map", "specs": {key: {"spec", "variables"}}, "requests": [[key, request], ...]}
+                    {"op": "probe"}
+    worker -> pool  {"op": "hello", "pid", "confinement"}          once, when confined
+                    {"results": [result | {"specError": ...}], "retiring": bool}
+                    {"probe": {operation: outcome}}
+
+A batch's results come back in one frame, in request order. Compiled
+mappings are cached by key (a mapping's id and version) in an LRU.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import sys
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from types import FrameType
+from typing import Any, BinaryIO
+
+import orjson
+
+from mapper.confinement import ProcessLimits, apply, probe
+from mapper.errors import MappingSpecError
+from mapper.limits import Limits
+from mapper.mapping import Mapping, compile_mapping
+
+HEADER = struct.Struct(">I")
+
+_WARM_UP_SPEC = {"kind": "javascript", "source": "function map(request) { return {targetUserIds: ['u']}; }"}
+
+
+def encode_frame(message: Any) -> bytes:
+    payload = orjson.dumps(message)
+    return HEADER.pack(len(payload)) + payload
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What a worker is started with (its only command-line argument)."""
+
+    limits: Limits = field(default_factory=Limits)
+    process: ProcessLimits = field(default_factory=ProcessLimits)
+    cache_size: int = 256
+
+    def to_json(self) -> str:
+        return orjson.dumps(
+            {"limits": self.limits.to_dict(), "process": asdict(self.process), "cacheSize": self.cache_size}
+        ).decode()
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerConfig:
+        data = orjson.loads(text)
+        return cls(Limits.from_dict(data["limits"]), ProcessLimits(**data["process"]), data["cacheSize"])
+
+
+class MappingCache:
+    """Compiled mappings (or their spec errors) by key, least recently used out."""
+
+    def __init__(self, size: int, limits: Limits):
+        self._size = size
+        self._limits = limits
+        self._entries: OrderedDict[str, Mapping | MappingSpecError] = OrderedDict()
+
+    def get(self, key: str, specs: dict[str, dict[str, Any]]) -> Mapping | MappingSpecError:
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+            return entry
+        source = specs[key]
+        try:
+            entry = compile_mapping(source["spec"], variables=source["variables"], limits=self._limits)
+        except MappingSpecError as error:
+            entry = error
+        self._entries[key] = entry
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+        return entry
+
+
+class Worker:
+    """The request loop; `retiring` is set when the soft CPU limit is reached."""
+
+    def __init__(self, config: WorkerConfig, reader: BinaryIO, writer: BinaryIO):
+        self.cache = MappingCache(config.cache_size, config.limits)
+        self.retiring = False
+        self._reader = reader
+        self._writer = writer
+
+    def serve(self) -> None:
+        while not self.retiring:
+            message = self._read()
+            if message is None:
+                return
+            if message["op"] == "probe":
+                self.send({"probe": probe()})
+            else:
+                results = [self._run(key, request, message["specs"]) for key, request in message["requests"]]
+                self.send({"results": results, "retiring": self.retiring})
+
+    def retire(self, signum: int, frame: FrameType | None) -> None:
+        self.retiring = True
+
+    def send(self, message: Any) -> None:
+        self._writer.write(encode_frame(message))
+        self._writer.flush()
+
+    def _run(self, key: str, request: dict[str, Any], specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        mapping = self.cache.get(key, specs)
+        if isinstance(mapping, MappingSpecError):
+            return {"specError": mapping.to_dict()}
+        return mapping.run(request).to_dict()
+
+    def _read(self) -> Any:
+        header = self._reader.read(HEADER.size)
+        if len(header) < HEADER.size:
+            return None
+        (length,) = HEADER.unpack(header)
+        return orjson.loads(self._reader.read(length))
+
+
+def warm_up(limits: Limits) -> None:
+    """Load the prelude, schemas and watchdog thread while files may still be opened."""
+    compile_mapping(_WARM_UP_SPEC, limits=limits).run({"body": None})
+
+
+def main() -> None:
+    config = WorkerConfig.from_json(sys.argv[1])
+    reader, writer = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # a stray print() must not corrupt the frames
+    warm_up(config.limits)
+    worker = Worker(config, reader, writer)
+    signal.signal(signal.SIGXCPU, worker.retire)
+    confinement = apply(config.process)
+    worker.send({"op": "hello", "pid": os.getpid(), "confinement": confinement.to_dict()})
+    worker.serve()
+
+
+if __name__ == "__main__":
+    main()

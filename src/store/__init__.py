@@ -1,0 +1,10 @@
+"""flowhook's persistence: SQLAlchemy Core over SQLite (embedded) or PostgreSQL.
+
+`Store` is the entry point; the other modules hold one kind of record each,
+as plain async functions over a connection.
+"""
+
+from store.database import Store
+from store.engine import database_url
+
+__all__ = ["Store", "database_url"]

@@ -1,0 +1,160 @@
+"""Invocations: the durable inbox between the ingress and the flow executor.
+
+An accepted trigger request becomes one row here, committed before the sender
+hears 202. `flowInvocationId` is unique per flow (a unique index, so no race
+can create two): a repeat with the same payload gets the original answer and
+creates nothing; a different payload is a conflict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from store.clock import utcnow
+from store.ids import new_id
+from store.request_log import LogEntry, insert_entries
+from store.tables import flows, invocations
+
+Verdict = Literal["accepted", "duplicate", "conflict", "flow_not_published"]
+
+
+@dataclass(frozen=True)
+class Invocation:
+    id: str
+    environment_id: str
+    flow_id: str
+    flow_version: int | None
+    trigger_id: str | None
+    request_id: str | None
+    mode: str
+    flow_invocation_id: str
+    payload_hash: str
+    payload: dict[str, Any]
+    status: str
+    created_at: datetime
+    seq: int | None = None
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """The verdict on one request and the invocation it created or repeats."""
+
+    verdict: Verdict
+    invocation: Invocation | None
+
+
+@dataclass
+class AcceptRequest:
+    """One trigger request to store, with the log entry that records it.
+
+    `finish_log` fills the entry's status, cause and response once the
+    verdict is known; it runs inside the transaction, so the log and the
+    inbox always agree.
+    """
+
+    environment_id: str
+    flow_id: str
+    trigger_id: str | None
+    request_id: str
+    mode: str
+    flow_invocation_id: str
+    payload: dict[str, Any]
+    log: LogEntry | None
+    finish_log: Callable[[LogEntry, Acceptance], None] | None = None
+
+    @property
+    def payload_hash(self) -> str:
+        return payload_hash(self.payload)
+
+
+def payload_hash(payload: dict[str, Any]) -> str:
+    """Key order does not make two payloads different."""
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+async def accept_batch(conn: AsyncConnection, requests: list[AcceptRequest]) -> list[Acceptance]:
+    """A `store.writer` batch: a few statements however many requests.
+
+    Runs inside a write transaction, which on SQLite excludes every other
+    writer, so reading the existing keys first is race-free; on PostgreSQL
+    the unique index turns a race into a failed batch, which the writer
+    retries item by item.
+    """
+    existing = await _existing(conn, requests)
+    published = await _published_versions(conn, {r.flow_id for r in requests if r.mode == "live"})
+    now = utcnow()
+    created: list[Invocation] = []
+    verdicts: list[Acceptance] = []
+    for request in requests:
+        key = (request.flow_id, request.flow_invocation_id)
+        prior = existing.get(key)
+        if prior is not None:
+            same = prior.payload_hash == request.payload_hash
+            verdicts.append(Acceptance("duplicate" if same else "conflict", prior))
+            continue
+        if request.mode == "live" and published.get(request.flow_id) is None:
+            verdicts.append(Acceptance("flow_not_published", None))
+            continue
+        invocation = Invocation(
+            id=new_id("inv"),
+            environment_id=request.environment_id,
+            flow_id=request.flow_id,
+            flow_version=published.get(request.flow_id) if request.mode == "live" else None,
+            trigger_id=request.trigger_id,
+            request_id=request.request_id,
+            mode=request.mode,
+            flow_invocation_id=request.flow_invocation_id,
+            payload_hash=request.payload_hash,
+            payload=request.payload,
+            status="pending",
+            created_at=now,
+        )
+        existing[key] = invocation
+        created.append(invocation)
+        verdicts.append(Acceptance("accepted", invocation))
+    if created:
+        await conn.execute(sa.insert(invocations), [_row(invocation) for invocation in created])
+    entries: list[LogEntry] = []
+    for request, verdict in zip(requests, verdicts):
+        if request.log is not None:
+            if request.finish_log is not None:
+                request.finish_log(request.log, verdict)
+            entries.append(request.log)
+    await insert_entries(conn, entries)
+    return verdicts
+
+
+def _row(invocation: Invocation) -> dict[str, Any]:
+    row = dict(invocation.__dict__)
+    del row["seq"]
+    return row
+
+
+async def _existing(conn: AsyncConnection, requests: list[AcceptRequest]) -> dict[tuple[str, str], Invocation]:
+    keys = {(r.flow_id, r.flow_invocation_id) for r in requests}
+    query = sa.select(invocations).where(  # a superset of `keys`, served by the unique index
+        invocations.c.flow_id.in_({flow for flow, _ in keys}),
+        invocations.c.flow_invocation_id.in_({key for _, key in keys}),
+    )
+    found: dict[tuple[str, str], Invocation] = {}
+    for row in await conn.execute(query):
+        invocation = Invocation(**row._mapping)
+        key = (invocation.flow_id, invocation.flow_invocation_id)
+        if key in keys:
+            found[key] = invocation
+    return found
+
+
+async def _published_versions(conn: AsyncConnection, flow_ids: set[str]) -> dict[str, int | None]:
+    if not flow_ids:
+        return {}
+    query = sa.select(flows.c.id, flows.c.published_version).where(flows.c.id.in_(flow_ids))
+    return {row.id: row.published_version for row in await conn.execute(query)}

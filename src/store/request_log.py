@@ -1,0 +1,140 @@
+"""The request log: every request to a hook, accepted or not, with its cause.
+
+Bounded: `prune` keeps the newest N entries per trigger (and N for requests
+to unknown hooks, which belong to no trigger). Pages are newest first with
+an opaque cursor (the row sequence).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from store.tables import request_log
+
+
+@dataclass
+class LogEntry:
+    id: str
+    environment_id: str | None
+    trigger_id: str | None
+    hook_id: str
+    received_at: datetime
+    method: str
+    path: str
+    query: str
+    client_ip: str | None
+    headers: dict[str, str]
+    content_type: str | None
+    body: str
+    body_bytes: int
+    body_truncated: bool
+    verified: bool = False
+    status: int = 0
+    cause: str | None = None
+    mode: str | None = None
+    output: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    response: dict[str, Any] | None = None
+    invocation_id: str | None = None
+    replay_of: str | None = None
+    seq: int | None = None
+
+
+@dataclass(frozen=True)
+class StatusFilter:
+    """An exact status (`404`) or a class (`4xx`)."""
+
+    low: int
+    high: int
+
+    @classmethod
+    def parse(cls, text: str) -> StatusFilter:
+        if len(text) == 3 and text[0] in "12345" and text[1:].lower() == "xx":
+            low = int(text[0]) * 100
+            return cls(low, low + 99)
+        if text.isdigit() and len(text) == 3:
+            return cls(int(text), int(text))
+        raise ValueError("status must be a code like 202 or a class like 4xx")
+
+
+async def insert_entries(conn: AsyncConnection, entries: list[LogEntry]) -> list[None]:
+    """A `store.writer` batch: one executemany for the whole group."""
+    rows = [_row(entry) for entry in entries]
+    if rows:
+        await conn.execute(sa.insert(request_log), rows)
+    return [None] * len(entries)
+
+
+def _row(entry: LogEntry) -> dict[str, Any]:
+    row = asdict(entry)
+    del row["seq"]
+    return row
+
+
+def _visible_in(environment_id: str) -> sa.ColumnElement[bool]:
+    """Requests to unknown hooks have no environment; every environment sees them."""
+    return sa.or_(request_log.c.environment_id == environment_id, request_log.c.environment_id.is_(None))
+
+
+async def list_entries(
+    conn: AsyncConnection,
+    environment_id: str,
+    *,
+    trigger_id: str | None = None,
+    status: StatusFilter | None = None,
+    cause: str | None = None,
+    limit: int = 50,
+    before: int | None = None,
+) -> tuple[list[LogEntry], int | None]:
+    """A page, newest first, and the cursor of the next page (None at the end)."""
+    query = sa.select(request_log).where(_visible_in(environment_id))
+    if trigger_id is not None:
+        query = query.where(request_log.c.trigger_id == trigger_id)
+    if status is not None:
+        query = query.where(request_log.c.status.between(status.low, status.high))
+    if cause is not None:
+        query = query.where(request_log.c.cause == cause)
+    if before is not None:
+        query = query.where(request_log.c.seq < before)
+    query = query.order_by(request_log.c.seq.desc()).limit(limit + 1)
+    entries = [LogEntry(**row._mapping) for row in await conn.execute(query)]
+    if len(entries) > limit:
+        return entries[:limit], entries[limit - 1].seq
+    return entries, None
+
+
+async def get_entry(conn: AsyncConnection, environment_id: str, request_id: str) -> LogEntry | None:
+    query = sa.select(request_log).where(request_log.c.id == request_id, _visible_in(environment_id))
+    row = (await conn.execute(query)).first()
+    return LogEntry(**row._mapping) if row else None
+
+
+async def prune(conn: AsyncConnection, trigger_ids: Iterable[str | None], keep: int) -> int:
+    """Delete all but the newest `keep` entries of each trigger; returns rows deleted."""
+    deleted = 0
+    for trigger_id in trigger_ids:
+        same_trigger = (
+            request_log.c.trigger_id.is_(None) if trigger_id is None else request_log.c.trigger_id == trigger_id
+        )
+        boundary = (
+            sa.select(request_log.c.seq)
+            .where(same_trigger)
+            .order_by(request_log.c.seq.desc())
+            .limit(1)
+            .offset(keep)
+            .scalar_subquery()
+        )
+        result = await conn.execute(sa.delete(request_log).where(same_trigger, request_log.c.seq <= boundary))
+        deleted += result.rowcount
+    return deleted
+
+
+async def logged_trigger_ids(conn: AsyncConnection) -> list[str | None]:
+    """Every trigger (and None for unknown hooks) with entries; for a full prune at start."""
+    return list((await conn.execute(sa.select(request_log.c.trigger_id).distinct())).scalars())

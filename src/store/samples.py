@@ -1,0 +1,105 @@
+"""Samples: example requests a mapping is written against (captured or pasted)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from store.clock import utcnow
+from store.ids import new_id
+from store.request_log import LogEntry, insert_entries
+from store.tables import samples, triggers
+
+
+@dataclass(frozen=True)
+class Sample:
+    id: str
+    trigger_id: str
+    source: str  # "captured" | "pasted"
+    method: str
+    path: str
+    headers: dict[str, str]
+    query: str
+    content_type: str | None
+    body: str
+    created_at: datetime
+    seq: int | None = None
+
+
+def new_sample(
+    trigger_id: str,
+    source: str,
+    *,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    query: str,
+    content_type: str | None,
+    body: str,
+) -> Sample:
+    return Sample(new_id("smp"), trigger_id, source, method, path, headers, query, content_type, body, utcnow())
+
+
+async def insert_sample(conn: AsyncConnection, sample: Sample, *, keep: int) -> None:
+    """Store a sample and drop the trigger's oldest beyond `keep`."""
+    row = dict(sample.__dict__)
+    del row["seq"]
+    await conn.execute(sa.insert(samples).values(**row))
+    boundary = (
+        sa.select(samples.c.seq)
+        .where(samples.c.trigger_id == sample.trigger_id)
+        .order_by(samples.c.seq.desc())
+        .limit(1)
+        .offset(keep)
+        .scalar_subquery()
+    )
+    await conn.execute(sa.delete(samples).where(samples.c.trigger_id == sample.trigger_id, samples.c.seq <= boundary))
+
+
+async def list_samples(conn: AsyncConnection, trigger_id: str) -> list[Sample]:
+    query = sa.select(samples).where(samples.c.trigger_id == trigger_id).order_by(samples.c.seq.desc())
+    return [Sample(**row._mapping) for row in await conn.execute(query)]
+
+
+async def get_sample(conn: AsyncConnection, environment_id: str, sample_id: str) -> Sample | None:
+    query = (
+        sa.select(samples)
+        .join(triggers, triggers.c.id == samples.c.trigger_id)
+        .where(samples.c.id == sample_id, triggers.c.environment_id == environment_id)
+    )
+    row = (await conn.execute(query)).first()
+    return Sample(**row._mapping) if row else None
+
+
+@dataclass
+class Capture:
+    """A request that will become a sample if its trigger is still armed."""
+
+    sample: Sample
+    log: LogEntry
+    keep: int
+
+
+async def capture_batch(conn: AsyncConnection, captures: list[Capture]) -> list[bool]:
+    """A `store.writer` batch: disarm-and-save, so exactly one request is captured per arming.
+
+    Returns, per request, whether it was captured (False: someone else
+    already took the armed slot and the request goes on as a normal one).
+    """
+    outcomes: list[bool] = []
+    for capture in captures:
+        disarm = (
+            sa.update(triggers)
+            .where(triggers.c.id == capture.sample.trigger_id, triggers.c.capture_armed)
+            .values(capture_armed=False, revision=triggers.c.revision + 1, updated_at=utcnow())
+        )
+        captured = (await conn.execute(disarm)).rowcount == 1
+        if captured:
+            await insert_sample(conn, capture.sample, keep=capture.keep)
+            await insert_entries(conn, [capture.log])
+        outcomes.append(captured)
+    return outcomes

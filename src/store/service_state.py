@@ -1,0 +1,21 @@
+"""Small service-wide values (e.g. the admin token's hash), keyed by name."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from store.tables import service_state
+
+
+async def get_value(conn: AsyncConnection, key: str) -> str | None:
+    row = (await conn.execute(sa.select(service_state.c.value).where(service_state.c.key == key))).first()
+    return row[0] if row else None
+
+
+async def set_value_if_absent(conn: AsyncConnection, key: str, value: str) -> bool:
+    """True when this call stored `value`; False when the key already existed."""
+    if await get_value(conn, key) is not None:
+        return False
+    await conn.execute(sa.insert(service_state).values(key=key, value=value))
+    return True

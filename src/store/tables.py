@@ -1,0 +1,177 @@
+"""The relational schema, as SQLAlchemy Core tables.
+
+Portable types only (text ids, JSON, integer sequences, UTC timestamps) so the
+same queries run on SQLite and PostgreSQL. Migrations (store.migrations)
+create these tables; this module is their single description.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend.
+
+    SQLite keeps no zone, so values are normalised to UTC on the way in and
+    marked UTC on the way out.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+# SQL NULL for a Python None (plain JSON would store the JSON literal `null`).
+Json = sa.JSON(none_as_null=True)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
+Sequence = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+metadata = sa.MetaData()
+
+schema_migrations = sa.Table(
+    "schema_migrations",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("applied_at", UtcDateTime, nullable=False),
+)
+
+service_state = sa.Table(
+    "service_state",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+environments = sa.Table(
+    "environments",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("settings", Json, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+flows = sa.Table(
+    "flows",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("environment_id", sa.Text, sa.ForeignKey("environments.id"), nullable=False, index=True),
+    sa.Column("draft", Json, nullable=False),
+    sa.Column("draft_revision", sa.Integer, nullable=False),
+    sa.Column("published_version", sa.Integer, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+flow_versions = sa.Table(
+    "flow_versions",
+    metadata,
+    sa.Column("flow_id", sa.Text, sa.ForeignKey("flows.id"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("definition", Json, nullable=False),
+    sa.Column("published_at", UtcDateTime, nullable=False),
+)
+
+triggers = sa.Table(
+    "triggers",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("environment_id", sa.Text, sa.ForeignKey("environments.id"), nullable=False),
+    sa.Column("flow_id", sa.Text, sa.ForeignKey("flows.id"), nullable=False, index=True),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("hook_id", sa.Text, nullable=True, unique=True),
+    sa.Column("mode", sa.Text, nullable=False),
+    sa.Column("mapping", Json, nullable=False),
+    sa.Column("verification", Json, nullable=True),
+    sa.Column("allowed_ips", Json, nullable=False),
+    sa.Column("capture_armed", sa.Boolean, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+samples = sa.Table(
+    "samples",
+    metadata,
+    sa.Column("seq", Sequence, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.Text, nullable=False, unique=True),
+    sa.Column("trigger_id", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("method", sa.Text, nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("headers", Json, nullable=False),
+    sa.Column("query", sa.Text, nullable=False),
+    sa.Column("content_type", sa.Text, nullable=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Index("ix_samples_trigger_seq", "trigger_id", "seq"),
+)
+
+request_log = sa.Table(
+    "request_log",
+    metadata,
+    sa.Column("seq", Sequence, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.Text, nullable=False, unique=True),
+    sa.Column("environment_id", sa.Text, nullable=True),
+    sa.Column("trigger_id", sa.Text, nullable=True),
+    sa.Column("hook_id", sa.Text, nullable=False),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Column("method", sa.Text, nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("query", sa.Text, nullable=False),
+    sa.Column("client_ip", sa.Text, nullable=True),
+    sa.Column("headers", Json, nullable=False),
+    sa.Column("content_type", sa.Text, nullable=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("body_bytes", sa.Integer, nullable=False),
+    sa.Column("body_truncated", sa.Boolean, nullable=False),
+    sa.Column("verified", sa.Boolean, nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("cause", sa.Text, nullable=True),
+    sa.Column("mode", sa.Text, nullable=True),
+    sa.Column("output", Json, nullable=True),
+    sa.Column("error", Json, nullable=True),
+    sa.Column("response", Json, nullable=True),
+    sa.Column("invocation_id", sa.Text, nullable=True),
+    sa.Column("replay_of", sa.Text, nullable=True),
+    sa.Index("ix_request_log_trigger_seq", "trigger_id", "seq"),
+    sa.Index("ix_request_log_environment_seq", "environment_id", "seq"),
+)
+
+invocations = sa.Table(
+    "invocations",
+    metadata,
+    sa.Column("seq", Sequence, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.Text, nullable=False, unique=True),
+    sa.Column("environment_id", sa.Text, nullable=False),
+    sa.Column("flow_id", sa.Text, nullable=False),
+    sa.Column("flow_version", sa.Integer, nullable=True),
+    sa.Column("trigger_id", sa.Text, nullable=True),
+    sa.Column("request_id", sa.Text, nullable=True),
+    sa.Column("mode", sa.Text, nullable=False),
+    sa.Column("flow_invocation_id", sa.Text, nullable=False),
+    sa.Column("payload_hash", sa.Text, nullable=False),
+    sa.Column("payload", Json, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("flow_id", "flow_invocation_id", name="uq_invocations_flow_key"),
+    sa.Index("ix_invocations_status_seq", "status", "seq"),
+)

@@ -1,0 +1,177 @@
+"""Triggers: how the outside world starts a flow (here: webhooks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from store.clock import utcnow
+from store.ids import new_hook_id, new_id
+from store.tables import flow_versions, flows, request_log, samples, triggers
+
+MODES = ("test", "live", "disabled")
+
+
+@dataclass(frozen=True)
+class Trigger:
+    id: str
+    environment_id: str
+    flow_id: str
+    type: str
+    hook_id: str | None
+    mode: str
+    mapping: dict[str, Any]
+    verification: dict[str, Any] | None
+    allowed_ips: list[str]
+    capture_armed: bool
+    revision: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Revisions:
+    """What a cached hook configuration depends on; any change means reload."""
+
+    trigger: int
+    flow_draft: int
+    flow_published: int | None
+
+
+@dataclass(frozen=True)
+class HookTarget:
+    """A webhook trigger with what its requests need from the flow.
+
+    `variables` are the flow variables the mapping applies: the published
+    version's for a live trigger (the draft's until the first publish), the
+    draft's otherwise.
+    """
+
+    trigger: Trigger
+    variables: list[dict[str, Any]]
+    published_version: int | None
+    draft_revision: int
+
+    @property
+    def revisions(self) -> Revisions:
+        return Revisions(self.trigger.revision, self.draft_revision, self.published_version)
+
+
+async def insert_trigger(
+    conn: AsyncConnection,
+    environment_id: str,
+    flow_id: str,
+    *,
+    mode: str,
+    mapping: dict[str, Any],
+    verification: dict[str, Any] | None,
+    allowed_ips: list[str],
+) -> Trigger:
+    now = utcnow()
+    trigger = Trigger(
+        id=new_id("trg"),
+        environment_id=environment_id,
+        flow_id=flow_id,
+        type="webhook",
+        hook_id=new_hook_id(),
+        mode=mode,
+        mapping=mapping,
+        verification=verification,
+        allowed_ips=allowed_ips,
+        capture_armed=False,
+        revision=1,
+        created_at=now,
+        updated_at=now,
+    )
+    await conn.execute(sa.insert(triggers).values(**trigger.__dict__))
+    return trigger
+
+
+async def get_trigger(conn: AsyncConnection, environment_id: str, trigger_id: str) -> Trigger | None:
+    query = sa.select(triggers).where(triggers.c.id == trigger_id, triggers.c.environment_id == environment_id)
+    row = (await conn.execute(query)).first()
+    return Trigger(**row._mapping) if row else None
+
+
+async def list_triggers(conn: AsyncConnection, environment_id: str, flow_id: str) -> list[Trigger]:
+    query = (
+        sa.select(triggers)
+        .where(triggers.c.environment_id == environment_id, triggers.c.flow_id == flow_id)
+        .order_by(triggers.c.created_at, triggers.c.id)
+    )
+    return [Trigger(**row._mapping) for row in await conn.execute(query)]
+
+
+async def update_trigger(
+    conn: AsyncConnection, environment_id: str, trigger_id: str, changes: dict[str, Any]
+) -> Trigger | None:
+    """Apply column changes and bump the revision (cached configs key on it)."""
+    current = await get_trigger(conn, environment_id, trigger_id)
+    if current is None:
+        return None
+    updated = replace(current, **changes, revision=current.revision + 1, updated_at=utcnow())
+    values = {name: getattr(updated, name) for name in (*changes, "revision", "updated_at")}
+    await conn.execute(sa.update(triggers).where(triggers.c.id == trigger_id).values(**values))
+    return updated
+
+
+async def delete_trigger(conn: AsyncConnection, environment_id: str, trigger_id: str) -> bool:
+    """Remove the trigger with its samples and request log (invocations stay)."""
+    statement = sa.delete(triggers).where(triggers.c.id == trigger_id, triggers.c.environment_id == environment_id)
+    if (await conn.execute(statement)).rowcount == 0:
+        return False
+    await conn.execute(sa.delete(samples).where(samples.c.trigger_id == trigger_id))
+    await conn.execute(sa.delete(request_log).where(request_log.c.trigger_id == trigger_id))
+    return True
+
+
+async def load_hook_target(conn: AsyncConnection, hook_id: str) -> HookTarget | None:
+    published = flow_versions.alias("published")
+    query = (
+        sa.select(
+            triggers,
+            flows.c.draft,
+            flows.c.draft_revision,
+            flows.c.published_version,
+            published.c.definition.label("published_definition"),
+        )
+        .join(flows, flows.c.id == triggers.c.flow_id)
+        .outerjoin(
+            published,
+            sa.and_(published.c.flow_id == flows.c.id, published.c.version == flows.c.published_version),
+        )
+        .where(triggers.c.hook_id == hook_id)
+    )
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    values = dict(row._mapping)
+    draft = values.pop("draft")
+    published_definition = values.pop("published_definition")
+    draft_revision = values.pop("draft_revision")
+    published_version = values.pop("published_version")
+    trigger = Trigger(**values)
+    definition = published_definition if trigger.mode == "live" and published_definition is not None else draft
+    return HookTarget(
+        trigger=trigger,
+        variables=list(definition.get("variables") or []),
+        published_version=published_version,
+        draft_revision=draft_revision,
+    )
+
+
+async def hook_revisions(conn: AsyncConnection, hook_id: str) -> Revisions | None:
+    """A cheap staleness check for cached hook configurations."""
+    query = (
+        sa.select(triggers.c.revision, flows.c.draft_revision, flows.c.published_version)
+        .join(flows, flows.c.id == triggers.c.flow_id)
+        .where(triggers.c.hook_id == hook_id)
+    )
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    return Revisions(row.revision, row.draft_revision, row.published_version)
