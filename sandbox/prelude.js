@@ -48,7 +48,7 @@
       const parts = [];
       for (let i = 0; i < arguments.length; i++) apply(arrayPush, parts, [formatArg(arguments[i])]);
       let message = apply(arrayJoin, parts, [" "]);
-      if (message.length > maxLogChars) message = apply(stringSlice, message, [0, maxLogChars]) + "…";
+      message = clip(message, maxLogChars);
       apply(arrayPush, logs, [{ level, message }]);
     };
   }
@@ -179,9 +179,14 @@
   }
 
   function lockdown(synchronous) {
-    for (const name of ["SharedArrayBuffer", "Atomics", "WeakRef", "FinalizationRegistry", "performance", "eval"]) {
+    for (const name of ["SharedArrayBuffer", "Atomics", "WeakRef", "FinalizationRegistry", "performance"]) {
       delete globalThis[name];
     }
+    defineProperty(globalThis, "eval", { value: refuseCodeGeneration, writable: false, configurable: false });
+    // V8-style hooks backed by engine state that freezing would not protect:
+    // a prepareStackTrace set by one call would run in every later one.
+    defineProperty(Error, "prepareStackTrace", { value: undefined, writable: false, configurable: false });
+    defineProperty(Error, "stackTraceLimit", { value: Error.stackTraceLimit, writable: false, configurable: false });
     if (synchronous) {
       // The host skips the job queue for sources that use no async syntax;
       // without these a call has no way left to queue a job that would run later.
@@ -253,20 +258,30 @@
     }
   }
 
+  function clip(text, limit) {
+    return text.length > limit ? apply(stringSlice, text, [0, limit]) + "…" : text;
+  }
+
+  let memoryExceeded = { type: "MemoryLimitExceeded", message: "", stack: "" };
+
   function describeError(error) {
+    // Out of memory surfaces as InternalError, or as a thrown null when even
+    // the error object could not be allocated.
+    if (error === null && !throwsNull) return memoryExceeded;
     try {
       if (error instanceof OutputError) return { type: "InvalidOutput", message: error.message, stack: "" };
       if (error instanceof OutputTooLarge) return { type: "OutputTooLarge", message: error.message, stack: "" };
       if (error instanceof Error) {
         const type = safeString(error.name, "Error");
-        const message = safeString(error.message, "");
+        const message = clip(safeString(error.message, ""), maxLogChars);
+        if (type === "InternalError" && message === "out of memory") return memoryExceeded;
         if (/^(InternalError|RangeError)$/.test(type) && /stack overflow|call stack size/i.test(message)) {
           return { type: "StackLimitExceeded", message: "the mapping exceeded the stack limit (too much recursion)", stack: safeString(error.stack, "") };
         }
         if (message === "circular reference") {
           return { type: "InvalidOutput", message: "the result contains a cycle (circular reference)", stack: "" };
         }
-        return { type, message, stack: safeString(error.stack, "") };
+        return { type, message, stack: clip(safeString(error.stack, ""), 16 * maxLogChars) };
       }
       let text;
       if (typeof error === "string") text = error;
@@ -279,7 +294,7 @@
         }
         if (typeof text !== "string") text = "[object]";
       }
-      if (text.length > maxLogChars) text = apply(stringSlice, text, [0, maxLogChars]) + "…";
+      text = clip(text, maxLogChars);
       return { type: "ThrownValue", message: "the mapping threw a non-Error value: " + text, stack: "" };
     } catch (e) {
       return { type: "ThrownValue", message: "the mapping threw a value that cannot be described", stack: "" };
@@ -301,6 +316,7 @@
   }
 
   let maxOutputChars = 1048576;
+  let throwsNull = false;
 
   function finish(value) {
     if (value === null || value === undefined) return "[1,null," + logsJson() + "]";
@@ -324,6 +340,8 @@
     const config = parse(configJson);
     maxLogLines = config.maxLogLines;
     maxOutputChars = config.maxOutputChars;
+    throwsNull = config.throwsNull;
+    memoryExceeded = freeze({ type: "MemoryLimitExceeded", message: config.memoryMessage, stack: "" });
     let factory;
     try {
       factory = OriginalFunction(body);
@@ -377,6 +395,8 @@
       }
     }
 
-    return (op, requestJson) => (op === 0 ? start(requestJson) : op === 1 ? collect() : check());
+    // Long concatenations are ropes, which the Python binding cannot read:
+    // slice(0) hands back a flat copy.
+    return (op, requestJson) => apply(stringSlice, op === 0 ? start(requestJson) : op === 1 ? collect() : check(), [0]);
   };
 })();

@@ -36,7 +36,10 @@ def command_map(args: argparse.Namespace) -> int:
     sample = _read_json(args.sample, "sample")
     variables = _read_json(args.variables, "variables") if args.variables else None
     try:
-        limits = Limits(time_ms=args.time_limit_ms) if args.time_limit_ms else None
+        limits = Limits(time_ms=args.time_limit_ms) if args.time_limit_ms is not None else None
+    except ValueError as error:
+        return _fail(f"--time-limit-ms: {error}")
+    try:
         mapping = compile_mapping(spec, variables=variables, limits=limits)
     except MappingSpecError as error:
         print(orjson.dumps({"ok": False, "specError": error.to_dict()}, option=orjson.OPT_INDENT_2).decode())
@@ -71,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run ingress, APIs and executor")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--data-dir", default="./data", help="where the SQLite database lives")
+    serve.add_argument("--data-dir", default="flowhook-data", help="where the SQLite database lives")
     serve.add_argument("--database", default=None, help="database URL (default: SQLite in --data-dir)")
     serve.add_argument("--workers", type=int, default=1, help="server processes")
     serve.set_defaults(handler=command_serve)

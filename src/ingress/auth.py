@@ -47,8 +47,7 @@ async def admin_token_hash(
     generated = TOKEN_PREFIX + secrets.token_urlsafe(32)
     if await store.write(lambda conn: set_value_if_absent(conn, TOKEN_HASH_KEY, token_hash(generated))):
         announce(generated)
-    async with store.read() as conn:
-        stored = await get_value(conn, TOKEN_HASH_KEY)
+    stored = await store.read(lambda conn: get_value(conn, TOKEN_HASH_KEY))
     assert stored is not None
     return stored
 
@@ -61,7 +60,9 @@ class AdminAuth:
         """Raise a 401 unless the request carries the admin token."""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "unauthorized", "send the admin token as 'Authorization: Bearer <token>'", headers=CHALLENGE)
+            raise ApiError(
+                401, "unauthorized", "send the admin token as 'Authorization: Bearer <token>'", headers=CHALLENGE
+            )
         if not hmac.compare_digest(token_hash(token.strip()).encode(), self._expected):
             raise ApiError(401, "unauthorized", "the admin token is not valid", headers=CHALLENGE)
 

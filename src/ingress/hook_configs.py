@@ -55,11 +55,12 @@ class HookConfigs:
         entry = self._entries.get(hook_id)
         if entry is not None and now - entry.checked_at < self._ttl:
             return entry
-        async with self._store.read() as conn:
-            if entry is not None and await hook_revisions(conn, hook_id) == entry.target.revisions:
+        if entry is not None:
+            revisions = await self._store.read(lambda conn: hook_revisions(conn, hook_id))
+            if revisions == entry.target.revisions:
                 entry.checked_at = now
                 return entry
-            target = await load_hook_target(conn, hook_id)
+        target = await self._store.read(lambda conn: load_hook_target(conn, hook_id))
         if target is None:
             self._entries.pop(hook_id, None)
             return None

@@ -25,11 +25,11 @@ class PreparedMapping:
 
     key: str
     spec: dict[str, Any]
-    variables: list[dict[str, Any]]
+    variables: list[dict[str, Any]] | None
     inline: Mapping | None  # compiled here for kinds that run in-process
 
 
-def content_key(spec: dict[str, Any], variables: list[dict[str, Any]]) -> str:
+def content_key(spec: dict[str, Any], variables: list[dict[str, Any]] | None) -> str:
     """A key derived from the spec itself, for mappings that have no id (previews)."""
     digest = hashlib.sha256(orjson.dumps([spec, variables], option=orjson.OPT_SORT_KEYS)).hexdigest()
     return f"sha256:{digest}"
@@ -40,12 +40,16 @@ class MappingRunner:
         self._pool = pool
         self._limits = limits
 
-    def prepare(self, key: str, spec: dict[str, Any], variables: list[dict[str, Any]]) -> PreparedMapping:
+    def prepare(self, key: str, spec: dict[str, Any], variables: list[dict[str, Any]] | None) -> PreparedMapping:
         """Raises MappingSpecError for a bad non-JavaScript spec (JavaScript is compiled by the pool)."""
-        inline = None if spec.get("kind") == "javascript" else compile_mapping(spec, variables=variables, limits=self._limits)
+        inline = (
+            None
+            if spec.get("kind") == "javascript"
+            else compile_mapping(spec, variables=variables, limits=self._limits)
+        )
         return PreparedMapping(key, spec, variables, inline)
 
-    async def check(self, spec: dict[str, Any], variables: list[dict[str, Any]]) -> None:
+    async def check(self, spec: dict[str, Any], variables: list[dict[str, Any]] | None) -> None:
         """Raise MappingSpecError (with its location) unless `spec` compiles."""
         await asyncio.to_thread(compile_mapping, spec, variables=variables, limits=self._limits)
 

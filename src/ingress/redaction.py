@@ -33,6 +33,5 @@ def redact_headers(headers: Mapping[str, str], extra: Iterable[str] = ()) -> dic
     """
     also = {name.lower() for name in extra}
     return {
-        name: REDACTED if name.lower() in also or is_secret_bearing(name) else value
-        for name, value in headers.items()
+        name: REDACTED if name.lower() in also or is_secret_bearing(name) else value for name, value in headers.items()
     }

@@ -46,7 +46,17 @@ SECRET_MASK: Final = "••••"
 _SECRET_HINT_MIN_LENGTH: Final = 16  # shorter secrets are masked entirely
 
 _CONFIG_KEYS: Final = frozenset(
-    {"secret", "secrets", "secretEncoding", "algorithm", "digest", "signature", "timestamp", "template", "toleranceSeconds"}
+    {
+        "secret",
+        "secrets",
+        "secretEncoding",
+        "algorithm",
+        "digest",
+        "signature",
+        "timestamp",
+        "template",
+        "toleranceSeconds",
+    }
 )
 _PRESET_KEYS: Final = frozenset({"preset", "secret", "secrets", "toleranceSeconds"})
 _FIELD_KEYS: Final = frozenset({"header", "parsePrefix", "separator"})
@@ -310,6 +320,8 @@ def _secrets(config: Mapping[str, Any]) -> list[tuple[str, str]]:
             raise VerificationConfigError("a secret must be a non-empty string", path)
         if secret != secret.strip():
             raise VerificationConfigError("the secret has leading or trailing whitespace", path)
+        if secret.startswith(SECRET_MASK):
+            raise VerificationConfigError("the secret is the masked value the API shows; send the real secret", path)
     return found
 
 
@@ -336,18 +348,24 @@ def _header_field(value: Any, role: str, path: str) -> _HeaderField:
         raise VerificationConfigError("header must be an HTTP header name", f"{path}.header")
     prefix = value.get("parsePrefix")
     if prefix is not None and (not isinstance(prefix, str) or not prefix or prefix != prefix.strip()):
-        raise VerificationConfigError("parsePrefix must be a non-empty string without surrounding spaces", f"{path}.parsePrefix")
+        raise VerificationConfigError(
+            "parsePrefix must be a non-empty string without surrounding spaces", f"{path}.parsePrefix"
+        )
     separator = value.get("separator", ",")
     if not isinstance(separator, str) or not separator:
         raise VerificationConfigError("separator must be a non-empty string", f"{path}.separator")
     if "separator" in value and prefix is None:
-        raise VerificationConfigError("separator needs parsePrefix (without one the whole header is the value)", f"{path}.separator")
+        raise VerificationConfigError(
+            "separator needs parsePrefix (without one the whole header is the value)", f"{path}.separator"
+        )
     return _HeaderField(role=role, name=name.lower(), prefix=prefix, separator=separator)
 
 
 def _template(config: Mapping[str, Any], *, has_timestamp: bool) -> tuple[_TemplatePart, ...]:
     if has_timestamp and "template" not in config:
-        raise VerificationConfigError('template is required with a timestamp, e.g. "[timestamp].[payload]"', "$.template")
+        raise VerificationConfigError(
+            'template is required with a timestamp, e.g. "[timestamp].[payload]"', "$.template"
+        )
     template = config.get("template", "[payload]")
     if not isinstance(template, str):
         raise VerificationConfigError("template must be a string", "$.template")
@@ -362,7 +380,7 @@ def _template(config: Mapping[str, Any], *, has_timestamp: bool) -> tuple[_Templ
         raise VerificationConfigError("template must contain [payload]", "$.template")
     if (_Token.TIMESTAMP in parts) != has_timestamp:
         message = (
-            "template must contain [timestamp] when a timestamp is configured (an unsigned timestamp prevents no replay)"
+            "template must contain [timestamp] when a timestamp is configured (unsigned, it prevents no replay)"
             if has_timestamp
             else "template uses [timestamp] but no timestamp header is configured"
         )

@@ -15,18 +15,17 @@ Threads stay allowed (QuickJS's binding and the wall-clock watchdog use them);
 from __future__ import annotations
 
 import errno
-import logging
+import math
 import os
 import resource
 import socket
 from dataclasses import asdict, dataclass
 from typing import Any
 
-logger = logging.getLogger(__name__)
-
 GiB = 1024 * 1024 * 1024
 
 # Cut off from the worker entirely; each fails with EPERM.
+# fmt: off
 DENIED_SYSCALLS = (
     # programs and processes (clone without CLONE_THREAD is handled below)
     "execve", "execveat", "fork", "vfork",
@@ -44,9 +43,16 @@ DENIED_SYSCALLS = (
     "userfaultfd", "keyctl", "add_key", "request_key", "kexec_load", "kexec_file_load",
     "init_module", "finit_module", "delete_module", "reboot", "swapon", "swapoff",
     "name_to_handle_at", "open_by_handle_at", "memfd_create",
+    # administration, which matters when the service runs as root
+    "fsopen", "fsconfig", "fsmount", "move_mount", "open_tree", "mount_setattr", "quotactl", "syslog",
+    "acct", "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "sethostname", "setdomainname",
+    "iopl", "ioperm", "vhangup", "fanotify_init", "capset", "setfsuid", "setfsgid", "personality",
+    "setpriority", "sched_setscheduler", "sched_setparam", "ioprio_set", "migrate_pages", "move_pages",
+    "kcmp", "process_madvise",
     # io_uring performs its operations without passing through seccomp
     "io_uring_setup", "io_uring_enter", "io_uring_register",
 )
+# fmt: on
 
 # Their arguments live in memory seccomp cannot read; ENOSYS makes glibc fall
 # back to `clone` and `openat`, whose flags the filter can check.
@@ -88,16 +94,15 @@ class Confinement:
 
 
 def apply(limits: ProcessLimits) -> Confinement:
-    """Set rlimits, then load the seccomp filter; call once, before any input."""
+    """Set rlimits, then load the seccomp filter where the platform has one;
+    call once, before any input. The report says what was applied."""
     rlimits = _set_rlimits(limits)
     seccomp, detail = _load_seccomp()
-    if not seccomp:
-        logger.warning("sandbox worker runs without seccomp (%s); resource limits only", detail)
     return Confinement(rlimits=rlimits, seccomp=seccomp, seccomp_detail=detail)
 
 
 def _set_rlimits(limits: ProcessLimits) -> dict[str, list[int]]:
-    cpu_used = int(sum(os.times()[:2])) + 1
+    cpu_used = math.ceil(sum(os.times()[:2]))  # user + system seconds so far
     wanted = {
         "RLIMIT_AS": (limits.address_space_bytes, limits.address_space_bytes),
         "RLIMIT_NOFILE": (limits.open_files, limits.open_files),
@@ -105,9 +110,15 @@ def _set_rlimits(limits: ProcessLimits) -> dict[str, list[int]]:
         "RLIMIT_CORE": (0, 0),
         "RLIMIT_CPU": (cpu_used + limits.cpu_seconds, cpu_used + limits.cpu_seconds + limits.cpu_grace_seconds),
     }
-    for name, values in wanted.items():
-        resource.setrlimit(getattr(resource, name), values)
-    return {name: list(values) for name, values in wanted.items()}
+    applied: dict[str, list[int]] = {}
+    for name, (soft, hard) in wanted.items():
+        which = getattr(resource, name)
+        _, ceiling = resource.getrlimit(which)
+        if ceiling != resource.RLIM_INFINITY:  # only root may raise a hard limit
+            soft, hard = min(soft, ceiling), min(hard, ceiling)
+        resource.setrlimit(which, (soft, hard))
+        applied[name] = [soft, hard]
+    return applied
 
 
 def _load_seccomp() -> tuple[bool, str]:

@@ -21,15 +21,16 @@ import quickjs
 from mapper.errors import MappingSpecError
 from mapper.limits import Limits
 from mapper.resources import prelude_source
+from mapper.answer import PENDING, decode_answer, described, failure_answer
 from mapper.result import ErrorInfo, Produced, error_info
-from mapper.stacktrace import LINE_OFFSET, locate
+from mapper.stacktrace import LINE_OFFSET
 from mapper.watchdog import WATCHDOG
 
 # The Function constructor puts a body's first line on engine line 3.
 _FUNCTION_HEADER_LINES = 2
-_PENDING = "[3]"
 # Without these words a source cannot reach a Promise once the prelude has
 # removed the Promise-making globals, so its calls skip draining the job queue.
+_THROWS_NULL = re.compile(r"throw\s*\(?\s*null|reject\s*\(\s*null")
 _SCHEDULES_JOBS = re.compile(r"async|await|import|Promise|queueMicrotask|fromAsync|AsyncDisposableStack")
 
 
@@ -46,22 +47,20 @@ class LimitExceeded(Exception):
         self.info = info
 
 
+def memory_message(limits: Limits) -> str:
+    return f"the mapping exceeded the memory limit of {limits.memory_bytes / (1024 * 1024):g} MiB"
+
+
 def _limit_error(exception: Exception, limits: Limits, *, overdue: bool) -> ErrorInfo:
     text = str(exception)
     if overdue or "interrupted" in text:
         return error_info("TimeLimitExceeded", f"the mapping exceeded the time limit of {limits.time_ms} ms")
-    if "out of memory" in text:
-        mib = limits.memory_bytes / (1024 * 1024)
-        return error_info("MemoryLimitExceeded", f"the mapping exceeded the memory limit of {mib:g} MiB")
+    if "out of memory" in text or text.strip() == "null":
+        return error_info("MemoryLimitExceeded", memory_message(limits))
     if isinstance(exception, quickjs.StackOverflow) or "stack overflow" in text:
         return error_info("StackLimitExceeded", "the mapping exceeded the stack limit (too much recursion)")
     first_line = text.splitlines()[0] if text else "unknown engine error"
     return error_info("InternalError", f"the JavaScript engine failed: {first_line}")
-
-
-def _described(data: dict[str, Any]) -> ErrorInfo:
-    line, column, stack = locate(data.get("stack") or "")
-    return error_info(data["type"], data["message"], line=line, column=column, stack=stack)
 
 
 class Engine:
@@ -80,13 +79,17 @@ class Engine:
                 "maxLogLines": limits.max_log_lines,
                 "maxOutputChars": limits.max_output_bytes,
                 "synchronous": not self.may_schedule_jobs,
+                # A thrown null is how the engine reports running out of memory
+                # while building the error, unless the source throws null itself.
+                "throwsNull": bool(_THROWS_NULL.search(source)),
+                "memoryMessage": memory_message(limits),
             }
         ).decode()
         install = self.context.eval(prelude_source())
         installed = install(_function_body(source), config)
         if isinstance(installed, str):
             data = orjson.loads(installed)
-            info = _described(data)
+            info = described(data)
             raise MappingSpecError(f"{data['type']}: {data['message']}", line=info["line"], column=info["column"])
         self.host = installed
         self.watch = WATCHDOG.slot(self.context)
@@ -96,7 +99,7 @@ class Engine:
         problem = self.call(2, "")
         if problem:
             data = orjson.loads(problem)
-            info = _described(data)
+            info = described(data)
             message = data["message"] if data["type"] == "SpecError" else f"top-level code threw {data['type']}: {data['message']}"
             raise MappingSpecError(message, line=info["line"], column=info["column"])
 
@@ -105,9 +108,9 @@ class Engine:
         deadline = self.watch.deadline = time.monotonic() + self.time_limit
         try:
             answer: str = self.host(op, payload)
-            if self.may_schedule_jobs or answer == _PENDING:
+            if self.may_schedule_jobs or answer == PENDING:
                 self._drain(deadline)
-                if answer == _PENDING:
+                if answer == PENDING:
                     answer = self.host(1, "")
         except (quickjs.JSException, quickjs.StackOverflow) as exception:
             self.watch.clear()
@@ -139,7 +142,7 @@ class JavaScriptProducer:
         self.source = source
         self.limits = limits
         # The request's rawBody is marshalled only for mappings that mention it.
-        self.reads_raw_body = "rawBody" in source
+        self.reads_raw_body = reads_raw_body(source)
         self._local = threading.local()
         engine = Engine(source, limits)
         try:
@@ -154,51 +157,31 @@ class JavaScriptProducer:
             engine = self._local.engine = Engine(self.source, self.limits)
         return engine
 
-    def produce(self, request: dict[str, Any]) -> Produced:
-        if not self.reads_raw_body and "rawBody" in request:
-            request = request.copy()
-            del request["rawBody"]
-        payload = orjson.dumps(request).decode()
-        engine = self._engine()
+    def payload(self, request: dict[str, Any]) -> str:
+        """The request as the JSON text the engine parses."""
+        return request_payload(request, raw_body=self.reads_raw_body)
+
+    def answer(self, payload: str) -> str:
+        """Run map() on a JSON request; the answer text (see mapper.answer)."""
         try:
-            answer = engine.call(0, payload)
+            return self._engine().call(0, payload)
         except LimitExceeded as exceeded:
             self._local.engine = None
-            return Produced(error=exceeded.info)
-        if answer[0] == "{":
-            return self._output(answer, orjson.loads(answer), [])
-        tag, value, logs = orjson.loads(answer) if answer != _PENDING else (3, None, [])
-        if tag == 0:
-            return self._output(answer, value, logs)
-        if tag == 1:
-            return Produced(logs=logs)
-        if tag == 2:
-            info = _described(value)
-            if info["type"] == "StackLimitExceeded":
-                info["stack"] = ""
-            return Produced(error=info, logs=logs)
-        return Produced(error=error_info("UnsettledPromise", "map() returned a Promise that never settled"))
+            return failure_answer(exceeded.info)
 
-    def _output(self, text: str, value: Any, logs: list[dict[str, str]]) -> Produced:
-        # Counting brackets in the text is far cheaper than walking the value,
-        # and fewer brackets than the limit cannot nest deeper than it.
-        max_depth = self.limits.max_depth
-        if text.count("{") + text.count("[") > max_depth and nesting_exceeds(value, max_depth):
-            message = f"the result is nested deeper than {max_depth} levels"
-            return Produced(error=error_info("InvalidOutput", message), logs=logs)
-        return Produced(value=value, logs=logs)
+    def produce(self, request: dict[str, Any]) -> Produced:
+        return decode_answer(self.answer(self.payload(request)), self.limits)
 
 
-def nesting_exceeds(value: Any, max_depth: int) -> bool:
-    """Whether JSON data has objects/arrays nested more than `max_depth` deep."""
-    containers: list[Any] = [value] if isinstance(value, (dict, list)) else []
-    for _ in range(max_depth):
-        containers = [
-            child
-            for item in containers
-            for child in (item.values() if isinstance(item, dict) else item)
-            if isinstance(child, (dict, list))
-        ]
-        if not containers:
-            return False
-    return True
+def reads_raw_body(source: str) -> bool:
+    """Whether a JavaScript source may read `rawBody`: marshalling the body
+    twice costs more than the rest of a small mapping, so it is sent only to
+    sources that mention it."""
+    return "rawBody" in source
+
+
+def request_payload(request: dict[str, Any], *, raw_body: bool) -> str:
+    if not raw_body and "rawBody" in request:
+        request = request.copy()
+        del request["rawBody"]
+    return orjson.dumps(request).decode()

@@ -5,8 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
+import orjson
+
+from mapper.answer import decode_answer, encode_produced
 from mapper.errors import MappingSpecError
-from mapper.javascript import JavaScriptProducer
+from mapper.javascript import JavaScriptProducer, reads_raw_body, request_payload
 from mapper.jmes import ExpressionProducer, FieldsProducer, PassthroughProducer
 from mapper.limits import Limits
 from mapper.result import MappingResult, Produced
@@ -20,26 +23,18 @@ class Producer(Protocol):
     def produce(self, request: dict[str, Any]) -> Produced: ...
 
 
-class Mapping:
-    """A compiled mapping: produce the output, validate it, apply variables."""
+class Judge:
+    """Turns what a mapping produced into a MappingResult: validate, apply variables.
 
-    def __init__(self, spec: dict[str, Any], producer: Producer, variables: FlowVariables | None, limits: Limits):
-        self.spec = spec
-        self.kind = producer.kind
-        self.limits = limits
-        self._producer = producer
-        self._variables = variables
+    Kept apart from producing so a sandbox pool can produce in a worker and
+    judge in the trusted process.
+    """
+
+    def __init__(self, variables: list[dict[str, Any]] | None):
+        self._variables = FlowVariables(variables) if variables is not None else None
         self._is_valid = compiled_schema("trigger-request").is_valid
 
-    def run(self, request: dict[str, Any]) -> MappingResult:
-        """Never raises for anything the mapping does; see MappingResult."""
-        started = time.perf_counter()
-        produced = self._producer.produce(request)
-        result = self._judge(produced)
-        result.duration_ms = (time.perf_counter() - started) * 1000
-        return result
-
-    def _judge(self, produced: Produced) -> MappingResult:
+    def judge(self, produced: Produced) -> MappingResult:
         if produced.error is not None:
             return MappingResult(ok=False, error=produced.error, logs=produced.logs)
         output = produced.value
@@ -51,6 +46,45 @@ class Mapping:
         if errors:
             return MappingResult(ok=False, output=output, validation_errors=errors, logs=produced.logs)
         return MappingResult(ok=True, output=output, logs=produced.logs)
+
+
+class Mapping:
+    """A compiled mapping: produce the output, validate it, apply variables."""
+
+    def __init__(self, spec: dict[str, Any], producer: Producer, judge: Judge, limits: Limits):
+        self.spec = spec
+        self.kind = producer.kind
+        self.limits = limits
+        self.judge = judge
+        self._producer = producer
+
+    def run(self, request: dict[str, Any]) -> MappingResult:
+        """Never raises for anything the mapping does; see MappingResult."""
+        started = time.perf_counter()
+        result = self.judge.judge(self._producer.produce(request))
+        result.duration_ms = (time.perf_counter() - started) * 1000
+        return result
+
+    def answer(self, payload: str) -> str:
+        """Run on a request given as `request_payload` text; the answer text
+        (mapper.answer) a sandbox worker sends back unvalidated."""
+        if isinstance(self._producer, JavaScriptProducer):
+            return self._producer.answer(payload)
+        return encode_produced(self._producer.produce(orjson.loads(payload)))
+
+    def judge_answer(self, answer: str) -> MappingResult:
+        return self.judge.judge(decode_answer(answer, self.limits))
+
+
+def payload_for(spec: dict[str, Any], request: dict[str, Any]) -> str:
+    """The JSON text of `request` that mapping `spec` needs (see Mapping.answer).
+
+    JMESPath may select the whole request (`@`), so only JavaScript that does
+    not mention `rawBody`, and passthrough, go without it.
+    """
+    kind = spec.get("kind")
+    raw_body = reads_raw_body(spec.get("source", "")) if kind == "javascript" else kind != "passthrough"
+    return request_payload(request, raw_body=raw_body)
 
 
 def _producer(spec: dict[str, Any], limits: Limits) -> Producer:
@@ -75,8 +109,8 @@ def compile_mapping(
     if problems:
         raise MappingSpecError(_spec_problem(spec, problems), path=problems[0]["path"])
     limits = limits or Limits()
-    flow_variables = FlowVariables(variables) if variables is not None else None
-    return Mapping(spec, _producer(spec, limits), flow_variables, limits)
+    judge = Judge(variables)
+    return Mapping(spec, _producer(spec, limits), judge, limits)
 
 
 def _spec_problem(spec: dict[str, Any], problems: list[dict[str, str]]) -> str:

@@ -22,7 +22,7 @@ import os
 import signal
 import sys
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,11 +30,12 @@ from typing import Any
 import orjson
 
 import mapper
+from mapper.answer import MalformedAnswer, decode_answer
 from mapper.confinement import Confinement, ProcessLimits
 from mapper.errors import MappingSpecError
 from mapper.limits import Limits
+from mapper.mapping import Judge, payload_for
 from mapper.result import ErrorInfo, MappingResult, error_info
-from mapper.validation import schema_errors
 from mapper.worker import HEADER, WorkerConfig, encode_frame
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ PIPELINE_DEPTH = 2
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
 RESTART_BACKOFF_S = 1.0
-STDERR_LINES_LOGGED = 50
+STDERR_CHUNK_BYTES = 4096
+STDERR_CHUNKS_LOGGED = 20
 
 
 class WorkerDied(Exception):
@@ -87,12 +89,23 @@ def worker_environment() -> dict[str, str]:
     return environment
 
 
+@dataclass(frozen=True)
+class WorkerState:
+    """A slot of the pool: its worker's pid (None while one is being
+    started) and its requests waiting and sent."""
+
+    pid: int | None
+    queued: int
+    in_flight: int
+
+
 @dataclass(slots=True)
 class _Job:
     key: str
     spec: dict[str, Any]
     variables: list[dict[str, Any]] | None
-    request: dict[str, Any]
+    payload: str
+    judge: Judge
     future: asyncio.Future[MappingResult]
     started: float = field(default_factory=time.perf_counter)
     retried: bool = False  # sent alone after its batch failed; fails for good next time
@@ -128,7 +141,7 @@ class _Process:
         try:
             hello = await asyncio.wait_for(worker.receive(), START_TIMEOUT_S)
             worker.confinement = Confinement.from_dict(hello["confinement"])
-        except (WorkerDied, asyncio.TimeoutError, KeyError, TypeError) as error:
+        except (TimeoutError, WorkerDied, KeyError, TypeError) as error:
             await worker.kill()
             raise RuntimeError(f"sandbox worker did not start: {error}") from None
         return worker
@@ -144,7 +157,16 @@ class _Process:
 
     def _expire(self, deadline_s: float) -> None:
         self.timed_out = timeout_error(deadline_s)
-        self.process.kill()
+        self._signal_kill()
+
+    def _signal_kill(self) -> None:
+        """SIGKILL by pid: `Process.kill()` polls (waitpid) first and can reap
+        the child before asyncio's watcher, which then reports exit code 255."""
+        if self.process.returncode is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     async def send(self, message: Any) -> None:
         """Write one frame; a dead worker is noticed by the reader (EOF)."""
@@ -170,10 +192,11 @@ class _Process:
 
     async def kill(self) -> None:
         self.disarm()
-        if self.process.returncode is None:
-            self.process.kill()
+        self._signal_kill()
         await self.process.wait()
-        await self._relay
+        # stderr ends with the worker, unless an unconfined one left a child holding it
+        await asyncio.wait([self._relay], timeout=STOP_TIMEOUT_S)
+        self._relay.cancel()
 
     async def stop(self) -> None:
         """Close stdin (the worker exits at EOF); kill it if it lingers."""
@@ -181,7 +204,7 @@ class _Process:
         self.process.stdin.close()
         try:
             await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         await self.kill()
 
@@ -189,9 +212,9 @@ class _Process:
 async def _relay_stderr(pid: int, stream: asyncio.StreamReader) -> None:
     """Log what a worker prints (crash reports): always drained, logged capped."""
     logged = 0
-    while line := await stream.readline():
-        if logged < STDERR_LINES_LOGGED:
-            logger.warning("sandbox worker %d: %s", pid, line.decode(errors="replace").rstrip()[:500])
+    while chunk := await stream.read(STDERR_CHUNK_BYTES):
+        if logged < STDERR_CHUNKS_LOGGED:
+            logger.warning("sandbox worker %d: %s", pid, chunk.decode(errors="replace").rstrip())
             logged += 1
 
 
@@ -207,6 +230,13 @@ class _Slot:
     @property
     def load(self) -> int:
         return len(self.queue) + sum(map(len, self.batches))
+
+    def state(self) -> WorkerState:
+        return WorkerState(
+            pid=self.process.pid if self.process else None,
+            queued=len(self.queue),
+            in_flight=sum(map(len, self.batches)),
+        )
 
     def take(self, batch_max: int) -> list[_Job]:
         """The next batch; a retried request always travels alone."""
@@ -255,6 +285,8 @@ class SandboxPool:
         self._grace_s = grace_ms / 1000
         self._max_frame = batch_max * (2 * self.limits.max_output_bytes + 1024 * 1024)
         self._slots = [_Slot() for _ in range(workers)]
+        self._judges: OrderedDict[str, Judge] = OrderedDict()
+        self._cache_size = cache_size
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False  # no new requests
         self._stopping = False  # workers end once idle
@@ -267,9 +299,9 @@ class SandboxPool:
         await self.close()
 
     @property
-    def worker_pids(self) -> list[int | None]:
-        """The running workers' process ids; None where one is being replaced."""
-        return [slot.process.pid if slot.process else None for slot in self._slots]
+    def workers(self) -> list[WorkerState]:
+        """One entry per slot, for health checks and metrics."""
+        return [slot.state() for slot in self._slots]
 
     async def start(self) -> None:
         """Start every worker and wait until each has confined itself."""
@@ -278,9 +310,11 @@ class SandboxPool:
         if len(processes) < len(started):
             await asyncio.gather(*(process.kill() for process in processes))
             raise next(failure for failure in started if isinstance(failure, BaseException))
-        for slot, process in zip(self._slots, processes):
+        for slot, process in zip(self._slots, processes, strict=True):
             slot.process = process
         self.confinement = processes[0].confinement
+        if self.confinement and not self.confinement.seccomp:
+            logger.warning("sandbox workers run without seccomp (%s); resource limits only", self.confinement.seccomp_detail)
         self._tasks = [asyncio.create_task(self._serve(slot)) for slot in self._slots]
 
     async def close(self) -> None:
@@ -324,23 +358,35 @@ class SandboxPool:
         if self._closing or not self._tasks:
             raise RuntimeError("the sandbox pool is not running")
         create_future = asyncio.get_running_loop().create_future
-        raw_body = _reads_raw_body(spec)
-        futures = []
-        for request in requests:
-            if not raw_body and "rawBody" in request:
-                request = {name: value for name, value in request.items() if name != "rawBody"}
-            job = _Job(key, spec, variables, request, create_future())
-            self._submit(job)
-            futures.append(job.future)
-        return futures
+        judge = self._judge(key, variables)
+        jobs = [_Job(key, spec, variables, payload_for(spec, request), judge, create_future()) for request in requests]
+        self._submit(jobs)
+        return [job.future for job in jobs]
 
-    def _submit(self, job: _Job, *, first: bool = False) -> None:
-        slot = min(self._slots, key=lambda slot: (slot.process is None, slot.load))
-        if first:
-            slot.queue.appendleft(job)
+    def _judge(self, key: str, variables: list[dict[str, Any]] | None) -> Judge:
+        """Validation and variables for mapping `key`, kept as long as its compiled form."""
+        judge = self._judges.get(key)
+        if judge is None:
+            judge = self._judges[key] = Judge(variables)
+            if len(self._judges) > self._cache_size:
+                self._judges.popitem(last=False)
         else:
-            slot.queue.append(job)
-        slot.wakeup.set()
+            self._judges.move_to_end(key)
+        return judge
+
+    def _submit(self, jobs: list[_Job], *, first: bool = False) -> None:
+        """Queue each job on the least-loaded slot (one being restarted counts
+        as full); `first` puts them ahead of the queue, in their order."""
+        loads = [slot.load if slot.process else slot.load + self.batch_max * PIPELINE_DEPTH for slot in self._slots]
+        for job in reversed(jobs) if first else jobs:
+            index = loads.index(min(loads))
+            loads[index] += 1
+            slot = self._slots[index]
+            if first:
+                slot.queue.appendleft(job)
+            else:
+                slot.queue.append(job)
+            slot.wakeup.set()
 
     async def _start_process(self) -> _Process:
         return await _Process.start(self._config, self._max_frame)
@@ -363,8 +409,7 @@ class SandboxPool:
             if slot.batches and death is not None:
                 self._fail(slot.batches.popleft(), death)
             while slot.batches:  # not started: send again
-                for job in reversed(slot.batches.pop()):
-                    self._submit(job, first=True)
+                self._submit(slot.batches.pop(), first=True)
 
     async def _feed(self, slot: _Slot, process: _Process, reader: asyncio.Task[ErrorInfo | None]) -> None:
         """Send batches while the worker lives; at close, stop it once idle."""
@@ -391,7 +436,7 @@ class SandboxPool:
                 process.disarm()
                 if not slot.batches:
                     raise WorkerDied(protocol_error("an answer nobody asked for"))
-                _deliver(slot.batches[0], answer)
+                _deliver(slot.batches[0], answer, self.limits)
                 slot.batches.popleft()
                 if slot.batches:
                     process.arm(self._deadline_s(slot.batches[0]))
@@ -399,6 +444,7 @@ class SandboxPool:
                 if answer.get("retiring"):
                     return None
         except WorkerDied as death:
+            await process.kill()
             if slot.batches or not self._stopping:
                 logger.warning("sandbox worker %d ended: %s", process.pid, death.error["message"])
             return death.error
@@ -408,9 +454,9 @@ class SandboxPool:
         if len(batch) == 1:
             batch[0].fail(error)
             return
-        for job in reversed(batch):
+        for job in batch:
             job.retried = True
-            self._submit(job, first=True)
+        self._submit(batch, first=True)
 
     async def _replace(self, slot: _Slot) -> _Process | None:
         try:
@@ -426,37 +472,33 @@ class SandboxPool:
 
 def _map_message(batch: list[_Job]) -> dict[str, Any]:
     specs = {job.key: {"spec": job.spec, "variables": job.variables} for job in batch}
-    return {"op": "map", "specs": specs, "requests": [[job.key, job.request] for job in batch]}
+    return {"op": "map", "specs": specs, "requests": [[job.key, job.payload] for job in batch]}
 
 
-def _deliver(batch: list[_Job], answer: Any) -> None:
+def _deliver(batch: list[_Job], answer: Any, limits: Limits) -> None:
     results = answer.get("results") if isinstance(answer, dict) else None
     if not isinstance(results, list) or len(results) != len(batch):
         raise WorkerDied(protocol_error("wrong number of results"))
-    for job, result in zip(batch, results):
+    for job, result in zip(batch, results, strict=True):
         if job.future.done():
             continue
-        if isinstance(result, dict) and "specError" in result:
-            job.future.set_exception(MappingSpecError(**result["specError"]))
+        outcome = _outcome(result, job.judge, limits)
+        if isinstance(outcome, MappingSpecError):
+            job.future.set_exception(outcome)
         else:
-            job.future.set_result(_checked(result))
+            outcome.duration_ms = (time.perf_counter() - job.started) * 1000
+            job.future.set_result(outcome)
 
 
-def _reads_raw_body(spec: dict[str, Any]) -> bool:
-    """Whether the mapping may read `rawBody` (the text of a ~1 KB body is
-    worth not piping); the JavaScript rule is the engine's own."""
-    kind = spec.get("kind")
-    if kind == "javascript":
-        return "rawBody" in spec.get("source", "")
-    return kind != "passthrough"
-
-
-def _checked(data: Any) -> MappingResult:
-    """A worker's result, re-validated: a subverted worker must not pass off bad output."""
+def _outcome(data: Any, judge: Judge, limits: Limits) -> MappingResult | MappingSpecError:
+    """A worker's answer, decoded and judged here: the worker's own word on
+    validity is never taken, so a subverted worker cannot pass off bad output."""
+    if isinstance(data, str):
+        try:
+            return judge.judge(decode_answer(data, limits))
+        except MalformedAnswer as error:
+            raise WorkerDied(protocol_error(str(error))) from None
     try:
-        result = MappingResult.from_dict(data)
-    except (KeyError, TypeError, AttributeError):
+        return MappingSpecError(**data["specError"])
+    except (KeyError, TypeError):
         raise WorkerDied(protocol_error("malformed result")) from None
-    if result.ok and result.output is not None and schema_errors("trigger-request", result.output):
-        raise WorkerDied(protocol_error("output that fails the trigger-request schema"))
-    return result

@@ -49,10 +49,13 @@ def normalize_headers(headers: Headers) -> dict[str, str]:
     return result
 
 
-def flatten_query(query: Mapping[str, list[str]] | str) -> dict[str, str | list[str]]:
+def flatten_query(query: Mapping[str, list[str] | str] | str) -> dict[str, str | list[str]]:
     """A parsed query string where a single value is a string, repeats a list."""
     parsed = parse_qs(query, keep_blank_values=True) if isinstance(query, str) else query
-    return {key: values[0] if len(values) == 1 else list(values) for key, values in parsed.items()}
+    return {
+        key: values if isinstance(values, str) else values[0] if len(values) == 1 else list(values)
+        for key, values in parsed.items()
+    }
 
 
 def parse_body(raw_body: bytes, media: str) -> tuple[Any, str]:
@@ -62,7 +65,7 @@ def parse_body(raw_body: bytes, media: str) -> tuple[Any, str]:
     except UnicodeDecodeError as error:
         raise RequestBodyError(f"body is not valid UTF-8 (byte {error.start})") from None
     if not raw_body.strip():
-        return (None if is_json(media) else text), text
+        return (None if is_json(media) else {} if media == FORM else text), text
     if is_json(media):
         try:
             return orjson.loads(raw_body), text
@@ -77,7 +80,7 @@ def make_request(
     method: str,
     path: str,
     headers: Headers,
-    query: Mapping[str, list[str]] | str,
+    query: Mapping[str, list[str] | str] | str,
     raw_body: bytes,
     content_type: str | None,
     received_at: str | None = None,

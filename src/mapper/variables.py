@@ -33,8 +33,12 @@ class FlowVariables:
     def __init__(self, declarations: Sequence[dict[str, Any]]):
         self.declarations: list[dict[str, Any]] = []
         seen: set[str] = set()
+        if not isinstance(declarations, list):
+            raise MappingSpecError("variables must be a list of declarations", path="$.variables")
         for index, declaration in enumerate(declarations):
             where = f"$.variables[{index}]"
+            if not isinstance(declaration, dict):
+                raise MappingSpecError("a variable declaration must be an object", path=where)
             name = declaration.get("name")
             type_name = declaration.get("type", "string")
             if not isinstance(name, str) or not name:

@@ -5,14 +5,17 @@ are in its memory), it imports the mapper, confines itself (see
 `mapper.confinement`) and only then reads requests. Both pipes carry frames:
 a 4-byte big-endian length, then an orjson document.
 
-    pool -> worker  {"op": "map", "specs": {key: {"spec", "variables"}}, "requests": [[key, request], ...]}
+    pool -> worker  {"op": "map", "specs": {key: {"spec", "variables"}}, "requests": [[key, payload], ...]}
                     {"op": "probe"}
     worker -> pool  {"op": "hello", "pid", "confinement"}          once, when confined
-                    {"results": [result | {"specError": ...}], "retiring": bool}
+                    {"results": [answer | {"specError": ...}], "retiring": bool}
                     {"probe": {operation: outcome}}
 
-A batch's results come back in one frame, in request order. Compiled
-mappings are cached by key (a mapping's id and version) in an LRU.
+A request travels as the JSON text `mapper.mapping.payload_for` makes and an
+answer as the engine's answer text (`mapper.answer`): the worker neither
+parses the request nor validates the output, the pool does that once, in the
+trusted process. A batch's results come back in one frame, in request order.
+Compiled mappings are cached by key (a mapping's id and version) in an LRU.
 """
 
 from __future__ import annotations
@@ -103,7 +106,7 @@ class Worker:
             if message["op"] == "probe":
                 self.send({"probe": probe()})
             else:
-                results = [self._run(key, request, message["specs"]) for key, request in message["requests"]]
+                results = [self._run(key, payload, message["specs"]) for key, payload in message["requests"]]
                 self.send({"results": results, "retiring": self.retiring})
 
     def retire(self, signum: int, frame: FrameType | None) -> None:
@@ -113,11 +116,11 @@ class Worker:
         self._writer.write(encode_frame(message))
         self._writer.flush()
 
-    def _run(self, key: str, request: dict[str, Any], specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    def _run(self, key: str, payload: str, specs: dict[str, dict[str, Any]]) -> str | dict[str, Any]:
         mapping = self.cache.get(key, specs)
         if isinstance(mapping, MappingSpecError):
             return {"specError": mapping.to_dict()}
-        return mapping.run(request).to_dict()
+        return mapping.answer(payload)
 
     def _read(self) -> Any:
         header = self._reader.read(HEADER.size)

@@ -1,7 +1,8 @@
 """flowhook's persistence: SQLAlchemy Core over SQLite (embedded) or PostgreSQL.
 
 `Store` is the entry point; the other modules hold one kind of record each,
-as plain async functions over a connection.
+as plain functions over a SQLAlchemy `Connection` that `Store` runs off the
+event loop.
 """
 
 from store.database import Store

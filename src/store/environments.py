@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from store.clock import utcnow
 from store.tables import environments
@@ -23,14 +23,14 @@ class Environment:
     created_at: datetime
 
 
-async def ensure_environment(conn: AsyncConnection, env_id: str, name: str) -> bool:
+def ensure_environment(conn: Connection, env_id: str, name: str) -> bool:
     """Create the environment unless it exists; True when created."""
-    if await get_environment(conn, env_id) is not None:
+    if get_environment(conn, env_id) is not None:
         return False
-    await conn.execute(sa.insert(environments).values(id=env_id, name=name, settings={}, created_at=utcnow()))
+    conn.execute(sa.insert(environments).values(id=env_id, name=name, settings={}, created_at=utcnow()))
     return True
 
 
-async def get_environment(conn: AsyncConnection, env_id: str) -> Environment | None:
-    row = (await conn.execute(sa.select(environments).where(environments.c.id == env_id))).first()
+def get_environment(conn: Connection, env_id: str) -> Environment | None:
+    row = conn.execute(sa.select(environments).where(environments.c.id == env_id)).first()
     return Environment(**row._mapping) if row else None

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from store.clock import utcnow
 from store.ids import new_id
@@ -29,52 +29,52 @@ class Flow:
     updated_at: datetime
 
 
-async def insert_flow(conn: AsyncConnection, environment_id: str, draft: dict[str, Any]) -> Flow:
+def insert_flow(conn: Connection, environment_id: str, draft: dict[str, Any]) -> Flow:
     now = utcnow()
     flow = Flow(new_id("flw"), environment_id, draft, 1, None, now, now)
-    await conn.execute(sa.insert(flows).values(**flow.__dict__))
+    conn.execute(sa.insert(flows).values(**flow.__dict__))
     return flow
 
 
-async def get_flow(conn: AsyncConnection, environment_id: str, flow_id: str) -> Flow | None:
+def get_flow(conn: Connection, environment_id: str, flow_id: str) -> Flow | None:
     query = sa.select(flows).where(flows.c.id == flow_id, flows.c.environment_id == environment_id)
-    row = (await conn.execute(query)).first()
+    row = conn.execute(query).first()
     return Flow(**row._mapping) if row else None
 
 
-async def list_flows(conn: AsyncConnection, environment_id: str) -> list[Flow]:
+def list_flows(conn: Connection, environment_id: str) -> list[Flow]:
     query = sa.select(flows).where(flows.c.environment_id == environment_id).order_by(flows.c.created_at, flows.c.id)
-    return [Flow(**row._mapping) for row in await conn.execute(query)]
+    return [Flow(**row._mapping) for row in conn.execute(query)]
 
 
-async def update_draft(conn: AsyncConnection, environment_id: str, flow_id: str, draft: dict[str, Any]) -> Flow | None:
+def update_draft(conn: Connection, environment_id: str, flow_id: str, draft: dict[str, Any]) -> Flow | None:
     statement = (
         sa.update(flows)
         .where(flows.c.id == flow_id, flows.c.environment_id == environment_id)
         .values(draft=draft, draft_revision=flows.c.draft_revision + 1, updated_at=utcnow())
     )
-    if (await conn.execute(statement)).rowcount == 0:
+    if conn.execute(statement).rowcount == 0:
         return None
-    return await get_flow(conn, environment_id, flow_id)
+    return get_flow(conn, environment_id, flow_id)
 
 
-async def publish(conn: AsyncConnection, environment_id: str, flow_id: str) -> Flow | None:
+def publish(conn: Connection, environment_id: str, flow_id: str) -> Flow | None:
     """Freeze the current draft as the next version and make it the published one."""
-    flow = await get_flow(conn, environment_id, flow_id)
+    flow = get_flow(conn, environment_id, flow_id)
     if flow is None:
         return None
     version = (flow.published_version or 0) + 1
     now = utcnow()
-    await conn.execute(
+    conn.execute(
         sa.insert(flow_versions).values(flow_id=flow_id, version=version, definition=flow.draft, published_at=now)
     )
-    await conn.execute(sa.update(flows).where(flows.c.id == flow_id).values(published_version=version, updated_at=now))
-    return await get_flow(conn, environment_id, flow_id)
+    conn.execute(sa.update(flows).where(flows.c.id == flow_id).values(published_version=version, updated_at=now))
+    return get_flow(conn, environment_id, flow_id)
 
 
-async def published_definition(conn: AsyncConnection, flow_id: str, version: int) -> dict[str, Any] | None:
+def published_definition(conn: Connection, flow_id: str, version: int) -> dict[str, Any] | None:
     query = sa.select(flow_versions.c.definition).where(
         flow_versions.c.flow_id == flow_id, flow_versions.c.version == version
     )
-    row = (await conn.execute(query)).first()
+    row = conn.execute(query).first()
     return row[0] if row else None

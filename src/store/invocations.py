@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime
 from typing import Any, Literal
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from store.clock import utcnow
 from store.ids import new_id
@@ -70,7 +71,7 @@ class AcceptRequest:
     log: LogEntry | None
     finish_log: Callable[[LogEntry, Acceptance], None] | None = None
 
-    @property
+    @cached_property
     def payload_hash(self) -> str:
         return payload_hash(self.payload)
 
@@ -80,7 +81,7 @@ def payload_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-async def accept_batch(conn: AsyncConnection, requests: list[AcceptRequest]) -> list[Acceptance]:
+def accept_batch(conn: Connection, requests: list[AcceptRequest]) -> list[Acceptance]:
     """A `store.writer` batch: a few statements however many requests.
 
     Runs inside a write transaction, which on SQLite excludes every other
@@ -88,8 +89,8 @@ async def accept_batch(conn: AsyncConnection, requests: list[AcceptRequest]) -> 
     the unique index turns a race into a failed batch, which the writer
     retries item by item.
     """
-    existing = await _existing(conn, requests)
-    published = await _published_versions(conn, {r.flow_id for r in requests if r.mode == "live"})
+    existing = _existing(conn, requests)
+    published = _published_versions(conn, {r.flow_id for r in requests if r.mode == "live"})
     now = utcnow()
     created: list[Invocation] = []
     verdicts: list[Acceptance] = []
@@ -121,14 +122,14 @@ async def accept_batch(conn: AsyncConnection, requests: list[AcceptRequest]) -> 
         created.append(invocation)
         verdicts.append(Acceptance("accepted", invocation))
     if created:
-        await conn.execute(sa.insert(invocations), [_row(invocation) for invocation in created])
+        conn.execute(sa.insert(invocations), [_row(invocation) for invocation in created])
     entries: list[LogEntry] = []
     for request, verdict in zip(requests, verdicts):
         if request.log is not None:
             if request.finish_log is not None:
                 request.finish_log(request.log, verdict)
             entries.append(request.log)
-    await insert_entries(conn, entries)
+    insert_entries(conn, entries)
     return verdicts
 
 
@@ -138,14 +139,14 @@ def _row(invocation: Invocation) -> dict[str, Any]:
     return row
 
 
-async def _existing(conn: AsyncConnection, requests: list[AcceptRequest]) -> dict[tuple[str, str], Invocation]:
+def _existing(conn: Connection, requests: list[AcceptRequest]) -> dict[tuple[str, str], Invocation]:
     keys = {(r.flow_id, r.flow_invocation_id) for r in requests}
     query = sa.select(invocations).where(  # a superset of `keys`, served by the unique index
         invocations.c.flow_id.in_({flow for flow, _ in keys}),
         invocations.c.flow_invocation_id.in_({key for _, key in keys}),
     )
     found: dict[tuple[str, str], Invocation] = {}
-    for row in await conn.execute(query):
+    for row in conn.execute(query):
         invocation = Invocation(**row._mapping)
         key = (invocation.flow_id, invocation.flow_invocation_id)
         if key in keys:
@@ -153,8 +154,8 @@ async def _existing(conn: AsyncConnection, requests: list[AcceptRequest]) -> dic
     return found
 
 
-async def _published_versions(conn: AsyncConnection, flow_ids: set[str]) -> dict[str, int | None]:
+def _published_versions(conn: Connection, flow_ids: set[str]) -> dict[str, int | None]:
     if not flow_ids:
         return {}
     query = sa.select(flows.c.id, flows.c.published_version).where(flows.c.id.in_(flow_ids))
-    return {row.id: row.published_version for row in await conn.execute(query)}
+    return {row.id: row.published_version for row in conn.execute(query)}

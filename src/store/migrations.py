@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store.tables import metadata, schema_migrations
 
@@ -34,7 +33,7 @@ def _initial_schema(conn: Connection) -> None:
 MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial_schema),)
 
 
-async def migrate(conn: AsyncConnection) -> list[int]:
+def migrate(conn: Connection) -> list[int]:
     """Bring the schema up to date inside the caller's write transaction.
 
     Returns the versions applied. Safe when several processes start at once:
@@ -42,19 +41,18 @@ async def migrate(conn: AsyncConnection) -> list[int]:
     store.engine) and PostgreSQL takes an advisory lock.
     """
     if conn.dialect.name == "postgresql":
-        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7233616)"))
-    has_table = await conn.run_sync(lambda sync: sa.inspect(sync).has_table(schema_migrations.name))
-    if not has_table:
-        await conn.run_sync(metadata.create_all)
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(7233616)"))
+    if not sa.inspect(conn).has_table(schema_migrations.name):
+        metadata.create_all(conn)
         pending = list(MIGRATIONS)
     else:
-        applied = set((await conn.execute(sa.select(schema_migrations.c.version))).scalars())
+        applied = set(conn.execute(sa.select(schema_migrations.c.version)).scalars())
         pending = [m for m in MIGRATIONS if m.version not in applied]
         for migration in pending:
-            await conn.run_sync(migration.apply)
+            migration.apply(conn)
     now = datetime.now(timezone.utc)
     if pending:
-        await conn.execute(
+        conn.execute(
             sa.insert(schema_migrations),
             [{"version": m.version, "name": m.name, "applied_at": now} for m in pending],
         )

@@ -8,18 +8,20 @@ an opaque cursor (the row sequence).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from store.tables import request_log
 
 
 @dataclass
 class LogEntry:
+    """One request as the log keeps it: headers redacted, body capped."""
+
     id: str
     environment_id: str | None
     trigger_id: str | None
@@ -38,8 +40,8 @@ class LogEntry:
     status: int = 0
     cause: str | None = None
     mode: str | None = None
-    output: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
+    message: str | None = None  # why, in words (for the admin; may say more than the response)
+    mapping: dict[str, Any] | None = None  # the MappingResult: output, error, validation errors, console, time
     response: dict[str, Any] | None = None
     invocation_id: str | None = None
     replay_of: str | None = None
@@ -63,16 +65,17 @@ class StatusFilter:
         raise ValueError("status must be a code like 202 or a class like 4xx")
 
 
-async def insert_entries(conn: AsyncConnection, entries: list[LogEntry]) -> list[None]:
+def insert_entries(conn: Connection, entries: list[LogEntry]) -> list[None]:
     """A `store.writer` batch: one executemany for the whole group."""
     rows = [_row(entry) for entry in entries]
     if rows:
-        await conn.execute(sa.insert(request_log), rows)
+        conn.execute(sa.insert(request_log), rows)
     return [None] * len(entries)
 
 
 def _row(entry: LogEntry) -> dict[str, Any]:
-    row = asdict(entry)
+    """The insert parameters (a shallow copy: `asdict` would deep-copy every header and body)."""
+    row = dict(entry.__dict__)
     del row["seq"]
     return row
 
@@ -82,8 +85,8 @@ def _visible_in(environment_id: str) -> sa.ColumnElement[bool]:
     return sa.or_(request_log.c.environment_id == environment_id, request_log.c.environment_id.is_(None))
 
 
-async def list_entries(
-    conn: AsyncConnection,
+def list_entries(
+    conn: Connection,
     environment_id: str,
     *,
     trigger_id: str | None = None,
@@ -103,19 +106,19 @@ async def list_entries(
     if before is not None:
         query = query.where(request_log.c.seq < before)
     query = query.order_by(request_log.c.seq.desc()).limit(limit + 1)
-    entries = [LogEntry(**row._mapping) for row in await conn.execute(query)]
+    entries = [LogEntry(**row._mapping) for row in conn.execute(query)]
     if len(entries) > limit:
         return entries[:limit], entries[limit - 1].seq
     return entries, None
 
 
-async def get_entry(conn: AsyncConnection, environment_id: str, request_id: str) -> LogEntry | None:
+def get_entry(conn: Connection, environment_id: str, request_id: str) -> LogEntry | None:
     query = sa.select(request_log).where(request_log.c.id == request_id, _visible_in(environment_id))
-    row = (await conn.execute(query)).first()
+    row = conn.execute(query).first()
     return LogEntry(**row._mapping) if row else None
 
 
-async def prune(conn: AsyncConnection, trigger_ids: Iterable[str | None], keep: int) -> int:
+def prune(conn: Connection, trigger_ids: Iterable[str | None], keep: int) -> int:
     """Delete all but the newest `keep` entries of each trigger; returns rows deleted."""
     deleted = 0
     for trigger_id in trigger_ids:
@@ -130,11 +133,11 @@ async def prune(conn: AsyncConnection, trigger_ids: Iterable[str | None], keep: 
             .offset(keep)
             .scalar_subquery()
         )
-        result = await conn.execute(sa.delete(request_log).where(same_trigger, request_log.c.seq <= boundary))
+        result = conn.execute(sa.delete(request_log).where(same_trigger, request_log.c.seq <= boundary))
         deleted += result.rowcount
     return deleted
 
 
-async def logged_trigger_ids(conn: AsyncConnection) -> list[str | None]:
+def logged_trigger_ids(conn: Connection) -> list[str | None]:
     """Every trigger (and None for unknown hooks) with entries; for a full prune at start."""
-    return list((await conn.execute(sa.select(request_log.c.trigger_id).distinct())).scalars())
+    return list(conn.execute(sa.select(request_log.c.trigger_id).distinct()).scalars())

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from store.clock import utcnow
 from store.ids import new_id
@@ -44,11 +43,11 @@ def new_sample(
     return Sample(new_id("smp"), trigger_id, source, method, path, headers, query, content_type, body, utcnow())
 
 
-async def insert_sample(conn: AsyncConnection, sample: Sample, *, keep: int) -> None:
+def insert_sample(conn: Connection, sample: Sample, *, keep: int) -> None:
     """Store a sample and drop the trigger's oldest beyond `keep`."""
     row = dict(sample.__dict__)
     del row["seq"]
-    await conn.execute(sa.insert(samples).values(**row))
+    conn.execute(sa.insert(samples).values(**row))
     boundary = (
         sa.select(samples.c.seq)
         .where(samples.c.trigger_id == sample.trigger_id)
@@ -57,21 +56,21 @@ async def insert_sample(conn: AsyncConnection, sample: Sample, *, keep: int) -> 
         .offset(keep)
         .scalar_subquery()
     )
-    await conn.execute(sa.delete(samples).where(samples.c.trigger_id == sample.trigger_id, samples.c.seq <= boundary))
+    conn.execute(sa.delete(samples).where(samples.c.trigger_id == sample.trigger_id, samples.c.seq <= boundary))
 
 
-async def list_samples(conn: AsyncConnection, trigger_id: str) -> list[Sample]:
+def list_samples(conn: Connection, trigger_id: str) -> list[Sample]:
     query = sa.select(samples).where(samples.c.trigger_id == trigger_id).order_by(samples.c.seq.desc())
-    return [Sample(**row._mapping) for row in await conn.execute(query)]
+    return [Sample(**row._mapping) for row in conn.execute(query)]
 
 
-async def get_sample(conn: AsyncConnection, environment_id: str, sample_id: str) -> Sample | None:
+def get_sample(conn: Connection, environment_id: str, sample_id: str) -> Sample | None:
     query = (
         sa.select(samples)
         .join(triggers, triggers.c.id == samples.c.trigger_id)
         .where(samples.c.id == sample_id, triggers.c.environment_id == environment_id)
     )
-    row = (await conn.execute(query)).first()
+    row = conn.execute(query).first()
     return Sample(**row._mapping) if row else None
 
 
@@ -84,7 +83,7 @@ class Capture:
     keep: int
 
 
-async def capture_batch(conn: AsyncConnection, captures: list[Capture]) -> list[bool]:
+def capture_batch(conn: Connection, captures: list[Capture]) -> list[bool]:
     """A `store.writer` batch: disarm-and-save, so exactly one request is captured per arming.
 
     Returns, per request, whether it was captured (False: someone else
@@ -97,9 +96,9 @@ async def capture_batch(conn: AsyncConnection, captures: list[Capture]) -> list[
             .where(triggers.c.id == capture.sample.trigger_id, triggers.c.capture_armed)
             .values(capture_armed=False, revision=triggers.c.revision + 1, updated_at=utcnow())
         )
-        captured = (await conn.execute(disarm)).rowcount == 1
+        captured = conn.execute(disarm).rowcount == 1
         if captured:
-            await insert_sample(conn, capture.sample, keep=capture.keep)
-            await insert_entries(conn, [capture.log])
+            insert_sample(conn, capture.sample, keep=capture.keep)
+            insert_entries(conn, [capture.log])
         outcomes.append(captured)
     return outcomes

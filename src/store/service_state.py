@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from store.tables import service_state
 
 
-async def get_value(conn: AsyncConnection, key: str) -> str | None:
-    row = (await conn.execute(sa.select(service_state.c.value).where(service_state.c.key == key))).first()
+def get_value(conn: Connection, key: str) -> str | None:
+    row = conn.execute(sa.select(service_state.c.value).where(service_state.c.key == key)).first()
     return row[0] if row else None
 
 
-async def set_value_if_absent(conn: AsyncConnection, key: str, value: str) -> bool:
+def set_value_if_absent(conn: Connection, key: str, value: str) -> bool:
     """True when this call stored `value`; False when the key already existed."""
-    if await get_value(conn, key) is not None:
+    if get_value(conn, key) is not None:
         return False
-    await conn.execute(sa.insert(service_state).values(key=key, value=value))
+    conn.execute(sa.insert(service_state).values(key=key, value=value))
     return True

@@ -8,7 +8,6 @@ create these tables; this module is their single description.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
@@ -31,7 +30,7 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
             raise ValueError("naive datetime given to a UTC column")
         return value.astimezone(timezone.utc)
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
@@ -147,8 +146,8 @@ request_log = sa.Table(
     sa.Column("status", sa.Integer, nullable=False),
     sa.Column("cause", sa.Text, nullable=True),
     sa.Column("mode", sa.Text, nullable=True),
-    sa.Column("output", Json, nullable=True),
-    sa.Column("error", Json, nullable=True),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("mapping", Json, nullable=True),
     sa.Column("response", Json, nullable=True),
     sa.Column("invocation_id", sa.Text, nullable=True),
     sa.Column("replay_of", sa.Text, nullable=True),

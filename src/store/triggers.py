@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from store.clock import utcnow
 from store.ids import new_hook_id, new_id
@@ -61,8 +61,8 @@ class HookTarget:
         return Revisions(self.trigger.revision, self.draft_revision, self.published_version)
 
 
-async def insert_trigger(
-    conn: AsyncConnection,
+def insert_trigger(
+    conn: Connection,
     environment_id: str,
     flow_id: str,
     *,
@@ -87,49 +87,47 @@ async def insert_trigger(
         created_at=now,
         updated_at=now,
     )
-    await conn.execute(sa.insert(triggers).values(**trigger.__dict__))
+    conn.execute(sa.insert(triggers).values(**trigger.__dict__))
     return trigger
 
 
-async def get_trigger(conn: AsyncConnection, environment_id: str, trigger_id: str) -> Trigger | None:
+def get_trigger(conn: Connection, environment_id: str, trigger_id: str) -> Trigger | None:
     query = sa.select(triggers).where(triggers.c.id == trigger_id, triggers.c.environment_id == environment_id)
-    row = (await conn.execute(query)).first()
+    row = conn.execute(query).first()
     return Trigger(**row._mapping) if row else None
 
 
-async def list_triggers(conn: AsyncConnection, environment_id: str, flow_id: str) -> list[Trigger]:
+def list_triggers(conn: Connection, environment_id: str, flow_id: str) -> list[Trigger]:
     query = (
         sa.select(triggers)
         .where(triggers.c.environment_id == environment_id, triggers.c.flow_id == flow_id)
         .order_by(triggers.c.created_at, triggers.c.id)
     )
-    return [Trigger(**row._mapping) for row in await conn.execute(query)]
+    return [Trigger(**row._mapping) for row in conn.execute(query)]
 
 
-async def update_trigger(
-    conn: AsyncConnection, environment_id: str, trigger_id: str, changes: dict[str, Any]
-) -> Trigger | None:
+def update_trigger(conn: Connection, environment_id: str, trigger_id: str, changes: dict[str, Any]) -> Trigger | None:
     """Apply column changes and bump the revision (cached configs key on it)."""
-    current = await get_trigger(conn, environment_id, trigger_id)
+    current = get_trigger(conn, environment_id, trigger_id)
     if current is None:
         return None
     updated = replace(current, **changes, revision=current.revision + 1, updated_at=utcnow())
     values = {name: getattr(updated, name) for name in (*changes, "revision", "updated_at")}
-    await conn.execute(sa.update(triggers).where(triggers.c.id == trigger_id).values(**values))
+    conn.execute(sa.update(triggers).where(triggers.c.id == trigger_id).values(**values))
     return updated
 
 
-async def delete_trigger(conn: AsyncConnection, environment_id: str, trigger_id: str) -> bool:
+def delete_trigger(conn: Connection, environment_id: str, trigger_id: str) -> bool:
     """Remove the trigger with its samples and request log (invocations stay)."""
     statement = sa.delete(triggers).where(triggers.c.id == trigger_id, triggers.c.environment_id == environment_id)
-    if (await conn.execute(statement)).rowcount == 0:
+    if conn.execute(statement).rowcount == 0:
         return False
-    await conn.execute(sa.delete(samples).where(samples.c.trigger_id == trigger_id))
-    await conn.execute(sa.delete(request_log).where(request_log.c.trigger_id == trigger_id))
+    conn.execute(sa.delete(samples).where(samples.c.trigger_id == trigger_id))
+    conn.execute(sa.delete(request_log).where(request_log.c.trigger_id == trigger_id))
     return True
 
 
-async def load_hook_target(conn: AsyncConnection, hook_id: str) -> HookTarget | None:
+def load_hook_target(conn: Connection, hook_id: str) -> HookTarget | None:
     published = flow_versions.alias("published")
     query = (
         sa.select(
@@ -146,7 +144,7 @@ async def load_hook_target(conn: AsyncConnection, hook_id: str) -> HookTarget | 
         )
         .where(triggers.c.hook_id == hook_id)
     )
-    row = (await conn.execute(query)).first()
+    row = conn.execute(query).first()
     if row is None:
         return None
     values = dict(row._mapping)
@@ -164,14 +162,14 @@ async def load_hook_target(conn: AsyncConnection, hook_id: str) -> HookTarget | 
     )
 
 
-async def hook_revisions(conn: AsyncConnection, hook_id: str) -> Revisions | None:
+def hook_revisions(conn: Connection, hook_id: str) -> Revisions | None:
     """A cheap staleness check for cached hook configurations."""
     query = (
         sa.select(triggers.c.revision, flows.c.draft_revision, flows.c.published_version)
         .join(flows, flows.c.id == triggers.c.flow_id)
         .where(triggers.c.hook_id == hook_id)
     )
-    row = (await conn.execute(query)).first()
+    row = conn.execute(query).first()
     if row is None:
         return None
     return Revisions(row.revision, row.draft_revision, row.published_version)

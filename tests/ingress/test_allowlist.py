@@ -52,7 +52,9 @@ def test_unparseable_client_is_never_allowed_by_a_non_empty_list() -> None:
         assert not allowlist.allows(ip)
 
 
-@pytest.mark.parametrize("entry", ["", "example.com", "10.0.0.256", "10.0.0.0/33", "2001:db8::/129", "10.0.0.0/8/8", "1.2.3"])
+@pytest.mark.parametrize(
+    "entry", ["", "example.com", "10.0.0.256", "10.0.0.0/33", "2001:db8::/129", "10.0.0.0/8/8", "1.2.3"]
+)
 def test_invalid_entry_is_a_value_error_naming_it(entry: str) -> None:
     with pytest.raises(ValueError) as caught:
         IpAllowlist(["192.0.2.1", entry])

@@ -317,7 +317,9 @@ def test_utf8_is_the_default_secret_encoding() -> None:
 
 
 def test_headers_to_redact_are_the_signature_and_timestamp_headers() -> None:
-    assert compiled(timed_config(timestamp={"header": "X-Time"}, template="[timestamp][payload]")).headers_to_redact == {
+    assert compiled(
+        timed_config(timestamp={"header": "X-Time"}, template="[timestamp][payload]")
+    ).headers_to_redact == {
         "x-signature",
         "x-time",
     }
@@ -355,6 +357,7 @@ INVALID_CONFIGS: list[tuple[Any, str, str, bool]] = [
     (body_config(secret=None, secrets=["a", ""]), "$.secrets[1]", "non-empty string", True),
     (body_config(secret=None, secrets=[f"s{i}" for i in range(11)]), "$.secrets", "list of 1 to 10", True),
     (body_config(secret=123), "$.secret", "non-empty string", True),
+    (body_config(secret="••••" + SECRET[-4:]), "$.secret", "masked value", True),
     (body_config(secretEncoding="hex"), "$.secretEncoding", "must be one of", True),
     (body_config(secret="not base64!", secretEncoding="base64"), "$.secret", "not valid base64", False),
     (body_config(secret="whsec_", secretEncoding="whsec"), "$.secret", "empty whsec key", False),
@@ -369,7 +372,12 @@ INVALID_CONFIGS: list[tuple[Any, str, str, bool]] = [
     (body_config(signature={"header": "X-Sig", "parsePrefix": ""}), "$.signature.parsePrefix", "non-empty", True),
     (body_config(signature={"header": "X-Sig", "parsePrefix": " v1="}), "$.signature.parsePrefix", "spaces", True),
     (body_config(signature={"header": "X-Sig", "separator": " "}), "$.signature.separator", "needs parsePrefix", True),
-    (body_config(signature={"header": "X-Sig", "parsePrefix": "v", "separator": ""}), "$.signature.separator", "non-empty", True),
+    (
+        body_config(signature={"header": "X-Sig", "parsePrefix": "v", "separator": ""}),
+        "$.signature.separator",
+        "non-empty",
+        True,
+    ),
     (body_config(template="[timestamp].[body]"), "$.template", "unknown template token [body]", True),
     (body_config(template="[timestmp].[payload]"), "$.template", "unknown template token [timestmp]", True),
     (body_config(template="[header:].[payload]"), "$.template", "unknown template token [header:]", True),
@@ -407,7 +415,9 @@ def test_valid_configs_compile_and_match_the_schema(config: dict[str, Any], sche
 
 
 @pytest.mark.parametrize(("config", "path", "fragment", "schema_tells"), INVALID_CONFIGS)
-def test_invalid_configs_are_refused(config: Any, path: str, fragment: str, schema_tells: bool, schema_validator: Any) -> None:
+def test_invalid_configs_are_refused(
+    config: Any, path: str, fragment: str, schema_tells: bool, schema_validator: Any
+) -> None:
     config = _without_none(config)
     with pytest.raises(VerificationConfigError) as caught:
         compile_verification(config)

@@ -27,7 +27,23 @@ BENIGN_RERUNS = 3
 MAX_RESULT_BYTES = 2 * 1024 * 1024
 
 # Cases that reveal a runtime bug: kept with their real expectation until it is fixed.
-KNOWN_BUGS: dict[str, str] = {}
+KNOWN_BUGS: dict[str, str] = {
+    "61-throw-null-from-a-variable": (
+        "a null thrown by the mapping is reported as MemoryLimitExceeded unless the source spells `throw null`"
+    ),
+    "90-raw-body-read-dynamically": "rawBody is left out for sources that do not contain the word, even when read as request[key]",
+}
+
+# Cases that hang the process: not run (an xfail would hang too) until the runtime is fixed.
+_CATCHABLE_TRIP = (
+    "hangs: once the watchdog has dropped the memory limit to 1 byte, the engine's interrupt error "
+    "cannot be allocated and becomes a catchable out-of-memory error, which this loop catches forever"
+)
+KNOWN_HANGS: dict[str, str] = {
+    "03-loop-swallows-interrupt": _CATCHABLE_TRIP,
+    "04-loop-continue-in-finally": _CATCHABLE_TRIP,
+    "25-stack-catch-and-recurse": _CATCHABLE_TRIP,
+}
 
 
 @dataclass(frozen=True)
@@ -66,13 +82,16 @@ def load_case(path: Path) -> Case:
 CASES = [load_case(path) for path in sorted(CORPUS.glob("[0-9][0-9]-*.js"))]
 
 
+def known_bug(name: str) -> list[pytest.MarkDecorator]:
+    if name in KNOWN_HANGS:
+        return [pytest.mark.xfail(run=False, reason=KNOWN_HANGS[name])]
+    if name in KNOWN_BUGS:
+        return [pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[name])]
+    return []
+
+
 def corpus_params() -> list[Any]:
-    return [
-        pytest.param(case, id=case.name, marks=[pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[case.name])])
-        if case.name in KNOWN_BUGS
-        else pytest.param(case, id=case.name)
-        for case in CASES
-    ]
+    return [pytest.param(case, id=case.name, marks=known_bug(case.name)) for case in CASES]
 
 
 def request(body: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +120,7 @@ def assert_benign(result: MappingResult) -> None:
 
 def test_corpus_is_well_formed() -> None:
     assert len(CASES) >= 45
-    assert set(KNOWN_BUGS) <= {case.name for case in CASES}
+    assert set(KNOWN_BUGS) | set(KNOWN_HANGS) <= {case.name for case in CASES}
     for case in CASES:
         assert case.expect, case.name
         if case.expect & LIMIT_ERRORS:
@@ -223,13 +242,16 @@ def test_tampering_is_seen_neither_by_the_next_call_nor_by_another_mapping() -> 
 
 
 CHANNEL_WRITER = """
-const registry = new FinalizationRegistry((held) => console.log('finalized', held));
+// The runtime may remove FinalizationRegistry altogether.
+const registry = typeof FinalizationRegistry === 'function'
+  ? new FinalizationRegistry((held) => console.log('finalized', held))
+  : null;
 function map(request) {
   const secret = request.body.secret;
   try { globalThis[Symbol.for('flowhook.channel')] = secret; } catch (e) {}
   try { Error.stackTraceLimit = secret.length; } catch (e) {}
   /secret=(\\w+)/.exec('secret=' + secret);
-  for (let i = 0; i < 100; i++) registry.register({ i }, secret);
+  for (let i = 0; registry !== null && i < 100; i++) registry.register({ i }, secret);
   return { targetUserIds: ['u1'] };
 }
 """

@@ -12,6 +12,7 @@ const BUILT_INS = new Set([
   'decodeURI', 'decodeURIComponent', 'encodeURI', 'encodeURIComponent', 'escape', 'unescape', 'eval',
   'isFinite', 'isNaN', 'Iterator', 'DisposableStack', 'AsyncDisposableStack', 'DOMException',
   'queueMicrotask', 'btoa', 'atob', 'performance', 'console', 'map',
+  'flowhook', // the runtime's documented mapping helpers
 ]);
 
 function map(request) {

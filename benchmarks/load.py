@@ -1,0 +1,30 @@
+"""Load script: end-to-end accepted webhooks/s and latency of `flowhook serve`
+beside a bare Starlette handler, measured in the same run.
+
+    python benchmarks/load.py --seconds 10 --connections 32 --workers 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from flowhook.ingest_bench import measure
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1], help="server process counts to measure")
+    args = parser.parse_args()
+    print(f"{'server':32s} {'req/s':>9s} {'vs bare':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'non-2xx':>8s}")
+    for workers in args.workers:
+        bare, served = measure(args.seconds, args.connections, workers)
+        for figure in (bare, served):
+            ratio = figure.requests_per_second / bare.requests_per_second
+            print(f"{figure.name:32s} {figure.requests_per_second:9,.0f} {ratio:7.2f}x"
+                  f" {figure.p50_ms:7.2f} {figure.p99_ms:7.2f} {figure.non_2xx:8d}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""End-to-end ingestion throughput: `flowhook serve` beside a bare handler.
+
+Both servers run under uvicorn (uvloop + httptools) on loopback and take the
+same Stripe-signed ~1 KB webhook from the same load generator in the same
+run: wrk when it is installed (`apt-get install wrk`), else an asyncio
+client, which is slower and so understates both sides alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import orjson
+
+from flowhook.bench import STRIPE_SOURCE, stripe_event
+
+ADMIN_TOKEN = "bench-admin-" + "x" * 24
+SIGNING_SECRET = "whsec_bench_" + "s" * 24
+# Without a flowInvocationId each delivery is a new invocation (no idempotent replay).
+UNKEYED_SOURCE = STRIPE_SOURCE.replace("    flowInvocationId: request.body.id,\n", "")
+BARE_APP_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@dataclass
+class LoadFigures:
+    name: str
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until_up(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server at {url} did not come up")
+
+
+@contextmanager
+def running(command: list[str], health_url: str, env: dict[str, str] | None = None) -> Iterator[None]:
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until_up(health_url)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def stripe_signature(body: bytes, secret: str, timestamp: int) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def create_hook(base_url: str) -> str:
+    """A published flow with a live, Stripe-verified JavaScript webhook; returns its URL path."""
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
+        flow = client.post("/v1/default/action-flows", json={"name": "bench", "variables": [], "steps": []})
+        flow.raise_for_status()
+        flow_id = flow.json()["id"]
+        client.post(f"/v1/default/action-flows/{flow_id}/publish").raise_for_status()
+        trigger = client.post(
+            f"/v1/default/action-flows/{flow_id}/triggers",
+            json={
+                "type": "webhook",
+                "mode": "live",
+                "mapping": {"kind": "javascript", "source": UNKEYED_SOURCE},
+                "verification": {"preset": "stripe", "secret": SIGNING_SECRET},
+            },
+        )
+        trigger.raise_for_status()
+        return f"/hooks/{trigger.json()['hookId']}"
+
+
+_WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = {body}
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Stripe-Signature"] = "{signature}"
+"""
+
+
+def _lua_string(data: bytes) -> str:
+    return '"' + data.decode().replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _milliseconds(text: str) -> float:
+    match = re.match(r"([\d.]+)(us|ms|s)", text)
+    if not match:
+        return float("nan")
+    value, unit = float(match[1]), match[2]
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def load_with_wrk(name: str, url: str, body: bytes, signature: str, seconds: float, connections: int) -> LoadFigures:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_WRK_SCRIPT.format(body=_lua_string(body), signature=signature))
+    try:
+        output = subprocess.run(
+            ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", script.name, url],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])  # type: ignore[index]
+    p50 = _milliseconds(re.search(r"50%\s+(\S+)", output)[1])  # type: ignore[index]
+    p99 = _milliseconds(re.search(r"99%\s+(\S+)", output)[1])  # type: ignore[index]
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    return LoadFigures(name, rate, p50, p99, int(non_2xx[1]) if non_2xx else 0)
+
+
+async def _load_with_httpx(name: str, url: str, body: bytes, signature: str, seconds: float, connections: int) -> LoadFigures:
+    latencies: list[float] = []
+    failures = 0
+    headers = {"Content-Type": "application/json", "Stripe-Signature": signature}
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        deadline = time.perf_counter() + seconds
+
+        async def connection() -> None:
+            nonlocal failures
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                response = await client.post(url, content=body, headers=headers)
+                latencies.append((time.perf_counter() - started) * 1000)
+                failures += response.status_code >= 300
+
+        started = time.perf_counter()
+        await asyncio.gather(*(connection() for _ in range(connections)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return LoadFigures(
+        name, len(latencies) / elapsed, latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)], failures
+    )
+
+
+def load(name: str, url: str, body: bytes, signature: str, seconds: float, connections: int) -> LoadFigures:
+    if shutil.which("wrk"):
+        return load_with_wrk(name, url, body, signature, seconds, connections)
+    return asyncio.run(_load_with_httpx(name, url, body, signature, seconds, connections))
+
+
+def measure(seconds: float = 5.0, connections: int = 32, server_workers: int = 1) -> list[LoadFigures]:
+    """Figures for the bare handler and for `flowhook serve` with `server_workers` processes."""
+    body = orjson.dumps(stripe_event())
+    signature = stripe_signature(body, SIGNING_SECRET, int(time.time()))
+    uvicorn_flags = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+    figures = []
+
+    port = free_port()
+    bare = [sys.executable, "-m", "uvicorn", "--app-dir", str(BARE_APP_DIR), "bare_app:app", "--port", str(port), *uvicorn_flags]
+    with running(bare, f"http://127.0.0.1:{port}/"):
+        url = f"http://127.0.0.1:{port}/hooks/bench"
+        figures.append(load("bare Starlette handler", url, body, signature, seconds, connections))
+
+    with tempfile.TemporaryDirectory(prefix="flowhook-bench-") as data_dir:
+        port = free_port()
+        env = {**os.environ, "FLOWHOOK_ADMIN_TOKEN": ADMIN_TOKEN}
+        serve = [sys.executable, "-m", "flowhook", "serve", "--port", str(port), "--data-dir", data_dir,
+                 "--workers", str(server_workers)]
+        with running(serve, f"http://127.0.0.1:{port}/healthz", env=env):
+            base = f"http://127.0.0.1:{port}"
+            path = create_hook(base)
+            name = f"flowhook serve ({server_workers} process{'es' if server_workers > 1 else ''})"
+            figures.append(load(name, base + path, body, signature, seconds, connections))
+    return figures
+
+
+def ingest_figures(seconds: float = 5.0) -> list[str]:
+    """Printable lines for `flowhook bench`."""
+    figures = measure(seconds)
+    bare = figures[0].requests_per_second
+    lines = [f"{'ingestion (32 connections)':32s} {'req/s':>9s} {'vs bare':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'non-2xx':>8s}"]
+    for figure in figures:
+        lines.append(
+            f"{figure.name:32s} {figure.requests_per_second:9,.0f} {figure.requests_per_second / bare:7.2f}x"
+            f" {figure.p50_ms:7.2f} {figure.p99_ms:7.2f} {figure.non_2xx:8d}"
+        )
+    return lines

@@ -1,0 +1,237 @@
+"""One executor transaction: claim work, run it, commit its effects with the new states.
+
+A batch takes pending invocations from the inbox (expanding each into one
+flow instance per target user) and flow instances that are due, runs their
+steps in memory, then writes instances, cards, analytics events and the
+inbox's progress together. Nothing is visible until COMMIT and everything is
+after it, so a kill -9 at any point either loses the whole batch (and the
+work is claimed again) or none of it: effects are never lost or doubled.
+Work is claimed with FOR UPDATE SKIP LOCKED, so on PostgreSQL several
+workers share the queue; on SQLite the single writer serialises batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy.engine import Connection
+
+from flows.interpreter import Effects, Interpreter, RetryPolicy, Run, subject_of
+from flows.program import Program, compile_flow
+from flows.templates import TemplateSource
+from store import expansions
+from store.analytics import event_row
+from store.clock import utcnow
+from store.flow_instances import FlowInstance, claim_due, save_states
+from store.flows import get_flow, published_definition
+from store.idempotent import derived_id, insert_new
+from store.invocations import Invocation
+from store.tables import analytics_events, cards, flow_instances
+from store.test_users import test_user_ids
+
+MAX_CACHED_PROGRAMS = 1024
+CLAIM_CHUNK = 64  # invocations read per query: bounds the memory a batch of huge ones takes
+
+
+@dataclass
+class Progress:
+    """What a batch did (benchmarks and `drain` read it)."""
+
+    invocations: int = 0  # fully expanded
+    instances: int = 0  # created or advanced
+    cards: int = 0
+    events: int = 0
+
+    @property
+    def worked(self) -> bool:
+        return bool(self.invocations or self.instances)
+
+
+@dataclass
+class Caches:
+    """Immutable things worth keeping between batches: compiled programs, published definitions."""
+
+    programs: dict[str, Program] = field(default_factory=dict)
+    live_snapshots: dict[tuple[str, int], tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    published_templates: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+
+    def program(self, snapshot_id: str, definition: dict[str, Any]) -> Program:
+        """The compiled program of a snapshot (compiled once; callers hold on to what they use)."""
+        if snapshot_id not in self.programs:
+            if len(self.programs) >= MAX_CACHED_PROGRAMS:
+                self.programs.clear()
+            self.programs[snapshot_id] = compile_flow(definition)
+        return self.programs[snapshot_id]
+
+
+def snapshot_id(definition: dict[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(definition, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class Batch:
+    def __init__(self, conn: Connection, caches: Caches, retry: RetryPolicy, budget: int) -> None:
+        self._conn = conn
+        self._caches = caches
+        self._budget = budget
+        self._now = utcnow()
+        self._effects = Effects()
+        self._interpreter = Interpreter(
+            conn, self._now, retry, TemplateSource(conn, caches.published_templates), self._effects
+        )
+        self._snapshots: dict[str, dict[str, Any]] = {}
+        self._created: list[FlowInstance] = []
+        self._advanced: list[FlowInstance] = []
+        self._finished: dict[str, list[str]] = {expansions.DONE: [], expansions.FAILED: []}
+        self._test_users: dict[str, set[str]] = {}
+
+    def run(self) -> Progress:
+        self._expand()
+        if self._budget > 0:
+            self._resume()
+        self._commit()
+        return Progress(
+            invocations=len(self._finished[expansions.DONE]),
+            instances=len(self._created) + len(self._advanced),
+            cards=len(self._effects.cards),
+            events=len(self._effects.events),
+        )
+
+    def _expand(self) -> None:
+        """Claim invocations a few at a time (each may name 10,000 users) until the budget is spent."""
+        after = 0
+        while self._budget > 0:
+            claimed = expansions.claim_pending(self._conn, min(self._budget, CLAIM_CHUNK), after=after)
+            if not claimed:
+                return
+            progress = expansions.load_progress(self._conn, [invocation.id for invocation in claimed])
+            for invocation in claimed:
+                if self._budget > 0:
+                    self._expand_one(invocation, progress.get(invocation.id))
+            after = claimed[-1].seq or after
+
+    def _expand_one(self, invocation: Invocation, known: expansions.Progress | None) -> None:
+        """Start the invocation's next users (as many as the budget allows) and note how far it got."""
+        snapshot = self._snapshot(invocation, known)
+        if snapshot is None:
+            self._finished[expansions.FAILED].append(invocation.id)
+            return
+        users = list(dict.fromkeys(invocation.payload["targetUserIds"]))
+        start = known.next_index if known else 0
+        chunk = users[start : start + self._budget]
+        self._budget -= len(chunk)
+        run = self._run(invocation, self._caches.program(*snapshot))
+        allowed = None if invocation.mode == "live" else self._allowed(invocation.environment_id)
+        for user_id in chunk:
+            self._start(invocation, snapshot[0], run, user_id, ignored=allowed is not None and user_id not in allowed)
+        end = start + len(chunk)
+        if end >= len(users):
+            self._finished[expansions.DONE].append(invocation.id)
+        else:
+            saved = expansions.Progress(invocation.id, snapshot[0], end)
+            expansions.save_progress(self._conn, saved, existed=known is not None)
+
+    def _snapshot(self, invocation: Invocation, known: expansions.Progress | None) -> tuple[str, dict[str, Any]] | None:
+        """(snapshot id, definition) the invocation runs: its published version, or the draft for a test."""
+        if known is not None:
+            found = expansions.load_snapshots(self._conn, {known.snapshot_id})
+            return known.snapshot_id, found[known.snapshot_id]
+        if invocation.flow_version is not None:
+            key = (invocation.flow_id, invocation.flow_version)
+            if key not in self._caches.live_snapshots:
+                definition = published_definition(self._conn, *key)
+                if definition is None:
+                    return None
+                self._caches.live_snapshots[key] = (snapshot_id(definition), definition)
+            identifier, definition = self._caches.live_snapshots[key]
+        else:
+            flow = get_flow(self._conn, invocation.environment_id, invocation.flow_id)
+            if flow is None:
+                return None
+            identifier, definition = snapshot_id(flow.draft), flow.draft
+        self._snapshots[identifier] = definition
+        return identifier, definition
+
+    def _allowed(self, environment_id: str) -> set[str]:
+        if environment_id not in self._test_users:
+            self._test_users[environment_id] = test_user_ids(self._conn, environment_id)
+        return self._test_users[environment_id]
+
+    def _run(self, invocation: Invocation, program: Program) -> Run:
+        payload = invocation.payload
+        return Run(
+            invocation_id=invocation.id,
+            program=program,
+            live=invocation.mode == "live",
+            variables=program.variables(payload.get("variables")),
+            card_options=payload.get("cardOptions") or {},
+            metadata=payload.get("metadata") or {},
+            notification_detail=payload.get("notificationDetail") or {},
+            flow_version=invocation.flow_version,
+            trigger_id=invocation.trigger_id,
+        )
+
+    def _start(self, invocation: Invocation, snapshot: str, run: Run, user_id: str, *, ignored: bool) -> None:
+        instance = FlowInstance(
+            id=derived_id("fli", invocation.id, user_id),
+            environment_id=invocation.environment_id,
+            flow_id=invocation.flow_id,
+            flow_version=invocation.flow_version,
+            snapshot_id=snapshot,
+            invocation_id=invocation.id,
+            flow_invocation_id=invocation.flow_invocation_id,
+            user_id=user_id,
+            event_source="live" if run.live else "test",
+            status="ignored" if ignored else "active",
+            pc=0,
+            outcomes={},
+            due_at=None,
+            waiting_card_id=None,
+            released_by=None,
+            attempts=0,
+            last_error=None,
+            created_at=self._now,
+            updated_at=self._now,
+        )
+        self._created.append(instance)
+        if ignored:
+            return
+        properties = {"flowVersion": run.flow_version, "triggerId": run.trigger_id}
+        started = event_row(subject_of(instance, run), "action-flow-started", self._now, properties, effect=instance.id)
+        self._effects.events.append(started)
+        self._interpreter.advance(instance, run)
+
+    def _resume(self) -> None:
+        due = claim_due(self._conn, self._now, self._budget)
+        if not due:
+            return
+        invocations = expansions.get_invocations(self._conn, {instance.invocation_id for instance in due})
+        needed = {instance.snapshot_id for instance in due}
+        programs = {key: self._caches.programs[key] for key in needed if key in self._caches.programs}
+        for key, definition in (expansions.load_snapshots(self._conn, needed - programs.keys())).items():
+            programs[key] = self._caches.program(key, definition)
+        runs: dict[str, Run] = {}
+        for instance in due:
+            if instance.invocation_id not in runs:
+                invocation = invocations[instance.invocation_id]
+                runs[instance.invocation_id] = self._run(invocation, programs[instance.snapshot_id])
+            self._interpreter.advance(instance, runs[instance.invocation_id])
+            instance.updated_at = self._now
+            self._advanced.append(instance)
+
+    def _commit(self) -> None:
+        """Write everything the batch did; the surrounding transaction makes it one unit."""
+        expansions.store_snapshots(self._conn, self._snapshots)
+        insert_new(self._conn, flow_instances, [instance.row() for instance in self._created])
+        save_states(self._conn, self._advanced)
+        insert_new(self._conn, cards, self._effects.cards)
+        insert_new(self._conn, analytics_events, self._effects.events)
+        for status, invocation_ids in self._finished.items():
+            expansions.finish(self._conn, invocation_ids, status)
+
+
+def run_batches(conn: Connection, batches: list[tuple[Caches, RetryPolicy, int]]) -> list[Progress]:
+    """A `store.writer` batch apply: each queued executor tick runs one Batch in the shared transaction."""
+    return [Batch(conn, caches, retry, budget).run() for caches, retry, budget in batches]

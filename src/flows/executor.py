@@ -1,0 +1,96 @@
+"""The durable flow executor: a loop that runs batches while there is work.
+
+It holds no state the store does not: the inbox, the flow instances and
+their `due_at` timers are the whole queue, so a process can die at any
+moment and the next one (or another worker on PostgreSQL) carries on. While
+idle it looks for due work on a read connection every `poll_seconds`, so an
+idle service takes no write lock; `wake()` cuts the wait short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from flows.batch import Caches, Progress, run_batches
+from flows.interpreter import RetryPolicy
+from store import Store
+from store.clock import utcnow
+from store.flow_instances import next_due
+from store.writer import WriterClosed
+
+log = logging.getLogger("flowhook.flows")
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    batch_size: int = 1000  # users started or instances advanced per transaction
+    poll_seconds: float = 0.1
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+class Executor:
+    def __init__(self, store: Store, config: ExecutorConfig | None = None) -> None:
+        self._store = store
+        self._config = config or ExecutorConfig()
+        self._caches = Caches()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="flowhook-executor")
+
+    async def close(self) -> None:
+        """Finish the batch in flight, then stop."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        await self._task
+        self._task = None
+
+    def wake(self) -> None:
+        """New work is due now (a card action released a wait, an invocation arrived)."""
+        self._wake.set()
+
+    async def step(self) -> Progress:
+        """Run one batch through the store's writer and return what it did."""
+        tick = (self._caches, self._config.retry, self._config.batch_size)
+        progress: Progress = await self._store.submit(run_batches, tick)
+        return progress
+
+    async def drain(self) -> Progress:
+        """Run batches until nothing is due now; the totals of what they did."""
+        total = Progress()
+        while True:
+            progress = await self.step()
+            if not progress.worked:
+                return total
+            total.invocations += progress.invocations
+            total.instances += progress.instances
+            total.cards += progress.cards
+            total.events += progress.events
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                if await self._has_work() and (await self.step()).worked:
+                    continue
+            except WriterClosed:
+                return
+            except Exception:  # noqa: BLE001 - keep executing; the failed batch was rolled back
+                log.exception("executor batch failed; retrying after a pause")
+            await self._idle()
+
+    async def _has_work(self) -> bool:
+        due = await self._store.read(next_due)
+        return due is not None and due <= utcnow()
+
+    async def _idle(self) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), self._config.poll_seconds)
+        except TimeoutError:
+            pass
+        self._wake.clear()

@@ -1,0 +1,262 @@
+"""Runs one flow instance's steps until it waits, ends or a step fails.
+
+Nothing here writes to the store: cards and analytics events are collected
+in `Effects` and the instance's new state stays on the object, and the
+batch (flows.batch) commits both in one transaction. A step's effects are
+kept only if the whole step succeeded, so a failed step leaves nothing half
+done, and a retry (or a re-run after a crash) produces the same ids.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from flows.durations import DurationError, parse_duration
+from flows.placeholders import render
+from flows.program import AwaitCard, Branch, Delay, Jump, Program, SendCard
+from flows.templates import StepFailed, TemplateSource
+from store.analytics import EventSubject, event_row
+from store.cards import get_card
+from store.flow_instances import FlowInstance
+from store.idempotent import derived_id
+
+log = logging.getLogger("flowhook.flows")
+
+#: What a card's status means to a wait on it.
+_CARD_OUTCOMES = {"completed": "card-completed", "dismissed": "card-dismissed"}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """A failed step is retried after base, 2×base, 4×base … (capped); after `max_attempts` the instance fails."""
+
+    max_attempts: int = 5
+    base_seconds: float = 1.0
+    max_seconds: float = 300.0
+
+    def delay(self, attempts: int) -> timedelta:
+        return timedelta(seconds=min(self.base_seconds * 2 ** (attempts - 1), self.max_seconds))
+
+
+@dataclass(frozen=True)
+class Run:
+    """What every instance of one invocation shares."""
+
+    invocation_id: str
+    program: Program
+    live: bool
+    variables: dict[str, Any]
+    card_options: dict[str, Any]
+    metadata: dict[str, Any]
+    notification_detail: dict[str, Any]
+    flow_version: int | None
+    trigger_id: str | None
+
+
+@dataclass(frozen=True)
+class CardContent:
+    template_id: str
+    template_version: int | None
+    definition: dict[str, Any]
+    payload: dict[str, Any]
+    expires_at: datetime | None
+
+
+@dataclass
+class Effects:
+    """Rows the batch inserts (ignoring repeats) when it commits."""
+
+    cards: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    new_card_ids: set[str] = field(default_factory=set)
+
+
+def subject_of(instance: FlowInstance, run: Run) -> EventSubject:
+    return EventSubject(
+        environment_id=instance.environment_id,
+        end_user_id=instance.user_id,
+        flow_id=instance.flow_id,
+        flow_instance_id=instance.id,
+        flow_invocation_id=instance.flow_invocation_id,
+        event_source=instance.event_source,
+        metadata=run.metadata,
+    )
+
+
+def card_id_for(instance_id: str, step_id: str) -> str:
+    return derived_id("crd", instance_id, step_id)
+
+
+class Interpreter:
+    def __init__(
+        self, conn: Connection, now: datetime, retry: RetryPolicy, templates: TemplateSource, effects: Effects
+    ) -> None:
+        self._conn = conn
+        self._now = now
+        self._retry = retry
+        self._templates = templates
+        self.effects = effects
+        self._rendered: dict[tuple[str, str, int | None], CardContent] = {}
+
+    def advance(self, instance: FlowInstance, run: Run) -> None:
+        instructions = run.program.instructions
+        while instance.status in ("active", "waiting"):
+            if instance.pc >= len(instructions):
+                self._complete(instance, run)
+                return
+            instruction = instructions[instance.pc]
+            try:
+                if not self._step(instruction, instance, run):
+                    return
+            except Exception as error:  # noqa: BLE001 - any step failure is retried, then recorded
+                self._failed(instance, run, instruction, error)
+                return
+            instance.attempts = 0
+            instance.last_error = None
+
+    def _step(self, instruction: Any, instance: FlowInstance, run: Run) -> bool:
+        """Run one instruction; True to go on with the next, False when the instance now waits."""
+        if isinstance(instruction, Branch):
+            taken = _truthy(instruction.condition.search({"variables": run.variables, "steps": instance.outcomes}))
+            instance.pc = instance.pc + 1 if taken else instruction.else_pc
+            return True
+        if isinstance(instruction, Jump):
+            instance.pc = instruction.target
+            return True
+        if isinstance(instruction, SendCard):
+            self._send_card_effects(instruction, instance, run, self._card(instruction, instance, run))
+        elif isinstance(instruction, Delay) and instance.status != "waiting":
+            self._wait(instance, self._now + instruction.duration)
+            return False
+        elif isinstance(instruction, AwaitCard) and not self._card_wait_settled(instruction, instance):
+            return False
+        instance.status = "active"
+        instance.due_at = self._now
+        instance.waiting_card_id = None
+        instance.released_by = None
+        instance.pc += 1
+        return True
+
+    def _card_wait_settled(self, step: AwaitCard, instance: FlowInstance) -> bool:
+        """Record the wait's outcome if it has one (False: the instance now waits for the card)."""
+        if instance.status == "waiting":  # released by an action on the card, or timed out
+            outcome: str | None = instance.released_by or "timeout"
+        else:
+            outcome = self._card_outcome(instance, step)
+            if outcome is None:
+                self._wait(instance, self._now + step.timeout, card_id_for(instance.id, step.card_step_id))
+                return False
+        instance.outcomes = {**instance.outcomes, step.step_id: {"outcome": outcome}}
+        return True
+
+    def _card(self, step: SendCard, instance: FlowInstance, run: Run) -> CardContent:
+        """The rendered card; the same for every user of a run, so rendered once per batch."""
+        template = self._templates.resolve(instance.environment_id, step.template_id, live=run.live)
+        key = (run.invocation_id, step.step_id, template.version)
+        if key not in self._rendered:
+            options = {**render(step.card_options, run.variables), **run.card_options}
+            expires_at = None
+            if "expiresAfter" in options:
+                try:
+                    expires_at = self._now + parse_duration(str(options["expiresAfter"]))
+                except DurationError as error:
+                    raise StepFailed(f"cardOptions.expiresAfter: {error}") from None
+            payload = {
+                "variables": run.variables,
+                "cardOptions": options,
+                "metadata": run.metadata,
+                "notificationDetail": run.notification_detail,
+            }
+            definition = render(template.definition, run.variables)
+            self._rendered[key] = CardContent(template.id, template.version, definition, payload, expires_at)
+        return self._rendered[key]
+
+    def _send_card_effects(self, step: SendCard, instance: FlowInstance, run: Run, content: CardContent) -> None:
+        card_id = card_id_for(instance.id, step.step_id)
+        self.effects.cards.append(
+            {
+                "id": card_id,
+                "environment_id": instance.environment_id,
+                "user_id": instance.user_id,
+                "flow_id": instance.flow_id,
+                "flow_instance_id": instance.id,
+                "flow_invocation_id": instance.flow_invocation_id,
+                "step_id": step.step_id,
+                "template_id": content.template_id,
+                "template_version": content.template_version,
+                "event_source": instance.event_source,
+                "status": "active",
+                "definition": content.definition,
+                "payload": content.payload,
+                "expires_at": content.expires_at,
+                "created_at": self._now,
+                "updated_at": self._now,
+            }
+        )
+        self.effects.new_card_ids.add(card_id)
+        properties = {
+            "cardTemplateId": content.template_id,
+            "templateVersion": content.template_version,
+            "stepId": step.step_id,
+        }
+        subject = subject_of(instance, run)
+        self.effects.events.append(
+            event_row(subject, "card-published", self._now, properties, effect=card_id, card_instance_id=card_id)
+        )
+
+    def _wait(self, instance: FlowInstance, until: datetime, card_id: str | None = None) -> None:
+        instance.status = "waiting"
+        instance.due_at = until
+        instance.waiting_card_id = card_id
+        instance.released_by = None
+
+    def _card_outcome(self, instance: FlowInstance, step: AwaitCard) -> str | None:
+        """The outcome if the card is already settled (or was never sent); None to wait for it."""
+        card_id = card_id_for(instance.id, step.card_step_id)
+        if card_id in self.effects.new_card_ids:
+            return None
+        card = get_card(self._conn, instance.environment_id, card_id, lock=True)
+        if card is None:
+            return "no-card"
+        return _CARD_OUTCOMES.get(card.status)
+
+    def _complete(self, instance: FlowInstance, run: Run) -> None:
+        instance.status = "completed"
+        instance.due_at = None
+        properties = {"flowVersion": run.flow_version}
+        self.effects.events.append(
+            event_row(subject_of(instance, run), "action-flow-completed", self._now, properties, effect=instance.id)
+        )
+
+    def _failed(self, instance: FlowInstance, run: Run, instruction: Any, error: Exception) -> None:
+        step_id = getattr(instruction, "step_id", None)
+        if isinstance(error, StepFailed):
+            message = str(error)
+        else:
+            log.exception("step %s of flow instance %s failed", step_id, instance.id, exc_info=error)
+            message = f"{type(error).__name__}: {error}"
+        instance.attempts += 1
+        instance.last_error = message
+        if instance.attempts < self._retry.max_attempts:
+            instance.due_at = self._now + self._retry.delay(instance.attempts)
+            return
+        instance.status = "failed"
+        instance.due_at = None
+        properties = {"stepId": step_id, "error": message, "attempts": instance.attempts}
+        self.effects.events.append(
+            event_row(subject_of(instance, run), "action-flow-failed", self._now, properties, effect=instance.id)
+        )
+
+
+def _truthy(value: Any) -> bool:
+    """JMESPath truthiness: false, null and empty strings, lists and objects are false; every number is true."""
+    if value is None or value is False:
+        return False
+    if isinstance(value, (str, list, dict)):
+        return len(value) > 0
+    return True

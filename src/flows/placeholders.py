@@ -1,0 +1,68 @@
+"""`{{variable}}` placeholders in card templates, filled from an invocation's variables.
+
+A placeholder is a variable name, or a dotted path into an object variable
+(`{{customer.firstName}}`), with optional spaces inside the braces. A
+missing value renders as the empty string, a non-string one as JSON
+(`true`, `42`, `{"a":1}`), so rendering never fails at send time; malformed
+placeholders are refused when the template is saved.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from flows.problems import Problem, problem
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*"
+_PLACEHOLDER = re.compile(r"\{\{\s*(" + _NAME + r")\s*\}\}")
+_ANY_OPENING = re.compile(r"\{\{(.*?)(\}\}|$)", re.DOTALL)
+
+
+def render(document: Any, variables: dict[str, Any]) -> Any:
+    """A copy of `document` with every placeholder in every string filled."""
+    if isinstance(document, str):
+        if "{{" not in document:
+            return document
+        return _PLACEHOLDER.sub(lambda match: _text(_lookup(variables, match.group(1))), document)
+    if isinstance(document, dict):
+        return {key: render(value, variables) for key, value in document.items()}
+    if isinstance(document, list):
+        return [render(value, variables) for value in document]
+    return document
+
+
+def placeholder_problems(document: Any, path: list[str | int]) -> list[Problem]:
+    """Placeholders that are not a variable name or dotted path, or are never closed."""
+    if isinstance(document, str):
+        found = []
+        for match in _ANY_OPENING.finditer(document):
+            if not match.group(2):
+                found.append(problem(path, "a placeholder opened with {{ is never closed with }}"))
+            elif not _PLACEHOLDER.fullmatch(match.group(0)):
+                found.append(problem(path, f"{{{{{match.group(1)}}}}} is not a variable name or dotted path"))
+        return found
+    if isinstance(document, dict):
+        return [item for key, value in document.items() for item in placeholder_problems(value, [*path, key])]
+    if isinstance(document, list):
+        return [item for index, value in enumerate(document) for item in placeholder_problems(value, [*path, index])]
+    return []
+
+
+def _lookup(variables: dict[str, Any], dotted: str) -> Any:
+    value: Any = variables
+    for part in dotted.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()

@@ -1,0 +1,46 @@
+"""`flowhook worker`: the flow executor without the HTTP service.
+
+On PostgreSQL any number of workers (and `serve` processes) share the work;
+on SQLite one executor per database file is enough, since SQLite has one
+writer anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+from flows.executor import Executor, ExecutorConfig
+from flows.interpreter import RetryPolicy
+from ingress.settings import Settings
+from store import Store, database_url
+
+
+def executor_config(settings: Settings) -> ExecutorConfig:
+    return ExecutorConfig(
+        batch_size=settings.executor_batch,
+        poll_seconds=settings.executor_poll_seconds,
+        retry=RetryPolicy(max_attempts=settings.executor_max_attempts, base_seconds=settings.executor_retry_seconds),
+    )
+
+
+def run_worker(data_dir: str | Path, database: str | None) -> None:
+    """Run the executor until SIGINT or SIGTERM; other settings come from FLOWHOOK_* variables."""
+    asyncio.run(_work(Settings.from_env(data_dir=Path(data_dir), database=database)))
+
+
+async def _work(settings: Settings) -> None:
+    url = database_url(settings.database, settings.data_dir)
+    store = await Store.open(url, max_batch=settings.max_batch, fsync=settings.durability == "fsync")
+    executor = Executor(store, executor_config(settings))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    executor.start()
+    try:
+        await stop.wait()
+    finally:
+        await executor.close()
+        await store.close()

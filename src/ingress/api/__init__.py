@@ -1,0 +1,1 @@
+"""The management API (`/v1/{env}/…`, admin token) and its OpenAPI description."""

@@ -1,0 +1,173 @@
+"""The Action Flow API: `POST /v1/{env}/action-flow/{flowId}/start` and `…/test` (SPEC §5).
+
+Authenticated by an OAuth2 access token with the `events` role (never the
+admin token). `/start` runs the published flow for anyone; `/test` runs the
+draft, and only for test users: the others are listed as ignored and the
+executor never sends them anything.
+
+A request is judged whole: every entry is validated first (the body schema,
+then the flow's variables), and one bad entry refuses the request with every
+problem and its path, storing nothing. Storing is all-or-nothing too: if one
+entry's `flowInvocationId` was already used with a different payload, the
+request is a 409 naming it and no entry is stored. An entry repeated with
+the same payload is answered as before and creates nothing. The 202 comes
+only after the invocations are committed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy.engine import Connection
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ingress.access_tokens import require_token
+from ingress.api.common import json_object, not_found, services
+from ingress.errors import ApiError
+from ingress.jsonio import json_response
+from mapper.validation import schema_errors
+from mapper.variables import FlowVariables
+from store import flows
+from store.flows import Flow
+from store.ids import new_id
+from store.invocations import Acceptance, AcceptRequest, accept_all_or_nothing
+from store.test_users import test_user_ids
+
+Mode = Literal["live", "test"]
+SCHEMA = "action-flow-start"
+PAYLOAD_FIELDS = ("variables", "cardOptions", "metadata", "notificationDetail")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One validated entry of the body, as the trigger request it stores."""
+
+    flow_invocation_id: str
+    user_ids: list[str]
+    payload: dict[str, Any]
+
+
+async def start_live(request: Request) -> Response:
+    return await _invoke(request, "live")
+
+
+async def start_test(request: Request) -> Response:
+    return await _invoke(request, "test")
+
+
+async def _invoke(request: Request, mode: Mode) -> Response:
+    await require_token(request, "events")
+    env, flow_id = request.path_params["env"], request.path_params["flow_id"]
+    variables = FlowVariables(await _declared_variables(request, env, flow_id, mode))
+    entries = _entries(await json_object(request), variables)
+    request_id = new_id("req")
+    accepts = [
+        AcceptRequest(
+            environment_id=env,
+            flow_id=flow_id,
+            trigger_id=None,
+            request_id=request_id,
+            mode=mode,
+            flow_invocation_id=entry.flow_invocation_id,
+            payload=entry.payload,
+            log=None,
+        )
+        for entry in entries
+    ]
+    store = services(request).store
+    verdicts = await store.submit(accept_all_or_nothing, accepts)
+    _refuse_rejected(entries, verdicts)
+    testers = await store.read(lambda conn: test_user_ids(conn, env)) if mode == "test" else None
+    body = {"mode": mode, "flows": [_answer(entry, testers) for entry in entries]}
+    replayed = all(verdict.verdict == "duplicate" for verdict in verdicts)
+    return json_response(body, 202, {"Idempotent-Replayed": "true"} if replayed else None)
+
+
+async def _declared_variables(request: Request, env: str, flow_id: str, mode: Mode) -> list[dict[str, Any]]:
+    """The variable declarations entries are checked against: the published flow's (live) or the draft's (test)."""
+    flow, published = await services(request).store.read(lambda conn: _flow_with_published(conn, env, flow_id))
+    if flow is None:
+        raise not_found("flow", flow_id)
+    if mode == "test":
+        return list(flow.draft.get("variables") or [])
+    if published is None:
+        raise ApiError(409, "flow_not_published", "the flow has no published version; publish it or use /test")
+    return list(published.get("variables") or [])
+
+
+def _flow_with_published(conn: Connection, env: str, flow_id: str) -> tuple[Flow | None, dict[str, Any] | None]:
+    flow = flows.get_flow(conn, env, flow_id)
+    if flow is None or flow.published_version is None:
+        return flow, None
+    return flow, flows.published_definition(conn, flow_id, flow.published_version)
+
+
+def _entries(body: dict[str, Any], variables: FlowVariables) -> list[Entry]:
+    """Every entry as a trigger request, or one 422 listing every problem in the body."""
+    problems = schema_errors(SCHEMA, body)
+    if problems:
+        raise _invalid(problems)
+    entries: list[Entry] = []
+    first_use: dict[str, int] = {}
+    for index, item in enumerate(body["flows"]):
+        where = f"$.flows[{index}]"
+        given = item.get("payload", {})
+        payload: dict[str, Any] = {"targetUserIds": item["target"]["usersById"]}
+        payload.update({name: given[name] for name in PAYLOAD_FIELDS if name in given})
+        problems += [
+            {"path": where + ".payload" + problem["path"][1:], "message": problem["message"]}
+            for problem in variables.apply(payload)
+        ]
+        key = item.get("flowInvocationId")
+        if key is not None:
+            if key in first_use:
+                message = f"flowInvocationId {key!r} is already used by $.flows[{first_use[key]}] of this request"
+                problems.append({"path": f"{where}.flowInvocationId", "message": message})
+            first_use.setdefault(key, index)
+        entries.append(Entry(key or str(uuid.uuid4()), payload["targetUserIds"], payload))
+    if problems:
+        raise _invalid(problems)
+    return entries
+
+
+def _invalid(problems: list[dict[str, str]]) -> ApiError:
+    count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
+    message = f"the request is not valid ({count}); nothing was started"
+    return ApiError(422, "validation_error", message, errors=problems)
+
+
+def _refuse_rejected(entries: list[Entry], verdicts: list[Acceptance]) -> None:
+    """A 409 when the store refused an entry (and therefore stored none of them)."""
+    conflicts = [
+        {
+            "path": f"$.flows[{index}].flowInvocationId",
+            "message": f"flowInvocationId {entry.flow_invocation_id!r} was already used with another payload or mode",
+        }
+        for index, (entry, verdict) in enumerate(zip(entries, verdicts))
+        if verdict.verdict == "conflict"
+    ]
+    if conflicts:
+        message = "a flowInvocationId was already used with another payload or mode; nothing was started"
+        raise ApiError(409, "idempotency_conflict", message, errors=conflicts)
+    if any(verdict.verdict == "flow_not_published" for verdict in verdicts):
+        raise ApiError(409, "flow_not_published", "the flow has no published version; publish it or use /test")
+
+
+def _answer(entry: Entry, testers: set[str] | None) -> dict[str, Any]:
+    """Who the entry reaches: everyone live; in a test, test users only."""
+    if testers is None:
+        targeted, ignored = entry.user_ids, []
+    else:
+        targeted = [user for user in entry.user_ids if user in testers]
+        ignored = [user for user in entry.user_ids if user not in testers]
+    return {"flowInvocationId": entry.flow_invocation_id, "targetedUserIds": targeted, "ignoredUserIds": ignored}
+
+
+routes = [
+    Route("/action-flow/{flow_id}/start", start_live, methods=["POST"]),
+    Route("/action-flow/{flow_id}/test", start_test, methods=["POST"]),
+]

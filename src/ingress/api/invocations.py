@@ -1,0 +1,45 @@
+"""`GET /action-flows/{flowId}/invocations/{flowInvocationId}`: what became of one trigger request.
+
+Shows whether the executor has expanded it yet, which users it reached and
+which it ignored (test runs reach test users only), and each user's flow
+instance: status, wait outcomes, retries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import Connection
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ingress.api.common import environment, not_found, services
+from ingress.api.flow_views import invocation_view
+from ingress.auth import admin_only
+from ingress.jsonio import json_response
+from store.expansions import get_invocation
+from store.flow_instances import list_for_invocation
+
+
+@admin_only
+async def read_invocation(request: Request) -> Response:
+    env = await environment(request)
+    flow_id = request.path_params["flow_id"]
+    key = request.path_params["flowInvocationId"]
+
+    def read(conn: Connection) -> dict[str, Any] | None:
+        invocation = get_invocation(conn, flow_id, key)
+        if invocation is None or invocation.environment_id != env:
+            return None
+        return invocation_view(invocation, list_for_invocation(conn, invocation.id))
+
+    view = await services(request).store.read(read)
+    if view is None:
+        raise not_found("invocation", key)
+    return json_response(view)
+
+
+routes = [
+    Route("/action-flows/{flow_id}/invocations/{flowInvocationId}", read_invocation, methods=["GET"]),
+]

@@ -1,0 +1,229 @@
+"""The OpenAPI description of the OAuth2 token endpoint, the Credentials API and the Action Flow API.
+
+Merged into `/openapi.json` by ingress.api.openapi. The start request body
+is `schemas/action-flow-start.schema.json` itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ingress.access_tokens import ROLES
+from ingress.api.openapi import (
+    ENV,
+    FLOW,
+    INTEGER,
+    JSON,
+    STRING,
+    TIME,
+    Schema,
+    obj,
+    operation,
+    path_param,
+    ref,
+    responses,
+)
+from mapper.resources import load_schema
+
+FORM = "application/x-www-form-urlencoded"
+OAUTH_SECURITY = [{"oauth2": ["events"]}]
+CREDENTIAL = path_param("clientId", "The credential's client id (`fh_ci_…`).")
+
+SECURITY_SCHEMES: dict[str, Any] = {
+    "oauth2": {
+        "type": "oauth2",
+        "description": "Access tokens for the Action Flow API, from a credential of the same environment.",
+        "flows": {"clientCredentials": {"tokenUrl": "/oauth/token", "scopes": dict(ROLES)}},
+    }
+}
+
+ROLE: Schema = {"enum": list(ROLES)}
+PROBLEMS: Schema = {"type": "array", "items": obj({"path": STRING, "message": STRING}, ("path", "message"))}
+
+SCHEMAS: dict[str, Schema] = {
+    "ActionFlowStart": load_schema("action-flow-start"),
+    "ActionFlowStarted": obj(
+        {
+            "mode": {"enum": ["live", "test"]},
+            "flows": {
+                "type": "array",
+                "description": "One per entry of the request, in its order.",
+                "items": obj(
+                    {
+                        "flowInvocationId": {**STRING, "description": "The entry's, or a generated UUID."},
+                        "targetedUserIds": {"type": "array", "items": STRING},
+                        "ignoredUserIds": {
+                            "type": "array",
+                            "items": STRING,
+                            "description": "/test only: users who are not test users; they receive nothing.",
+                        },
+                    },
+                    ("flowInvocationId", "targetedUserIds", "ignoredUserIds"),
+                ),
+            },
+        },
+        ("mode", "flows"),
+    ),
+    "ApiProblem": obj(
+        {
+            "error": obj(
+                {
+                    "code": STRING,
+                    "message": STRING,
+                    "errors": {**PROBLEMS, "description": "Every problem, with its path."},
+                },
+                ("code", "message"),
+            )
+        },
+        ("error",),
+    ),
+    "CredentialInput": obj(
+        {"name": STRING, "roles": {"type": "array", "items": ROLE, "minItems": 1, "uniqueItems": True}},
+        ("name", "roles"),
+    ),
+    "Credential": obj(
+        {
+            "clientId": STRING,
+            "environmentId": STRING,
+            "name": STRING,
+            "roles": {"type": "array", "items": ROLE},
+            "createdAt": TIME,
+        },
+        ("clientId", "environmentId", "name", "roles", "createdAt"),
+    ),
+    "TokenResponse": obj(
+        {
+            "access_token": STRING,
+            "token_type": {"const": "Bearer"},
+            "expires_in": {**INTEGER, "description": "Seconds (3600 by default)."},
+            "scope": {**STRING, "description": "The roles granted, space-separated."},
+        },
+        ("access_token", "token_type", "expires_in"),
+    ),
+    "OAuthError": obj(
+        {
+            "error": {"enum": ["invalid_request", "invalid_client", "unsupported_grant_type", "invalid_scope"]},
+            "error_description": STRING,
+        },
+        ("error",),
+    ),
+}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": ref("ApiProblem")}}}
+
+
+def _oauth_error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": ref("OAuthError")}}}
+
+
+def _token_operation() -> dict[str, Any]:
+    op = operation(
+        "Get an access token (OAuth2 client credentials)",
+        "oauth",
+        {
+            "200": {
+                "description": "A token; `Cache-Control: no-store`.",
+                "content": {JSON: {"schema": ref("TokenResponse")}},
+            },
+            "400": _oauth_error("invalid_request, unsupported_grant_type or invalid_scope (RFC 6749 §5.2)."),
+            "401": _oauth_error("invalid_client, with `WWW-Authenticate: Basic`."),
+        },
+        public=True,
+    )
+    op["description"] = (
+        "RFC 6749 §4.4. Authenticate the client with HTTP Basic (client id and secret) or with the "
+        "`client_id` and `client_secret` form fields, not both. `scope` (space-separated roles) narrows the "
+        "token to some of the credential's roles; all of them when absent."
+    )
+    form = obj(
+        {"grant_type": {"const": "client_credentials"}, "scope": STRING, "client_id": STRING, "client_secret": STRING},
+        ("grant_type",),
+    )
+    op["requestBody"] = {"required": True, "content": {FORM: {"schema": form}}}
+    return op
+
+
+def _start_operation(summary: str, description: str) -> dict[str, Any]:
+    op = operation(
+        summary,
+        "action-flow",
+        {
+            "202": {
+                "description": "Stored durably (or a repeat answered as before, with `Idempotent-Replayed: true`).",
+                "content": {JSON: {"schema": ref("ActionFlowStarted")}},
+            },
+            "400": _problem("The body is not JSON."),
+            "401": _problem("No access token, or one unknown, expired or revoked (the admin token is refused)."),
+            "403": _problem(
+                "environment_mismatch (a token of another environment) or insufficient_scope (no `events` role)."
+            ),
+            "404": _problem("flow_not_found."),
+            "409": _problem("idempotency_conflict (with the entries' paths) or flow_not_published; nothing stored."),
+            "413": _problem("Body too large."),
+            "422": _problem("validation_error: every problem in the body with its path; nothing stored."),
+        },
+        body=ref("ActionFlowStart"),
+    )
+    op["security"] = OAUTH_SECURITY
+    op["description"] = description
+    return op
+
+
+def api_trigger_paths() -> dict[str, Any]:
+    credential_list = obj({"data": {"type": "array", "items": ref("Credential")}})
+    created = {
+        "allOf": [
+            ref("Credential"),
+            obj(
+                {
+                    "clientSecret": {**STRING, "description": "Shown in this answer only; stored hashed."},
+                    "tokenUrl": STRING,
+                },
+                ("clientSecret", "tokenUrl"),
+            ),
+        ]
+    }
+    return {
+        "/oauth/token": {"post": _token_operation()},
+        "/v1/{env}/credentials": {
+            "parameters": [ENV],
+            "post": operation(
+                "Create an API credential",
+                "credentials",
+                responses(201, created, "Created; the secret is shown this once.", 401, 404, 422),
+                body=ref("CredentialInput"),
+            ),
+            "get": operation(
+                "List API credentials (never their secrets)",
+                "credentials",
+                responses(200, credential_list, "Credentials.", 401, 404),
+            ),
+        },
+        "/v1/{env}/credentials/{clientId}": {
+            "parameters": [ENV, CREDENTIAL],
+            "get": operation("Read a credential", "credentials", responses(200, ref("Credential"), "It.", 401, 404)),
+            "delete": operation(
+                "Revoke a credential: its tokens stop working at once",
+                "credentials",
+                responses(204, None, "Revoked.", 401, 404),
+            ),
+        },
+        "/v1/{env}/action-flow/{flowId}/start": {
+            "parameters": [ENV, FLOW],
+            "post": _start_operation(
+                "Start the published flow",
+                "One entry per group of users sharing a payload. Required variables and types follow the "
+                "published flow's declarations. A given flowInvocationId is idempotent per flow.",
+            ),
+        },
+        "/v1/{env}/action-flow/{flowId}/test": {
+            "parameters": [ENV, FLOW],
+            "post": _start_operation(
+                "Test the draft flow with test users",
+                "As /start, on the draft flow; users who are not test users are listed in ignoredUserIds "
+                "and receive nothing.",
+            ),
+        },
+    }

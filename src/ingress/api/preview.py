@@ -1,0 +1,81 @@
+"""`POST /v1/{env}/mappings/preview`: run a mapping on a sample, as the editor does.
+
+JavaScript runs in the sandbox pool exactly as it would for a live request;
+the answer is the MappingResult (output, validation errors, console lines,
+time).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ingress.api.common import environment, json_object, not_found, refuse_unknown, services
+from ingress.api.samples import mapping_input, raw_request, sample_input
+from ingress.api.triggers import checked_mapping, invalid_mapping
+from ingress.auth import admin_only
+from ingress.errors import ApiError
+from ingress.jsonio import json_response
+from ingress.mapping_runner import content_key
+from mapper import MappingSpecError
+from store import flows, samples
+
+PREVIEW_FIELDS = {"mapping", "request", "sampleId", "variables", "flowId"}
+
+
+async def _request(request: Request, env: str, data: dict[str, Any]) -> dict[str, Any]:
+    if ("request" in data) == ("sampleId" in data):
+        raise ApiError(422, "invalid_field", "give exactly one of request or sampleId", path="$")
+    if "sampleId" in data:
+        sample_id = str(data["sampleId"])
+        sample = await services(request).store.read(lambda conn: samples.get_sample(conn, env, sample_id))
+        if sample is None:
+            raise not_found("sample", sample_id)
+        return sample_input(sample)
+    given = data["request"]
+    if not isinstance(given, dict):
+        raise ApiError(422, "invalid_field", "request must be an object", path="$.request")
+    if "rawBody" in given:  # a SPEC §2 request object: rebuild it from its raw parts
+        kept = ("method", "path", "headers", "query", "contentType")
+        given = {**{key: given[key] for key in kept if key in given}, "body": given["rawBody"]}
+    raw = raw_request(given, "/hooks/preview")
+    return mapping_input(raw["method"], raw["path"], raw["headers"], raw["query"], raw["content_type"], raw["body"])
+
+
+async def _variables(request: Request, env: str, data: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """Explicit `variables`, else the draft variables of `flowId`, else none."""
+    if "variables" in data:
+        variables = data["variables"]
+        if not isinstance(variables, list) or not all(isinstance(item, dict) for item in variables):
+            raise ApiError(422, "invalid_field", "variables must be a list of variable objects", path="$.variables")
+        return variables
+    if "flowId" in data:
+        flow_id = str(data["flowId"])
+        flow = await services(request).store.read(lambda conn: flows.get_flow(conn, env, flow_id))
+        if flow is None:
+            raise not_found("flow", flow_id)
+        return list(flow.draft.get("variables") or [])
+    return None
+
+
+@admin_only
+async def preview(request: Request) -> Response:
+    env = await environment(request)
+    data = await json_object(request)
+    refuse_unknown(data, PREVIEW_FIELDS)
+    variables = await _variables(request, env, data)
+    spec = await checked_mapping(request, data.get("mapping"), variables)
+    mapping_request = await _request(request, env, data)
+    runner = services(request).runner
+    try:
+        prepared = runner.prepare(content_key(spec, variables), spec, variables)
+        result = await runner.run(prepared, mapping_request)
+    except MappingSpecError as error:
+        raise invalid_mapping(error) from None
+    return json_response(result.to_dict())
+
+
+routes = [Route("/mappings/preview", preview, methods=["POST"])]

@@ -1,0 +1,38 @@
+"""Query parameters of the flow run-time endpoints (cards, analytics), checked with a 400 naming the parameter."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from starlette.requests import Request
+
+from ingress.errors import ApiError
+
+EVENT_SOURCES = ("live", "test")
+
+
+def choice(request: Request, name: str, allowed: tuple[str, ...]) -> str | None:
+    """An optional parameter that must be one of `allowed`."""
+    value = request.query_params.get(name) or None
+    if value is not None and value not in allowed:
+        raise ApiError(400, "invalid_parameter", f"{name} must be one of {', '.join(allowed)}")
+    return value
+
+
+def cursor(request: Request) -> int | None:
+    value = request.query_params.get("cursor") or None
+    if value is not None and not value.isdigit():
+        raise ApiError(400, "invalid_parameter", "cursor must be a nextCursor from an earlier page")
+    return int(value) if value else None
+
+
+def timestamp(request: Request, name: str) -> datetime | None:
+    """An optional ISO-8601 time; one without a zone is taken as UTC."""
+    value = request.query_params.get(name) or None
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"{name} must be an ISO-8601 time like 2024-03-01T12:00:00Z") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)

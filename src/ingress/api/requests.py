@@ -1,0 +1,124 @@
+"""The request log: list (filters, cursor pages), read one, replay one."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Connection
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ingress.api.common import environment, not_found, query_int, services
+from ingress.api.views import request_summary, request_view
+from ingress.auth import admin_only
+from ingress.errors import ApiError
+from ingress.hooks import CAUSES, HookPipeline
+from ingress.jsonio import json_response
+from store import request_log, triggers
+from store.request_log import LogEntry, StatusFilter
+
+MAX_PAGE = 200
+
+
+async def _page(request: Request, env: str, trigger_id: str | None) -> Response:
+    params = request.query_params
+    status = None
+    if params.get("status"):
+        try:
+            status = StatusFilter.parse(params["status"])
+        except ValueError as error:
+            raise ApiError(400, "invalid_parameter", str(error)) from None
+    cause = params.get("cause") or None
+    if cause is not None and cause not in CAUSES:
+        raise ApiError(400, "invalid_parameter", f"cause must be one of {', '.join(CAUSES)}")
+    cursor = params.get("cursor") or None
+    if cursor is not None and not cursor.isdigit():
+        raise ApiError(400, "invalid_parameter", "cursor must be a nextCursor from an earlier page")
+    limit = query_int(request, "limit", 50, 1, MAX_PAGE)
+    before = int(cursor) if cursor else None
+
+    def page(conn: Connection) -> tuple[list[LogEntry], int | None] | None:
+        if trigger_id is not None and triggers.get_trigger(conn, env, trigger_id) is None:
+            return None
+        return request_log.list_entries(
+            conn, env, trigger_id=trigger_id, status=status, cause=cause, limit=limit, before=before
+        )
+
+    found = await services(request).store.read(page)
+    if found is None:
+        raise not_found("trigger", trigger_id or "")
+    entries, next_seq = found
+    return json_response(
+        {
+            "data": [request_summary(entry) for entry in entries],
+            "nextCursor": str(next_seq) if next_seq is not None else None,
+        }
+    )
+
+
+@admin_only
+async def list_trigger_requests(request: Request) -> Response:
+    env = await environment(request)
+    return await _page(request, env, request.path_params["trigger_id"])
+
+
+@admin_only
+async def list_requests(request: Request) -> Response:
+    env = await environment(request)
+    return await _page(request, env, request.query_params.get("triggerId") or None)
+
+
+async def _entry(request: Request, env: str) -> LogEntry:
+    request_id = request.path_params["request_id"]
+    entry = await services(request).store.read(lambda conn: request_log.get_entry(conn, env, request_id))
+    if entry is None:
+        raise not_found("request", request_id)
+    return entry
+
+
+@admin_only
+async def get_request(request: Request) -> Response:
+    env = await environment(request)
+    return json_response(request_view(await _entry(request, env)))
+
+
+@admin_only
+async def replay_request(request: Request) -> Response:
+    """Run a logged request again through the trigger's current mode, mapping and flow.
+
+    Refused for requests that never passed the IP and signature checks
+    (replay must not launder a forged request) and for bodies the log
+    truncated.
+    """
+    env = await environment(request)
+    original = await _entry(request, env)
+    if not original.verified:
+        message = "only requests that passed the trigger's IP and signature checks can be replayed"
+        raise ApiError(409, "replay_not_allowed", message)
+    if original.body_truncated:
+        raise ApiError(409, "replay_not_allowed", "the log kept only part of this request's body")
+    trigger_id = original.trigger_id or ""
+    trigger = await services(request).store.read(lambda conn: triggers.get_trigger(conn, env, trigger_id))
+    if trigger is None or trigger.hook_id is None:
+        raise not_found("trigger", original.trigger_id or "")
+    config = await services(request).hook_configs.get(trigger.hook_id)
+    if config is None:
+        raise not_found("trigger", trigger.id)
+    pipeline: HookPipeline = request.app.state.pipeline
+    log, outcome = await pipeline.replay(original, config)
+    return json_response(
+        {
+            "requestId": log.id,
+            "replayOf": original.id,
+            "status": outcome.status,
+            "cause": outcome.cause,
+            "response": outcome.body,
+        }
+    )
+
+
+routes = [
+    Route("/triggers/{trigger_id}/requests", list_trigger_requests, methods=["GET"]),
+    Route("/requests", list_requests, methods=["GET"]),
+    Route("/requests/{request_id}", get_request, methods=["GET"]),
+    Route("/requests/{request_id}/replay", replay_request, methods=["POST"]),
+]

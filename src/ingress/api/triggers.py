@@ -1,0 +1,204 @@
+"""Webhook triggers: create, read, change, delete, arm capture.
+
+Everything is checked before it is saved and a config that cannot work is
+refused (fail closed): the mapping must compile (422 with its location), the
+verification config must be usable (422 with its path), every allowlist entry
+must parse.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ingress.allowlist import IpAllowlist
+from ingress.api.common import environment, field, json_object, not_found, refuse_unknown, services
+from ingress.api.views import trigger_view
+from ingress.auth import admin_only
+from ingress.errors import ApiError
+from ingress.jsonio import json_response
+from ingress.verification import SECRET_MASK, VerificationConfigError, compile_verification
+from mapper import MappingSpecError
+from store import flows, triggers
+from store.triggers import MODES, Trigger
+
+CREATE_FIELDS = {"type", "mode", "mapping", "verification", "allowedIps"}
+PATCH_FIELDS = CREATE_FIELDS - {"type"}
+DEFAULT_MAPPING = {"kind": "passthrough"}
+
+
+def base_url(request: Request) -> str:
+    """Where hook URLs point: the configured public URL, else the URL this API was called on."""
+    configured = services(request).settings.public_url
+    return (configured or str(request.base_url)).rstrip("/")
+
+
+async def checked_changes(request: Request, data: dict[str, Any], variables: list[dict[str, Any]]) -> dict[str, Any]:
+    """The trigger columns `data` sets, each validated."""
+    changes: dict[str, Any] = {}
+    if "mode" in data:
+        changes["mode"] = field(data, "mode", lambda v: v in MODES, " | ".join(MODES), None)
+    if "mapping" in data:
+        changes["mapping"] = await checked_mapping(request, data["mapping"], variables)
+    if "verification" in data:
+        changes["verification"] = _checked_verification(data["verification"])
+    if "allowedIps" in data:
+        changes["allowed_ips"] = _checked_allowlist(data["allowedIps"])
+    return changes
+
+
+async def checked_mapping(request: Request, spec: Any, variables: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """`spec` if it compiles; a 422 `invalid_mapping` with the problem's location otherwise."""
+    if not isinstance(spec, dict):
+        raise ApiError(422, "invalid_mapping", "mapping must be a mapping spec object", path="$.mapping")
+    try:
+        await services(request).runner.check(spec, variables)
+    except MappingSpecError as error:
+        raise invalid_mapping(error) from None
+    return spec
+
+
+def invalid_mapping(error: MappingSpecError) -> ApiError:
+    """`path` is inside the mapping spec; `line`/`column` inside its JavaScript source."""
+    return ApiError(422, "invalid_mapping", error.message, path=error.path, line=error.line, column=error.column)
+
+
+def _checked_verification(config: Any) -> dict[str, Any] | None:
+    if isinstance(config, dict):
+        rotation = config.get("secrets")
+        secrets = [config.get("secret"), *(rotation if isinstance(rotation, list) else [])]
+        if any(isinstance(secret, str) and secret.startswith(SECRET_MASK) for secret in secrets):
+            message = "send the secret itself, not its masked form from a GET"
+            raise ApiError(422, "invalid_verification", message, path="$.verification.secret")
+    try:
+        compile_verification(config)
+    except VerificationConfigError as error:
+        path = "$.verification" + error.path.removeprefix("$")
+        raise ApiError(422, "invalid_verification", error.message, path=path) from None
+    checked: dict[str, Any] | None = config
+    return checked
+
+
+def _checked_allowlist(entries: Any) -> list[str]:
+    if not isinstance(entries, list) or not all(isinstance(entry, str) for entry in entries):
+        raise ApiError(422, "invalid_allowed_ips", "allowedIps must be a list of strings", path="$.allowedIps")
+    for index, entry in enumerate(entries):
+        try:
+            IpAllowlist([entry])
+        except ValueError as error:
+            raise ApiError(422, "invalid_allowed_ips", str(error), path=f"$.allowedIps[{index}]") from None
+    return entries
+
+
+async def _flow_variables(request: Request, env: str, flow_id: str) -> list[dict[str, Any]]:
+    flow = await services(request).store.read(lambda conn: flows.get_flow(conn, env, flow_id))
+    if flow is None:
+        raise not_found("flow", flow_id)
+    return list(flow.draft.get("variables") or [])
+
+
+async def _trigger(request: Request, env: str) -> Trigger:
+    trigger_id = request.path_params["trigger_id"]
+    trigger = await services(request).store.read(lambda conn: triggers.get_trigger(conn, env, trigger_id))
+    if trigger is None:
+        raise not_found("trigger", trigger_id)
+    return trigger
+
+
+@admin_only
+async def create_trigger(request: Request) -> Response:
+    env = await environment(request)
+    flow_id = request.path_params["flow_id"]
+    data = await json_object(request)
+    refuse_unknown(data, CREATE_FIELDS)
+    if data.get("type", "webhook") != "webhook":
+        message = "type must be webhook (other trigger types have their own APIs)"
+        raise ApiError(422, "invalid_field", message, path="$.type")
+    variables = await _flow_variables(request, env, flow_id)
+    changes = await checked_changes(request, {"mapping": DEFAULT_MAPPING, **data}, variables)
+    trigger = await services(request).store.write(
+        lambda conn: triggers.insert_trigger(
+            conn,
+            env,
+            flow_id,
+            mode=changes.get("mode", "test"),
+            mapping=changes["mapping"],
+            verification=changes.get("verification"),
+            allowed_ips=changes.get("allowed_ips", []),
+        )
+    )
+    return json_response(trigger_view(trigger, base_url(request)), 201)
+
+
+@admin_only
+async def list_flow_triggers(request: Request) -> Response:
+    env = await environment(request)
+    flow_id = request.path_params["flow_id"]
+    await _flow_variables(request, env, flow_id)
+    found = await services(request).store.read(lambda conn: triggers.list_triggers(conn, env, flow_id))
+    return json_response({"data": [trigger_view(trigger, base_url(request)) for trigger in found]})
+
+
+@admin_only
+async def get_trigger(request: Request) -> Response:
+    env = await environment(request)
+    return json_response(trigger_view(await _trigger(request, env), base_url(request)))
+
+
+@admin_only
+async def patch_trigger(request: Request) -> Response:
+    env = await environment(request)
+    current = await _trigger(request, env)
+    data = await json_object(request)
+    refuse_unknown(data, PATCH_FIELDS)
+    variables = await _flow_variables(request, env, current.flow_id)
+    changes = await checked_changes(request, data, variables)
+    updated = await services(request).store.write(lambda conn: triggers.update_trigger(conn, env, current.id, changes))
+    if updated is None:
+        raise not_found("trigger", current.id)
+    services(request).configuration_changed()
+    return json_response(trigger_view(updated, base_url(request)))
+
+
+@admin_only
+async def delete_trigger(request: Request) -> Response:
+    env = await environment(request)
+    trigger_id = request.path_params["trigger_id"]
+    if not await services(request).store.write(lambda conn: triggers.delete_trigger(conn, env, trigger_id)):
+        raise not_found("trigger", trigger_id)
+    services(request).configuration_changed()
+    return Response(status_code=204)
+
+
+async def _set_capture(request: Request, armed: bool) -> Response:
+    env = await environment(request)
+    trigger = await _trigger(request, env)
+    await services(request).store.write(
+        lambda conn: triggers.update_trigger(conn, env, trigger.id, {"capture_armed": armed})
+    )
+    services(request).configuration_changed()
+    return json_response({"triggerId": trigger.id, "armed": armed})
+
+
+@admin_only
+async def arm_capture(request: Request) -> Response:
+    return await _set_capture(request, True)
+
+
+@admin_only
+async def disarm_capture(request: Request) -> Response:
+    return await _set_capture(request, False)
+
+
+routes = [
+    Route("/action-flows/{flow_id}/triggers", create_trigger, methods=["POST"]),
+    Route("/action-flows/{flow_id}/triggers", list_flow_triggers, methods=["GET"]),
+    Route("/triggers/{trigger_id}", get_trigger, methods=["GET"]),
+    Route("/triggers/{trigger_id}", patch_trigger, methods=["PATCH"]),
+    Route("/triggers/{trigger_id}", delete_trigger, methods=["DELETE"]),
+    Route("/triggers/{trigger_id}/capture", arm_capture, methods=["POST"]),
+    Route("/triggers/{trigger_id}/capture", disarm_capture, methods=["DELETE"]),
+]

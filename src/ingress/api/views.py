@@ -1,0 +1,95 @@
+"""Records as the API shows them: camelCase, ISO-8601 UTC times, secrets masked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ingress.verification import public_view
+from store.clock import iso
+from store.flows import Flow
+from store.request_log import LogEntry
+from store.samples import Sample
+from store.triggers import Trigger
+
+
+def flow_view(flow: Flow) -> dict[str, Any]:
+    return {
+        "id": flow.id,
+        "environmentId": flow.environment_id,
+        **flow.draft,
+        "draftRevision": flow.draft_revision,
+        "publishedVersion": flow.published_version,
+        "createdAt": iso(flow.created_at),
+        "updatedAt": iso(flow.updated_at),
+    }
+
+
+def trigger_view(trigger: Trigger, base_url: str) -> dict[str, Any]:
+    return {
+        "id": trigger.id,
+        "environmentId": trigger.environment_id,
+        "flowId": trigger.flow_id,
+        "type": trigger.type,
+        "hookId": trigger.hook_id,
+        "url": f"{base_url}/hooks/{trigger.hook_id}",
+        "mode": trigger.mode,
+        "mapping": trigger.mapping,
+        "verification": public_view(trigger.verification),
+        "allowedIps": trigger.allowed_ips,
+        "captureArmed": trigger.capture_armed,
+        "createdAt": iso(trigger.created_at),
+        "updatedAt": iso(trigger.updated_at),
+    }
+
+
+def sample_view(sample: Sample) -> dict[str, Any]:
+    return {
+        "id": sample.id,
+        "triggerId": sample.trigger_id,
+        "source": sample.source,
+        "method": sample.method,
+        "path": sample.path,
+        "headers": sample.headers,
+        "query": sample.query,
+        "contentType": sample.content_type,
+        "body": sample.body,
+        "createdAt": iso(sample.created_at),
+    }
+
+
+def request_summary(entry: LogEntry) -> dict[str, Any]:
+    """What a list shows; `request_view` adds headers, body and the mapping."""
+    output = (entry.mapping or {}).get("output")
+    return {
+        "id": entry.id,
+        "triggerId": entry.trigger_id,
+        "hookId": entry.hook_id,
+        "receivedAt": iso(entry.received_at),
+        "method": entry.method,
+        "status": entry.status,
+        "cause": entry.cause,
+        "message": entry.message,
+        "mode": entry.mode,
+        "clientIp": entry.client_ip,
+        "flowInvocationId": (entry.response or {}).get("flowInvocationId") or (output or {}).get("flowInvocationId"),
+        "invocationId": entry.invocation_id,
+        "replayOf": entry.replay_of,
+    }
+
+
+def request_view(entry: LogEntry) -> dict[str, Any]:
+    mapping = entry.mapping or {}
+    return {
+        **request_summary(entry),
+        "path": entry.path,
+        "query": entry.query,
+        "headers": entry.headers,
+        "contentType": entry.content_type,
+        "body": entry.body,
+        "bodyBytes": entry.body_bytes,
+        "bodyTruncated": entry.body_truncated,
+        "verified": entry.verified,
+        "output": mapping.get("output"),
+        "mapping": entry.mapping,
+        "response": entry.response,
+    }

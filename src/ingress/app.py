@@ -1,0 +1,58 @@
+"""The Starlette application: webhook endpoint, management API, OpenAPI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from ingress.api import flows, preview, requests, samples, triggers
+from ingress.api.openapi import openapi_endpoint
+from ingress.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
+from ingress.hooks import HookPipeline, hook_endpoint
+from ingress.jsonio import json_response
+from ingress.services import Services
+from ingress.settings import Settings
+
+
+async def health(request: Request) -> Response:
+    return json_response({"ok": True})
+
+
+def management_routes() -> list[BaseRoute]:
+    return [*flows.routes, *triggers.routes, *samples.routes, *preview.routes, *requests.routes]
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The app; its services (store, sandbox pool, caches) start and stop with its lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        services = await Services.start(settings)
+        app.state.services = services
+        app.state.pipeline = HookPipeline(services)
+        try:
+            await services.retention.prune_all()
+            yield
+        finally:
+            await services.close()
+
+    return Starlette(
+        routes=[
+            Route("/hooks/{hook_id}", hook_endpoint, methods=["POST", "PUT"]),
+            Route("/healthz", health, methods=["GET"]),
+            Route("/openapi.json", openapi_endpoint, methods=["GET"]),
+            Mount("/v1/{env}", routes=management_routes()),
+        ],
+        exception_handlers={
+            ApiError: handle_api_error,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+        lifespan=lifespan,
+    )

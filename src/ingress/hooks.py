@@ -1,0 +1,433 @@
+"""`POST|PUT /hooks/{hookId}`: the webhook pipeline of SPEC §3.
+
+Checks run in this order, each failure answered with its status and logged
+with its cause:
+
+    404 hook_not_found · 403 trigger_disabled · 403 ip_not_allowed
+    · 413 body_too_large · 415 unsupported_media_type · 401 signature_invalid
+    · 401 timestamp_out_of_tolerance · (armed capture: 202 captured)
+    · 400 invalid_body · 200 skipped · 422 mapping_error · 422 validation_error
+    · 409 idempotency_conflict · 409 flow_not_published · 202 accepted
+
+The 202 is sent only once the invocation row is durably committed (group commit,
+see store.writer). A replay (`replay`) re-runs a logged request from the
+mode check on, under the trigger's current configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ingress.allowlist import client_ip
+from ingress.errors import error_body, error_response
+from ingress.hook_configs import HookConfig
+from ingress.jsonio import json_response
+from ingress.redaction import redact_headers
+from ingress.services import Services
+from ingress.verification import VerificationFailure
+from mapper import MappingResult, MappingSpecError, RequestBodyError, UnsupportedContentType, make_request
+from mapper.request import is_supported, media_type, normalize_headers
+from mapper.result import error_info
+from store.clock import iso, utcnow
+from store.ids import new_id
+from store.invocations import Acceptance, AcceptRequest, accept_batch
+from store.request_log import LogEntry, insert_entries
+from store.samples import Capture, capture_batch, new_sample
+from store.writer import WriterClosed
+
+logger = logging.getLogger("flowhook.ingress")
+
+#: Every cause a request-log entry can carry (the `cause` filter's values).
+CAUSES = (
+    "accepted",
+    "duplicate",
+    "captured",
+    "skipped",
+    "hook_not_found",
+    "trigger_disabled",
+    "ip_not_allowed",
+    "body_too_large",
+    "unsupported_media_type",
+    "signature_invalid",
+    "timestamp_out_of_tolerance",
+    "invalid_body",
+    "mapping_error",
+    "sandbox_crashed",
+    "validation_error",
+    "idempotency_conflict",
+    "flow_not_published",
+)
+
+
+@dataclass
+class Outcome:
+    """What the sender is answered (and the log records)."""
+
+    status: int
+    cause: str
+    body: dict[str, Any]
+    message: str | None = None  # the admin's fuller explanation, kept in the log only
+    headers: dict[str, str] | None = None
+
+    @classmethod
+    def error(
+        cls,
+        status: int,
+        code: str,
+        message: str,
+        request_id: str,
+        *,
+        detail: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> Outcome:
+        body = error_body(code, message, request_id, **extra)
+        return cls(status, code, body, detail or message, headers)
+
+
+@dataclass
+class Arrival:
+    """A request as the pipeline sees it (from the wire, or rebuilt from the log for a replay)."""
+
+    request_id: str
+    received_at: datetime
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    content_type: str | None
+    client_ip: str
+    raw_body: bytes = b""
+
+
+class BodyTooLarge(Exception):
+    def __init__(self, head: bytes) -> None:
+        super().__init__("body too large")
+        self.head = head
+
+
+def normalized_headers(request: Request) -> dict[str, str]:
+    """Lower-cased names, repeats joined with ", " (as mappings see them), straight from the scope."""
+    return normalize_headers(
+        (name.decode("latin-1"), value.decode("latin-1")) for name, value in request.scope["headers"]
+    )
+
+
+async def read_body(request: Request, limit: int, declared: str | None) -> bytes:
+    """The body, refused as soon as it passes `limit` bytes (`declared` in Content-Length, or streamed)."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(b"")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(b"".join(chunks) + chunk)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class HookPipeline:
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._settings = services.settings
+
+    async def receive(self, request: Request) -> Response:
+        """The endpoint: run the pipeline, log the request, answer the sender."""
+        arrival = self._arrival(request)
+        try:
+            outcome = await self._receive(request, arrival, request.path_params["hook_id"])
+        except (SQLAlchemyError, WriterClosed):
+            logger.exception("could not store request %s", arrival.request_id)
+            message = "the request could not be stored; retry later"
+            return error_response(503, "store_unavailable", message, arrival.request_id)
+        return json_response(outcome.body, outcome.status, outcome.headers)
+
+    async def _receive(self, request: Request, arrival: Arrival, hook_id: str) -> Outcome:
+        request_id = arrival.request_id
+        config = await self._services.hook_configs.get(hook_id)
+        log = self._log_entry(arrival, hook_id, config)
+        if config is None:
+            return await self._finish(log, Outcome.error(404, "hook_not_found", "no webhook at this URL", request_id))
+        refused = self._refuse_by_mode(config, request_id)
+        if refused is None and not config.allowlist.allows(arrival.client_ip):
+            refused = Outcome.error(
+                403,
+                "ip_not_allowed",
+                "this client address may not call this webhook",
+                request_id,
+                detail=f"client address {arrival.client_ip} is not in the trigger's allowlist",
+            )
+        if refused is not None:
+            return await self._finish(log, refused)
+        try:
+            declared = arrival.headers.get("content-length")
+            arrival.raw_body = await read_body(request, self._settings.max_body_bytes, declared)
+        except BodyTooLarge as too_large:
+            self._keep_body(log, too_large.head, truncated=True)
+            message = f"the body exceeds the limit of {self._settings.max_body_bytes} bytes"
+            # Close the connection: the rest of the body is never read.
+            refused = Outcome.error(413, "body_too_large", message, request_id, headers={"Connection": "close"})
+            return await self._finish(log, refused)
+        self._keep_body(log, arrival.raw_body)
+        media = media_type(arrival.content_type)
+        if not is_supported(media):
+            return await self._finish(log, _unsupported(media, request_id))
+        if config.verifier is not None:
+            try:
+                config.verifier.verify(arrival.headers, arrival.raw_body, time.time())
+            except VerificationFailure as failure:
+                refused = Outcome.error(401, failure.code, _public_reason(failure), request_id, detail=failure.message)
+                return await self._finish(log, refused)
+        log.verified = True
+        if config.trigger.capture_armed:
+            captured = await self._capture(config, arrival, log)
+            if captured is not None:
+                return captured
+        return await self._process(config, arrival, log)
+
+    async def replay(self, original: LogEntry, config: HookConfig) -> tuple[LogEntry, Outcome]:
+        """Re-run a logged request under the trigger's current configuration.
+
+        Only requests that passed the IP and signature checks when they
+        arrived can be replayed (the caller checks), so those checks are not
+        repeated: the signed timestamp would be stale by now, and the
+        signature headers were redacted from the log.
+        """
+        arrival = Arrival(
+            request_id=new_id("req"),
+            received_at=utcnow(),
+            method=original.method,
+            path=original.path,
+            query=original.query,
+            headers=dict(original.headers),
+            content_type=original.content_type,
+            client_ip=original.client_ip or "",
+            raw_body=original.body.encode("utf-8"),
+        )
+        log = self._log_entry(arrival, original.hook_id, config)
+        log.replay_of = original.id
+        log.verified = True
+        self._keep_body(log, arrival.raw_body)
+        refused = self._refuse_by_mode(config, arrival.request_id)
+        if refused is not None:
+            return log, await self._finish(log, refused)
+        return log, await self._process(config, arrival, log)
+
+    async def _process(self, config: HookConfig, arrival: Arrival, log: LogEntry) -> Outcome:
+        """From parsing the body to the durable accept: what a replay shares with a live request."""
+        request_id = arrival.request_id
+        try:
+            mapping_input = make_request(
+                arrival.method,
+                arrival.path,
+                arrival.headers,
+                arrival.query,
+                arrival.raw_body,
+                arrival.content_type,
+                iso(arrival.received_at),
+            )
+        except UnsupportedContentType:
+            return await self._finish(log, _unsupported(media_type(arrival.content_type), request_id))
+        except RequestBodyError as error:
+            return await self._finish(log, Outcome.error(400, "invalid_body", str(error), request_id))
+        try:
+            result = await self._services.runner.run(config.mapping, mapping_input)
+        except MappingSpecError as error:  # saved specs compile; this is a stored spec from an older version
+            result = MappingResult(ok=False, error=error_info("MappingSpecError", error.message, line=error.line))
+        log.mapping = result.to_dict()
+        rejected = _judge(result, request_id)
+        if rejected is not None:
+            return await self._finish(log, rejected)
+        assert result.output is not None
+        return await self._accept(config, arrival, log, result.output)
+
+    async def _accept(self, config: HookConfig, arrival: Arrival, log: LogEntry, output: dict[str, Any]) -> Outcome:
+        trigger = config.trigger
+        flow_invocation_id = output.get("flowInvocationId") or str(uuid.uuid4())
+        outcome: Outcome | None = None
+
+        def finish_log(entry: LogEntry, acceptance: Acceptance) -> None:
+            nonlocal outcome
+            outcome = _verdict(acceptance, arrival.request_id, flow_invocation_id)
+            _record(entry, outcome)
+            if acceptance.invocation is not None:
+                entry.invocation_id = acceptance.invocation.id
+
+        accept = AcceptRequest(
+            environment_id=trigger.environment_id,
+            flow_id=trigger.flow_id,
+            trigger_id=trigger.id,
+            request_id=arrival.request_id,
+            mode=trigger.mode,
+            flow_invocation_id=flow_invocation_id,
+            payload=output,
+            log=log,
+            finish_log=finish_log,
+        )
+        await self._services.store.submit(accept_batch, accept)
+        self._services.retention.note(log.trigger_id)
+        assert outcome is not None
+        return outcome
+
+    async def _capture(self, config: HookConfig, arrival: Arrival, log: LogEntry) -> Outcome | None:
+        """Save the request as a sample if the trigger is still armed (exactly one request per arming)."""
+        sample = new_sample(
+            config.trigger.id,
+            "captured",
+            method=arrival.method,
+            path=arrival.path,
+            headers=log.headers,
+            query=arrival.query,
+            content_type=arrival.content_type,
+            body=arrival.raw_body.decode("utf-8", errors="replace"),
+        )
+        outcome = Outcome(202, "captured", {"captured": True, "requestId": arrival.request_id, "sampleId": sample.id})
+        _record(log, outcome)
+        capture = Capture(sample=sample, log=log, keep=self._settings.sample_retention)
+        if not await self._services.store.submit(capture_batch, capture):
+            return None
+        self._services.configuration_changed()
+        self._services.retention.note(log.trigger_id)
+        return outcome
+
+    async def _finish(self, log: LogEntry, outcome: Outcome) -> Outcome:
+        """Record a request that stops here; answer only once its log entry is committed."""
+        _record(log, outcome)
+        await self._services.store.submit(insert_entries, log)
+        self._services.retention.note(log.trigger_id)
+        return outcome
+
+    def _refuse_by_mode(self, config: HookConfig, request_id: str) -> Outcome | None:
+        if config.trigger.mode == "disabled":
+            return Outcome.error(403, "trigger_disabled", "this webhook trigger is disabled", request_id)
+        return None
+
+    def _arrival(self, request: Request) -> Arrival:
+        """Read from the ASGI scope directly: Starlette's URL and Headers objects cost more than the rest."""
+        scope = request.scope
+        headers = normalized_headers(request)
+        peer = scope["client"][0] if scope.get("client") else ""
+        return Arrival(
+            request_id=new_id("req"),
+            received_at=utcnow(),
+            method=scope["method"],
+            path=scope["path"],
+            query=scope["query_string"].decode("latin-1"),
+            headers=headers,
+            content_type=headers.get("content-type"),
+            client_ip=client_ip(peer, headers, self._services.trusted_proxies),
+        )
+
+    def _log_entry(self, arrival: Arrival, hook_id: str, config: HookConfig | None) -> LogEntry:
+        """The request as the log keeps it: secret-bearing headers (and the verifier's) redacted."""
+        trigger = config.trigger if config is not None else None
+        verifier = config.verifier if config is not None else None
+        return LogEntry(
+            id=arrival.request_id,
+            environment_id=trigger.environment_id if trigger else None,
+            trigger_id=trigger.id if trigger else None,
+            hook_id=hook_id,
+            received_at=arrival.received_at,
+            method=arrival.method,
+            path=arrival.path,
+            query=arrival.query,
+            client_ip=arrival.client_ip or None,
+            headers=redact_headers(arrival.headers, verifier.headers_to_redact if verifier else ()),
+            content_type=arrival.content_type,
+            body="",
+            body_bytes=0,
+            body_truncated=False,
+            mode=trigger.mode if trigger else None,
+        )
+
+    def _keep_body(self, log: LogEntry, body: bytes, *, truncated: bool = False) -> None:
+        cap = self._settings.log_body_bytes
+        log.body = body[:cap].decode("utf-8", errors="replace")
+        log.body_bytes = len(body)
+        log.body_truncated = truncated or len(body) > cap
+
+
+def _record(log: LogEntry, outcome: Outcome) -> None:
+    log.status = outcome.status
+    log.cause = outcome.cause
+    log.message = outcome.message
+    log.response = outcome.body
+
+
+def _unsupported(media: str, request_id: str) -> Outcome:
+    message = f"content type {media!r} is not supported; send JSON, form-urlencoded or text"
+    return Outcome.error(415, "unsupported_media_type", message, request_id)
+
+
+def _public_reason(failure: VerificationFailure) -> str:
+    """What the sender is told: the kind of failure, not which part of its signature we disliked."""
+    if failure.code == "timestamp_out_of_tolerance":
+        return "the signed timestamp is outside the accepted tolerance"
+    return "the request signature is missing or does not match"
+
+
+def _judge(result: MappingResult, request_id: str) -> Outcome | None:
+    """The mapping's verdict as an answer; None when the output is a valid trigger request.
+
+    The sender learns the error's type and line, never its message or stack
+    (they may quote the request or the source); the log keeps everything.
+    """
+    if result.skipped:
+        return Outcome(200, "skipped", {"skipped": True, "requestId": request_id}, "the mapping skipped this request")
+    if result.error is not None:
+        error = result.error
+        where = f" at line {error['line']}" if error.get("line") else ""
+        detail = f"{error.get('type')}: {error.get('message')}{where}"
+        if error.get("type") == "SandboxCrashed":
+            message = "the mapping sandbox crashed; retry later"
+            return Outcome.error(503, "sandbox_crashed", message, request_id, detail=detail)
+        message = f"the mapping failed: {error.get('type')}{where}"
+        return Outcome.error(422, "mapping_error", message, request_id, detail=detail)
+    if result.validation_errors:
+        problems = result.validation_errors
+        return Outcome.error(
+            422,
+            "validation_error",
+            "the mapped output is not a valid trigger request",
+            request_id,
+            detail="; ".join(f"{problem['path']}: {problem['message']}" for problem in problems),
+            paths=[problem["path"] for problem in problems],
+        )
+    return None
+
+
+def _verdict(acceptance: Acceptance, request_id: str, flow_invocation_id: str) -> Outcome:
+    invocation = acceptance.invocation
+    if acceptance.verdict == "accepted":
+        assert invocation is not None
+        body = {"requestId": request_id, "flowInvocationId": flow_invocation_id, "mode": invocation.mode}
+        return Outcome(202, "accepted", body)
+    if acceptance.verdict == "duplicate":
+        assert invocation is not None
+        original: dict[str, Any] = {
+            "requestId": invocation.request_id,
+            "flowInvocationId": flow_invocation_id,
+            "mode": invocation.mode,
+        }
+        message = "a repeat of an earlier request (same flowInvocationId and payload); answered as before"
+        return Outcome(202, "duplicate", original, message, headers={"Idempotent-Replayed": "true"})
+    if acceptance.verdict == "conflict":
+        message = f"flowInvocationId {flow_invocation_id!r} was already used with a different payload"
+        return Outcome.error(409, "idempotency_conflict", message, request_id)
+    message = "the trigger is live but its flow has no published version"
+    return Outcome.error(409, "flow_not_published", message, request_id)
+
+
+async def hook_endpoint(request: Request) -> Response:
+    pipeline: HookPipeline = request.app.state.pipeline
+    return await pipeline.receive(request)

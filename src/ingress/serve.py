@@ -1,0 +1,67 @@
+"""`flowhook serve`: the app under uvicorn (uvloop + httptools)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from ingress.app import create_app
+from ingress.auth import admin_token_hash
+from ingress.settings import Settings
+from store import Store, database_url
+
+#: How uvicorn runs the app. `proxy_headers` is off: the client address is
+#: decided by the app alone (FLOWHOOK_TRUSTED_PROXIES), never by uvicorn
+#: trusting X-Forwarded-For from 127.0.0.1. The request log replaces the access log.
+UVICORN_OPTIONS: dict[str, Any] = {
+    "loop": "uvloop",
+    "http": "httptools",
+    "proxy_headers": False,
+    "access_log": False,
+    "lifespan": "on",
+    "timeout_graceful_shutdown": 10,
+}
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    data_dir: str | Path = "flowhook-data",
+    database: str | None = None,
+    workers: int = 1,
+) -> None:
+    """Run the service until SIGINT/SIGTERM.
+
+    Migrations and first-start set-up (the `default` environment, the admin
+    token, printed once) happen here before any worker starts, so N workers
+    never race to create them. Other settings come from FLOWHOOK_* variables.
+    """
+    settings = Settings.from_env(data_dir=Path(data_dir), database=database)
+    asyncio.run(_prepare(settings))
+    os.environ.update(settings.to_env())
+    uvicorn.run(
+        "ingress.serve:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        **UVICORN_OPTIONS,
+    )
+
+
+async def _prepare(settings: Settings) -> None:
+    store = await Store.open(database_url(settings.database, settings.data_dir))
+    try:
+        await admin_token_hash(store, settings.admin_token)
+    finally:
+        await store.close()
+
+
+def app_from_environment() -> Starlette:
+    """uvicorn's factory, in each worker process: the settings `serve` put in the environment."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,61 @@
+"""The long-lived parts of a running service, started and stopped with the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ingress.allowlist import IpAllowlist
+from ingress.auth import AdminAuth, admin_token_hash
+from ingress.hook_configs import HookConfigs
+from ingress.mapping_runner import MappingRunner
+from ingress.retention import RequestLogRetention
+from ingress.settings import Settings
+from mapper.pool import SandboxPool
+from store import Store, database_url
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    pool: SandboxPool
+    runner: MappingRunner
+    hook_configs: HookConfigs
+    admin_auth: AdminAuth
+    retention: RequestLogRetention
+    trusted_proxies: IpAllowlist
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Services:
+        url = database_url(settings.database, settings.data_dir)
+        store = await Store.open(url, max_batch=settings.max_batch, fsync=settings.durability == "fsync")
+        try:
+            expected_hash = await admin_token_hash(store, settings.admin_token)
+            pool = SandboxPool(settings.sandbox_workers, limits=settings.mapping_limits)
+            await pool.start()
+        except BaseException:
+            await store.close()
+            raise
+        runner = MappingRunner(pool, settings.mapping_limits)
+        retention = RequestLogRetention(store, settings.request_log_retention, settings.prune_interval_seconds)
+        retention.start()
+        return cls(
+            settings=settings,
+            store=store,
+            pool=pool,
+            runner=runner,
+            hook_configs=HookConfigs(store, runner, settings.config_cache_seconds),
+            admin_auth=AdminAuth(expected_hash),
+            retention=retention,
+            trusted_proxies=IpAllowlist(settings.trusted_proxies),
+        )
+
+    async def close(self) -> None:
+        """Stop taking work, let queued writes commit, then release everything."""
+        await self.retention.close()
+        await self.pool.close()
+        await self.store.close()
+
+    def configuration_changed(self) -> None:
+        """Every management write calls this so the next request sees the change."""
+        self.hook_configs.invalidate()

@@ -1,0 +1,99 @@
+"""The answer text a mapping engine hands back, and its decoding.
+
+The sandbox prelude answers every call with one JSON text, and sandbox
+workers pass that text through untouched so that decoding and validation
+happen once, in the trusted process:
+
+    {...}                     ok: the output object, no console lines
+    [0, output, logs]         ok
+    [1, null, logs]           skipped (map returned null/undefined)
+    [2, error, logs]          failed; error is {type, message, stack}
+    [3]                       a returned Promise never settled
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from mapper.limits import Limits
+from mapper.result import ErrorInfo, Produced, error_info
+from mapper.stacktrace import locate
+
+PENDING = "[3]"
+
+
+class MalformedAnswer(ValueError):
+    """An answer text that does not follow the protocol above."""
+
+
+def failure_answer(info: ErrorInfo) -> str:
+    """The answer for an error the host detected (a limit, a crash)."""
+    return orjson.dumps([2, info, []]).decode()
+
+
+def encode_produced(produced: Produced) -> str:
+    if produced.error is not None:
+        return orjson.dumps([2, produced.error, produced.logs]).decode()
+    if produced.value is None:
+        return orjson.dumps([1, None, produced.logs]).decode()
+    return orjson.dumps([0, produced.value, produced.logs]).decode()
+
+
+def decode_answer(text: str, limits: Limits) -> Produced:
+    try:
+        if text[0] == "{":
+            return _output(text, text, orjson.loads(text), [], limits)
+        if text == PENDING:
+            return Produced(error=error_info("UnsettledPromise", "map() returned a Promise that never settled"))
+        tag, value, logs = orjson.loads(text)
+    except (IndexError, ValueError, TypeError) as error:
+        raise MalformedAnswer(f"malformed answer: {error}") from None
+    if tag == 0:
+        return _output(text, None, value, logs, limits)
+    if tag == 1:
+        return Produced(logs=logs)
+    if tag == 2 and isinstance(value, dict):
+        return Produced(error=value if "line" in value else described(value), logs=logs)
+    raise MalformedAnswer(f"unknown answer tag {tag!r}")
+
+
+def described(data: dict[str, Any]) -> ErrorInfo:
+    """An error as the prelude describes it, located in the user's source."""
+    if data["type"] == "StackLimitExceeded":
+        return error_info(data["type"], data["message"])
+    line, column, stack = locate(data.get("stack") or "")
+    return error_info(data["type"], data["message"], line=line, column=column, stack=stack)
+
+
+def _output(text: str, output_text: str | None, value: Any, logs: list[dict[str, str]], limits: Limits) -> Produced:
+    # The engine bounds the output in UTF-16 units; UTF-8 can be up to 3x that,
+    # so only a text that could be over the byte limit is measured.
+    if len(text) * 3 > limits.max_output_bytes:
+        size = len((output_text or orjson.dumps(value).decode()).encode())
+        if size > limits.max_output_bytes:
+            message = f"the result is {size} bytes of JSON; the limit is {limits.max_output_bytes}"
+            return Produced(error=error_info("OutputTooLarge", message), logs=logs)
+    # Counting brackets in the text is far cheaper than walking the value,
+    # and fewer brackets than the limit cannot nest deeper than it.
+    max_depth = limits.max_depth
+    if text.count("{") + text.count("[") > max_depth and nesting_exceeds(value, max_depth):
+        message = f"the result is nested deeper than {max_depth} levels"
+        return Produced(error=error_info("InvalidOutput", message), logs=logs)
+    return Produced(value=value, logs=logs)
+
+
+def nesting_exceeds(value: Any, max_depth: int) -> bool:
+    """Whether JSON data has objects/arrays nested more than `max_depth` deep."""
+    containers: list[Any] = [value] if isinstance(value, (dict, list)) else []
+    for _ in range(max_depth):
+        containers = [
+            child
+            for item in containers
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, (dict, list))
+        ]
+        if not containers:
+            return False
+    return True

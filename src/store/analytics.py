@@ -1,0 +1,121 @@
+"""Analytics events: what flows did, per user, in the order it happened.
+
+Events are written only as effects of a committed step (see flows.batch and
+store.cards), each with an id derived from the effect, so a step that runs
+again writes nothing new. Reading goes forward by sequence with a cursor, the
+way an export or a dashboard tails them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from store.idempotent import derived_id
+from store.tables import analytics_events
+
+FLOW_EVENTS = (
+    "action-flow-started",
+    "action-flow-completed",
+    "action-flow-failed",
+    "card-published",
+    "card-completed",
+    "card-dismissed",
+)
+
+
+@dataclass(frozen=True)
+class AnalyticsEvent:
+    seq: int
+    id: str
+    environment_id: str
+    event_name: str
+    timestamp: datetime
+    end_user_id: str | None
+    flow_id: str | None
+    flow_instance_id: str | None
+    flow_invocation_id: str | None
+    card_instance_id: str | None
+    event_source: str
+    properties: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EventSubject:
+    """Who and what an event is about: one user's flow instance."""
+
+    environment_id: str
+    end_user_id: str
+    flow_id: str
+    flow_instance_id: str
+    flow_invocation_id: str
+    event_source: str
+    metadata: dict[str, Any]
+
+
+def event_row(
+    subject: EventSubject,
+    event_name: str,
+    timestamp: datetime,
+    properties: dict[str, Any],
+    *,
+    effect: str,
+    card_instance_id: str | None = None,
+) -> dict[str, Any]:
+    """An insert row; `effect` names the step outcome it records (its id derives from it)."""
+    return {
+        "id": derived_id("evt", effect, event_name),
+        "environment_id": subject.environment_id,
+        "event_name": event_name,
+        "timestamp": timestamp,
+        "end_user_id": subject.end_user_id,
+        "flow_id": subject.flow_id,
+        "flow_instance_id": subject.flow_instance_id,
+        "flow_invocation_id": subject.flow_invocation_id,
+        "card_instance_id": card_instance_id,
+        "event_source": subject.event_source,
+        "properties": properties,
+        "metadata": subject.metadata,
+    }
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    flow_id: str | None = None
+    event_name: str | None = None
+    event_source: str | None = None
+    user_id: str | None = None
+    since: datetime | None = None
+    include_test: bool = True
+
+
+def list_events(
+    conn: Connection, environment_id: str, where: EventFilter, *, after: int | None, limit: int
+) -> tuple[list[AnalyticsEvent], int | None]:
+    """A page, oldest first, and the cursor of the next page (None at the end)."""
+    table = analytics_events
+    query = sa.select(table).where(table.c.environment_id == environment_id)
+    for column, value in (
+        (table.c.flow_id, where.flow_id),
+        (table.c.event_name, where.event_name),
+        (table.c.event_source, where.event_source),
+        (table.c.end_user_id, where.user_id),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if where.since is not None:
+        query = query.where(table.c.timestamp >= where.since)
+    if not where.include_test:
+        query = query.where(table.c.event_source != "test")
+    if after is not None:
+        query = query.where(table.c.seq > after)
+    query = query.order_by(table.c.seq).limit(limit + 1)
+    events = [AnalyticsEvent(**row._mapping) for row in conn.execute(query)]
+    if len(events) > limit:
+        return events[:limit], events[limit - 1].seq
+    return events, None

@@ -1,0 +1,132 @@
+"""Card instances: rendered cards in front of users, and the actions users take on them.
+
+A card is created only by the executor, once per (flow instance, step): its
+id derives from both and a unique index backs it. Completing or dismissing a
+card records the analytics event and releases any flow instance waiting on
+that card, in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from store.analytics import EventSubject, event_row
+from store.idempotent import insert_new
+from store.tables import analytics_events, cards, flow_instances
+
+#: action -> (the card's new status, the analytics event it emits)
+ACTIONS = {"complete": ("completed", "card-completed"), "dismiss": ("dismissed", "card-dismissed")}
+STATUSES = ("active", "completed", "dismissed", "expired")
+
+
+@dataclass(frozen=True)
+class Card:
+    seq: int
+    id: str
+    environment_id: str
+    user_id: str
+    flow_id: str
+    flow_instance_id: str
+    flow_invocation_id: str
+    step_id: str
+    template_id: str
+    template_version: int | None
+    event_source: str
+    status: str
+    definition: dict[str, Any]
+    payload: dict[str, Any]
+    expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    def status_at(self, now: datetime) -> str:
+        """`expired` is an active card past its expiry; no sweeper needs to run for it."""
+        if self.status == "active" and self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return self.status
+
+
+def _status_is(status: str, now: datetime) -> sa.ColumnElement[bool]:
+    not_expired = sa.or_(cards.c.expires_at.is_(None), cards.c.expires_at > now)
+    if status == "active":
+        return sa.and_(cards.c.status == "active", not_expired)
+    if status == "expired":
+        return sa.and_(cards.c.status == "active", sa.not_(not_expired))
+    return cards.c.status == status
+
+
+def list_user_cards(
+    conn: Connection,
+    environment_id: str,
+    user_id: str,
+    *,
+    now: datetime,
+    event_source: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    before: int | None = None,
+) -> tuple[list[Card], int | None]:
+    """A page of the user's cards, newest first, and the next page's cursor."""
+    query = sa.select(cards).where(cards.c.environment_id == environment_id, cards.c.user_id == user_id)
+    if event_source is not None:
+        query = query.where(cards.c.event_source == event_source)
+    if status is not None:
+        query = query.where(_status_is(status, now))
+    if before is not None:
+        query = query.where(cards.c.seq < before)
+    query = query.order_by(cards.c.seq.desc()).limit(limit + 1)
+    found = [Card(**row._mapping) for row in conn.execute(query)]
+    if len(found) > limit:
+        return found[:limit], found[limit - 1].seq
+    return found, None
+
+
+def get_card(conn: Connection, environment_id: str, card_id: str, *, lock: bool = False) -> Card | None:
+    query = sa.select(cards).where(cards.c.id == card_id, cards.c.environment_id == environment_id)
+    if lock:
+        query = query.with_for_update()  # PostgreSQL: serialise with the executor's look at this card
+    row = (conn.execute(query)).first()
+    return Card(**row._mapping) if row else None
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    verdict: Literal["done", "not_found", "not_active"]
+    card: Card | None
+    status: str | None = None  # the card's status when not active
+
+
+def act_on_card(conn: Connection, environment_id: str, card_id: str, action: str, now: datetime) -> ActionResult:
+    """Complete or dismiss an active card, record the event, release waits on it."""
+    card = get_card(conn, environment_id, card_id, lock=True)
+    if card is None:
+        return ActionResult("not_found", None)
+    current = card.status_at(now)
+    if current != "active":
+        return ActionResult("not_active", card, current)
+    status, event_name = ACTIONS[action]
+    conn.execute(sa.update(cards).where(cards.c.id == card_id).values(status=status, updated_at=now))
+    subject = EventSubject(
+        environment_id=card.environment_id,
+        end_user_id=card.user_id,
+        flow_id=card.flow_id,
+        flow_instance_id=card.flow_instance_id,
+        flow_invocation_id=card.flow_invocation_id,
+        event_source=card.event_source,
+        metadata=card.payload.get("metadata") or {},
+    )
+    properties = {"cardTemplateId": card.template_id, "templateVersion": card.template_version, "stepId": card.step_id}
+    event = event_row(subject, event_name, now, properties, effect=card.id, card_instance_id=card.id)
+    insert_new(conn, analytics_events, [event])
+    conn.execute(
+        sa.update(flow_instances)
+        .where(flow_instances.c.waiting_card_id == card_id, flow_instances.c.status == "waiting")
+        .values(due_at=now, released_by=event_name, updated_at=now)
+    )
+    updated = get_card(conn, environment_id, card_id)
+    return ActionResult("done", updated)

@@ -1,0 +1,92 @@
+"""The executor's side of the inbox: claim pending invocations, record how far each got.
+
+An invocation is expanded into one flow instance per target user. A large
+one (up to 10,000 users) is expanded over several transactions so no single
+one holds the writer for long; `invocation_progress` remembers where the
+next one starts and which flow snapshot the earlier ones used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from store.idempotent import insert_new
+from store.invocations import Invocation
+from store.tables import flow_snapshots, invocation_progress, invocations
+
+PENDING = "pending"
+DONE = "done"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Progress:
+    invocation_id: str
+    snapshot_id: str
+    next_index: int
+
+
+def claim_pending(conn: Connection, limit: int, *, after: int = 0) -> list[Invocation]:
+    """The oldest pending invocations after sequence `after`; on PostgreSQL those another worker holds are skipped."""
+    query = (
+        sa.select(invocations)
+        .where(invocations.c.status == PENDING, invocations.c.seq > after)
+        .order_by(invocations.c.seq)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [Invocation(**row._mapping) for row in conn.execute(query)]
+
+
+def get_invocations(conn: Connection, invocation_ids: set[str]) -> dict[str, Invocation]:
+    if not invocation_ids:
+        return {}
+    query = sa.select(invocations).where(invocations.c.id.in_(invocation_ids))
+    return {row.id: Invocation(**row._mapping) for row in conn.execute(query)}
+
+
+def get_invocation(conn: Connection, flow_id: str, flow_invocation_id: str) -> Invocation | None:
+    query = sa.select(invocations).where(
+        invocations.c.flow_id == flow_id, invocations.c.flow_invocation_id == flow_invocation_id
+    )
+    row = (conn.execute(query)).first()
+    return Invocation(**row._mapping) if row else None
+
+
+def load_progress(conn: Connection, invocation_ids: list[str]) -> dict[str, Progress]:
+    query = sa.select(invocation_progress).where(invocation_progress.c.invocation_id.in_(invocation_ids))
+    return {row.invocation_id: Progress(**row._mapping) for row in conn.execute(query)}
+
+
+def save_progress(conn: Connection, progress: Progress, *, existed: bool) -> None:
+    if existed:
+        statement = (
+            sa.update(invocation_progress)
+            .where(invocation_progress.c.invocation_id == progress.invocation_id)
+            .values(next_index=progress.next_index)
+        )
+        conn.execute(statement)
+    else:
+        conn.execute(sa.insert(invocation_progress).values(**progress.__dict__))
+
+
+def finish(conn: Connection, invocation_ids: list[str], status: str) -> None:
+    """Mark invocations expanded (or failed) and forget their progress."""
+    if invocation_ids:
+        conn.execute(sa.update(invocations).where(invocations.c.id.in_(invocation_ids)).values(status=status))
+        conn.execute(sa.delete(invocation_progress).where(invocation_progress.c.invocation_id.in_(invocation_ids)))
+
+
+def store_snapshots(conn: Connection, definitions: dict[str, dict[str, Any]]) -> None:
+    insert_new(conn, flow_snapshots, [{"id": key, "definition": value} for key, value in definitions.items()])
+
+
+def load_snapshots(conn: Connection, snapshot_ids: set[str]) -> dict[str, dict[str, Any]]:
+    if not snapshot_ids:
+        return {}
+    query = sa.select(flow_snapshots).where(flow_snapshots.c.id.in_(snapshot_ids))
+    return {row.id: row.definition for row in conn.execute(query)}

@@ -1,0 +1,69 @@
+"""Test users: who may receive test runs (workbench members and external test users).
+
+A test invocation reaches only these user IDs; everyone else it names is
+recorded as ignored and sent nothing, so a draft can never reach a real user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from store.clock import utcnow
+from store.tables import test_users
+
+KINDS = ("external", "member")
+
+
+@dataclass(frozen=True)
+class TestUser:
+    __test__ = False  # not a pytest test class
+
+    environment_id: str
+    user_id: str
+    kind: str
+    name: str | None
+    created_at: datetime
+
+
+def add_test_user(conn: Connection, environment_id: str, user_id: str, kind: str, name: str | None) -> TestUser | None:
+    """The new test user, or None when the ID is one already."""
+    if _get(conn, environment_id, user_id) is not None:
+        return None
+    user = TestUser(environment_id, user_id, kind, name, utcnow())
+    conn.execute(sa.insert(test_users).values(**user.__dict__))
+    return user
+
+
+def list_test_users(conn: Connection, environment_id: str) -> list[TestUser]:
+    query = (
+        sa.select(test_users)
+        .where(test_users.c.environment_id == environment_id)
+        .order_by(test_users.c.created_at, test_users.c.user_id)
+    )
+    return [TestUser(**row._mapping) for row in conn.execute(query)]
+
+
+def remove_test_user(conn: Connection, environment_id: str, user_id: str) -> bool:
+    statement = sa.delete(test_users).where(
+        test_users.c.environment_id == environment_id, test_users.c.user_id == user_id
+    )
+    return bool((conn.execute(statement)).rowcount)
+
+
+def test_user_ids(conn: Connection, environment_id: str) -> set[str]:
+    """Every user ID a test run may reach in this environment."""
+    query = sa.select(test_users.c.user_id).where(test_users.c.environment_id == environment_id)
+    return set((conn.execute(query)).scalars())
+
+
+test_user_ids.__test__ = False  # type: ignore[attr-defined]
+
+
+def _get(conn: Connection, environment_id: str, user_id: str) -> TestUser | None:
+    query = sa.select(test_users).where(test_users.c.environment_id == environment_id, test_users.c.user_id == user_id)
+    row = (conn.execute(query)).first()
+    return TestUser(**row._mapping) if row else None

@@ -1,0 +1,120 @@
+"""Saving flows and card templates: every problem with its JSON path; templates' versions; publishing."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.anyio
+
+BAD_FLOW = {
+    "name": "",
+    "variables": [{"name": "a", "type": "number", "default": "x"}, {"name": "a"}],
+    "steps": [
+        {"type": "send-card", "id": "s1"},
+        {"type": "wait", "id": "w1", "duration": "P1M"},
+        {"type": "wait", "id": "w2", "for": {"action": "card-completed", "stepId": "nope"}, "timeout": "P1D"},
+        {"type": "wait", "id": "w3", "for": {"action": "card-completed", "stepId": "s1"}},
+        {"type": "wait", "id": "w4", "duration": "PT0S"},
+        {"type": "branch", "id": "s1", "condition": "variables.(", "then": []},
+        {"type": "jump", "id": "j"},
+        {
+            "type": "branch",
+            "id": "b2",
+            "condition": "variables.a",
+            "then": [{"type": "send-card", "id": "inner", "cardTemplateId": "t"}],
+            "else": [
+                {"type": "wait", "id": "w5", "for": {"action": "card-dismissed", "stepId": "inner"}, "timeout": "P1D"}
+            ],
+        },
+    ],
+}
+
+
+async def test_a_bad_flow_is_refused_with_every_problem(flowhook) -> None:
+    for method, url in (
+        ("POST", "/v1/default/action-flows"),
+        ("PUT", f"/v1/default/action-flows/{(await flowhook.flow([]))['id']}"),
+    ):
+        response = await flowhook.api.request(method, url, json=BAD_FLOW)
+        assert response.status_code == 422
+        error = response.json()["error"]
+        assert error["code"] == "invalid_flow"
+        assert {problem["path"] for problem in error["errors"]} == {
+            "$.name",
+            "$.variables[0].default",
+            "$.variables[1].name",
+            "$.steps[0].cardTemplateId",
+            "$.steps[1].duration",
+            "$.steps[2].for.stepId",
+            "$.steps[3].timeout",
+            "$.steps[4].duration",
+            "$.steps[5].id",
+            "$.steps[5].condition",
+            "$.steps[6].type",
+            "$.steps[7].else[0].for.stepId",
+        }
+        assert error["path"] == error["errors"][0]["path"]
+        assert all(problem["message"] for problem in error["errors"])
+
+
+async def test_a_good_flow_round_trips(flowhook) -> None:
+    template = await flowhook.template({"title": "x"})
+    steps = [
+        {"type": "send-card", "id": "s", "cardTemplateId": template["id"], "cardOptions": {"expiresAfter": "P7D"}},
+        {"type": "wait", "id": "w", "for": {"action": "card-completed", "stepId": "s"}, "timeout": "P1DT12H"},
+        {"type": "branch", "id": "b", "condition": "steps.w.outcome == 'timeout'", "then": [], "else": []},
+    ]
+    flow = await flowhook.flow(
+        steps, description="welcome", variables=[{"name": "n", "type": "number", "required": True}]
+    )
+    stored = await flowhook.ok("GET", f"/v1/default/action-flows/{flow['id']}")
+    assert (stored["steps"], stored["description"]) == (steps, "welcome")
+
+
+async def test_card_template_problems_and_lifecycle(flowhook) -> None:
+    bad = {"name": "x", "definition": {"title": "{{ first name }}", "body": ["{{open"]}, "colour": 1}
+    response = await flowhook.api.post("/v1/default/card-templates", json=bad)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_card_template"
+    assert [problem["path"] for problem in error["errors"]] == [
+        "$.colour",
+        "$.definition.title",
+        "$.definition.body[0]",
+    ]
+    missing = await flowhook.api.post("/v1/default/card-templates", json={"name": "x"})
+    assert missing.json()["error"]["path"] == "$.definition"
+
+    template = await flowhook.template({"title": "v1"})
+    url = f"/v1/default/card-templates/{template['id']}"
+    assert (template["draftRevision"], template["publishedVersion"]) == (1, None)
+    edited = await flowhook.ok("PUT", url, json={"name": "Card", "definition": {"title": "v2"}})
+    assert (edited["draftRevision"], edited["definition"]) == (2, {"title": "v2"})
+    assert (await flowhook.ok("POST", f"{url}/publish"))["publishedVersion"] == 1
+    listed = await flowhook.ok("GET", "/v1/default/card-templates")
+    assert template["id"] in [item["id"] for item in listed["data"]]
+    assert (await flowhook.api.delete(url)).status_code == 204
+    assert (await flowhook.api.get(url)).status_code == 404
+    assert (await flowhook.api.delete(url)).status_code == 404
+
+
+async def test_publishing_a_flow_needs_its_templates_published(flowhook) -> None:
+    template = await flowhook.template({"title": "x"})
+    flow = await flowhook.flow(
+        [
+            {"type": "send-card", "id": "a", "cardTemplateId": template["id"]},
+            {"type": "send-card", "id": "b", "cardTemplateId": "ctp_missing"},
+        ]
+    )
+    url = f"/v1/default/action-flows/{flow['id']}/publish"
+    refused = await flowhook.api.post(url)
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert error["code"] == "flow_not_publishable"
+    assert [problem["path"] for problem in error["errors"]] == [
+        "$.steps[0].cardTemplateId",
+        "$.steps[1].cardTemplateId",
+    ]
+    await flowhook.ok("POST", f"/v1/default/card-templates/{template['id']}/publish")
+    await flowhook.ok("PUT", f"/v1/default/action-flows/{flow['id']}", json={"name": "F", "steps": flow["steps"][:1]})
+    assert (await flowhook.ok("POST", url))["publishedVersion"] == 1

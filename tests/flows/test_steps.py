@@ -1,0 +1,170 @@
+"""Each step type, through HTTP: send-card, wait (duration and card action), branch."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.anyio
+
+CARD = {"title": "Hi {{firstName}}", "body": "Your {{plan.name}} plan costs {{plan.price}}.", "tags": ["{{missing}}"]}
+
+
+async def test_send_card_renders_the_template_with_the_variables(flowhook) -> None:
+    template = await flowhook.template(CARD)
+    variables = [{"name": "firstName", "type": "string", "default": "there"}, {"name": "plan", "type": "object"}]
+    flow = await flowhook.flow(
+        [{"type": "send-card", "id": "hello", "cardTemplateId": template["id"], "cardOptions": {"priority": 5}}],
+        variables=variables,
+    )
+    trigger = await flowhook.trigger(flow)
+    await flowhook.test_user("step-u1")
+    key = await flowhook.start(
+        trigger, ["step-u1"], variables={"plan": {"name": "Gold", "price": 9.5}}, metadata={"campaign": "spring"}
+    )
+    await flowhook.settle()
+    [card] = await flowhook.cards("step-u1")
+    assert card["definition"] == {"title": "Hi there", "body": "Your Gold plan costs 9.5.", "tags": [""]}
+    assert card["payload"]["cardOptions"] == {"priority": 5}
+    assert card["payload"]["metadata"] == {"campaign": "spring"}
+    assert (card["status"], card["eventSource"], card["flowInvocationId"]) == ("active", "test", key)
+    assert (card["cardTemplateId"], card["templateVersion"], card["flowConfigId"]) == (template["id"], None, flow["id"])
+    names = [event["eventName"] for event in await flowhook.events(flowId=flow["id"])]
+    assert names == ["action-flow-started", "card-published", "action-flow-completed"]
+    invocation = await flowhook.invocation(flow, key)
+    assert invocation["status"] == "done" and invocation["instances"][0]["status"] == "completed"
+
+
+async def test_a_timed_wait_resumes_the_flow(flowhook) -> None:
+    first, second = await flowhook.template({"title": "one"}), await flowhook.template({"title": "two"})
+    flow = await flowhook.flow(
+        [
+            {"type": "send-card", "id": "first", "cardTemplateId": first["id"]},
+            {"type": "wait", "id": "pause", "duration": "PT0.3S"},
+            {"type": "send-card", "id": "second", "cardTemplateId": second["id"]},
+        ]
+    )
+    trigger = await flowhook.trigger(flow)
+    await flowhook.test_user("wait-u1")
+    key = await flowhook.start(trigger, ["wait-u1"])
+    await flowhook.settle()
+    assert [card["definition"]["title"] for card in await flowhook.cards("wait-u1")] == ["one"]
+    [instance] = (await flowhook.invocation(flow, key))["instances"]
+    assert instance["status"] == "waiting" and instance["dueAt"] is not None
+
+    async def both_sent() -> list[str] | None:
+        titles = [card["definition"]["title"] for card in await flowhook.cards("wait-u1")]
+        return titles if len(titles) == 2 else None
+
+    assert await flowhook.eventually(both_sent) == ["two", "one"]  # newest first
+    await flowhook.eventually(lambda: _instance_status(flowhook, flow, key, "completed"))
+
+
+async def _instance_status(flowhook, flow: dict, key: str, status: str) -> bool:
+    instances = (await flowhook.invocation(flow, key))["instances"]
+    return bool(instances) and all(instance["status"] == status for instance in instances)
+
+
+def card_wait_flow(template_id: str, timeout: str = "P1D") -> list[dict]:
+    return [
+        {"type": "send-card", "id": "offer", "cardTemplateId": template_id},
+        {"type": "wait", "id": "answer", "for": {"action": "card-completed", "stepId": "offer"}, "timeout": timeout},
+        {
+            "type": "branch",
+            "id": "how",
+            "condition": "steps.answer.outcome == 'card-completed'",
+            "then": [{"type": "send-card", "id": "thanks", "cardTemplateId": template_id}],
+            "else": [{"type": "send-card", "id": "reminder", "cardTemplateId": template_id}],
+        },
+    ]
+
+
+async def test_a_card_action_releases_the_wait_on_it(flowhook) -> None:
+    template = await flowhook.template({"title": "{{step}}"})
+    flow = await flowhook.flow(card_wait_flow(template["id"]))
+    trigger = await flowhook.trigger(flow)
+    for user in ("act-u1", "act-u2"):
+        await flowhook.test_user(user)
+    key = await flowhook.start(trigger, ["act-u1", "act-u2"])
+    await flowhook.settle()
+    [offer] = await flowhook.cards("act-u1")
+    completed = await flowhook.act(offer, "complete")
+    assert completed["status"] == "completed"
+    await flowhook.settle()
+    steps = [card["stepId"] for card in await flowhook.cards("act-u1")]
+    assert steps == ["thanks", "offer"]
+    [other] = await flowhook.cards("act-u2")  # still waiting: its card was not acted on
+    dismissed = await flowhook.act(other, "dismiss")  # the awaited action can no longer happen
+    assert dismissed["status"] == "dismissed"
+    await flowhook.settle()
+    assert [card["stepId"] for card in await flowhook.cards("act-u2")] == ["reminder", "offer"]
+    instances = {i["userId"]: i for i in (await flowhook.invocation(flow, key))["instances"]}
+    assert instances["act-u1"]["outcomes"] == {"answer": {"outcome": "card-completed"}}
+    assert instances["act-u2"]["outcomes"] == {"answer": {"outcome": "card-dismissed"}}
+    names = [event["eventName"] for event in await flowhook.events(flowId=flow["id"], userId="act-u1")]
+    assert names == [
+        "action-flow-started",
+        "card-published",
+        "card-completed",
+        "card-published",
+        "action-flow-completed",
+    ]
+
+
+async def test_a_card_wait_times_out(flowhook) -> None:
+    template = await flowhook.template({"title": "t"})
+    flow = await flowhook.flow(card_wait_flow(template["id"], timeout="PT0.3S"))
+    trigger = await flowhook.trigger(flow)
+    await flowhook.test_user("timeout-u1")
+    key = await flowhook.start(trigger, ["timeout-u1"])
+    await flowhook.eventually(lambda: _instance_status(flowhook, flow, key, "completed"))
+    [instance] = (await flowhook.invocation(flow, key))["instances"]
+    assert instance["outcomes"] == {"answer": {"outcome": "timeout"}}
+    assert [card["stepId"] for card in await flowhook.cards("timeout-u1")] == ["reminder", "offer"]
+
+
+async def test_branch_chooses_by_the_variables(flowhook) -> None:
+    template = await flowhook.template({"title": "{{tier}}"})
+    send = {"type": "send-card", "cardTemplateId": template["id"]}
+    flow = await flowhook.flow(
+        [
+            {
+                "type": "branch",
+                "id": "rich",
+                "condition": "variables.amount > `100`",
+                "then": [{**send, "id": "vip"}],
+                "else": [
+                    {
+                        "type": "branch",
+                        "id": "any",
+                        "condition": "variables.amount",
+                        "then": [{**send, "id": "small"}],
+                    }
+                ],
+            },
+            {**send, "id": "always"},
+        ],
+        variables=[{"name": "amount", "type": "number"}],
+    )
+    trigger = await flowhook.trigger(flow)
+    for user, amount in (("br-rich", 500), ("br-small", 0), ("br-none", None)):
+        await flowhook.test_user(user)
+        await flowhook.start(trigger, [user], variables={} if amount is None else {"amount": amount})
+    await flowhook.settle()
+    chosen = {
+        user: [card["stepId"] for card in await flowhook.cards(user)] for user in ("br-rich", "br-small", "br-none")
+    }
+    # JMESPath truthiness: 0 is true, a missing value is not
+    assert chosen == {"br-rich": ["always", "vip"], "br-small": ["always", "small"], "br-none": ["always"]}
+
+
+async def test_a_failing_step_is_retried_then_the_flow_fails(flowhook) -> None:
+    flow = await flowhook.flow([{"type": "send-card", "id": "ghost", "cardTemplateId": "ctp_does_not_exist"}])
+    trigger = await flowhook.trigger(flow)
+    await flowhook.test_user("fail-u1")
+    key = await flowhook.start(trigger, ["fail-u1"])
+    await flowhook.eventually(lambda: _instance_status(flowhook, flow, key, "failed"))
+    [instance] = (await flowhook.invocation(flow, key))["instances"]
+    assert instance["attempts"] == 3 and "does not exist" in instance["lastError"]
+    [failed] = await flowhook.events(flowId=flow["id"], eventName="action-flow-failed")
+    assert failed["properties"] == {"stepId": "ghost", "error": instance["lastError"], "attempts": 3}
+    assert await flowhook.cards("fail-u1") == []

@@ -1,0 +1,128 @@
+"""A running flowhook app per test module, driven over HTTP with httpx.
+
+The app is the real one (store on a temp SQLite file, sandbox pool,
+lifespan); httpx talks to it through its ASGI interface, with the client
+address of our choosing. Each module gets one app so the sandbox workers
+start once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from ingress.app import create_app
+from ingress.services import Services
+from ingress.settings import Settings
+
+ADMIN_TOKEN = "fh_admin_test-token-0123456789"
+CLIENT_IP = "203.0.113.7"
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass
+class Flowhook:
+    """The app under test and shortcuts for what most tests do through its API."""
+
+    app: Starlette
+    api: httpx.AsyncClient
+    data_dir: Path
+    clients: list[httpx.AsyncClient] = field(default_factory=list)
+
+    admin_token: str = ADMIN_TOKEN
+
+    @property
+    def services(self) -> Services:
+        found: Services = self.app.state.services
+        return found
+
+    def sender(self, ip: str = CLIENT_IP) -> httpx.AsyncClient:
+        """A client without the admin token, calling from `ip`."""
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app, client=(ip, 40000)), base_url="http://flowhook.test"
+        )
+        self.clients.append(client)
+        return client
+
+    async def flow(self, *, publish: bool = False, **body: Any) -> dict[str, Any]:
+        response = await self.api.post("/v1/default/action-flows", json={"name": "Welcome", **body})
+        assert response.status_code == 201, response.text
+        flow: dict[str, Any] = response.json()
+        if publish:
+            published = await self.api.post(f"/v1/default/action-flows/{flow['id']}/publish")
+            assert published.status_code == 200, published.text
+            flow = published.json()
+        return flow
+
+    async def trigger(self, flow: dict[str, Any] | None = None, **body: Any) -> dict[str, Any]:
+        flow = flow or await self.flow()
+        response = await self.api.post(f"/v1/default/action-flows/{flow['id']}/triggers", json=body)
+        assert response.status_code == 201, response.text
+        trigger: dict[str, Any] = response.json()
+        return trigger
+
+    async def post(
+        self,
+        trigger: dict[str, Any],
+        body: bytes | str = b"{}",
+        *,
+        ip: str = CLIENT_IP,
+        method: str = "POST",
+        **headers: str,
+    ) -> httpx.Response:
+        """Deliver a webhook; `content_type` defaults to JSON."""
+        all_headers = {"content-type": "application/json", **{k.replace("_", "-"): v for k, v in headers.items()}}
+        content = body.encode() if isinstance(body, str) else body
+        return await self.sender(ip).request(
+            method, f"/hooks/{trigger['hookId']}", content=content, headers=all_headers
+        )
+
+    async def log(self, trigger: dict[str, Any], **params: Any) -> list[dict[str, Any]]:
+        response = await self.api.get(f"/v1/default/triggers/{trigger['id']}/requests", params=params)
+        assert response.status_code == 200, response.text
+        entries: list[dict[str, Any]] = response.json()["data"]
+        return entries
+
+    async def entry(self, request_id: str) -> dict[str, Any]:
+        response = await self.api.get(f"/v1/default/requests/{request_id}")
+        assert response.status_code == 200, response.text
+        found: dict[str, Any] = response.json()
+        return found
+
+
+def settings_for(data_dir: Path, **overrides: Any) -> Settings:
+    return Settings(data_dir=data_dir, admin_token=ADMIN_TOKEN, sandbox_workers=1, **overrides)
+
+
+@pytest.fixture(scope="module")
+def settings_overrides() -> dict[str, Any]:
+    """Override in a test module to run its app with other settings."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+async def flowhook(
+    tmp_path_factory: pytest.TempPathFactory, settings_overrides: dict[str, Any]
+) -> AsyncIterator[Flowhook]:
+    data_dir = tmp_path_factory.mktemp("flowhook")
+    app = create_app(settings_for(data_dir, **settings_overrides))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://flowhook.test",
+            headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
+        ) as api:
+            service = Flowhook(app, api, data_dir)
+            yield service
+            for client in service.clients:
+                await client.aclose()

@@ -1,0 +1,144 @@
+"""Capture a sample, paste one, preview mappings against them (JavaScript through the pool)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+
+import orjson
+import pytest
+
+pytestmark = pytest.mark.anyio
+
+EVENT = {"type": "invoice.paid", "data": {"object": {"customer": "cus_1", "metadata": {"user": "u-7"}}}}
+JS = {
+    "kind": "javascript",
+    "source": """function map(request) {
+  console.log("mapping", request.body.type);
+  const user = request.body.data.object.metadata.user;
+  return { targetUserIds: [user], variables: { event: request.body.type, q: request.query.source } };
+}""",
+}
+
+
+async def test_an_armed_trigger_captures_the_next_request_and_starts_nothing(flowhook) -> None:
+    flow = await flowhook.flow()
+    trigger = await flowhook.trigger(flow, verification={"preset": "github", "secret": "capture-secret"})
+    armed = await flowhook.api.post(f"/v1/default/triggers/{trigger['id']}/capture")
+    assert armed.json() == {"triggerId": trigger["id"], "armed": True}
+    shown = await flowhook.api.get(f"/v1/default/triggers/{trigger['id']}")
+    assert shown.json()["captureArmed"] is True
+
+    # An unsigned request is refused, not captured: samples come from the real sender only.
+    assert (await flowhook.post(trigger, orjson.dumps(EVENT))).status_code == 401
+    body = orjson.dumps(EVENT)
+    signature = "sha256=" + hmac.new(b"capture-secret", body, hashlib.sha256).hexdigest()
+    captured = await flowhook.sender().post(
+        f"/hooks/{trigger['hookId']}?source=stripe",
+        content=body,
+        headers={"content-type": "application/json", "x-hub-signature-256": signature, "authorization": "Bearer x"},
+    )
+    assert captured.status_code == 202
+    assert captured.json()["captured"] is True
+    then = await flowhook.sender().post(
+        f"/hooks/{trigger['hookId']}",
+        content=body,
+        headers={"content-type": "application/json", "x-hub-signature-256": signature},
+    )
+    assert then.status_code == 422 and then.json()["error"]["code"] == "validation_error"  # capture is one-shot
+
+    samples = (await flowhook.api.get(f"/v1/default/triggers/{trigger['id']}/samples")).json()["data"]
+    assert len(samples) == 1
+    sample = samples[0]
+    assert (sample["source"], sample["method"], sample["query"]) == ("captured", "POST", "source=stripe")
+    assert orjson.loads(sample["body"]) == EVENT
+    assert sample["headers"]["authorization"] == "[redacted]"
+    assert sample["headers"]["x-hub-signature-256"] == "[redacted]"
+    entry = await flowhook.entry(captured.json()["requestId"])
+    assert (entry["status"], entry["cause"], entry["invocationId"]) == (202, "captured", None)
+    assert (await flowhook.api.get(f"/v1/default/triggers/{trigger['id']}")).json()["captureArmed"] is False
+
+
+async def test_concurrent_requests_to_an_armed_trigger_capture_exactly_one(flowhook) -> None:
+    trigger = await flowhook.trigger()
+    await flowhook.api.post(f"/v1/default/triggers/{trigger['id']}/capture")
+    body = orjson.dumps({"targetUserIds": ["u1"]})
+    responses = await asyncio.gather(*(flowhook.post(trigger, body) for _ in range(10)))
+    bodies = [response.json() for response in responses]
+    assert sum(1 for body in bodies if body.get("captured")) == 1
+    assert sum(1 for body in bodies if "flowInvocationId" in body) == 9
+
+
+async def test_disarming_capture(flowhook) -> None:
+    trigger = await flowhook.trigger()
+    await flowhook.api.post(f"/v1/default/triggers/{trigger['id']}/capture")
+    disarmed = await flowhook.api.delete(f"/v1/default/triggers/{trigger['id']}/capture")
+    assert disarmed.json()["armed"] is False
+    assert "captured" not in (await flowhook.post(trigger, orjson.dumps({"targetUserIds": ["u1"]}))).json()
+
+
+async def test_preview_a_javascript_mapping_against_a_pasted_sample(flowhook) -> None:
+    trigger = await flowhook.trigger()
+    pasted = await flowhook.api.post(
+        f"/v1/default/triggers/{trigger['id']}/samples",
+        json={"body": EVENT, "query": {"source": "paste"}, "headers": {"X-Api-Key": "k-123", "X-Other": "v"}},
+    )
+    assert pasted.status_code == 201
+    sample = pasted.json()
+    assert (sample["source"], sample["contentType"], sample["method"]) == ("pasted", "application/json", "POST")
+    assert sample["headers"] == {"x-api-key": "[redacted]", "x-other": "v"}
+
+    preview = await flowhook.api.post("/v1/default/mappings/preview", json={"mapping": JS, "sampleId": sample["id"]})
+    assert preview.status_code == 200, preview.text
+    result = preview.json()
+    assert result["ok"] is True
+    assert result["output"] == {"targetUserIds": ["u-7"], "variables": {"event": "invoice.paid", "q": "paste"}}
+    assert result["logs"] == [{"level": "log", "message": "mapping invoice.paid"}]
+    assert result["durationMs"] >= 0
+
+
+async def test_preview_reports_errors_and_validation_with_the_flow_variables(flowhook) -> None:
+    flow = await flowhook.flow(variables=[{"name": "amount", "type": "number", "required": True}])
+    request = {"body": EVENT, "contentType": "application/json"}
+    invalid = await flowhook.api.post(
+        "/v1/default/mappings/preview", json={"mapping": JS, "request": request, "flowId": flow["id"]}
+    )
+    assert invalid.json()["ok"] is False
+    assert invalid.json()["validationErrors"] == [
+        {"path": "$.variables.amount", "message": "required variable 'amount' is missing"}
+    ]
+    throwing = {"kind": "javascript", "source": "function map(r) {\n  return r.body.nope.deeper;\n}"}
+    failed = await flowhook.api.post("/v1/default/mappings/preview", json={"mapping": throwing, "request": request})
+    assert failed.json()["error"]["type"] == "TypeError" and failed.json()["error"]["line"] == 2
+    jmes = {"kind": "jmespath", "fields": {"targetUserIds": "body.data.object.customer"}}
+    ok = await flowhook.api.post("/v1/default/mappings/preview", json={"mapping": jmes, "request": request})
+    assert ok.json()["output"] == {"targetUserIds": ["cus_1"]}
+    spec_request = {  # a SPEC §2 request object, as `flowhook map` takes it
+        "method": "POST",
+        "headers": {},
+        "query": {},
+        "body": {"a": "1"},
+        "rawBody": "a=1",
+        "contentType": "application/x-www-form-urlencoded",
+        "receivedAt": "2024-01-01T00:00:00Z",
+    }
+    form = await flowhook.api.post(
+        "/v1/default/mappings/preview",
+        json={"mapping": {"kind": "jmespath", "fields": {"targetUserIds": "body.a"}}, "request": spec_request},
+    )
+    assert form.json()["output"] == {"targetUserIds": ["1"]}
+
+
+async def test_preview_input_errors(flowhook) -> None:
+    url = "/v1/default/mappings/preview"
+    bad_spec = await flowhook.api.post(url, json={"mapping": {"kind": "javascript", "source": "{"}, "request": {}})
+    assert bad_spec.status_code == 422 and bad_spec.json()["error"]["code"] == "invalid_mapping"
+    both = await flowhook.api.post(url, json={"mapping": JS, "request": {}, "sampleId": "smp_x"})
+    assert both.status_code == 422
+    missing = await flowhook.api.post(url, json={"mapping": JS, "sampleId": "smp_missing"})
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "sample_not_found"
+    unparseable = await flowhook.api.post(
+        url, json={"mapping": JS, "request": {"body": "{oops", "contentType": "application/json"}}
+    )
+    assert unparseable.status_code == 400 and unparseable.json()["error"]["code"] == "invalid_body"

@@ -1,0 +1,153 @@
+"""The management API: admin token, flows, triggers, errors, OpenAPI."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_the_admin_token_is_required(flowhook) -> None:
+    anonymous = flowhook.sender()
+    token = flowhook.admin_token
+    for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": f"Basic {token}"}):
+        response = await anonymous.get("/v1/default/action-flows", headers=headers)
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "unauthorized"
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    authorized = await anonymous.get("/v1/default/action-flows", headers={"authorization": f"Bearer {token}"})
+    assert authorized.status_code == 200
+
+
+async def test_unknown_environment_is_404(flowhook) -> None:
+    response = await flowhook.api.get("/v1/staging/action-flows")
+    assert response.status_code == 404
+    assert response.json() == {"error": {"code": "environment_not_found", "message": "no environment 'staging'"}}
+
+
+async def test_flow_draft_and_versions(flowhook) -> None:
+    flow = await flowhook.flow(variables=[{"name": "plan", "type": "string", "default": "free"}], steps=[])
+    assert (flow["name"], flow["draftRevision"], flow["publishedVersion"]) == ("Welcome", 1, None)
+    url = f"/v1/default/action-flows/{flow['id']}"
+    edited = await flowhook.api.put(url, json={"name": "Welcome v2", "variables": []})
+    assert edited.status_code == 200 and edited.json()["draftRevision"] == 2
+    published = await flowhook.api.post(f"{url}/publish")
+    assert published.json()["publishedVersion"] == 1
+    assert (await flowhook.api.get(url)).json()["name"] == "Welcome v2"
+    listed = (await flowhook.api.get("/v1/default/action-flows")).json()["data"]
+    assert flow["id"] in [item["id"] for item in listed]
+    assert (await flowhook.api.get("/v1/default/action-flows/flw_missing")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "path"),
+    [
+        ({}, 422, "invalid_field", "$.name"),
+        ({"name": "x", "variables": [{"name": "a", "type": "date"}]}, 422, "invalid_field", "$.variables[0]"),
+        ({"name": "x", "colour": "red"}, 422, "unknown_field", "$.colour"),
+    ],
+)
+async def test_bad_flows_are_refused_with_a_path(flowhook, body, status, code, path) -> None:
+    response = await flowhook.api.post("/v1/default/action-flows", json=body)
+    assert response.status_code == status
+    assert (response.json()["error"]["code"], response.json()["error"]["path"]) == (code, path)
+
+
+async def test_bodies_must_be_json_objects(flowhook) -> None:
+    broken = await flowhook.api.post("/v1/default/action-flows", content=b"{nope")
+    listed = await flowhook.api.post("/v1/default/action-flows", json=[1])
+    assert (broken.status_code, listed.status_code) == (400, 400)
+    assert broken.json()["error"]["code"] == "invalid_json"
+
+
+async def test_trigger_lifecycle(flowhook) -> None:
+    flow = await flowhook.flow()
+    trigger = await flowhook.trigger(flow)
+    assert trigger["mode"] == "test"  # new triggers start in test mode
+    assert trigger["mapping"] == {"kind": "passthrough"}
+    assert trigger["url"] == f"http://flowhook.test/hooks/{trigger['hookId']}"
+    assert len(trigger["hookId"]) >= 32
+    url = f"/v1/default/triggers/{trigger['id']}"
+    patched = await flowhook.api.patch(url, json={"mode": "disabled", "allowedIps": ["192.0.2.0/24"]})
+    assert (patched.json()["mode"], patched.json()["allowedIps"]) == ("disabled", ["192.0.2.0/24"])
+    listed = (await flowhook.api.get(f"/v1/default/action-flows/{flow['id']}/triggers")).json()["data"]
+    assert [item["id"] for item in listed] == [trigger["id"]]
+    assert (await flowhook.api.delete(url)).status_code == 204
+    assert (await flowhook.api.get(url)).status_code == 404
+    assert (await flowhook.post(trigger)).status_code == 404  # the URL is dead at once
+    assert (await flowhook.api.delete(url)).status_code == 404
+
+
+async def test_a_mapping_that_does_not_compile_is_refused_with_its_location(flowhook) -> None:
+    flow = await flowhook.flow()
+    url = f"/v1/default/action-flows/{flow['id']}/triggers"
+    syntax = await flowhook.api.post(
+        url, json={"mapping": {"kind": "javascript", "source": "function map(r) {\n  return {;\n}"}}
+    )
+    assert syntax.status_code == 422
+    error = syntax.json()["error"]
+    assert (error["code"], error["line"]) == ("invalid_mapping", 2)
+    assert "column" in error
+    no_map = await flowhook.api.post(url, json={"mapping": {"kind": "javascript", "source": "const x = 1;"}})
+    assert no_map.status_code == 422 and no_map.json()["error"]["code"] == "invalid_mapping"
+    jmes = await flowhook.api.post(url, json={"mapping": {"kind": "jmespath", "fields": {"targetUserIds": "body.["}}})
+    assert jmes.status_code == 422 and jmes.json()["error"]["path"].startswith("$.fields")
+    kind = await flowhook.api.post(url, json={"mapping": {"kind": "xslt"}})
+    assert kind.status_code == 422
+    trigger = await flowhook.trigger(flow)
+    patched = await flowhook.api.patch(
+        f"/v1/default/triggers/{trigger['id']}", json={"mapping": {"kind": "javascript", "source": "map("}}
+    )
+    assert patched.status_code == 422
+    assert (await flowhook.api.get(f"/v1/default/triggers/{trigger['id']}")).json()["mapping"] == {
+        "kind": "passthrough"
+    }
+
+
+async def test_trigger_input_is_checked(flowhook) -> None:
+    flow = await flowhook.flow()
+    url = f"/v1/default/action-flows/{flow['id']}/triggers"
+    for body, code, path in [
+        ({"type": "segment"}, "invalid_field", "$.type"),
+        ({"mode": "on"}, "invalid_field", "$.mode"),
+        ({"hookId": "mine"}, "unknown_field", "$.hookId"),
+    ]:
+        response = await flowhook.api.post(url, json=body)
+        assert response.status_code == 422
+        assert (response.json()["error"]["code"], response.json()["error"]["path"]) == (code, path)
+    missing = await flowhook.api.post("/v1/default/action-flows/flw_missing/triggers", json={})
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "flow_not_found"
+
+
+async def test_openapi_describes_every_route(flowhook) -> None:
+    document = (await flowhook.sender().get("/openapi.json")).json()
+    assert document["openapi"].startswith("3.1")
+    paths = document["paths"]
+    for path, method in [
+        ("/hooks/{hookId}", "post"),
+        ("/hooks/{hookId}", "put"),
+        ("/v1/{env}/action-flows", "post"),
+        ("/v1/{env}/action-flows/{flowId}", "put"),
+        ("/v1/{env}/action-flows/{flowId}/publish", "post"),
+        ("/v1/{env}/action-flows/{flowId}/triggers", "post"),
+        ("/v1/{env}/triggers/{triggerId}", "patch"),
+        ("/v1/{env}/triggers/{triggerId}", "delete"),
+        ("/v1/{env}/triggers/{triggerId}/capture", "post"),
+        ("/v1/{env}/triggers/{triggerId}/samples", "post"),
+        ("/v1/{env}/mappings/preview", "post"),
+        ("/v1/{env}/triggers/{triggerId}/requests", "get"),
+        ("/v1/{env}/requests/{requestId}", "get"),
+        ("/v1/{env}/requests/{requestId}/replay", "post"),
+    ]:
+        assert method in paths[path], (path, method)
+    routes = {route.path for route in flowhook.app.routes}
+    mounted = next(route for route in flowhook.app.routes if route.path == "/v1/{env}")
+    described = {path.removeprefix("/v1/{env}") for path in paths}
+    for route in mounted.routes:
+        assert (
+            route.path.replace("flow_id", "flowId")
+            .replace("trigger_id", "triggerId")
+            .replace("request_id", "requestId")
+            in described
+        ), route.path
+    assert "/hooks/{hook_id}" in routes

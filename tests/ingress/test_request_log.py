@@ -1,0 +1,122 @@
+"""The request log: filters, cursor pages, bounded retention, replay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+pytestmark = pytest.mark.anyio
+
+RETENTION = 5
+OK = orjson.dumps({"targetUserIds": ["u1"]})
+INVALID = orjson.dumps({"targetUserIds": []})
+
+
+@pytest.fixture(scope="module")
+def settings_overrides() -> dict[str, Any]:
+    return {"request_log_retention": RETENTION, "prune_interval_seconds": 3600.0}
+
+
+async def test_filters_by_status_class_and_cause(flowhook) -> None:
+    trigger = await flowhook.trigger(allowedIps=["203.0.113.0/24"])
+    await flowhook.post(trigger, OK)
+    await flowhook.post(trigger, INVALID)
+    await flowhook.post(trigger, OK, ip="192.0.2.1")
+    await flowhook.post(trigger, b"{", content_type="application/json")
+    assert [e["status"] for e in await flowhook.log(trigger, status="4xx")] == [400, 403, 422]
+    assert [e["cause"] for e in await flowhook.log(trigger, status="202")] == ["accepted"]
+    assert [e["status"] for e in await flowhook.log(trigger, cause="ip_not_allowed")] == [403]
+    for bad in ({"status": "abc"}, {"cause": "nope"}, {"limit": "0"}, {"cursor": "x"}):
+        response = await flowhook.api.get(f"/v1/default/triggers/{trigger['id']}/requests", params=bad)
+        assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_parameter"
+    missing = await flowhook.api.get("/v1/default/triggers/trg_missing/requests")
+    assert missing.status_code == 404
+
+
+async def test_cursor_pages_walk_the_log_newest_first(flowhook) -> None:
+    trigger = await flowhook.trigger()
+    ids = [(await flowhook.post(trigger, OK)).json()["requestId"] for _ in range(RETENTION)]
+    url = f"/v1/default/triggers/{trigger['id']}/requests"
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = (await flowhook.api.get(url, params={"limit": 2, **({"cursor": cursor} if cursor else {})})).json()
+        seen += [entry["id"] for entry in page["data"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(ids))
+
+
+async def test_the_environment_log_spans_triggers(flowhook) -> None:
+    one, two = await flowhook.trigger(), await flowhook.trigger()
+    first = (await flowhook.post(one, OK)).json()["requestId"]
+    second = (await flowhook.post(two, OK)).json()["requestId"]
+    listed = (await flowhook.api.get("/v1/default/requests", params={"limit": 2})).json()["data"]
+    assert [entry["id"] for entry in listed] == [second, first]
+    only = (await flowhook.api.get("/v1/default/requests", params={"triggerId": one["id"]})).json()["data"]
+    assert [entry["id"] for entry in only] == [first]
+
+
+async def test_an_entry_keeps_what_arrived_and_what_it_became(flowhook) -> None:
+    trigger = await flowhook.trigger(
+        mapping={"kind": "jmespath", "fields": {"targetUserIds": "body.user", "flowInvocationId": "body.id"}}
+    )
+    body = orjson.dumps({"user": "u-1", "id": "evt-1"})
+    response = await flowhook.post(trigger, body, x_api_key="key-123", x_request_id="r-9")
+    entry = await flowhook.entry(response.json()["requestId"])
+    assert entry["body"] == body.decode() and entry["bodyBytes"] == len(body) and not entry["bodyTruncated"]
+    assert entry["headers"]["x-api-key"] == "[redacted]" and entry["headers"]["x-request-id"] == "r-9"
+    assert entry["clientIp"] == "203.0.113.7"
+    assert entry["output"] == {"targetUserIds": ["u-1"], "flowInvocationId": "evt-1"}
+    assert entry["invocationId"].startswith("inv_") and entry["flowInvocationId"] == "evt-1"
+    assert entry["response"] == response.json()
+    assert entry["receivedAt"].endswith("Z")
+
+
+async def test_retention_keeps_the_newest_entries_per_trigger(flowhook) -> None:
+    busy, quiet = await flowhook.trigger(), await flowhook.trigger()
+    ids = [(await flowhook.post(busy, OK)).json()["requestId"] for _ in range(RETENTION + 3)]
+    kept_quiet = (await flowhook.post(quiet, OK)).json()["requestId"]
+    await flowhook.services.retention.prune_noted()
+    assert [entry["id"] for entry in await flowhook.log(busy)] == list(reversed(ids))[:RETENTION]
+    assert [entry["id"] for entry in await flowhook.log(quiet)] == [kept_quiet]
+    assert (await flowhook.api.get(f"/v1/default/requests/{ids[0]}")).status_code == 404
+
+
+async def test_replay_runs_the_current_configuration(flowhook) -> None:
+    flow = await flowhook.flow()
+    trigger = await flowhook.trigger(flow, mapping={"kind": "jmespath", "fields": {"targetUserIds": "body.who"}})
+    failed = await flowhook.post(trigger, orjson.dumps({"user": "u-5"}))
+    assert failed.status_code == 422
+    fixed = {"kind": "jmespath", "fields": {"targetUserIds": "body.user"}}
+    await flowhook.api.patch(f"/v1/default/triggers/{trigger['id']}", json={"mapping": fixed})
+    request_id = failed.json()["error"]["requestId"]
+    replay = await flowhook.api.post(f"/v1/default/requests/{request_id}/replay")
+    assert replay.status_code == 200, replay.text
+    outcome = replay.json()
+    assert (outcome["replayOf"], outcome["status"], outcome["cause"]) == (request_id, 202, "accepted")
+    assert outcome["response"]["mode"] == "test"
+    entry = await flowhook.entry(outcome["requestId"])
+    assert (entry["replayOf"], entry["output"]) == (request_id, {"targetUserIds": ["u-5"]})
+    await flowhook.api.patch(f"/v1/default/triggers/{trigger['id']}", json={"mode": "disabled"})
+    disabled = (await flowhook.api.post(f"/v1/default/requests/{request_id}/replay")).json()
+    assert (disabled["status"], disabled["cause"]) == (403, "trigger_disabled")
+
+
+async def test_replay_of_a_keyed_request_is_idempotent(flowhook) -> None:
+    trigger = await flowhook.trigger()
+    first = await flowhook.post(trigger, orjson.dumps({"targetUserIds": ["u1"], "flowInvocationId": "once"}))
+    replay = (await flowhook.api.post(f"/v1/default/requests/{first.json()['requestId']}/replay")).json()
+    assert (replay["status"], replay["cause"], replay["response"]) == (202, "duplicate", first.json())
+
+
+async def test_requests_that_failed_authentication_cannot_be_replayed(flowhook) -> None:
+    trigger = await flowhook.trigger(verification={"preset": "github", "secret": "replay-secret"})
+    forged = await flowhook.post(trigger, OK, x_hub_signature_256="sha256=00")
+    response = await flowhook.api.post(f"/v1/default/requests/{forged.json()['error']['requestId']}/replay")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "replay_not_allowed"
+    unknown = await flowhook.api.post("/v1/default/requests/req_missing/replay")
+    assert unknown.status_code == 404

@@ -1,0 +1,148 @@
+"""The same app under real uvicorn (httptools) on a loopback port: real sockets, real chunking."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+import stripe
+import uvicorn
+
+from ingress.app import create_app
+from ingress.serve import UVICORN_OPTIONS
+from ingress.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+TOKEN = "fh_admin_uvicorn-test-token"
+SECRET = "whsec_uvicorn_0123456789abcdef"
+MAX_BODY = 8192
+
+
+@dataclass
+class Server:
+    url: str
+    port: int
+    api: httpx.AsyncClient
+
+
+@pytest.fixture(scope="module")
+async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Server]:
+    settings = Settings(
+        data_dir=Path(tmp_path_factory.mktemp("uvicorn")), admin_token=TOKEN, sandbox_workers=1, max_body_bytes=MAX_BODY
+    )
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    options = {name: value for name, value in UVICORN_OPTIONS.items() if name != "loop"}  # the test's loop runs it
+    config = uvicorn.Config(create_app(settings), log_level="warning", **options)
+    running = uvicorn.Server(config)
+    task = asyncio.create_task(running.serve(sockets=[listener]))
+    while not running.started:
+        assert not task.done(), "uvicorn did not start"
+        await asyncio.sleep(0.01)
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {TOKEN}"}) as api:
+        yield Server(url, port, api)
+    running.should_exit = True
+    await task
+    listener.close()
+
+
+async def webhook_trigger(server: Server, **fields: object) -> dict[str, str]:
+    flow = (await server.api.post("/v1/default/action-flows", json={"name": "Over TCP"})).json()
+    response = await server.api.post(f"/v1/default/action-flows/{flow['id']}/triggers", json=fields)
+    assert response.status_code == 201, response.text
+    trigger: dict[str, str] = response.json()
+    return trigger
+
+
+async def raw_exchange(port: int, request: bytes, *, chunks: list[bytes] = ()) -> bytes:
+    """Send bytes on a fresh connection and read until the server closes it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    for chunk in chunks:
+        writer.write(chunk)
+        await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    return answer
+
+
+async def test_a_stripe_signed_webhook_over_tcp(server: Server) -> None:
+    trigger = await webhook_trigger(
+        server,
+        verification={"preset": "stripe", "secret": SECRET},
+        allowedIps=["127.0.0.1", "::1"],
+        mapping={"kind": "javascript", "source": "function map(r) { return {targetUserIds: [r.body.user]}; }"},
+    )
+    assert trigger["url"] == f"{server.url}/hooks/{trigger['hookId']}"
+    body = orjson.dumps({"user": "u-tcp"})
+    header = stripe.WebhookSignature.generate_signature_header(body.decode(), SECRET, int(time.time()))
+    async with httpx.AsyncClient() as sender:
+        response = await sender.post(
+            trigger["url"], content=body, headers={"content-type": "application/json", "stripe-signature": header}
+        )
+    assert response.status_code == 202, response.text
+    entry = (await server.api.get(f"/v1/default/requests/{response.json()['requestId']}")).json()
+    assert (entry["clientIp"], entry["output"]) == ("127.0.0.1", {"targetUserIds": ["u-tcp"]})
+
+
+async def test_an_oversized_chunked_body_is_cut_off_with_413(server: Server) -> None:
+    trigger = await webhook_trigger(server)
+    head = (
+        f"POST /hooks/{trigger['hookId']} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    chunk = b"x" * 4096
+    chunks = [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * 3 + [b"0\r\n\r\n"]
+    answer = await raw_exchange(server.port, head, chunks=chunks)
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 413 Request Entity Too Large"
+    assert b"connection: close" in rest.lower()
+    assert b'"code":"body_too_large"' in rest
+    log = (await server.api.get(f"/v1/default/triggers/{trigger['id']}/requests")).json()["data"]
+    assert [entry["cause"] for entry in log] == ["body_too_large"]
+
+
+async def test_a_declared_oversized_body_is_refused_before_it_is_read(server: Server) -> None:
+    trigger = await webhook_trigger(server)
+    head = (
+        f"POST /hooks/{trigger['hookId']} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+        f"Content-Length: {MAX_BODY * 100}\r\n\r\n"
+    ).encode()
+    answer = await raw_exchange(server.port, head)  # no body sent at all: the answer must not wait for it
+    assert answer.startswith(b"HTTP/1.1 413 ")
+
+
+async def test_chunked_bodies_within_the_limit_are_accepted(server: Server) -> None:
+    trigger = await webhook_trigger(server)
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield b'{"targetUserIds": '
+        yield b'["u-chunked"]}'
+
+    async with httpx.AsyncClient() as sender:
+        response = await sender.post(trigger["url"], content=parts(), headers={"content-type": "application/json"})
+    assert response.status_code == 202, response.text
+
+
+async def test_forwarded_for_from_localhost_is_not_believed_without_a_trusted_proxy(server: Server) -> None:
+    trigger = await webhook_trigger(server, allowedIps=["192.0.2.1"])
+    async with httpx.AsyncClient() as sender:
+        response = await sender.post(
+            trigger["url"],
+            content=b'{"targetUserIds": ["u1"]}',
+            headers={"content-type": "application/json", "x-forwarded-for": "192.0.2.1"},
+        )
+    assert response.status_code == 403
+    entry = (await server.api.get(f"/v1/default/requests/{response.json()['error']['requestId']}")).json()
+    assert entry["clientIp"] == "127.0.0.1"

@@ -1,0 +1,276 @@
+"""No-code mappings: JMESPath field maps, single expressions and passthrough."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from mapper import MappingResult, MappingSpecError, compile_mapping, make_request
+
+BODY = {
+    "id": "evt_1",
+    "customer": {"id": 42, "first_name": "Ada", "nickname": None, "plan": "pro"},
+    "user": {"id": "u-7", "vars": {"firstName": "Grace"}},
+    "ids": [1, "2", 3],
+}
+
+
+def request(body: Any = BODY, headers: dict[str, str] | None = None, query: str = "") -> dict[str, Any]:
+    return make_request("POST", "/hooks/test", headers or {}, query, json.dumps(body).encode(), "application/json")
+
+
+def fields(mapping: dict[str, str], variables: list[dict[str, Any]] | None = None, query: str = "") -> MappingResult:
+    return compile_mapping({"kind": "jmespath", "fields": mapping}, variables=variables).run(request(query=query))
+
+
+def expression(text: str, body: Any = BODY) -> MappingResult:
+    return compile_mapping({"kind": "jmespath", "expression": text}).run(request(body))
+
+
+def passthrough(body: Any) -> MappingResult:
+    return compile_mapping({"kind": "passthrough"}).run(request(body))
+
+
+# ---- field maps ----------------------------------------------------------------
+
+
+def test_field_map_from_the_spec_example() -> None:
+    result = compile_mapping(
+        {
+            "kind": "jmespath",
+            "fields": {
+                "targetUserIds": "body.user.id",
+                "variables.firstName": "body.customer.first_name",
+                "flowInvocationId": 'headers."x-request-id"',
+            },
+        }
+    ).run(request(headers={"X-Request-Id": "req-1"}))
+    assert result.ok, result.to_dict()
+    assert result.output == {"targetUserIds": ["u-7"], "variables": {"firstName": "Ada"}, "flowInvocationId": "req-1"}
+    assert result.logs == [] and result.error is None
+    assert isinstance(result.duration_ms, float) and result.duration_ms >= 0
+
+
+def test_dotted_targets_nest_and_share_parents() -> None:
+    result = fields(
+        {
+            "targetUserIds": "body.user.id",
+            "variables.plan": "body.customer.plan",
+            "metadata.source.kind": "'stripe'",
+            "metadata.source.event": "body.id",
+            "metadata.query": "query.tag",
+        },
+        query="tag=a&tag=b",
+    )
+    assert result.ok, result.to_dict()
+    assert result.output == {
+        "targetUserIds": ["u-7"],
+        "variables": {"plan": "pro"},
+        "metadata": {"source": {"kind": "stripe", "event": "evt_1"}, "query": ["a", "b"]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("body.user.id", ["u-7"]),
+        ("body.customer.id", ["42"]),
+        ("body.ids", ["1", "2", "3"]),
+        ("[body.user.id, body.customer.id]", ["u-7", "42"]),
+    ],
+)
+def test_target_user_ids_are_wrapped_and_stringified(source: str, expected: list[str]) -> None:
+    result = fields({"targetUserIds": source})
+    assert result.ok, result.to_dict()
+    assert result.output == {"targetUserIds": expected}
+
+
+def test_numeric_values_elsewhere_stay_numbers() -> None:
+    result = fields({"targetUserIds": "body.user.id", "variables.customerId": "body.customer.id"})
+    assert result.output == {"targetUserIds": ["u-7"], "variables": {"customerId": 42}}
+
+
+def test_boolean_target_user_ids_are_not_stringified() -> None:
+    result = fields({"targetUserIds": "`true`"})
+    assert not result.ok
+    assert [error["path"] for error in result.validation_errors] == ["$.targetUserIds"]
+
+
+def test_null_fields_are_left_out_so_defaults_apply() -> None:
+    declarations = [{"name": "nickname", "default": "friend"}, {"name": "city", "default": "Paris"}]
+    result = fields(
+        {
+            "targetUserIds": "body.user.id",
+            "variables.nickname": "body.customer.nickname",
+            "variables.city": "body.nowhere.city",
+        },
+        variables=declarations,
+    )
+    assert result.ok, result.to_dict()
+    assert result.output == {"targetUserIds": ["u-7"], "variables": {"nickname": "friend", "city": "Paris"}}
+
+
+def test_missing_target_user_ids_is_a_validation_error() -> None:
+    result = fields({"targetUserIds": "body.nobody", "variables.plan": "body.customer.plan"})
+    assert not result.ok and not result.skipped
+    assert result.output == {"variables": {"plan": "pro"}}
+    assert result.validation_errors == [{"path": "$", "message": result.validation_errors[0]["message"]}]
+    assert "targetUserIds" in result.validation_errors[0]["message"]
+
+
+def test_unknown_output_field_is_a_validation_error() -> None:
+    result = fields({"targetUserIds": "body.user.id", "extra": "body.id"})
+    assert not result.ok
+    assert len(result.validation_errors) == 1
+    assert "extra" in result.validation_errors[0]["message"]
+
+
+# ---- expressions -----------------------------------------------------------------
+
+
+def test_expression_form_builds_the_whole_request() -> None:
+    result = expression("{targetUserIds: [body.user.id], flowInvocationId: body.id, variables: body.user.vars}")
+    assert result.ok, result.to_dict()
+    assert result.output == {"targetUserIds": ["u-7"], "flowInvocationId": "evt_1", "variables": {"firstName": "Grace"}}
+
+
+def test_expression_form_does_not_rewrite_ids() -> None:
+    result = expression("{targetUserIds: [body.customer.id]}")
+    assert not result.ok
+    assert [error["path"] for error in result.validation_errors] == ["$.targetUserIds[0]"]
+
+
+@pytest.mark.parametrize("text", ["body.absent", "`null`", "body.customer.nickname"])
+def test_null_expression_skips(text: str) -> None:
+    result = expression(text)
+    assert result.ok and result.skipped
+    assert result.output is None and result.error is None
+
+
+def test_expression_can_skip_conditionally() -> None:
+    text = "body.type == 'customer.created' && {targetUserIds: [body.user.id]} || `null`"
+    assert expression(text, {**BODY, "type": "customer.deleted"}).skipped
+    created = expression(text, {**BODY, "type": "customer.created"})
+    assert created.ok and created.output == {"targetUserIds": ["u-7"]}
+
+
+# ---- spec errors --------------------------------------------------------------------
+
+
+def test_bad_expression_is_a_spec_error_with_its_path() -> None:
+    with pytest.raises(MappingSpecError) as caught:
+        compile_mapping({"kind": "jmespath", "expression": "body.customer.["})
+    assert caught.value.path == "$.expression"
+    assert "JMESPath" in caught.value.message
+
+
+def test_bad_field_expression_names_the_field() -> None:
+    with pytest.raises(MappingSpecError) as caught:
+        compile_mapping({"kind": "jmespath", "fields": {"targetUserIds": "body.user.id", "variables.first": "body..x"}})
+    path = caught.value.path
+    assert path is not None and path.startswith("$.fields[") and "variables.first" in path
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"kind": "jmespath"},
+        {"kind": "jmespath", "fields": {}},
+        {"kind": "jmespath", "fields": {"targetUserIds": "body.id"}, "expression": "body"},
+        {"kind": "jmespath", "fields": {"targetUserIds": ""}},
+        {"kind": "jmespath", "fields": {"targetUserIds": 5}},
+        {"kind": "jmespath", "fields": {"not a path": "body"}},
+        {"kind": "jmespath", "expression": ""},
+        {"kind": "passthrough", "extra": 1},
+        {"kind": "lua", "source": "x"},
+        {},
+    ],
+)
+def test_malformed_specs_are_spec_errors(spec: dict[str, Any]) -> None:
+    with pytest.raises(MappingSpecError) as caught:
+        compile_mapping(spec)
+    assert caught.value.path is not None and caught.value.path.startswith("$")
+    assert caught.value.message
+
+
+def test_unknown_kind_is_named() -> None:
+    with pytest.raises(MappingSpecError, match="'lua'"):
+        compile_mapping({"kind": "lua"})
+
+
+def test_non_object_spec() -> None:
+    with pytest.raises(MappingSpecError) as caught:
+        compile_mapping("body.id")  # type: ignore[arg-type]
+    assert caught.value.path == "$"
+
+
+def test_a_field_that_is_also_a_parent_is_a_spec_error() -> None:
+    with pytest.raises(MappingSpecError) as caught:
+        compile_mapping(
+            {
+                "kind": "jmespath",
+                "fields": {"targetUserIds": "body.ids", "variables": "body.user.vars", "variables.x": "body.id"},
+            }
+        )
+    assert caught.value.path == "$.fields"
+    assert "'variables'" in caught.value.message
+
+
+# ---- runtime errors ----------------------------------------------------------------
+
+
+def test_runtime_error_in_a_field_is_a_jmespath_error() -> None:
+    result = fields({"targetUserIds": "body.user.id", "variables.n": "abs(body.customer.first_name)"})
+    assert not result.ok and result.output is None
+    assert result.error is not None
+    assert result.error["type"] == "JMESPathError"
+    assert "variables.n" in result.error["message"]
+    assert set(result.error) == {"type", "message", "line", "column", "stack"}
+
+
+def test_runtime_error_in_an_expression_is_a_jmespath_error() -> None:
+    result = expression("{targetUserIds: [to_string(length(body.customer.id))]}")
+    assert result.error is not None
+    assert result.error["type"] == "JMESPathError"
+    assert "$.expression" in result.error["message"]
+
+
+# ---- passthrough ---------------------------------------------------------------------
+
+
+def test_passthrough_returns_the_body() -> None:
+    body = {
+        "targetUserIds": ["u1", "u2"],
+        "flowInvocationId": "inv-1",
+        "variables": {"a": 1},
+        "notificationDetail": {},
+        "metadata": {"m": True},
+    }
+    result = passthrough(body)
+    assert result.ok and result.output == body
+
+
+def test_passthrough_validates_the_body() -> None:
+    result = passthrough({"targetUserIds": "u1", "extra": 1})
+    assert not result.ok
+    assert {error["path"] for error in result.validation_errors} == {"$", "$.targetUserIds"}
+
+
+def test_passthrough_of_an_empty_body_skips() -> None:
+    result = compile_mapping({"kind": "passthrough"}).run(make_request("POST", "/", {}, "", b"", "application/json"))
+    assert result.ok and result.skipped
+
+
+def test_passthrough_does_not_alias_the_request_body() -> None:
+    the_request = request({"targetUserIds": ["u1"]})
+    result = compile_mapping({"kind": "passthrough"}, variables=[{"name": "plan", "default": "free"}]).run(the_request)
+    assert result.output == {"targetUserIds": ["u1"], "variables": {"plan": "free"}}
+    assert the_request["body"] == {"targetUserIds": ["u1"]}
+
+
+def test_passthrough_of_text_is_a_validation_error() -> None:
+    result = compile_mapping({"kind": "passthrough"}).run(make_request("POST", "/", {}, "", b"hello", "text/plain"))
+    assert not result.ok
+    assert [error["path"] for error in result.validation_errors] == ["$"]

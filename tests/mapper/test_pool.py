@@ -1,0 +1,316 @@
+"""The sandbox worker pool: real worker processes, real signals, real seccomp."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from mapper import Limits, MappingSpecError, compile_mapping, make_request
+from mapper.confinement import ProcessLimits
+from mapper.pool import INHERITED_ENVIRONMENT, SandboxPool, worker_environment
+from mapper.worker import MappingCache
+
+pytestmark = pytest.mark.anyio
+
+JAVASCRIPT = {
+    "kind": "javascript",
+    "source": "function map(request) {\n"
+    "  const {targetUserIds, variables} = request.body;\n"
+    "  console.log('mapping', variables.n);\n"
+    "  return {targetUserIds, variables: {n: variables.n}};\n"
+    "}",
+}
+LOOP_FOREVER = {"kind": "javascript", "source": "function map(request) { while (true) {} }"}
+KINDS: dict[str, dict[str, Any]] = {
+    "javascript": JAVASCRIPT,
+    "fields": {
+        "kind": "jmespath",
+        "fields": {"targetUserIds": "body.targetUserIds", "variables.n": "body.variables.n"},
+    },
+    "expression": {
+        "kind": "jmespath",
+        "expression": "{targetUserIds: body.targetUserIds, variables: {n: body.variables.n}}",
+    },
+    "passthrough": {"kind": "passthrough"},
+}
+
+
+def request(n: int = 1, user: str = "u1") -> dict[str, Any]:
+    """A webhook whose body already is a trigger request (for passthrough)."""
+    body = orjson.dumps({"targetUserIds": [user], "variables": {"n": n}})
+    return make_request("POST", "/hooks/h", {"Content-Type": "application/json"}, "", body, "application/json")
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+async def pool() -> AsyncIterator[SandboxPool]:
+    """Two workers whose engine lets a runaway loop run long enough to be killed."""
+    async with SandboxPool(2, limits=Limits(time_ms=30_000)) as pool:
+        yield pool
+
+
+async def in_flight(pool: SandboxPool, *, not_pid: int | None = None) -> int:
+    """The pid of a worker (other than `not_pid`) holding a request, once one has been sent."""
+    while True:
+        busy = [worker.pid for worker in pool.workers if worker.in_flight and worker.pid not in (None, not_pid)]
+        if busy:
+            return busy[0]
+        await asyncio.sleep(0.005)
+
+
+async def replaced(pool: SandboxPool, old_pids: list[int | None]) -> list[int | None]:
+    """The pids once every slot runs a worker that is not one of `old_pids`'s dead ones."""
+    while True:
+        pids = [worker.pid for worker in pool.workers]
+        if None not in pids and pids != old_pids:
+            return pids
+        await asyncio.sleep(0.005)
+
+
+# ---- confinement ---------------------------------------------------------
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="seccomp is Linux-only")
+async def test_workers_report_seccomp_and_rlimits(pool: SandboxPool) -> None:
+    assert pool.confinement is not None
+    assert pool.confinement.seccomp, pool.confinement.seccomp_detail
+    assert pool.confinement.rlimits["RLIMIT_AS"] == [1024**3, 1024**3]
+    assert pool.confinement.rlimits["RLIMIT_FSIZE"] == [0, 0]
+    assert pool.confinement.rlimits["RLIMIT_CORE"] == [0, 0]
+    assert pool.confinement.rlimits["RLIMIT_NOFILE"][1] <= 64
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="seccomp is Linux-only")
+async def test_a_worker_cannot_exec_spawn_connect_write_or_signal(pool: SandboxPool) -> None:
+    outcomes = await pool.probe()
+    assert outcomes == {
+        "exec": "blocked",
+        "spawn": "blocked",
+        "socket": "blocked",
+        "write": "blocked",
+        "signal": "blocked",
+        "read": "allowed",
+    }
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+async def test_workers_are_fresh_programs_without_the_servers_secrets(pool: SandboxPool) -> None:
+    for worker in pool.workers:
+        command = Path(f"/proc/{worker.pid}/cmdline").read_bytes().split(b"\0")
+        assert command[1:4] == [b"-P", b"-m", b"mapper.worker"]
+        environ = Path(f"/proc/{worker.pid}/environ").read_bytes().split(b"\0")
+        names = {entry.split(b"=", 1)[0].decode() for entry in environ if entry}
+        assert names <= {*INHERITED_ENVIRONMENT, "PYTHONPATH", "PYTHONDONTWRITEBYTECODE"}
+
+
+def test_the_worker_environment_drops_everything_else(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOWHOOK_ADMIN_TOKEN", "secret-token")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-key")
+    environment = worker_environment()
+    assert "FLOWHOOK_ADMIN_TOKEN" not in environment
+    assert "secret" not in " ".join(environment.values())
+
+
+def test_without_libseccomp_a_worker_keeps_its_rlimits() -> None:
+    script = (
+        "import sys, json\n"
+        "sys.modules['pyseccomp'] = None  # as if libseccomp were not installed\n"
+        "from mapper.confinement import ProcessLimits, apply\n"
+        "print(json.dumps(apply(ProcessLimits()).to_dict()))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True)
+    confinement = orjson.loads(completed.stdout)
+    assert confinement["seccomp"] is False
+    assert "libseccomp unavailable" in confinement["seccomp_detail"]
+    assert confinement["rlimits"]["RLIMIT_FSIZE"] == [0, 0]
+
+
+# ---- mapping -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+async def test_every_kind_maps_as_it_does_in_process(pool: SandboxPool, kind: str) -> None:
+    spec = KINDS[kind]
+    result = await pool.run(f"{kind}:1", spec, None, request(7))
+    expected = compile_mapping(spec).run(request(7))
+    assert result.ok, result.error
+    assert {**result.to_dict(), "durationMs": 0} == {**expected.to_dict(), "durationMs": 0}
+
+
+async def test_concurrent_requests_come_back_in_order(pool: SandboxPool) -> None:
+    results = await pool.run_many("js:1", JAVASCRIPT, None, [request(n, f"user-{n}") for n in range(300)])
+    assert [result.output for result in results] == [
+        {"targetUserIds": [f"user-{n}"], "variables": {"n": n}} for n in range(300)
+    ]
+    assert results[299].logs == [{"level": "log", "message": "mapping 299"}]
+
+
+async def test_concurrent_run_calls_each_get_their_own_result(pool: SandboxPool) -> None:
+    results = await asyncio.gather(*(pool.run("js:1", JAVASCRIPT, None, request(n)) for n in range(50)))
+    assert [result.output["variables"]["n"] for result in results if result.output] == list(range(50))
+
+
+async def test_variables_and_validation_apply_in_the_worker(pool: SandboxPool) -> None:
+    variables = [{"name": "n", "type": "number"}, {"name": "plan", "type": "string", "default": "free"}]
+    result = await pool.run("js:vars", JAVASCRIPT, variables, request(3))
+    assert result.output == {"targetUserIds": ["u1"], "variables": {"n": 3, "plan": "free"}}
+    invalid = await pool.run(
+        "js:invalid", {"kind": "javascript", "source": "function map() { return {x: 1}; }"}, None, request()
+    )
+    assert not invalid.ok
+    assert {error["path"] for error in invalid.validation_errors} >= {"$"}
+
+
+async def test_the_mapping_reads_raw_body_when_it_asks_for_it(pool: SandboxPool) -> None:
+    spec = {"kind": "javascript", "source": "function map(r) { return {targetUserIds: [String(r.rawBody.length)]}; }"}
+    result = await pool.run("raw:1", spec, None, request())
+    assert result.output == {"targetUserIds": [str(len(request()["rawBody"]))]}
+
+
+async def test_a_user_error_comes_back_with_its_line(pool: SandboxPool) -> None:
+    spec = {"kind": "javascript", "source": "function map(r) {\n  return r.nothing.here;\n}"}
+    result = await pool.run("throws:1", spec, None, request())
+    assert result.error is not None
+    assert (result.error["type"], result.error["line"]) == ("TypeError", 2)
+
+
+async def test_a_bad_spec_raises_mapping_spec_error_every_time(pool: SandboxPool) -> None:
+    spec = {"kind": "javascript", "source": "function map(r) {\n  return {;\n}"}
+    for _ in range(2):
+        with pytest.raises(MappingSpecError) as raised:
+            await pool.run("syntax:1", spec, None, request())
+        assert raised.value.line == 2
+
+
+async def test_the_engine_time_limit_holds_without_costing_the_worker() -> None:
+    async with SandboxPool(1, limits=Limits(time_ms=100)) as pool:
+        pid = pool.workers[0].pid
+        result = await pool.run("loop:1", LOOP_FOREVER, None, request())
+        assert result.error is not None and result.error["type"] == "TimeLimitExceeded"
+        assert pool.workers[0].pid == pid
+        assert (await pool.run("js:1", JAVASCRIPT, None, request())).ok
+
+
+def test_the_worker_cache_compiles_a_key_once_and_forgets_the_oldest() -> None:
+    cache = MappingCache(2, Limits())
+    specs = {key: {"spec": JAVASCRIPT, "variables": None} for key in ("a", "b", "c")}
+    first = cache.get("a", specs)
+    assert cache.get("a", {}) is first  # cached: the spec is not needed again
+    cache.get("b", specs)
+    cache.get("c", specs)
+    with pytest.raises(KeyError):
+        cache.get("a", {})
+    bad = {"bad": {"spec": {"kind": "javascript", "source": "nope("}, "variables": None}}
+    assert isinstance(cache.get("bad", bad), MappingSpecError)
+    assert isinstance(cache.get("bad", {}), MappingSpecError)
+
+
+# ---- crash containment ---------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGSEGV, signal.SIGKILL], ids=["SIGSEGV", "SIGKILL"])
+async def test_a_worker_killed_mid_request_fails_only_that_request(pool: SandboxPool, signum: int) -> None:
+    running = asyncio.create_task(pool.run("loop:1", LOOP_FOREVER, None, request()))
+    victim = await in_flight(pool)
+    survivor = next(worker.pid for worker in pool.workers if worker.pid != victim)
+    before = [worker.pid for worker in pool.workers]
+    os.kill(victim, signum)
+    result = await running
+    assert not result.ok and result.error is not None
+    assert result.error["type"] == "SandboxCrashed"
+    name = signal.Signals(signum).name
+    assert result.error["message"] == f"the sandbox worker crashed (signal {name}); the request was not mapped"
+    pids = await replaced(pool, before)
+    assert victim not in pids and survivor in pids
+    assert (await pool.run("js:1", JAVASCRIPT, None, request(5))).output == {
+        "targetUserIds": ["u1"],
+        "variables": {"n": 5},
+    }
+
+
+async def test_an_idle_worker_that_dies_is_replaced_at_once(pool: SandboxPool) -> None:
+    before = [worker.pid for worker in pool.workers]
+    assert before[0] is not None
+    os.kill(before[0], signal.SIGKILL)
+    pids = await replaced(pool, before)
+    assert before[0] not in pids
+    results = await pool.run_many("js:1", JAVASCRIPT, None, [request(n) for n in range(10)])
+    assert all(result.ok for result in results)
+
+
+async def test_a_crash_fails_only_the_culprit_of_a_batch() -> None:
+    async with SandboxPool(1, limits=Limits(time_ms=30_000)) as pool:
+        # Submitted in one turn of the loop, the three travel as one batch.
+        culprit = asyncio.create_task(pool.run("loop:1", LOOP_FOREVER, None, request()))
+        bystanders = [asyncio.create_task(pool.run("js:1", JAVASCRIPT, None, request(n))) for n in (1, 2)]
+        await asyncio.sleep(0)
+        assert pool.workers[0].queued == 3
+        first = await in_flight(pool)
+        os.kill(first, signal.SIGSEGV)
+        # Retried alone (and first), the culprit takes down a second worker.
+        os.kill(await in_flight(pool, not_pid=first), signal.SIGSEGV)
+        result = await culprit
+        assert result.error is not None and result.error["type"] == "SandboxCrashed"
+        assert [(await task).output for task in bystanders] == [
+            {"targetUserIds": ["u1"], "variables": {"n": n}} for n in (1, 2)
+        ]
+
+
+async def test_the_wall_clock_watchdog_kills_a_stuck_worker() -> None:
+    # The engine would allow 30 s; the pool's deadline is 100 ms + 100 ms grace.
+    pool = SandboxPool(1, limits=Limits(time_ms=30_000), request_deadline_ms=100, grace_ms=100)
+    async with pool:
+        pid = pool.workers[0].pid
+        stuck, fine = await asyncio.gather(
+            pool.run("loop:1", LOOP_FOREVER, None, request()),
+            pool.run("js:1", JAVASCRIPT, None, request(2)),
+        )
+        assert stuck.error is not None and stuck.error["type"] == "TimeLimitExceeded"
+        assert "wall clock" in stuck.error["message"]
+        assert fine.ok
+        assert (await replaced(pool, [pid]))[0] != pid
+        assert (await pool.run("js:1", JAVASCRIPT, None, request(3))).ok
+
+
+async def test_a_worker_past_its_cpu_budget_retires_between_batches() -> None:
+    spin = {
+        "kind": "javascript",
+        "source": "function map(r) { const end = Date.now() + 300; while (Date.now() < end) {} return {targetUserIds: ['u']}; }",
+    }
+    process_limits = ProcessLimits(cpu_seconds=1)
+    async with SandboxPool(1, limits=Limits(time_ms=5_000), process_limits=process_limits) as pool:
+        first = pool.workers[0].pid
+        for _ in range(20):
+            assert (await pool.run("spin:1", spin, None, request())).ok
+            if pool.workers[0].pid != first:
+                break
+        assert (await replaced(pool, [first]))[0] != first
+        assert (await pool.run("js:1", JAVASCRIPT, None, request())).ok
+
+
+# ---- lifecycle -----------------------------------------------------------
+
+
+async def test_close_finishes_what_was_submitted_then_refuses_more() -> None:
+    pool = SandboxPool(1)
+    await pool.start()
+    pending = [asyncio.create_task(pool.run("js:1", JAVASCRIPT, None, request(n))) for n in range(20)]
+    await asyncio.sleep(0)
+    await pool.close()
+    assert all([(await task).ok for task in pending])
+    assert [worker.pid for worker in pool.workers] == [None]
+    with pytest.raises(RuntimeError):
+        await pool.run("js:1", JAVASCRIPT, None, request())

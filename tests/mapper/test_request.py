@@ -1,0 +1,178 @@
+"""make_request: the `request` object of SPEC §2 built from an HTTP request."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from mapper import RequestBodyError, UnsupportedContentType, make_request
+
+RECEIVED_AT = "2024-05-01T12:00:00.000Z"
+
+
+def build(raw_body: bytes, content_type: str | None, **overrides: Any) -> dict[str, Any]:
+    arguments: dict[str, Any] = {
+        "method": "POST",
+        "path": "/hooks/test",
+        "headers": {},
+        "query": "",
+        "raw_body": raw_body,
+        "content_type": content_type,
+        "received_at": RECEIVED_AT,
+    }
+    arguments.update(overrides)
+    return make_request(**arguments)
+
+
+def test_json_body_builds_the_whole_request_object() -> None:
+    request = build(
+        b'{"customer": {"id": 42, "tags": ["a"]}}',
+        "application/json",
+        method="post",
+        headers={"Content-Type": "application/json"},
+        query="page=2",
+    )
+    assert request == {
+        "method": "POST",
+        "path": "/hooks/test",
+        "headers": {"content-type": "application/json"},
+        "query": {"page": "2"},
+        "body": {"customer": {"id": 42, "tags": ["a"]}},
+        "rawBody": '{"customer": {"id": 42, "tags": ["a"]}}',
+        "contentType": "application/json",
+        "receivedAt": RECEIVED_AT,
+    }
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "Application/JSON; charset=utf-8", "application/vnd.api+json", "application/cloudevents+json"],
+)
+def test_json_and_plus_json_media_types_are_parsed(content_type: str) -> None:
+    request = build(b'[1, "two", null]', content_type)
+    assert request["body"] == [1, "two", None]
+    assert request["contentType"] == content_type.split(";")[0].lower()
+
+
+def test_json_scalars_are_bodies_too() -> None:
+    assert build(b"42", "application/json")["body"] == 42
+    assert build(b'"text"', "application/json")["body"] == "text"
+
+
+def test_slack_style_form_body_is_a_dict_with_the_payload_string() -> None:
+    raw = b"payload=%7B%22type%22%3A%22block_actions%22%2C%22user%22%3A%7B%22id%22%3A%22U123%22%7D%7D&token=abc"
+    request = build(raw, "application/x-www-form-urlencoded")
+    assert request["body"] == {"payload": '{"type":"block_actions","user":{"id":"U123"}}', "token": "abc"}
+    assert request["rawBody"] == raw.decode()
+    assert request["contentType"] == "application/x-www-form-urlencoded"
+
+
+def test_twilio_style_form_body_decodes_plus_and_percent_and_keeps_blanks() -> None:
+    raw = b"Body=Hello+there%21&From=%2B15551234567&MediaUrl0=&To=%2B15557654321"
+    request = build(raw, "application/x-www-form-urlencoded; charset=utf-8")
+    assert request["body"] == {"Body": "Hello there!", "From": "+15551234567", "MediaUrl0": "", "To": "+15557654321"}
+
+
+def test_form_fields_repeated_become_lists() -> None:
+    request = build(b"tag=a&tag=b&one=1", "application/x-www-form-urlencoded")
+    assert request["body"] == {"tag": ["a", "b"], "one": "1"}
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "text/csv; charset=utf-8", "application/xml", "application/atom+xml"]
+)
+def test_text_like_bodies_stay_text(content_type: str) -> None:
+    request = build("<a>ünï</a>\n".encode(), content_type)
+    assert request["body"] == request["rawBody"] == "<a>ünï</a>\n"
+
+
+def test_missing_content_type_reads_the_body_as_text() -> None:
+    request = build(b'{"looks": "like json"}', None)
+    assert request["body"] == '{"looks": "like json"}'
+    assert request["contentType"] == ""
+
+
+@pytest.mark.parametrize("raw_body", [b"", b"  \n"])
+def test_empty_json_body_is_null(raw_body: bytes) -> None:
+    request = build(raw_body, "application/json")
+    assert request["body"] is None
+    assert request["rawBody"] == raw_body.decode()
+
+
+def test_empty_text_body_is_the_empty_string() -> None:
+    request = build(b"", "text/plain")
+    assert request["body"] == ""
+    assert request["rawBody"] == ""
+
+
+def test_empty_form_body_is_an_empty_dict() -> None:
+    assert build(b"", "application/x-www-form-urlencoded")["body"] == {}
+
+
+@pytest.mark.parametrize("raw_body", [b"{", b'{"a": 1,}', b"{'a': 1}", b"NaN", b"[1] [2]"])
+def test_invalid_json_raises_request_body_error(raw_body: bytes) -> None:
+    with pytest.raises(RequestBodyError, match="not valid JSON"):
+        build(raw_body, "application/json")
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded", "text/plain", None])
+def test_invalid_utf8_raises_request_body_error(content_type: str | None) -> None:
+    with pytest.raises(RequestBodyError, match="UTF-8"):
+        build(b'{"name": "\xff\xfe"}', content_type)
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/octet-stream", "multipart/form-data; boundary=x", "image/png", "application/pdf"]
+)
+def test_unsupported_content_type_raises(content_type: str) -> None:
+    with pytest.raises(UnsupportedContentType, match=re.escape(content_type.split(";")[0])):
+        build(b"payload", content_type)
+
+
+def test_request_errors_are_value_errors_but_distinct() -> None:
+    assert issubclass(RequestBodyError, ValueError)
+    assert issubclass(UnsupportedContentType, ValueError)
+    assert not issubclass(RequestBodyError, UnsupportedContentType)
+    assert not issubclass(UnsupportedContentType, RequestBodyError)
+
+
+def test_header_names_are_lower_cased_and_values_kept() -> None:
+    request = build(b"", None, headers={"X-Request-ID": "Abc-1", "Stripe-Signature": "t=1,v1=XYZ"})
+    assert request["headers"] == {"x-request-id": "Abc-1", "stripe-signature": "t=1,v1=XYZ"}
+
+
+def test_repeated_headers_are_joined_in_order_whatever_their_case() -> None:
+    headers = [
+        ("Accept", "text/html"),
+        ("X-Forwarded-For", "10.0.0.1"),
+        ("accept", "application/json"),
+        ("ACCEPT", "*/*"),
+    ]
+    request = build(b"", None, headers=headers)
+    assert request["headers"] == {"accept": "text/html, application/json, */*", "x-forwarded-for": "10.0.0.1"}
+
+
+def test_query_string_single_values_are_strings_repeats_are_lists() -> None:
+    request = build(b"", None, query="a=1&b=2&b=3&empty=&s=hello+world%21")
+    assert request["query"] == {"a": "1", "b": ["2", "3"], "empty": "", "s": "hello world!"}
+
+
+def test_query_dict_of_lists_is_flattened() -> None:
+    request = build(b"", None, query={"a": ["1"], "b": ["2", "3"]})
+    assert request["query"] == {"a": "1", "b": ["2", "3"]}
+
+
+def test_query_dict_of_plain_strings_is_kept() -> None:
+    assert build(b"", None, query={"page": "10"})["query"] == {"page": "10"}
+
+
+def test_empty_query_is_an_empty_dict() -> None:
+    assert build(b"", None, query="")["query"] == {}
+    assert build(b"", None, query={})["query"] == {}
+
+
+def test_received_at_defaults_to_now_in_utc_iso_format() -> None:
+    request = build(b"", None, received_at=None)
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z", request["receivedAt"])

@@ -1,0 +1,134 @@
+"""Migrations, SQLite durability settings, the default environment, the inbox's unique key."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from store import Store, database_url
+from store.clock import utcnow
+from store.environments import get_environment
+from store.flows import insert_flow
+from store.invocations import AcceptRequest, accept_batch
+from store.migrations import MIGRATIONS
+from store.request_log import LogEntry, StatusFilter, insert_entries, list_entries, prune
+from store.tables import invocations
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await Store.open(database_url(None, tmp_path))
+    yield opened
+    await opened.close()
+
+
+async def test_a_fresh_database_is_stamped_and_reopening_migrates_nothing(tmp_path: Path) -> None:
+    for _ in range(2):
+        store = await Store.open(database_url(None, tmp_path))
+        await store.close()
+    with sqlite3.connect(tmp_path / "flowhook.db") as db:
+        versions = [row[0] for row in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
+        assert versions == [migration.version for migration in MIGRATIONS]
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_processes_starting_together_migrate_once(tmp_path: Path) -> None:
+    stores = await asyncio.gather(*(Store.open(database_url(None, tmp_path)) for _ in range(4)))
+    for store in stores:
+        await store.close()
+    with sqlite3.connect(tmp_path / "flowhook.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM environments").fetchone()[0] == 1
+
+
+async def test_sqlite_commits_are_flushed_by_the_writer(store: Store) -> None:
+    """synchronous=NORMAL: COMMIT does not fsync; the writer's WAL flush does (see store.engine)."""
+    with store.engines.write.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar_one() == 1  # NORMAL
+    assert store.engines.flush is not None
+    store.engines.flush()  # fsyncs the live WAL without error
+
+
+async def test_the_default_environment_exists(store: Store) -> None:
+    environment = await store.read(lambda conn: get_environment(conn, "default"))
+    assert environment is not None and environment.name == "Default"
+
+
+def accept(flow_id: str, key: str, payload: dict[str, object], mode: str = "test") -> AcceptRequest:
+    return AcceptRequest("default", flow_id, None, f"req_{key}", mode, key, payload, log=None)
+
+
+async def test_duplicates_in_one_batch_and_across_batches(store: Store) -> None:
+    flow = await store.write(lambda conn: insert_flow(conn, "default", {"name": "f"}))
+    same = {"targetUserIds": ["u1"], "variables": {"a": 1, "b": 2}}
+    reordered = {"variables": {"b": 2, "a": 1}, "targetUserIds": ["u1"]}
+    batch = [
+        accept(flow.id, "k", same),
+        accept(flow.id, "k", reordered),
+        accept(flow.id, "k", {"targetUserIds": ["x"]}),
+    ]
+    verdicts = await store.write(lambda conn: accept_batch(conn, batch))
+    assert [verdict.verdict for verdict in verdicts] == ["accepted", "duplicate", "conflict"]
+    assert verdicts[1].invocation == verdicts[0].invocation
+    later = await store.submit(accept_batch, accept(flow.id, "k", same))
+    assert later.verdict == "duplicate"
+    live = await store.submit(accept_batch, accept(flow.id, "other", same, mode="live"))
+    assert (live.verdict, live.invocation) == ("flow_not_published", None)
+
+
+async def test_the_unique_index_refuses_a_second_row_whatever_the_code_does(store: Store) -> None:
+    flow = await store.write(lambda conn: insert_flow(conn, "default", {"name": "f"}))
+    verdict = await store.submit(accept_batch, accept(flow.id, "k", {"targetUserIds": ["u1"]}))
+    row = {**verdict.invocation.__dict__, "id": "inv_copy"}
+    del row["seq"]
+    with pytest.raises(sa.exc.IntegrityError):
+        await store.write(lambda conn: conn.execute(sa.insert(invocations).values(**row)))
+
+
+def entry(index: int, trigger_id: str | None, status: int) -> LogEntry:
+    return LogEntry(
+        id=f"req_{trigger_id}_{index}",
+        environment_id="default" if trigger_id else None,
+        trigger_id=trigger_id,
+        hook_id="h",
+        received_at=utcnow(),
+        method="POST",
+        path="/hooks/h",
+        query="",
+        client_ip=None,
+        headers={},
+        content_type=None,
+        body="",
+        body_bytes=0,
+        body_truncated=False,
+        status=status,
+    )
+
+
+async def test_request_log_pages_filters_and_pruning(store: Store) -> None:
+    rows = [entry(i, trigger, 202 if i % 2 else 401) for trigger in ("t1", "t2", None) for i in range(6)]
+    await store.write(lambda conn: insert_entries(conn, rows))
+    page, cursor = await store.read(lambda conn: list_entries(conn, "default", trigger_id="t1", limit=4))
+    rest, end = await store.read(lambda conn: list_entries(conn, "default", trigger_id="t1", limit=4, before=cursor))
+    failed, _ = await store.read(
+        lambda conn: list_entries(conn, "default", trigger_id="t1", status=StatusFilter.parse("4xx"))
+    )
+    assert [e.id for e in page + rest] == [f"req_t1_{i}" for i in reversed(range(6))] and end is None
+    assert {e.status for e in failed} == {401}
+    deleted = await store.write(lambda conn: prune(conn, ["t1", None], 2))
+    assert deleted == 8
+    everything, _ = await store.read(lambda conn: list_entries(conn, "default", limit=100))
+    assert [e.id for e in everything if e.trigger_id == "t1"] == ["req_t1_5", "req_t1_4"]
+    assert len([e for e in everything if e.trigger_id == "t2"]) == 6
+    assert [e.id for e in everything if e.trigger_id is None] == ["req_None_5", "req_None_4"]
