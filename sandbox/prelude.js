@@ -263,6 +263,7 @@
   }
 
   let memoryExceeded = { type: "MemoryLimitExceeded", message: "", stack: "" };
+  let timeExceeded = { type: "TimeLimitExceeded", message: "", stack: "" };
 
   function describeError(error) {
     // Out of memory surfaces as InternalError, or as a thrown null when even
@@ -275,6 +276,9 @@
         const type = safeString(error.name, "Error");
         const message = clip(safeString(error.message, ""), maxLogChars);
         if (type === "InternalError" && message === "out of memory") return memoryExceeded;
+        // The engine's interrupt can reach here as a value: a thenable's
+        // then() interrupted inside a job rejects the promise with it.
+        if (type === "InternalError" && message === "interrupted") return timeExceeded;
         if (/^(InternalError|RangeError)$/.test(type) && /stack overflow|call stack size/i.test(message)) {
           return { type: "StackLimitExceeded", message: "the mapping exceeded the stack limit (too much recursion)", stack: safeString(error.stack, "") };
         }
@@ -342,6 +346,7 @@
     maxOutputChars = config.maxOutputChars;
     throwsNull = config.throwsNull;
     memoryExceeded = freeze({ type: "MemoryLimitExceeded", message: config.memoryMessage, stack: "" });
+    timeExceeded = freeze({ type: "TimeLimitExceeded", message: config.timeMessage, stack: "" });
     let factory;
     try {
       factory = OriginalFunction(body);

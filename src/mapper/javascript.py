@@ -51,10 +51,14 @@ def memory_message(limits: Limits) -> str:
     return f"the mapping exceeded the memory limit of {limits.memory_bytes / (1024 * 1024):g} MiB"
 
 
+def time_message(limits: Limits) -> str:
+    return f"the mapping exceeded the time limit of {limits.time_ms} ms"
+
+
 def _limit_error(exception: Exception, limits: Limits, *, overdue: bool) -> ErrorInfo:
     text = str(exception)
     if overdue or "interrupted" in text:
-        return error_info("TimeLimitExceeded", f"the mapping exceeded the time limit of {limits.time_ms} ms")
+        return error_info("TimeLimitExceeded", time_message(limits))
     if "out of memory" in text or text.strip() == "null":
         return error_info("MemoryLimitExceeded", memory_message(limits))
     if isinstance(exception, quickjs.StackOverflow) or "stack overflow" in text:
@@ -83,6 +87,7 @@ class Engine:
                 # while building the error, unless the source throws null itself.
                 "throwsNull": bool(_THROWS_NULL.search(source)),
                 "memoryMessage": memory_message(limits),
+                "timeMessage": time_message(limits),
             }
         ).decode()
         install = self.context.eval(prelude_source())
@@ -92,7 +97,7 @@ class Engine:
             info = described(data)
             raise MappingSpecError(f"{data['type']}: {data['message']}", line=info["line"], column=info["column"])
         self.host = installed
-        self.watch = WATCHDOG.slot(self.context)
+        self.watch = WATCHDOG.slot(self.context, limits.memory_bytes)
 
     def check(self) -> None:
         """Run the top level once: it must define map() and not throw."""

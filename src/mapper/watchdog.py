@@ -3,11 +3,17 @@
 QuickJS's own time limit counts process CPU time and is not checked inside a
 single native operation (`new Array(1e8).join()` overruns it by seconds). One
 daemon thread per process looks at the engines with a call in flight and
-trips an overdue one by dropping its memory limit to one byte: the next
-allocation throws, which is how long native operations end. Pure loops that
-allocate nothing are stopped by the engine's interrupt handler, so the two
-together bound both. Where a native operation allocates rarely, only a
-process boundary is a hard bound: the worker pool kills such workers.
+trips an overdue one: on alternate ticks its memory limit drops to one byte
+(the next allocation throws, which is how long native operations end) and
+goes back to normal (so the engine can allocate the uncatchable "interrupted"
+error its interrupt handler throws; at one byte that error cannot be built
+and a catchable out-of-memory error takes its place, which a `try` in a loop
+would swallow for ever). Pure loops are stopped by the interrupt handler.
+
+What stays out of reach in-process: a mapping that fills its memory and
+catches every failure in a loop leaves the engine no memory to build the
+interrupt. Only a process boundary is a hard bound: the worker pool kills
+such workers, which is why the service runs JavaScript there.
 """
 
 from __future__ import annotations
@@ -29,25 +35,28 @@ class WatchSlot:
     clearing it takes the lock so a trip can't land on the next call.
     """
 
-    __slots__ = ("context", "deadline", "tripped", "lock", "__weakref__")
+    __slots__ = ("context", "memory_limit", "deadline", "tripped", "starved", "lock", "__weakref__")
 
-    def __init__(self, context: Trippable):
+    def __init__(self, context: Trippable, memory_limit: int):
         self.context = context
+        self.memory_limit = memory_limit
         self.deadline = 0.0
         self.tripped = False
+        self.starved = False
         self.lock = threading.Lock()
 
     def clear(self) -> bool:
-        """End the call; True when the watchdog tripped it."""
+        """End the call; True when the watchdog tripped it (the engine must go)."""
         with self.lock:
             self.deadline = 0.0
             return self.tripped
 
     def trip_if_overdue(self, now: float) -> None:
         with self.lock:
-            if self.deadline and now >= self.deadline and not self.tripped:
+            if self.deadline and now >= self.deadline:
                 self.tripped = True
-                self.context.set_memory_limit(1)
+                self.starved = not self.starved
+                self.context.set_memory_limit(1 if self.starved else self.memory_limit)
 
 
 class Watchdog:
@@ -57,9 +66,9 @@ class Watchdog:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def slot(self, context: Trippable) -> WatchSlot:
+    def slot(self, context: Trippable, memory_limit: int) -> WatchSlot:
         """A slot watched for as long as the caller keeps it."""
-        slot = WatchSlot(context)
+        slot = WatchSlot(context, memory_limit)
         with self._lock:
             self._slots.add(slot)
             if self._thread is None:

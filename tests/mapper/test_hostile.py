@@ -8,6 +8,7 @@ below prove that nothing one call or mapping does is seen by a later one.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from mapper import Limits, Mapping, MappingResult, MappingSpecError, compile_mapping, make_request
+from mapper.pool import SandboxPool
 
 CORPUS = Path(__file__).resolve().parents[2] / "sandbox" / "hostile"
 HEADER = re.compile(r"^// (expect|message|line|limits|rerun|logs-max): (.*)$")
@@ -34,15 +36,11 @@ KNOWN_BUGS: dict[str, str] = {
     "90-raw-body-read-dynamically": "rawBody is left out for sources that do not contain the word, even when read as request[key]",
 }
 
-# Cases that hang the process: not run (an xfail would hang too) until the runtime is fixed.
-_CATCHABLE_TRIP = (
-    "hangs: once the watchdog has dropped the memory limit to 1 byte, the engine's interrupt error "
-    "cannot be allocated and becomes a catchable out-of-memory error, which this loop catches forever"
-)
-KNOWN_HANGS: dict[str, str] = {
-    "03-loop-swallows-interrupt": _CATCHABLE_TRIP,
-    "04-loop-continue-in-finally": _CATCHABLE_TRIP,
-    "25-stack-catch-and-recurse": _CATCHABLE_TRIP,
+# Cases only a process boundary can stop: the mapping fills its memory and
+# catches every failure, so the engine cannot even allocate its interrupt.
+# They run through the sandbox pool, whose wall-clock watchdog kills the worker.
+POOL_ONLY: dict[str, str] = {
+    "17-memory-catch-and-retry": "memory full and every failure caught: the interrupt cannot be allocated in-process",
 }
 
 
@@ -83,8 +81,6 @@ CASES = [load_case(path) for path in sorted(CORPUS.glob("[0-9][0-9]-*.js"))]
 
 
 def known_bug(name: str) -> list[pytest.MarkDecorator]:
-    if name in KNOWN_HANGS:
-        return [pytest.mark.xfail(run=False, reason=KNOWN_HANGS[name])]
     if name in KNOWN_BUGS:
         return [pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[name])]
     return []
@@ -120,14 +116,43 @@ def assert_benign(result: MappingResult) -> None:
 
 def test_corpus_is_well_formed() -> None:
     assert len(CASES) >= 45
-    assert set(KNOWN_BUGS) | set(KNOWN_HANGS) <= {case.name for case in CASES}
+    assert set(KNOWN_BUGS) | set(POOL_ONLY) <= {case.name for case in CASES}
     for case in CASES:
         assert case.expect, case.name
         if case.expect & LIMIT_ERRORS:
             assert case.rerun, f"{case.name}: a limit case must prove the Mapping recovers (// rerun: ok)"
 
 
-@pytest.mark.parametrize("case", corpus_params())
+class PoolMapping:
+    """A case's mapping run through a one-worker sandbox pool, with Mapping's `run`."""
+
+    def __init__(self, source: str, limits: Limits):
+        self.spec = {"kind": "javascript", "source": source}
+        self.loop = asyncio.new_event_loop()
+        self.pool = SandboxPool(1, limits=limits, grace_ms=500)
+        self.loop.run_until_complete(self.pool.start())
+
+    def run(self, request: dict[str, Any]) -> MappingResult:
+        return self.loop.run_until_complete(self.pool.run("hostile:1", self.spec, None, request))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.pool.close())
+        self.loop.close()
+
+
+@pytest.mark.parametrize("case", [case for case in CASES if case.name in POOL_ONLY], ids=lambda case: case.name)
+def test_pool_contains_what_in_process_cannot_stop(case: Case) -> None:
+    mapping = PoolMapping(case.source, case.limits)
+    try:
+        result = mapping.run(request({"evil": True}))
+        assert outcome(result) in case.expect, result.to_dict()
+        for _ in range(BENIGN_RERUNS):
+            assert_benign(mapping.run(request({"evil": False})))
+    finally:
+        mapping.close()
+
+
+@pytest.mark.parametrize("case", [param for param in corpus_params() if param.values[0].name not in POOL_ONLY])
 def test_hostile_case(case: Case) -> None:
     try:
         mapping = javascript(case.source, case.limits)
