@@ -1,4 +1,4 @@
-"""The `flowhook` command: serve, map, bench."""
+"""The `flowhook` command: serve, worker, map, bench."""
 
 from __future__ import annotations
 
@@ -67,6 +67,13 @@ def command_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def command_worker(args: argparse.Namespace) -> int:
+    from flows.worker import run_worker
+
+    run_worker(data_dir=args.data_dir, database=args.database)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flowhook", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -78,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--database", default=None, help="database URL (default: SQLite in --data-dir)")
     serve.add_argument("--workers", type=int, default=1, help="server processes")
     serve.set_defaults(handler=command_serve)
+
+    worker = commands.add_parser("worker", help="run the flow executor alone (no HTTP)")
+    worker.add_argument("--data-dir", default="flowhook-data", help="where the SQLite database lives")
+    worker.add_argument("--database", default=None, help="database URL (default: SQLite in --data-dir)")
+    worker.set_defaults(handler=command_worker)
 
     map_ = commands.add_parser("map", help="run one mapping on one sample and print the result")
     map_.add_argument("--mapping", required=True, help="mapping spec JSON file")

@@ -9,7 +9,8 @@ was written by the client and may be forged.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Final
 
@@ -26,18 +27,20 @@ class IpAllowlist:
     an IPv4 client) is treated as the IPv4 address, in entries and in lookups.
     """
 
-    __slots__ = ("_networks", "entries")
+    __slots__ = ("_networks", "allows", "entries")
 
     def __init__(self, entries: Iterable[str]):
         self.entries: tuple[str, ...] = tuple(entries)
         self._networks: tuple[Network, ...] = tuple(_parse_network(entry) for entry in self.entries)
+        #: The allowlist decision, remembered per address: a sender calls from the same few addresses.
+        self.allows: Callable[[str], bool] = lru_cache(maxsize=1024)(self._allows)
 
     def contains(self, ip: str) -> bool:
         """True only when `ip` is inside one of the entries (an empty list contains nothing)."""
         address = parse_address(ip)
         return address is not None and self.contains_address(address)
 
-    def allows(self, ip: str) -> bool:
+    def _allows(self, ip: str) -> bool:
         """The allowlist decision: everyone when empty, else only listed addresses (never an unparseable one)."""
         return not self._networks or self.contains(ip)
 
@@ -46,6 +49,7 @@ class IpAllowlist:
         return any(address in network for network in self._networks)
 
 
+@lru_cache(maxsize=4096)
 def parse_address(text: str) -> Address | None:
     """`text` as an IP address with IPv4-mapped IPv6 unwrapped; None when it is not one."""
     try:
@@ -76,12 +80,12 @@ def client_ip(peer: str, headers: Mapping[str, str], trusted_proxies: IpAllowlis
     address a trusted proxy vouched for. An empty or absent trusted list trusts
     nobody (unlike an empty allowlist, which allows everybody).
     """
+    forwarded = headers.get("x-forwarded-for")
+    if trusted_proxies is None or not forwarded:
+        return _canonical(peer)
     client = parse_address(peer)
     if client is None:
         return peer
-    forwarded = headers.get("x-forwarded-for")
-    if trusted_proxies is None or not forwarded:
-        return str(client)
     for hop in reversed(forwarded.split(",")):
         if not trusted_proxies.contains_address(client):
             break
@@ -90,6 +94,13 @@ def client_ip(peer: str, headers: Mapping[str, str], trusted_proxies: IpAllowlis
             break
         client = address
     return str(client)
+
+
+@lru_cache(maxsize=4096)
+def _canonical(peer: str) -> str:
+    """The peer address as `client_ip` reports it (IPv4-mapped unwrapped), or as given when not an address."""
+    address = parse_address(peer)
+    return peer if address is None else str(address)
 
 
 def _parse_hop(hop: str) -> Address | None:

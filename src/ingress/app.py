@@ -11,11 +11,26 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from ingress.api import flows, preview, requests, samples, triggers
+from ingress.api import (
+    action_flow,
+    analytics,
+    card_templates,
+    cards,
+    credentials,
+    environment_settings,
+    flows,
+    invocations,
+    preview,
+    requests,
+    samples,
+    test_users,
+    triggers,
+)
 from ingress.api.openapi import openapi_endpoint
 from ingress.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
 from ingress.hooks import HookPipeline, hook_endpoint
 from ingress.jsonio import json_response
+from ingress.oauth import token_endpoint
 from ingress.services import Services
 from ingress.settings import Settings
 
@@ -25,7 +40,21 @@ async def health(request: Request) -> Response:
 
 
 def management_routes() -> list[BaseRoute]:
-    return [*flows.routes, *triggers.routes, *samples.routes, *preview.routes, *requests.routes]
+    return [
+        *flows.routes,
+        *triggers.routes,
+        *samples.routes,
+        *preview.routes,
+        *requests.routes,
+        *card_templates.routes,
+        *cards.routes,
+        *analytics.routes,
+        *test_users.routes,
+        *environment_settings.routes,
+        *invocations.routes,
+        *credentials.routes,
+        *action_flow.routes,
+    ]
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -47,6 +76,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/hooks/{hook_id}", hook_endpoint, methods=["POST", "PUT"]),
             Route("/healthz", health, methods=["GET"]),
             Route("/openapi.json", openapi_endpoint, methods=["GET"]),
+            Route("/oauth/token", token_endpoint, methods=["POST"]),
             Mount("/v1/{env}", routes=management_routes()),
         ],
         exception_handlers={

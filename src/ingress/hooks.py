@@ -18,19 +18,18 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from ingress.allowlist import client_ip
-from ingress.errors import error_body, error_response
+from ingress.errors import error_body
 from ingress.hook_configs import HookConfig
-from ingress.jsonio import json_response
+from ingress.jsonio import send_json
 from ingress.redaction import redact_headers
 from ingress.services import Services
 from ingress.verification import VerificationFailure
@@ -38,7 +37,7 @@ from mapper import MappingResult, MappingSpecError, RequestBodyError, Unsupporte
 from mapper.request import is_supported, media_type, normalize_headers
 from mapper.result import error_info
 from store.clock import iso, utcnow
-from store.ids import new_id
+from store.ids import new_id, new_uuid7
 from store.invocations import Acceptance, AcceptRequest, accept_batch
 from store.request_log import LogEntry, insert_entries
 from store.samples import Capture, capture_batch, new_sample
@@ -115,11 +114,9 @@ class BodyTooLarge(Exception):
         self.head = head
 
 
-def normalized_headers(request: Request) -> dict[str, str]:
+def normalized_headers(scope: Scope) -> dict[str, str]:
     """Lower-cased names, repeats joined with ", " (as mappings see them), straight from the scope."""
-    return normalize_headers(
-        (name.decode("latin-1"), value.decode("latin-1")) for name, value in request.scope["headers"]
-    )
+    return normalize_headers((name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"])
 
 
 async def read_body(request: Request, limit: int, declared: str | None) -> bytes:
@@ -141,16 +138,16 @@ class HookPipeline:
         self._services = services
         self._settings = services.settings
 
-    async def receive(self, request: Request) -> Response:
+    async def receive(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The endpoint: run the pipeline, log the request, answer the sender."""
-        arrival = self._arrival(request)
+        arrival = self._arrival(scope)
         try:
-            outcome = await self._receive(request, arrival, request.path_params["hook_id"])
+            outcome = await self._receive(Request(scope, receive), arrival, scope["path_params"]["hook_id"])
         except (SQLAlchemyError, WriterClosed):
             logger.exception("could not store request %s", arrival.request_id)
             message = "the request could not be stored; retry later"
-            return error_response(503, "store_unavailable", message, arrival.request_id)
-        return json_response(outcome.body, outcome.status, outcome.headers)
+            outcome = Outcome.error(503, "store_unavailable", message, arrival.request_id)
+        await send_json(send, outcome.body, outcome.status, outcome.headers)
 
     async def _receive(self, request: Request, arrival: Arrival, hook_id: str) -> Outcome:
         request_id = arrival.request_id
@@ -253,7 +250,8 @@ class HookPipeline:
 
     async def _accept(self, config: HookConfig, arrival: Arrival, log: LogEntry, output: dict[str, Any]) -> Outcome:
         trigger = config.trigger
-        flow_invocation_id = output.get("flowInvocationId") or str(uuid.uuid4())
+        given_id = output.get("flowInvocationId")
+        flow_invocation_id = given_id or new_uuid7()
         outcome: Outcome | None = None
 
         def finish_log(entry: LogEntry, acceptance: Acceptance) -> None:
@@ -273,6 +271,7 @@ class HookPipeline:
             payload=output,
             log=log,
             finish_log=finish_log,
+            fresh_key=not given_id,
         )
         await self._services.store.submit(accept_batch, accept)
         self._services.retention.note(log.trigger_id)
@@ -312,10 +311,9 @@ class HookPipeline:
             return Outcome.error(403, "trigger_disabled", "this webhook trigger is disabled", request_id)
         return None
 
-    def _arrival(self, request: Request) -> Arrival:
+    def _arrival(self, scope: Scope) -> Arrival:
         """Read from the ASGI scope directly: Starlette's URL and Headers objects cost more than the rest."""
-        scope = request.scope
-        headers = normalized_headers(request)
+        headers = normalized_headers(scope)
         peer = scope["client"][0] if scope.get("client") else ""
         return Arrival(
             request_id=new_id("req"),
@@ -428,6 +426,13 @@ def _verdict(acceptance: Acceptance, request_id: str, flow_invocation_id: str) -
     return Outcome.error(409, "flow_not_published", message, request_id)
 
 
-async def hook_endpoint(request: Request) -> Response:
-    pipeline: HookPipeline = request.app.state.pipeline
-    return await pipeline.receive(request)
+class HookEndpoint:
+    """The route's endpoint as a bare ASGI app: Starlette's request/response
+    wrapping cost as much CPU per webhook as all of the pipeline's checks."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        pipeline: HookPipeline = scope["app"].state.pipeline
+        await pipeline.receive(scope, receive, send)
+
+
+hook_endpoint = HookEndpoint()

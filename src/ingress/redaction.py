@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Final
 
 REDACTED: Final = "[redacted]"
@@ -20,6 +21,7 @@ _SECRET_BEARING: Final = re.compile(
 )
 
 
+@lru_cache(maxsize=1024)  # every logged request asks again for the same few names
 def is_secret_bearing(name: str) -> bool:
     """True for a header whose value may carry a credential (name compared case-insensitively)."""
     return _SECRET_BEARING.search(name.lower()) is not None

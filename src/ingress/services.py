@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flows.executor import Executor
+from flows.worker import executor_config
 from ingress.allowlist import IpAllowlist
 from ingress.auth import AdminAuth, admin_token_hash
 from ingress.hook_configs import HookConfigs
@@ -24,6 +26,7 @@ class Services:
     admin_auth: AdminAuth
     retention: RequestLogRetention
     trusted_proxies: IpAllowlist
+    executor: Executor | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -39,6 +42,9 @@ class Services:
         runner = MappingRunner(pool, settings.mapping_limits)
         retention = RequestLogRetention(store, settings.request_log_retention, settings.prune_interval_seconds)
         retention.start()
+        executor = Executor(store, executor_config(settings)) if settings.executor else None
+        if executor is not None:
+            executor.start()
         return cls(
             settings=settings,
             store=store,
@@ -48,10 +54,13 @@ class Services:
             admin_auth=AdminAuth(expected_hash),
             retention=retention,
             trusted_proxies=IpAllowlist(settings.trusted_proxies),
+            executor=executor,
         )
 
     async def close(self) -> None:
         """Stop taking work, let queued writes commit, then release everything."""
+        if self.executor is not None:
+            await self.executor.close()
         await self.retention.close()
         await self.pool.close()
         await self.store.close()

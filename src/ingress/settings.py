@@ -25,6 +25,8 @@ class Settings:
     X-Forwarded-For is believed. `durability`: "fsync" (an acknowledged
     webhook survives a power cut) or "os" (it survives a crash or kill -9 of
     flowhook, not of the machine; no fsync wait, so lower latency).
+    `access_token_seconds`: the lifetime of OAuth2 access tokens (0: expired
+    at once, for tests).
     """
 
     data_dir: Path = Path("flowhook-data")
@@ -42,6 +44,12 @@ class Settings:
     mapping_limits: Limits = field(default_factory=Limits)
     max_batch: int = 512
     durability: str = "fsync"
+    access_token_seconds: int = 3600
+    executor: bool = True  # run the flow executor in this process (`flowhook worker` runs it alone)
+    executor_batch: int = 1000
+    executor_poll_seconds: float = 0.1
+    executor_max_attempts: int = 5
+    executor_retry_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))  # a str from a caller is fine too
@@ -80,6 +88,8 @@ def _parse(name: str, raw: str) -> Any:
         return Path(raw)
     if isinstance(default, tuple):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if isinstance(default, bool):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
     if isinstance(default, int):
         return int(raw)
     if isinstance(default, float):

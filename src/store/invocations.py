@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 from datetime import datetime
 from typing import Any, Literal
@@ -19,6 +19,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from store.bulk import BulkInsert
 from store.clock import utcnow
 from store.ids import new_id
 from store.request_log import LogEntry, insert_entries
@@ -70,6 +71,7 @@ class AcceptRequest:
     payload: dict[str, Any]
     log: LogEntry | None
     finish_log: Callable[[LogEntry, Acceptance], None] | None = None
+    fresh_key: bool = False  # flow_invocation_id was just generated (`new_uuid7`): nothing can hold it yet
 
     @cached_property
     def payload_hash(self) -> str:
@@ -89,7 +91,7 @@ def accept_batch(conn: Connection, requests: list[AcceptRequest]) -> list[Accept
     the unique index turns a race into a failed batch, which the writer
     retries item by item.
     """
-    existing = _existing(conn, requests)
+    existing = _existing(conn, [request for request in requests if not request.fresh_key])
     published = _published_versions(conn, {r.flow_id for r in requests if r.mode == "live"})
     now = utcnow()
     created: list[Invocation] = []
@@ -121,8 +123,7 @@ def accept_batch(conn: Connection, requests: list[AcceptRequest]) -> list[Accept
         existing[key] = invocation
         created.append(invocation)
         verdicts.append(Acceptance("accepted", invocation))
-    if created:
-        conn.execute(sa.insert(invocations), [_row(invocation) for invocation in created])
+    _INSERT.execute(conn, created)
     entries: list[LogEntry] = []
     for request, verdict in zip(requests, verdicts):
         if request.log is not None:
@@ -133,14 +134,13 @@ def accept_batch(conn: Connection, requests: list[AcceptRequest]) -> list[Accept
     return verdicts
 
 
-def _row(invocation: Invocation) -> dict[str, Any]:
-    row = dict(invocation.__dict__)
-    del row["seq"]
-    return row
+_INSERT = BulkInsert(invocations, [field.name for field in fields(Invocation) if field.name != "seq"])
 
 
 def _existing(conn: Connection, requests: list[AcceptRequest]) -> dict[tuple[str, str], Invocation]:
     keys = {(r.flow_id, r.flow_invocation_id) for r in requests}
+    if not keys:
+        return {}
     query = sa.select(invocations).where(  # a superset of `keys`, served by the unique index
         invocations.c.flow_id.in_({flow for flow, _ in keys}),
         invocations.c.flow_invocation_id.in_({key for _, key in keys}),
@@ -159,3 +159,29 @@ def _published_versions(conn: Connection, flow_ids: set[str]) -> dict[str, int |
         return {}
     query = sa.select(flows.c.id, flows.c.published_version).where(flows.c.id.in_(flow_ids))
     return {row.id: row.published_version for row in conn.execute(query)}
+
+
+def accept_all_or_nothing(conn: Connection, groups: list[list[AcceptRequest]]) -> list[list[Acceptance]]:
+    """A `store.writer` batch of requests whose invocations are stored together or not at all.
+
+    For the Action Flow API, where one request carries several entries: each
+    group runs `accept_batch` in a savepoint, rolled back when any of its
+    invocations is refused (its key was used with a different payload, or in
+    the other mode; or its flow is not published).
+    """
+    results: list[list[Acceptance]] = []
+    for group in groups:
+        with conn.begin_nested() as savepoint:
+            verdicts = [_same_mode(request, verdict) for request, verdict in zip(group, accept_batch(conn, group))]
+            if any(verdict.verdict not in ("accepted", "duplicate") for verdict in verdicts):
+                savepoint.rollback()
+        results.append(verdicts)
+    return results
+
+
+def _same_mode(request: AcceptRequest, acceptance: Acceptance) -> Acceptance:
+    """A key first used by a test run and repeated live (or the reverse) is a conflict, not a repeat."""
+    prior = acceptance.invocation
+    if acceptance.verdict == "duplicate" and prior is not None and prior.mode != request.mode:
+        return Acceptance("conflict", prior)
+    return acceptance

@@ -30,7 +30,16 @@ def _initial_schema(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial_schema),)
+def _flows_and_api_triggers(conn: Connection) -> None:
+    # Tables added with the flow executor and API triggers; create_all skips
+    # the tables a database already has.
+    metadata.create_all(conn)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _initial_schema),
+    Migration(2, "flows, cards, analytics, test users, credentials", _flows_and_api_triggers),
+)
 
 
 def migrate(conn: Connection) -> list[int]:

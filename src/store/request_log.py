@@ -8,13 +8,14 @@ an opaque cursor (the row sequence).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from store.bulk import BulkInsert
 from store.tables import request_log
 
 
@@ -65,19 +66,13 @@ class StatusFilter:
         raise ValueError("status must be a code like 202 or a class like 4xx")
 
 
+_INSERT = BulkInsert(request_log, [field.name for field in fields(LogEntry) if field.name != "seq"])
+
+
 def insert_entries(conn: Connection, entries: list[LogEntry]) -> list[None]:
     """A `store.writer` batch: one executemany for the whole group."""
-    rows = [_row(entry) for entry in entries]
-    if rows:
-        conn.execute(sa.insert(request_log), rows)
+    _INSERT.execute(conn, entries)
     return [None] * len(entries)
-
-
-def _row(entry: LogEntry) -> dict[str, Any]:
-    """The insert parameters (a shallow copy: `asdict` would deep-copy every header and body)."""
-    row = dict(entry.__dict__)
-    del row["seq"]
-    return row
 
 
 def _visible_in(environment_id: str) -> sa.ColumnElement[bool]:

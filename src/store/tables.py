@@ -174,3 +174,147 @@ invocations = sa.Table(
     sa.UniqueConstraint("flow_id", "flow_invocation_id", name="uq_invocations_flow_key"),
     sa.Index("ix_invocations_status_seq", "status", "seq"),
 )
+
+
+# --- Flows at run time (issue 4): templates, test users, instances, cards, analytics ---
+
+card_templates = sa.Table(
+    "card_templates",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("environment_id", sa.Text, sa.ForeignKey("environments.id"), nullable=False, index=True),
+    sa.Column("draft", Json, nullable=False),
+    sa.Column("draft_revision", sa.Integer, nullable=False),
+    sa.Column("published_version", sa.Integer, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+card_template_versions = sa.Table(
+    "card_template_versions",
+    metadata,
+    sa.Column("template_id", sa.Text, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("draft", Json, nullable=False),
+    sa.Column("published_at", UtcDateTime, nullable=False),
+)
+
+test_users = sa.Table(
+    "test_users",
+    metadata,
+    sa.Column("environment_id", sa.Text, sa.ForeignKey("environments.id"), primary_key=True),
+    sa.Column("user_id", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+# A flow definition as run, keyed by the SHA-256 of its JSON: instances of a
+# test run keep the draft they started with, and equal definitions share a row.
+flow_snapshots = sa.Table(
+    "flow_snapshots",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("definition", Json, nullable=False),
+)
+
+# How far the executor got expanding an invocation too large for one transaction.
+invocation_progress = sa.Table(
+    "invocation_progress",
+    metadata,
+    sa.Column("invocation_id", sa.Text, primary_key=True),
+    sa.Column("snapshot_id", sa.Text, nullable=False),
+    sa.Column("next_index", sa.Integer, nullable=False),
+)
+
+flow_instances = sa.Table(
+    "flow_instances",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("environment_id", sa.Text, nullable=False),
+    sa.Column("flow_id", sa.Text, nullable=False),
+    sa.Column("flow_version", sa.Integer, nullable=True),
+    sa.Column("snapshot_id", sa.Text, nullable=False),
+    sa.Column("invocation_id", sa.Text, nullable=False),
+    sa.Column("flow_invocation_id", sa.Text, nullable=False),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("event_source", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("pc", sa.Integer, nullable=False),
+    sa.Column("outcomes", Json, nullable=False),
+    sa.Column("due_at", UtcDateTime, nullable=True),
+    sa.Column("waiting_card_id", sa.Text, nullable=True),
+    sa.Column("released_by", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("invocation_id", "user_id", name="uq_flow_instances_invocation_user"),
+    sa.Index("ix_flow_instances_due_at", "due_at"),
+    sa.Index("ix_flow_instances_waiting_card", "waiting_card_id"),
+)
+
+cards = sa.Table(
+    "cards",
+    metadata,
+    sa.Column("seq", Sequence, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.Text, nullable=False, unique=True),
+    sa.Column("environment_id", sa.Text, nullable=False),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("flow_id", sa.Text, nullable=False),
+    sa.Column("flow_instance_id", sa.Text, nullable=False),
+    sa.Column("flow_invocation_id", sa.Text, nullable=False),
+    sa.Column("step_id", sa.Text, nullable=False),
+    sa.Column("template_id", sa.Text, nullable=False),
+    sa.Column("template_version", sa.Integer, nullable=True),
+    sa.Column("event_source", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("definition", Json, nullable=False),
+    sa.Column("payload", Json, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("flow_instance_id", "step_id", name="uq_cards_instance_step"),
+    sa.Index("ix_cards_user_seq", "environment_id", "user_id", "seq"),
+)
+
+analytics_events = sa.Table(
+    "analytics_events",
+    metadata,
+    sa.Column("seq", Sequence, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.Text, nullable=False, unique=True),  # derived from the effect: a repeat is a no-op
+    sa.Column("environment_id", sa.Text, nullable=False),
+    sa.Column("event_name", sa.Text, nullable=False),
+    sa.Column("timestamp", UtcDateTime, nullable=False),
+    sa.Column("end_user_id", sa.Text, nullable=True),
+    sa.Column("flow_id", sa.Text, nullable=True),
+    sa.Column("flow_instance_id", sa.Text, nullable=True),
+    sa.Column("flow_invocation_id", sa.Text, nullable=True),
+    sa.Column("card_instance_id", sa.Text, nullable=True),
+    sa.Column("event_source", sa.Text, nullable=False),
+    sa.Column("properties", Json, nullable=False),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Index("ix_analytics_events_environment_seq", "environment_id", "seq"),
+)
+
+credentials = sa.Table(
+    "credentials",
+    metadata,
+    sa.Column("client_id", sa.Text, primary_key=True),
+    sa.Column("environment_id", sa.Text, sa.ForeignKey("environments.id"), nullable=False, index=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("roles", Json, nullable=False),
+    sa.Column("secret_hash", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+access_tokens = sa.Table(
+    "access_tokens",
+    metadata,
+    sa.Column("token_hash", sa.Text, primary_key=True),
+    sa.Column("client_id", sa.Text, nullable=False, index=True),
+    sa.Column("environment_id", sa.Text, nullable=False),
+    sa.Column("roles", Json, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+)

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from authlib.integrations.httpx_client import AsyncOAuth2Client
 from starlette.applications import Starlette
 
 from ingress.app import create_app
@@ -98,6 +99,33 @@ class Flowhook:
         assert response.status_code == 200, response.text
         found: dict[str, Any] = response.json()
         return found
+
+    async def credential(self, roles: tuple[str, ...] = ("events",), env: str = "default") -> dict[str, Any]:
+        """A new API credential, with its secret (shown this once)."""
+        response = await self.api.post(f"/v1/{env}/credentials", json={"name": "CRM", "roles": list(roles)})
+        assert response.status_code == 201, response.text
+        created: dict[str, Any] = response.json()
+        return created
+
+    def oauth_client(self, credential: dict[str, Any], auth_method: str = "client_secret_basic") -> AsyncOAuth2Client:
+        """authlib's OAuth2 client-credentials client for `credential`, talking to the app."""
+        client = AsyncOAuth2Client(
+            credential["clientId"],
+            credential["clientSecret"],
+            token_endpoint_auth_method=auth_method,
+            token_endpoint="http://flowhook.test/oauth/token",
+            grant_type="client_credentials",
+            transport=httpx.ASGITransport(app=self.app, client=(CLIENT_IP, 40000)),
+            base_url="http://flowhook.test",
+        )
+        self.clients.append(client)
+        return client
+
+    async def api_client(self, env: str = "default") -> AsyncOAuth2Client:
+        """An OAuth2 client of a new `events` credential, holding an access token."""
+        client = self.oauth_client(await self.credential(env=env))
+        await client.fetch_token()
+        return client
 
 
 def settings_for(data_dir: Path, **overrides: Any) -> Settings:

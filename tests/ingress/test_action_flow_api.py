@@ -11,8 +11,6 @@ from typing import Any
 import orjson
 import pytest
 
-from store.test_users import add_test_user
-
 pytestmark = pytest.mark.anyio
 
 VARIABLES = [
@@ -42,6 +40,11 @@ def stored(flowhook, flow_id: str) -> list[dict[str, Any]]:
             {"key": key, "mode": mode, "version": version, "payload": orjson.loads(payload), "trigger": trigger}
             for key, mode, version, payload, trigger in rows
         ]
+
+
+async def add_test_user(flowhook, user_id: str, kind: str = "external") -> None:
+    response = await flowhook.api.post("/v1/default/test-users", json={"userId": user_id, "kind": kind})
+    assert response.status_code == 201, response.text
 
 
 @pytest.fixture(scope="module")
@@ -152,8 +155,8 @@ async def test_start_uses_the_published_variables_and_test_the_draft(flowhook, c
     assert (await flowhook.api.put(f"/v1/default/action-flows/{flow['id']}", json=relaxed)).status_code == 200
     live = await post(client, flow, entry("u1"))
     assert live.status_code == 422  # the published version still requires firstName
-    tester = f"tester-{uuid.uuid4().hex[:8]}"
-    await flowhook.services.store.write(lambda conn: add_test_user(conn, "default", tester, "external", None))
+    tester = "tester-1"
+    await add_test_user(flowhook, tester)
     test = await post(client, flow, entry(tester), path="test")
     assert test.status_code == 202, test.text
     [invocation] = stored(flowhook, flow["id"])
@@ -163,7 +166,7 @@ async def test_start_uses_the_published_variables_and_test_the_draft(flowhook, c
 
 async def test_only_test_users_are_targeted_by_test(flowhook, client) -> None:
     flow = await flowhook.flow(variables=VARIABLES)  # a draft: /test needs no published version
-    await flowhook.services.store.write(lambda conn: add_test_user(conn, "default", "member-1", "member", "Ann"))
+    await add_test_user(flowhook, "member-1", kind="member")
     response = await post(
         client,
         flow,
@@ -182,7 +185,7 @@ async def test_only_test_users_are_targeted_by_test(flowhook, client) -> None:
 
 
 async def test_start_targets_everyone_including_test_users(flowhook, client, flow) -> None:
-    await flowhook.services.store.write(lambda conn: add_test_user(conn, "default", "member-2", "member", None))
+    await add_test_user(flowhook, "member-2", kind="member")
     response = await post(client, flow, entry("member-2", "customer-9", firstName="Ann"))
     assert response.json()["flows"][0]["targetedUserIds"] == ["member-2", "customer-9"]
     assert response.json()["flows"][0]["ignoredUserIds"] == []

@@ -42,9 +42,9 @@ async def test_flow_draft_and_versions(flowhook) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "code", "path"),
     [
-        ({}, 422, "invalid_field", "$.name"),
-        ({"name": "x", "variables": [{"name": "a", "type": "date"}]}, 422, "invalid_field", "$.variables[0]"),
-        ({"name": "x", "colour": "red"}, 422, "unknown_field", "$.colour"),
+        ({}, 422, "invalid_flow", "$.name"),
+        ({"name": "x", "variables": [{"name": "a", "type": "date"}]}, 422, "invalid_flow", "$.variables[0].type"),
+        ({"name": "x", "colour": "red"}, 422, "invalid_flow", "$.colour"),
     ],
 )
 async def test_bad_flows_are_refused_with_a_path(flowhook, body, status, code, path) -> None:

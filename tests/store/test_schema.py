@@ -44,6 +44,20 @@ async def test_a_fresh_database_is_stamped_and_reopening_migrates_nothing(tmp_pa
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+async def test_a_database_from_before_the_flow_tables_gets_them(tmp_path: Path) -> None:
+    store = await Store.open(database_url(None, tmp_path))
+    await store.close()
+    with sqlite3.connect(tmp_path / "flowhook.db") as db:  # as a version-1 database left it
+        db.execute("DROP TABLE cards")
+        db.execute("DELETE FROM schema_migrations WHERE version > 1")
+    store = await Store.open(database_url(None, tmp_path))
+    await store.close()
+    with sqlite3.connect(tmp_path / "flowhook.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'cards'").fetchone()[0] == 1
+        versions = [row[0] for row in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
+        assert versions == [migration.version for migration in MIGRATIONS]
+
+
 async def test_processes_starting_together_migrate_once(tmp_path: Path) -> None:
     stores = await asyncio.gather(*(Store.open(database_url(None, tmp_path)) for _ in range(4)))
     for store in stores:

@@ -16,7 +16,6 @@ only after the invocations are committed.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,7 +32,7 @@ from mapper.validation import schema_errors
 from mapper.variables import FlowVariables
 from store import flows
 from store.flows import Flow
-from store.ids import new_id
+from store.ids import new_id, new_uuid7
 from store.invocations import Acceptance, AcceptRequest, accept_all_or_nothing
 from store.test_users import test_user_ids
 
@@ -47,6 +46,7 @@ class Entry:
     """One validated entry of the body, as the trigger request it stores."""
 
     flow_invocation_id: str
+    generated_key: bool  # no flowInvocationId was given: nothing can hold the new one yet
     user_ids: list[str]
     payload: dict[str, Any]
 
@@ -75,6 +75,7 @@ async def _invoke(request: Request, mode: Mode) -> Response:
             flow_invocation_id=entry.flow_invocation_id,
             payload=entry.payload,
             log=None,
+            fresh_key=entry.generated_key,
         )
         for entry in entries
     ]
@@ -128,7 +129,7 @@ def _entries(body: dict[str, Any], variables: FlowVariables) -> list[Entry]:
                 message = f"flowInvocationId {key!r} is already used by $.flows[{first_use[key]}] of this request"
                 problems.append({"path": f"{where}.flowInvocationId", "message": message})
             first_use.setdefault(key, index)
-        entries.append(Entry(key or str(uuid.uuid4()), payload["targetUserIds"], payload))
+        entries.append(Entry(key or new_uuid7(), key is None, payload["targetUserIds"], payload))
     if problems:
         raise _invalid(problems)
     return entries

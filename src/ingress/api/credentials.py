@@ -75,7 +75,7 @@ async def list_credentials(request: Request) -> Response:
 @admin_only
 async def get_credential(request: Request) -> Response:
     env = await environment(request)
-    client_id = request.path_params["client_id"]
+    client_id = request.path_params["clientId"]
     credential = await services(request).store.read(lambda conn: credentials.get_credential(conn, client_id))
     if credential is None or credential.environment_id != env:
         raise not_found("credential", client_id)
@@ -85,7 +85,7 @@ async def get_credential(request: Request) -> Response:
 @admin_only
 async def delete_credential(request: Request) -> Response:
     env = await environment(request)
-    client_id = request.path_params["client_id"]
+    client_id = request.path_params["clientId"]
     if not await services(request).store.write(lambda conn: credentials.delete_credential(conn, env, client_id)):
         raise not_found("credential", client_id)
     return Response(status_code=204)
@@ -94,6 +94,6 @@ async def delete_credential(request: Request) -> Response:
 routes = [
     Route("/credentials", create_credential, methods=["POST"]),
     Route("/credentials", list_credentials, methods=["GET"]),
-    Route("/credentials/{client_id}", get_credential, methods=["GET"]),
-    Route("/credentials/{client_id}", delete_credential, methods=["DELETE"]),
+    Route("/credentials/{clientId}", get_credential, methods=["GET"]),
+    Route("/credentials/{clientId}", delete_credential, methods=["DELETE"]),
 ]

@@ -1,4 +1,4 @@
-"""Flows, minimal: create, read, edit the draft, publish (issue 4 completes them)."""
+"""Flows: create, read, edit the draft (checked whole: every problem with its path), publish."""
 
 from __future__ import annotations
 
@@ -8,35 +8,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ingress.api.common import environment, field, json_object, not_found, refuse_unknown, services
+from sqlalchemy.engine import Connection
+
+from flows.definition import flow_problems
+from ingress.api.card_templates import unpublished_templates
+from ingress.api.common import environment, json_object, not_found, services
+from ingress.api.problems import refuse_problems
 from ingress.api.views import flow_view
 from ingress.auth import admin_only
-from ingress.errors import ApiError
 from ingress.jsonio import json_response
-from mapper import MappingSpecError
-from mapper.variables import FlowVariables
 from store import flows
-
-FLOW_FIELDS = {"name", "variables", "steps"}
 
 
 def flow_draft(data: dict[str, Any]) -> dict[str, Any]:
-    """A flow body checked as far as the ingress needs it (name, variable declarations)."""
-    refuse_unknown(data, FLOW_FIELDS)
-    name = field(data, "name", lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string", None)
-    if name is None:
-        raise ApiError(422, "invalid_field", "name is required", path="$.name")
-    variables = field(data, "variables", _list_of_objects, "a list of variable objects", [])
-    steps = field(data, "steps", lambda v: isinstance(v, list), "a list", [])
-    try:
-        FlowVariables(variables)
-    except MappingSpecError as error:
-        raise ApiError(422, "invalid_field", error.message, path=error.path) from None
-    return {"name": name, "variables": variables, "steps": steps}
-
-
-def _list_of_objects(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(item, dict) for item in value)
+    """A flow body that passed schemas/flow.schema.json and the rules across steps (422 with every problem)."""
+    refuse_problems("invalid_flow", "flow", flow_problems(data))
+    return {"variables": [], "steps": [], **data}
 
 
 @admin_only
@@ -80,7 +67,15 @@ async def put_flow(request: Request) -> Response:
 async def publish_flow(request: Request) -> Response:
     env = await environment(request)
     flow_id = request.path_params["flow_id"]
-    flow = await services(request).store.write(lambda conn: flows.publish(conn, env, flow_id))
+
+    def publish(conn: Connection) -> flows.Flow | None:
+        flow = flows.get_flow(conn, env, flow_id)
+        if flow is None:
+            return None
+        refuse_problems("flow_not_publishable", "flow", unpublished_templates(conn, env, flow.draft.get("steps", [])))
+        return flows.publish(conn, env, flow_id)
+
+    flow = await services(request).store.write(publish)
     if flow is None:
         raise not_found("flow", flow_id)
     services(request).configuration_changed()

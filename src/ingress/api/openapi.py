@@ -428,11 +428,16 @@ def _paths() -> dict[str, Any]:
 
 @functools.cache
 def openapi_document() -> dict[str, Any]:
+    from ingress.api import openapi_api_triggers as api_triggers  # noqa: PLC0415 - it builds on this module
+    from ingress.api.openapi_flows import FLOW_SCHEMAS, flow_paths  # noqa: PLC0415 - it builds on this module
+
     schemas = {
         **COMPONENT_SCHEMAS,
+        **FLOW_SCHEMAS,
         "MappingSpec": load_schema("mapping"),
         "Verification": load_schema("verification"),
         "TriggerRequest": load_schema("trigger-request"),
+        **api_triggers.SCHEMAS,
     }
     return {
         "openapi": "3.1.0",
@@ -442,14 +447,15 @@ def openapi_document() -> dict[str, Any]:
             "description": "Webhook ingress and management API. See docs/webhooks.md.",
         },
         "security": [{"adminToken": []}],
-        "paths": _paths(),
+        "paths": {**_paths(), **flow_paths(), **api_triggers.api_trigger_paths()},
         "components": {
             "securitySchemes": {
                 "adminToken": {
                     "type": "http",
                     "scheme": "bearer",
                     "description": "The admin token (FLOWHOOK_ADMIN_TOKEN).",
-                }
+                },
+                **api_triggers.SECURITY_SCHEMES,
             },
             "schemas": schemas,
             "responses": {
