@@ -1,7 +1,7 @@
 """Load script: end-to-end accepted webhooks/s and latency of `flowhook serve`
 beside a bare Starlette handler, measured in the same run.
 
-    python benchmarks/load.py --seconds 10 --connections 32 --workers 1 2
+    python benchmarks/load.py --seconds 10 --connections 32 --workers 1 2 [--no-executor]
 """
 
 from __future__ import annotations
@@ -16,13 +16,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, nargs="+", default=[1], help="server process counts to measure")
+    parser.add_argument(
+        "--no-executor", action="store_true", help="ingestion alone: no flow executor in the serve processes"
+    )
     args = parser.parse_args()
-    print(f"{'server':32s} {'req/s':>9s} {'vs bare':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'non-2xx':>8s}")
+    print(f"{'server':42s} {'req/s':>9s} {'vs bare':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'non-2xx':>8s}")
     for workers in args.workers:
-        bare, served = measure(args.seconds, args.connections, workers)
+        bare, served = measure(args.seconds, args.connections, workers, executor=not args.no_executor)
         for figure in (bare, served):
             ratio = figure.requests_per_second / bare.requests_per_second
-            print(f"{figure.name:32s} {figure.requests_per_second:9,.0f} {ratio:7.2f}x"
+            print(f"{figure.name:42s} {figure.requests_per_second:9,.0f} {ratio:7.2f}x"
                   f" {figure.p50_ms:7.2f} {figure.p99_ms:7.2f} {figure.non_2xx:8d}")
 
 

@@ -9,6 +9,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 
 from ingress.api import (
@@ -28,6 +29,7 @@ from ingress.api import (
 )
 from ingress.api.openapi import openapi_endpoint
 from ingress.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
+from ingress.fast_route import FastRoute
 from ingress.hooks import HookPipeline, hook_endpoint
 from ingress.jsonio import json_response
 from ingress.oauth import token_endpoint
@@ -71,9 +73,10 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await services.close()
 
+    hooks = Route("/hooks/{hook_id}", hook_endpoint, methods=["POST", "PUT"])
     return Starlette(
         routes=[
-            Route("/hooks/{hook_id}", hook_endpoint, methods=["POST", "PUT"]),
+            hooks,
             Route("/healthz", health, methods=["GET"]),
             Route("/openapi.json", openapi_endpoint, methods=["GET"]),
             Route("/oauth/token", token_endpoint, methods=["POST"]),
@@ -84,5 +87,6 @@ def create_app(settings: Settings) -> Starlette:
             HTTPException: handle_http_exception,
             Exception: handle_unexpected,
         },
+        middleware=[Middleware(FastRoute, route=hooks)],
         lifespan=lifespan,
     )

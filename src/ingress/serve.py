@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -63,5 +64,19 @@ async def _prepare(settings: Settings) -> None:
 
 
 def app_from_environment() -> Starlette:
-    """uvicorn's factory, in each worker process: the settings `serve` put in the environment."""
-    return create_app(Settings.from_env())
+    """uvicorn's factory, in each worker process: the settings `serve` put in the environment.
+
+    Everything built so far (modules, SQLAlchemy's metadata, the app) lives
+    as long as the process, so it is moved out of the garbage collector's
+    sight: under load a full collection ran a few times a second and walked
+    all of it, 20-35 ms each with the event loop stopped, which set the p99.
+    And the youngest generation is collected after 10,000 net allocations,
+    not 700: a request's objects die by reference count (a 10 s load left
+    ~2,600 objects for the collector in 3,900 passes), and the passes cost ~3%
+    of the CPU.
+    """
+    app = create_app(Settings.from_env())
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, *gc.get_threshold()[1:])
+    return app

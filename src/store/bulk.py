@@ -49,7 +49,8 @@ class BulkInsert:
                 raise ValueError(f"{table.name}.{column.name} needs a value but is not among the bulk columns")
         self._table = table
         self._columns = tuple(columns)
-        self._values: Callable[[Any], tuple[Any, ...]] = attrgetter(*self._columns)  # type: ignore[assignment]
+        read = attrgetter(*self._columns)  # one C call per row; a bare value (not a tuple) for one column
+        self._values: Callable[[Any], tuple[Any, ...]] = read if len(self._columns) > 1 else lambda obj: (read(obj),)
         self._compiled: weakref.WeakKeyDictionary[Dialect, _Compiled] = weakref.WeakKeyDictionary()
 
     def execute(self, conn: Connection, objects: Sequence[Any]) -> None:
@@ -68,7 +69,9 @@ class BulkInsert:
     def _compile(self, dialect: Dialect) -> _Compiled:
         compiled = self._compiled.get(dialect)  # per dialect object: it carries the engine's JSON serializer
         if compiled is None:
-            statement = sa.insert(self._table).compile(dialect=dialect, column_keys=list(self._columns))
+            statement = sa.insert(self._table).compile(  # for_executemany: no RETURNING of the new keys
+                dialect=dialect, column_keys=list(self._columns), for_executemany=True
+            )
             positional = bool(statement.positional)
             if positional and list(statement.positiontup or ()) != list(self._columns):
                 raise ValueError(f"unexpected parameter order for {self._table.name}: {statement.positiontup}")

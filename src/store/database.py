@@ -41,7 +41,7 @@ class Store:
         """
         engines = await asyncio.to_thread(_prepare, url)
         flush = engines.flush if fsync else None
-        writer = GroupCommitWriter(engines.write, max_batch=max_batch, flush=flush)
+        writer = GroupCommitWriter(engines.write, max_batch=max_batch, flush=flush, lock=engines.write_lock)
         writer.start()
         return cls(engines, writer)
 

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -53,51 +55,72 @@ class _Failed:
     error: BaseException
 
 
+_Outcomes = list[tuple[_Pending, Any]]
+
+
 class WriterClosed(RuntimeError):
     """The writer was closed before the write could be made."""
 
 
 class GroupCommitWriter:
-    def __init__(self, engine: Engine, *, max_batch: int = 512, flush: Flush | None = None) -> None:
+    """Two threads of its own: one commits batches, one flushes them.
+
+    Work reaches them through thread-safe queues and comes back to the event
+    loop once per flush, not through an executor hop per step: under load the
+    event loop holds the GIL nearly all the time, and each hop cost a wait
+    for it.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_batch: int = 512,
+        flush: Flush | None = None,
+        lock: AbstractContextManager[Any] | None = None,
+    ) -> None:
         self._engine = engine
         self._max_batch = max_batch
         self._flush = flush
-        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
-        self._committed: list[tuple[_Pending, Any]] = []  # awaiting a flush
-        self._commit_seen = asyncio.Event()
-        self._writing_done = False
-        self._tasks: list[asyncio.Task[None]] = []
-        self._threads: ThreadPoolExecutor | None = None
+        self._lock = lock or nullcontext()  # held around each transaction (store.engine.WriteLock)
+        self._incoming: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._committed: queue.SimpleQueue[_Outcomes | None] = queue.SimpleQueue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._threads: list[threading.Thread] = []
+        self._accepting = False
         self.batches = 0  # transactions committed; lets tests and benchmarks see the grouping
 
     def start(self) -> None:
-        self._writing_done = False
-        self._threads = ThreadPoolExecutor(2, thread_name_prefix="flowhook-writer")  # commit, flush
-        self._tasks = [asyncio.create_task(self._write(), name="flowhook-group-commit")]
+        self._loop = asyncio.get_running_loop()
+        self._incoming, self._committed = queue.SimpleQueue(), queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._write, name="flowhook-writer", daemon=True)]
         if self._flush is not None:
-            self._tasks.append(asyncio.create_task(self._flush_loop(), name="flowhook-wal-flush"))
+            self._threads.append(threading.Thread(target=self._flush_committed, name="flowhook-wal-flush", daemon=True))
+        for thread in self._threads:
+            thread.start()
+        self._accepting = True
 
     async def close(self) -> None:
         """Commit and flush what is queued, then stop."""
-        if not self._tasks:
+        if not self._threads:
             return
-        self._queue.put_nowait(None)
-        await asyncio.gather(*self._tasks)
-        self._tasks = []
-        if self._threads is not None:
-            self._threads.shutdown()
-            self._threads = None
+        self._accepting = False
+        self._incoming.put(None)
+        for thread in self._threads:
+            await asyncio.to_thread(thread.join)
+        self._threads = []
 
     @property
     def running(self) -> bool:
-        return bool(self._tasks) and not self._tasks[0].done()
+        return self._accepting and self._threads[0].is_alive()  # `_accepting` implies threads
 
     async def submit(self, apply: BatchApply, item: Any) -> Any:
         """Queue `item` for `apply`; return its result once durable."""
         if not self.running:
             raise WriterClosed("the store writer is not running")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(apply, item, future))
+        assert self._loop is not None
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._incoming.put(_Pending(apply, item, future))
         return await future
 
     async def run(self, operation: Callable[[Connection], T]) -> T:
@@ -105,26 +128,58 @@ class GroupCommitWriter:
         result: T = await self.submit(_run_each, operation)
         return result
 
-    async def _write(self) -> None:
-        loop = asyncio.get_running_loop()
+    def _write(self) -> None:
+        """The commit thread: whatever queued while the last transaction ran becomes the next one."""
         stopping = False
         while not stopping:
             batch: list[_Pending] = []
-            pending = await self._queue.get()
+            pending = self._incoming.get()
             while True:
                 if pending is None:
                     stopping = True
                 else:
                     batch.append(pending)
-                if len(batch) >= self._max_batch or self._queue.empty():
+                if len(batch) >= self._max_batch:
                     break
-                pending = self._queue.get_nowait()
+                try:
+                    pending = self._incoming.get_nowait()
+                except queue.Empty:
+                    break
             if batch:
-                items = [(pending.apply, pending.item) for pending in batch]
-                outcomes = await loop.run_in_executor(self._threads, self._commit, items)
-                self._release(list(zip(batch, outcomes)))
-        self._writing_done = True
-        self._commit_seen.set()  # lets the flush loop finish
+                outcomes = list(zip(batch, self._commit([(pending.apply, pending.item) for pending in batch])))
+                if self._flush is None:
+                    self._hand_back(outcomes)
+                else:
+                    self._committed.put(outcomes)
+        self._committed.put(None)
+
+    def _flush_committed(self) -> None:
+        """The flush thread: one flush covers every batch committed before it started."""
+        assert self._flush is not None
+        stopping = False
+        while not stopping:
+            ready: _Outcomes = []
+            outcomes = self._committed.get()
+            while True:
+                if outcomes is None:
+                    stopping = True
+                else:
+                    ready += outcomes
+                try:
+                    outcomes = self._committed.get_nowait()
+                except queue.Empty:
+                    break
+            if ready:
+                try:
+                    self._flush()
+                except OSError as error:  # not durable: nobody may be told it is
+                    log.error("flushing the write-ahead log failed: %s", error)
+                    ready = [(pending, _Failed(error)) for pending, _ in ready]
+                self._hand_back(ready)
+
+    def _hand_back(self, outcomes: _Outcomes) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(_settle_all, outcomes)
 
     def _commit(self, items: list[tuple[BatchApply, Any]]) -> list[Any]:
         """On the writer thread: each item's result (or `_Failed`), once committed."""
@@ -144,36 +199,12 @@ class GroupCommitWriter:
         for index, (apply, _) in enumerate(items):
             groups.setdefault(apply, []).append(index)
         results: list[Any] = [None] * len(items)
-        with self._engine.begin() as conn:
+        with self._lock, self._engine.begin() as conn:
             for apply, indexes in groups.items():
                 outcomes = apply(conn, [items[i][1] for i in indexes])
                 for index, outcome in zip(indexes, outcomes):
                     results[index] = outcome
         return results
-
-    def _release(self, outcomes: list[tuple[_Pending, Any]]) -> None:
-        if self._flush is None:
-            _settle_all(outcomes)
-            return
-        self._committed += outcomes
-        self._commit_seen.set()
-
-    async def _flush_loop(self) -> None:
-        assert self._flush is not None
-        loop = asyncio.get_running_loop()
-        while True:
-            await self._commit_seen.wait()
-            self._commit_seen.clear()
-            ready, self._committed = self._committed, []
-            if ready:
-                try:
-                    await loop.run_in_executor(self._threads, self._flush)
-                except OSError as error:  # not durable: nobody may be told it is
-                    log.error("flushing the write-ahead log failed: %s", error)
-                    ready = [(pending, _Failed(error)) for pending, _ in ready]
-                _settle_all(ready)
-            if self._writing_done and not self._committed:
-                return
 
 
 def _run_each(conn: Connection, operations: list[Callable[[Connection], Any]]) -> list[Any]:
@@ -187,7 +218,7 @@ def _run_each(conn: Connection, operations: list[Callable[[Connection], Any]]) -
     return results
 
 
-def _settle_all(outcomes: list[tuple[_Pending, Any]]) -> None:
+def _settle_all(outcomes: _Outcomes) -> None:
     for pending, outcome in outcomes:
         if pending.future.done():  # the caller went away (cancelled); the write stands
             continue
