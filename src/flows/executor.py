@@ -25,7 +25,7 @@ log = logging.getLogger("flowhook.flows")
 
 @dataclass(frozen=True)
 class ExecutorConfig:
-    batch_size: int = 1000  # users started or instances advanced per transaction
+    batch_size: int = 100  # users started or instances advanced per transaction: small enough not to hold up webhook commits
     poll_seconds: float = 0.1
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
