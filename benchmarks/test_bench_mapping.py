@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from flowhook.bench import MAPPINGS, STRIPE_SOURCE, floor_function, mapping_function, mini_racer_function, sample_request
+from flowhook.bench import MAPPINGS, STRIPE_SOURCE, MiniRacerFloor, floor_function, mapping_function, sample_request
 
 SIZES = ["1k", "50k"]
 EXPECTED_USER = ["user-12345"]
@@ -42,5 +42,5 @@ def test_floor_bare_quickjs(benchmark: Any, size: str) -> None:
 @pytest.mark.parametrize("size", SIZES)
 def test_reference_mini_racer(benchmark: Any, size: str) -> None:
     benchmark.group = f"mapping {size}"
-    output = benchmark(mini_racer_function(STRIPE_SOURCE), sample_request("javascript", size))
+    output = benchmark(MiniRacerFloor(STRIPE_SOURCE), sample_request("javascript", size))
     assert output["targetUserIds"] == EXPECTED_USER

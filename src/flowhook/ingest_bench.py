@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import os
 import re
-import secrets
 import shutil
 import socket
 import subprocess
