@@ -12,8 +12,8 @@ from starlette.routing import Route
 from flows.definition import template_ids, template_problems
 from flows.problems import Problem, problem
 from ingress.api.common import environment, json_object, not_found, services
-from ingress.api.flow_views import card_template_view
 from ingress.api.problems import refuse_problems
+from ingress.api.views import versioned_view
 from ingress.auth import admin_only
 from ingress.jsonio import json_response
 from store import card_templates
@@ -43,14 +43,14 @@ async def create_template(request: Request) -> Response:
     env = await environment(request)
     draft = template_draft(await json_object(request))
     template = await services(request).store.write(lambda conn: card_templates.insert_template(conn, env, draft))
-    return json_response(card_template_view(template), 201)
+    return json_response(versioned_view(template), 201)
 
 
 @admin_only
 async def list_templates(request: Request) -> Response:
     env = await environment(request)
     found = await services(request).store.read(lambda conn: card_templates.list_templates(conn, env))
-    return json_response({"data": [card_template_view(template) for template in found]})
+    return json_response({"data": [versioned_view(template) for template in found]})
 
 
 @admin_only
@@ -60,7 +60,7 @@ async def get_template(request: Request) -> Response:
     template = await services(request).store.read(lambda conn: card_templates.get_template(conn, env, template_id))
     if template is None:
         raise not_found("card_template", template_id)
-    return json_response(card_template_view(template))
+    return json_response(versioned_view(template))
 
 
 @admin_only
@@ -73,7 +73,7 @@ async def put_template(request: Request) -> Response:
     )
     if template is None:
         raise not_found("card_template", template_id)
-    return json_response(card_template_view(template))
+    return json_response(versioned_view(template))
 
 
 @admin_only
@@ -83,7 +83,7 @@ async def publish_template(request: Request) -> Response:
     template = await services(request).store.write(lambda conn: card_templates.publish(conn, env, template_id))
     if template is None:
         raise not_found("card_template", template_id)
-    return json_response(card_template_view(template))
+    return json_response(versioned_view(template))
 
 
 @admin_only

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from store.analytics import AnalyticsEvent
-from store.card_templates import CardTemplate
 from store.cards import Card
 from store.clock import iso
 from store.flow_instances import FlowInstance
@@ -16,18 +15,6 @@ from store.test_users import TestUser
 
 def _iso(moment: datetime | None) -> str | None:
     return iso(moment) if moment is not None else None
-
-
-def card_template_view(template: CardTemplate) -> dict[str, Any]:
-    return {
-        "id": template.id,
-        "environmentId": template.environment_id,
-        **template.draft,
-        "draftRevision": template.draft_revision,
-        "publishedVersion": template.published_version,
-        "createdAt": iso(template.created_at),
-        "updatedAt": iso(template.updated_at),
-    }
 
 
 def card_view(card: Card, now: datetime) -> dict[str, Any]:

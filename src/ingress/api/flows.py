@@ -14,7 +14,7 @@ from flows.definition import flow_problems
 from ingress.api.card_templates import unpublished_templates
 from ingress.api.common import environment, json_object, not_found, services
 from ingress.api.problems import refuse_problems
-from ingress.api.views import flow_view
+from ingress.api.views import versioned_view
 from ingress.auth import admin_only
 from ingress.jsonio import json_response
 from store import flows
@@ -31,14 +31,14 @@ async def create_flow(request: Request) -> Response:
     env = await environment(request)
     draft = flow_draft(await json_object(request))
     flow = await services(request).store.write(lambda conn: flows.insert_flow(conn, env, draft))
-    return json_response(flow_view(flow), 201)
+    return json_response(versioned_view(flow), 201)
 
 
 @admin_only
 async def list_flows(request: Request) -> Response:
     env = await environment(request)
     found = await services(request).store.read(lambda conn: flows.list_flows(conn, env))
-    return json_response({"data": [flow_view(flow) for flow in found]})
+    return json_response({"data": [versioned_view(flow) for flow in found]})
 
 
 @admin_only
@@ -48,7 +48,7 @@ async def get_flow(request: Request) -> Response:
     flow = await services(request).store.read(lambda conn: flows.get_flow(conn, env, flow_id))
     if flow is None:
         raise not_found("flow", flow_id)
-    return json_response(flow_view(flow))
+    return json_response(versioned_view(flow))
 
 
 @admin_only
@@ -60,7 +60,7 @@ async def put_flow(request: Request) -> Response:
     if flow is None:
         raise not_found("flow", flow_id)
     services(request).configuration_changed()
-    return json_response(flow_view(flow))
+    return json_response(versioned_view(flow))
 
 
 @admin_only
@@ -79,7 +79,7 @@ async def publish_flow(request: Request) -> Response:
     if flow is None:
         raise not_found("flow", flow_id)
     services(request).configuration_changed()
-    return json_response(flow_view(flow))
+    return json_response(versioned_view(flow))
 
 
 routes = [

@@ -6,21 +6,22 @@ from typing import Any
 
 from ingress.verification import public_view
 from store.clock import iso
-from store.flows import Flow
 from store.request_log import LogEntry
 from store.samples import Sample
 from store.triggers import Trigger
+from store.versioned import Versioned
 
 
-def flow_view(flow: Flow) -> dict[str, Any]:
+def versioned_view(document: Versioned) -> dict[str, Any]:
+    """A flow or a card template: its draft's fields beside its versions."""
     return {
-        "id": flow.id,
-        "environmentId": flow.environment_id,
-        **flow.draft,
-        "draftRevision": flow.draft_revision,
-        "publishedVersion": flow.published_version,
-        "createdAt": iso(flow.created_at),
-        "updatedAt": iso(flow.updated_at),
+        "id": document.id,
+        "environmentId": document.environment_id,
+        **document.draft,
+        "draftRevision": document.draft_revision,
+        "publishedVersion": document.published_version,
+        "createdAt": iso(document.created_at),
+        "updatedAt": iso(document.updated_at),
     }
 
 
