@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +41,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
 SQLITE_PRAGMAS = (
-    "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=30000",
 )
 READ_POOL_SIZE = 4
+WAL_SWITCH_ATTEMPTS = 200
+WAL_SWITCH_PAUSE_S = 0.01
 
 
 class WriteLock:
@@ -126,6 +129,23 @@ def create_engines(url: URL) -> Engines:
     return Engines(write=write, read=read, flush=wal_flush(database), write_lock=lock)
 
 
+def _enable_wal(cursor: Any) -> None:
+    """Switch the file to WAL (persistent, so only its first opener changes it).
+
+    Processes opening a new database together race for the switch, and the
+    loser gets "database is locked" at once: SQLite does not call the busy
+    handler for a journal-mode change. It is retried until the winner is done.
+    """
+    for attempt in range(WAL_SWITCH_ATTEMPTS):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == WAL_SWITCH_ATTEMPTS - 1:
+                raise
+            time.sleep(WAL_SWITCH_PAUSE_S)
+
+
 def _configure_sqlite(engine: Engine, begin: str) -> None:
     """Apply the pragmas on connect and take over BEGIN from the driver."""
 
@@ -134,6 +154,7 @@ def _configure_sqlite(engine: Engine, begin: str) -> None:
         cursor = dbapi_connection.cursor()
         for pragma in SQLITE_PRAGMAS:
             cursor.execute(pragma)
+        _enable_wal(cursor)
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
