@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from flowhook.ingest_bench import measure
+from flowhook.ingest_bench import measure, table
 
 
 def main() -> None:
@@ -20,13 +20,8 @@ def main() -> None:
         "--no-executor", action="store_true", help="ingestion alone: no flow executor in the serve processes"
     )
     args = parser.parse_args()
-    print(f"{'server':42s} {'req/s':>9s} {'vs bare':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'non-2xx':>8s}")
     for workers in args.workers:
-        bare, served = measure(args.seconds, args.connections, workers, executor=not args.no_executor)
-        for figure in (bare, served):
-            ratio = figure.requests_per_second / bare.requests_per_second
-            print(f"{figure.name:42s} {figure.requests_per_second:9,.0f} {ratio:7.2f}x"
-                  f" {figure.p50_ms:7.2f} {figure.p99_ms:7.2f} {figure.non_2xx:8d}")
+        print("\n".join(table(measure(args.seconds, args.connections, workers, executor=not args.no_executor))))
 
 
 if __name__ == "__main__":

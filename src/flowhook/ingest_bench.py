@@ -43,6 +43,31 @@ class LoadFigures:
     p50_ms: float
     p99_ms: float
     non_2xx: int
+    server_cpu_us: float = float("nan")  # CPU the server's processes spent per request (all threads and children)
+
+
+def process_tree_cpu_seconds(root: int) -> float:
+    """User + system CPU of `root` and its live descendants (uvicorn workers, sandbox workers).
+
+    Throughput on a shared two-core machine drifts with whatever else runs;
+    CPU per request barely does, and it says where the cores went.
+    """
+    children: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        pid = int(stat.parent.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        ticks[pid] = int(fields[11]) + int(fields[12])  # utime, stime
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += ticks.get(pid, 0)
+        todo += children.get(pid, [])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -64,11 +89,12 @@ def wait_until_up(url: str, timeout: float = 30.0) -> None:
 
 
 @contextmanager
-def running(command: list[str], health_url: str, env: dict[str, str] | None = None) -> Iterator[None]:
+def running(command: list[str], health_url: str, env: dict[str, str] | None = None) -> Iterator[int]:
+    """The server's pid, once it answers `health_url`."""
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_until_up(health_url)
-        yield
+        yield process.pid
     finally:
         process.terminate()
         try:
@@ -166,10 +192,17 @@ async def _load_with_httpx(name: str, url: str, body: bytes, signature: str, sec
     )
 
 
-def load(name: str, url: str, body: bytes, signature: str, seconds: float, connections: int) -> LoadFigures:
+def load(
+    name: str, url: str, body: bytes, signature: str, seconds: float, connections: int, server_pid: int
+) -> LoadFigures:
+    before, started = process_tree_cpu_seconds(server_pid), time.perf_counter()
     if shutil.which("wrk"):
-        return load_with_wrk(name, url, body, signature, seconds, connections)
-    return asyncio.run(_load_with_httpx(name, url, body, signature, seconds, connections))
+        figures = load_with_wrk(name, url, body, signature, seconds, connections)
+    else:
+        figures = asyncio.run(_load_with_httpx(name, url, body, signature, seconds, connections))
+    spent, elapsed = process_tree_cpu_seconds(server_pid) - before, time.perf_counter() - started
+    figures.server_cpu_us = spent / (figures.requests_per_second * elapsed) * 1e6
+    return figures
 
 
 def measure(
@@ -187,32 +220,40 @@ def measure(
 
     port = free_port()
     bare = [sys.executable, "-m", "uvicorn", "--app-dir", str(BARE_APP_DIR), "bare_app:app", "--port", str(port), *uvicorn_flags]
-    with running(bare, f"http://127.0.0.1:{port}/"):
+    with running(bare, f"http://127.0.0.1:{port}/") as pid:
         url = f"http://127.0.0.1:{port}/hooks/bench"
-        figures.append(load("bare Starlette handler", url, body, signature, seconds, connections))
+        figures.append(load("bare Starlette handler", url, body, signature, seconds, connections, pid))
 
     with tempfile.TemporaryDirectory(prefix="flowhook-bench-") as data_dir:
         port = free_port()
         env = {**os.environ, "FLOWHOOK_ADMIN_TOKEN": ADMIN_TOKEN, "FLOWHOOK_EXECUTOR": str(executor).lower()}
         serve = [sys.executable, "-m", "flowhook", "serve", "--port", str(port), "--data-dir", data_dir,
                  "--workers", str(server_workers)]
-        with running(serve, f"http://127.0.0.1:{port}/healthz", env=env):
+        with running(serve, f"http://127.0.0.1:{port}/healthz", env=env) as pid:
             base = f"http://127.0.0.1:{port}"
             path = create_hook(base)
             name = f"flowhook serve ({server_workers} process{'es' if server_workers > 1 else ''})"
             name += "" if executor else ", no executor"
-            figures.append(load(name, base + path, body, signature, seconds, connections))
+            figures.append(load(name, base + path, body, signature, seconds, connections, pid))
     return figures
+
+
+def table(figures: list[LoadFigures], title: str = "server") -> list[str]:
+    """Printable lines, each ratio against the first row (the bare handler of the same run)."""
+    bare = figures[0]
+    lines = [
+        f"{title:44s} {'req/s':>9s} {'vs bare':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'non-2xx':>8s}"
+        f" {'server CPU us/req':>18s}"
+    ]
+    for figure in figures:
+        lines.append(
+            f"{figure.name:44s} {figure.requests_per_second:9,.0f}"
+            f" {figure.requests_per_second / bare.requests_per_second:7.2f}x"
+            f" {figure.p50_ms:7.2f} {figure.p99_ms:7.2f} {figure.non_2xx:8d} {figure.server_cpu_us:18.0f}"
+        )
+    return lines
 
 
 def ingest_figures(seconds: float = 5.0) -> list[str]:
     """Printable lines for `flowhook bench`."""
-    figures = measure(seconds)
-    bare = figures[0].requests_per_second
-    lines = [f"{'ingestion (32 connections)':32s} {'req/s':>9s} {'vs bare':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'non-2xx':>8s}"]
-    for figure in figures:
-        lines.append(
-            f"{figure.name:32s} {figure.requests_per_second:9,.0f} {figure.requests_per_second / bare:7.2f}x"
-            f" {figure.p50_ms:7.2f} {figure.p99_ms:7.2f} {figure.non_2xx:8d}"
-        )
-    return lines
+    return table(measure(seconds), "ingestion (32 connections)")

@@ -1,14 +1,18 @@
 """Which client may call a hook (SPEC §3 IP allowlist), and who the client is.
 
-The client address is the socket peer. `X-Forwarded-For` is only believed
-when the peer is one of the server's trusted proxies, and then only as far as
-the chain of trusted proxies goes: anything left of the first untrusted hop
-was written by the client and may be forged.
+The client address is the socket peer. The forwarding header the trusted
+proxies write (`X-Forwarded-For` by default, or RFC 7239 `Forwarded`) is only
+believed when the peer is one of the server's trusted proxies, and then only
+as far as the chain of trusted proxies goes: anything left of the first
+untrusted hop was written by the client and may be forged. Only that one
+header is read: most proxies append to `X-Forwarded-For` and pass a client's
+`Forwarded` through untouched, so reading both would let a client choose.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
@@ -72,24 +76,27 @@ def _parse_network(entry: str) -> Network:
     return network
 
 
-def client_ip(peer: str, headers: Mapping[str, str], trusted_proxies: IpAllowlist | None) -> str:
-    """The client's address: the peer, or the right-most untrusted `X-Forwarded-For` hop.
+def client_ip(
+    peer: str, headers: Mapping[str, str], trusted_proxies: IpAllowlist | None, header: str = "x-forwarded-for"
+) -> str:
+    """The client's address: the peer, or the right-most untrusted hop of `header`.
 
-    Walks the header right to left from the peer while the current hop is a
-    trusted proxy. A hop that is not an IP address stops the walk at the last
-    address a trusted proxy vouched for. An empty or absent trusted list trusts
-    nobody (unlike an empty allowlist, which allows everybody).
+    `header` is one of FORWARDING_HEADERS. Walks it right to left from the
+    peer while the current hop is a trusted proxy. A hop that is not an IP
+    address (`unknown`, an obfuscated name, garbage) stops the walk at the
+    last address a trusted proxy vouched for. An empty or absent trusted list
+    trusts nobody (unlike an empty allowlist, which allows everybody).
     """
-    forwarded = headers.get("x-forwarded-for")
-    if trusted_proxies is None or not forwarded:
+    chain, parse_hop = headers.get(header), FORWARDING_HEADERS[header]
+    if trusted_proxies is None or not chain:
         return _canonical(peer)
     client = parse_address(peer)
     if client is None:
         return peer
-    for hop in reversed(forwarded.split(",")):
+    for hop in reversed(chain.split(",")):
         if not trusted_proxies.contains_address(client):
             break
-        address = _parse_hop(hop)
+        address = parse_hop(hop)
         if address is None:
             break
         client = address
@@ -111,3 +118,42 @@ def _parse_hop(hop: str) -> Address | None:
     if hop.count(":") == 1:
         hop = hop.partition(":")[0]
     return parse_address(hop)
+
+
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_BARE_VALUE = r"[!#$%&'*+.^_`|~0-9A-Za-z:\[\]-]+"  # a token, or `ip:port`, `[ipv6]` some proxies leave unquoted
+_PAIR = re.compile(rf'\s*({_TOKEN})=({_BARE_VALUE}|"(?:[^"\\]|\\.)*")\s*')
+_QUOTED_PAIR = re.compile(r"\\(.)")
+
+
+def _parse_element(element: str) -> Address | None:
+    """The `for=` address of one RFC 7239 element: `for=192.0.2.60;proto=http;by=203.0.113.43`.
+
+    Names are case-insensitive; the node may be quoted and carry a port
+    (`for="[2001:db8:cafe::17]:4711"`). None, which stops the walk, for
+    `unknown`, an obfuscated `_name`, no `for`, a repeated `for`, or an
+    element that does not parse. The header is split on every comma and
+    semicolon, so quoted values cannot contain one (node values never do),
+    and an unclosed quote the client wrote cannot swallow the elements our
+    proxies appended.
+    """
+    node: str | None = None
+    for pair in element.split(";"):
+        if not pair.strip():
+            continue
+        match = _PAIR.fullmatch(pair)
+        if match is None:
+            return None
+        name, value = match.groups()
+        if name.lower() == "for":
+            if node is not None:
+                return None
+            node = _QUOTED_PAIR.sub(r"\1", value[1:-1]) if value.startswith('"') else value
+    return None if node is None else _parse_hop(node)
+
+
+#: The forwarding headers a deployment's proxies may write, and how each hop of one is read.
+FORWARDING_HEADERS: dict[str, Callable[[str], Address | None]] = {
+    "x-forwarded-for": _parse_hop,
+    "forwarded": _parse_element,
+}

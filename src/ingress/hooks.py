@@ -30,7 +30,7 @@ from ingress.allowlist import client_ip
 from ingress.errors import error_body
 from ingress.hook_configs import HookConfig
 from ingress.jsonio import send_json
-from ingress.redaction import redact_headers
+from ingress.redaction import redact_headers, redact_query
 from ingress.services import Services
 from ingress.verification import VerificationFailure
 from mapper import MappingResult, MappingSpecError, RequestBodyError, UnsupportedContentType, make_request
@@ -276,6 +276,8 @@ class HookPipeline:
         await self._services.store.submit(accept_batch, accept)
         self._services.retention.note(log.trigger_id)
         assert outcome is not None
+        if outcome.cause == "accepted":
+            self._services.work_arrived()
         return outcome
 
     async def _capture(self, config: HookConfig, arrival: Arrival, log: LogEntry) -> Outcome | None:
@@ -286,7 +288,7 @@ class HookPipeline:
             method=arrival.method,
             path=arrival.path,
             headers=log.headers,
-            query=arrival.query,
+            query=log.query,
             content_type=arrival.content_type,
             body=arrival.raw_body.decode("utf-8", errors="replace"),
         )
@@ -323,11 +325,11 @@ class HookPipeline:
             query=scope["query_string"].decode("latin-1"),
             headers=headers,
             content_type=headers.get("content-type"),
-            client_ip=client_ip(peer, headers, self._services.trusted_proxies),
+            client_ip=client_ip(peer, headers, self._services.trusted_proxies, self._settings.forwarded_header),
         )
 
     def _log_entry(self, arrival: Arrival, hook_id: str, config: HookConfig | None) -> LogEntry:
-        """The request as the log keeps it: secret-bearing headers (and the verifier's) redacted."""
+        """The request as the log keeps it: secret-bearing headers (and the verifier's) and query parameters redacted."""
         trigger = config.trigger if config is not None else None
         verifier = config.verifier if config is not None else None
         return LogEntry(
@@ -338,7 +340,7 @@ class HookPipeline:
             received_at=arrival.received_at,
             method=arrival.method,
             path=arrival.path,
-            query=arrival.query,
+            query=redact_query(arrival.query),
             client_ip=arrival.client_ip or None,
             headers=redact_headers(arrival.headers, verifier.headers_to_redact if verifier else ()),
             content_type=arrival.content_type,

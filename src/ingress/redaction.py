@@ -1,9 +1,10 @@
-"""Hide secret-bearing header values before a request is written to the request log.
+"""Hide secret-bearing header and query parameter values before a request is written to the request log.
 
 Header names are matched by pattern rather than by a list of vendors, so the
 long tail (`X-Gitlab-Token`, `X-Twilio-Signature`, `Ocp-Apim-Subscription-Key`,
 `X-Amz-Security-Token`, …) is covered too; over-redacting a harmless header
 costs a little debugging, under-redacting leaks a credential into the log.
+Query parameter names (`?token=…`, `?api_key=…`) are matched by the same pattern.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Final
+from urllib.parse import unquote_plus
 
 REDACTED: Final = "[redacted]"
 
@@ -37,3 +39,24 @@ def redact_headers(headers: Mapping[str, str], extra: Iterable[str] = ()) -> dic
     return {
         name: REDACTED if name.lower() in also or is_secret_bearing(name) else value for name, value in headers.items()
     }
+
+
+def redact_query(query: str) -> str:
+    """`query` with the values of secret-bearing parameters replaced by "[redacted]", the rest byte for byte.
+
+    Senders put tokens in the URL too (`?token=…`, `?api_key=…`). Order,
+    other parameters, a name without a value and an empty value are kept
+    as sent: only what could be a credential goes.
+    """
+    return "&".join(_redact_parameter(parameter) for parameter in query.split("&"))
+
+
+def _redact_parameter(parameter: str) -> str:
+    name, _, value = parameter.partition("=")
+    return f"{name}={REDACTED}" if value and _is_secret_parameter(name) else parameter
+
+
+@lru_cache(maxsize=1024)
+def _is_secret_parameter(name: str) -> bool:
+    """`is_secret_bearing` for a parameter name as sent (`api%5Fkey`, `access+token`)."""
+    return is_secret_bearing(unquote_plus(name))

@@ -65,6 +65,11 @@ class Services:
         await self.pool.close()
         await self.store.close()
 
+    def work_arrived(self) -> None:
+        """An invocation was accepted or a wait released: start it now rather than at the executor's next poll."""
+        if self.executor is not None:
+            self.executor.wake()
+
     def configuration_changed(self) -> None:
         """Every management write calls this so the next request sees the change."""
         self.hook_configs.invalidate()

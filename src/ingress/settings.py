@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ingress.allowlist import FORWARDING_HEADERS
 from mapper import Limits
 
 KiB = 1024
@@ -22,9 +23,12 @@ class Settings:
     `admin_token`: when set (FLOWHOOK_ADMIN_TOKEN) it is the admin token and
     none is generated. `public_url`: the base of hook URLs shown by the API
     (default: the URL the API was called on). `trusted_proxies`: peers whose
-    X-Forwarded-For is believed. `durability`: "fsync" (an acknowledged
-    webhook survives a power cut) or "os" (it survives a crash or kill -9 of
-    flowhook, not of the machine; no fsync wait, so lower latency).
+    forwarding header is believed; `forwarded_header`: which header that is,
+    `x-forwarded-for` (the default) or `forwarded` (RFC 7239); only that one
+    is read, so name the one your proxies set (or overwrite). `durability`:
+    "fsync" (an acknowledged webhook survives a power cut) or "os" (it
+    survives a crash or kill -9 of flowhook, not of the machine; no fsync
+    wait, so lower latency).
     `access_token_seconds`: the lifetime of OAuth2 access tokens (0: expired
     at once, for tests).
     """
@@ -34,6 +38,7 @@ class Settings:
     admin_token: str | None = None
     public_url: str | None = None
     trusted_proxies: tuple[str, ...] = ()
+    forwarded_header: str = "x-forwarded-for"
     max_body_bytes: int = 1 * MiB
     log_body_bytes: int = 64 * KiB
     request_log_retention: int = 1000
@@ -55,6 +60,9 @@ class Settings:
         object.__setattr__(self, "data_dir", Path(self.data_dir))  # a str from a caller is fine too
         if self.durability not in DURABILITY:
             raise ValueError(f"durability must be one of {', '.join(DURABILITY)}")
+        object.__setattr__(self, "forwarded_header", self.forwarded_header.lower())
+        if self.forwarded_header not in FORWARDING_HEADERS:
+            raise ValueError(f"forwarded_header must be one of {', '.join(FORWARDING_HEADERS)}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

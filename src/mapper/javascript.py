@@ -39,6 +39,21 @@ def _function_body(source: str) -> str:
     return f'"use strict";{padding}\n{source}\n;return typeof map === "function" ? map : undefined;'
 
 
+def _compile_error(source: str, data: dict[str, Any]) -> MappingSpecError:
+    """The engine's syntax error, placed in the user's source.
+
+    An open bracket (or one closed too often) is only noticed at the wrapper
+    code after the source, where the engine names a token the user never
+    wrote; such an error is reported at the end of the source instead.
+    """
+    info = described(data)
+    lines = source.split("\n")
+    if info["line"] is not None and info["line"] > len(lines):
+        message = f"{data['type']}: the brackets do not balance: the source ends with a (, [ or {{ still open, or a }} closes one too many"
+        return MappingSpecError(message, line=len(lines), column=len(lines[-1]) + 1)
+    return MappingSpecError(f"{data['type']}: {data['message']}", line=info["line"], column=info["column"])
+
+
 class LimitExceeded(Exception):
     """The engine stopped a call for a limit; the context must be discarded."""
 
@@ -93,9 +108,7 @@ class Engine:
         install = self.context.eval(prelude_source())
         installed = install(_function_body(source), config)
         if isinstance(installed, str):
-            data = orjson.loads(installed)
-            info = described(data)
-            raise MappingSpecError(f"{data['type']}: {data['message']}", line=info["line"], column=info["column"])
+            raise _compile_error(source, orjson.loads(installed))
         self.host = installed
         self.watch = WATCHDOG.slot(self.context, limits.memory_bytes)
 

@@ -49,12 +49,15 @@ def get_invocations(conn: Connection, invocation_ids: set[str]) -> dict[str, Inv
     return {row.id: Invocation(**row._mapping) for row in conn.execute(query)}
 
 
-def get_invocation(conn: Connection, flow_id: str, flow_invocation_id: str) -> Invocation | None:
+def get_invocation(conn: Connection, flow_id: str, flow_invocation_id: str, mode: str | None) -> Invocation | None:
+    """The invocation with this key in `mode`; without a mode, the live one if the key has both (keys are per mode)."""
     query = sa.select(invocations).where(
         invocations.c.flow_id == flow_id, invocations.c.flow_invocation_id == flow_invocation_id
     )
-    row = (conn.execute(query)).first()
-    return Invocation(**row._mapping) if row else None
+    if mode is not None:
+        query = query.where(invocations.c.mode == mode)
+    found = [Invocation(**row._mapping) for row in conn.execute(query)]
+    return min(found, key=lambda invocation: invocation.mode != "live", default=None)
 
 
 def load_progress(conn: Connection, invocation_ids: list[str]) -> dict[str, Progress]:

@@ -1,9 +1,10 @@
 """Invocations: the durable inbox between the ingress and the flow executor.
 
 An accepted trigger request becomes one row here, committed before the sender
-hears 202. `flowInvocationId` is unique per flow (a unique index, so no race
-can create two): a repeat with the same payload gets the original answer and
-creates nothing; a different payload is a conflict.
+hears 202. `flowInvocationId` is unique per flow and mode (a unique index, so
+no race can create two): a repeat with the same payload gets the original
+answer and creates nothing; a different payload is a conflict. Test and live
+are separate namespaces, as in Stripe: a test run never uses up a live key.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from store.request_log import LogEntry, insert_entries
 from store.tables import flows, invocations
 
 Verdict = Literal["accepted", "duplicate", "conflict", "flow_not_published"]
+Key = tuple[str, str, str]  # (flow_id, mode, flow_invocation_id)
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,10 @@ class AcceptRequest:
     def payload_hash(self) -> str:
         return payload_hash(self.payload)
 
+    @property
+    def key(self) -> Key:
+        return (self.flow_id, self.mode, self.flow_invocation_id)
+
 
 def payload_hash(payload: dict[str, Any]) -> str:
     """Key order does not make two payloads different."""
@@ -97,8 +103,7 @@ def accept_batch(conn: Connection, requests: list[AcceptRequest]) -> list[Accept
     created: list[Invocation] = []
     verdicts: list[Acceptance] = []
     for request in requests:
-        key = (request.flow_id, request.flow_invocation_id)
-        prior = existing.get(key)
+        prior = existing.get(request.key)
         if prior is not None:
             same = prior.payload_hash == request.payload_hash
             verdicts.append(Acceptance("duplicate" if same else "conflict", prior))
@@ -120,7 +125,7 @@ def accept_batch(conn: Connection, requests: list[AcceptRequest]) -> list[Accept
             status="pending",
             created_at=now,
         )
-        existing[key] = invocation
+        existing[request.key] = invocation
         created.append(invocation)
         verdicts.append(Acceptance("accepted", invocation))
     _INSERT.execute(conn, created)
@@ -137,18 +142,19 @@ def accept_batch(conn: Connection, requests: list[AcceptRequest]) -> list[Accept
 _INSERT = BulkInsert(invocations, [field.name for field in fields(Invocation) if field.name != "seq"])
 
 
-def _existing(conn: Connection, requests: list[AcceptRequest]) -> dict[tuple[str, str], Invocation]:
-    keys = {(r.flow_id, r.flow_invocation_id) for r in requests}
+def _existing(conn: Connection, requests: list[AcceptRequest]) -> dict[Key, Invocation]:
+    keys = {request.key for request in requests}
     if not keys:
         return {}
     query = sa.select(invocations).where(  # a superset of `keys`, served by the unique index
-        invocations.c.flow_id.in_({flow for flow, _ in keys}),
-        invocations.c.flow_invocation_id.in_({key for _, key in keys}),
+        invocations.c.flow_id.in_({flow for flow, _, _ in keys}),
+        invocations.c.mode.in_({mode for _, mode, _ in keys}),
+        invocations.c.flow_invocation_id.in_({key for _, _, key in keys}),
     )
-    found: dict[tuple[str, str], Invocation] = {}
+    found: dict[Key, Invocation] = {}
     for row in conn.execute(query):
         invocation = Invocation(**row._mapping)
-        key = (invocation.flow_id, invocation.flow_invocation_id)
+        key = (invocation.flow_id, invocation.mode, invocation.flow_invocation_id)
         if key in keys:
             found[key] = invocation
     return found
@@ -174,22 +180,14 @@ def accept_all_or_nothing(conn: Connection, groups: list[list[AcceptRequest]]) -
 
     For the Action Flow API, where one request carries several entries: each
     group runs `accept_batch` in a savepoint, rolled back when any of its
-    invocations is refused (its key was used with a different payload, or in
-    the other mode; or its flow is not published).
+    invocations is refused (its key was used with a different payload, or its
+    flow is not published).
     """
     results: list[list[Acceptance]] = []
     for group in groups:
         with conn.begin_nested() as savepoint:
-            verdicts = [_same_mode(request, verdict) for request, verdict in zip(group, accept_batch(conn, group))]
+            verdicts = accept_batch(conn, group)
             if any(verdict.verdict not in ("accepted", "duplicate") for verdict in verdicts):
                 savepoint.rollback()
         results.append(verdicts)
     return results
-
-
-def _same_mode(request: AcceptRequest, acceptance: Acceptance) -> Acceptance:
-    """A key first used by a test run and repeated live (or the reverse) is a conflict, not a repeat."""
-    prior = acceptance.invocation
-    if acceptance.verdict == "duplicate" and prior is not None and prior.mode != request.mode:
-        return Acceptance("conflict", prior)
-    return acceptance

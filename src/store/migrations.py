@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from store.tables import metadata, schema_migrations
+from store.tables import invocations, metadata, schema_migrations
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,46 @@ def _flows_and_api_triggers(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
+# The key migration 3 replaces, on a stand-in table so the schema itself is untouched.
+_KEY_PER_FLOW = sa.UniqueConstraint("flow_id", "flow_invocation_id", name="uq_invocations_flow_key")
+sa.Table("invocations", sa.MetaData(), sa.Column("flow_id"), sa.Column("flow_invocation_id"), _KEY_PER_FLOW)
+
+
+def _idempotency_key_per_mode(conn: Connection) -> None:
+    """`flowInvocationId` unique per (flow, mode), not per flow: test runs never use up live keys."""
+    if conn.dialect.name == "sqlite":
+        _rebuild_sqlite_table(conn, invocations)
+        return
+    conn.execute(sa.schema.DropConstraint(_KEY_PER_FLOW, if_exists=True))
+    [key] = [index for index in invocations.indexes if index.name == "uq_invocations_flow_mode_key"]
+    conn.execute(sa.schema.CreateIndex(key, if_not_exists=True))
+
+
+def _rebuild_sqlite_table(conn: Connection, table: sa.Table) -> None:
+    """Give a table its current definition with its rows, SQLite's recipe for what ALTER TABLE cannot do.
+
+    SQLite cannot drop a constraint declared in CREATE TABLE. The old table is
+    renamed, its indexes dropped (their names go with it and would clash),
+    the table created anew with its indexes, the rows copied, the old one dropped.
+    Only for a table no foreign key points at: the rename would carry such
+    references over to the old table (no table references `invocations`).
+    """
+    quote = conn.dialect.identifier_preparer.quote
+    old = f"{table.name}_before_rebuild"
+    conn.execute(sa.text(f"ALTER TABLE {quote(table.name)} RENAME TO {quote(old)}"))
+    for index in sa.inspect(conn).get_indexes(old):  # without the automatic ones, which go with the table
+        conn.execute(sa.text(f"DROP INDEX {quote(str(index['name']))}"))
+    table.create(conn)
+    columns = [column.name for column in table.columns]
+    source = sa.table(old, *(sa.column(name) for name in columns))
+    conn.execute(sa.insert(table).from_select(columns, sa.select(source)))
+    conn.execute(sa.text(f"DROP TABLE {quote(old)}"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "flows, cards, analytics, test users, credentials", _flows_and_api_triggers),
+    Migration(3, "flowInvocationId unique per flow and mode", _idempotency_key_per_mode),
 )
 
 

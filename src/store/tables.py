@@ -171,7 +171,8 @@ invocations = sa.Table(
     sa.Column("payload", Json, nullable=False),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
-    sa.UniqueConstraint("flow_id", "flow_invocation_id", name="uq_invocations_flow_key"),
+    # The idempotency key: test and live are separate namespaces (migration 3).
+    sa.Index("uq_invocations_flow_mode_key", "flow_id", "mode", "flow_invocation_id", unique=True),
     sa.Index("ix_invocations_status_seq", "status", "seq"),
 )
 

@@ -1,7 +1,8 @@
 """A running flowhook app per test module, with its executor, driven over HTTP with httpx.
 
 The app is the real one (store on a temp SQLite file, sandbox pool,
-executor in the lifespan). Tests start flows through webhooks (the real
+executor in the lifespan: the `app` and `api` fixtures of tests/conftest.py
+run it with `settings` below). Tests start flows through webhooks (the real
 pipeline), then either `settle()` (run executor batches until nothing is due
 now) or poll with `eventually()` for timers to fire: no sleeping for fixed
 times, no assertions on timing.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -20,18 +21,12 @@ import orjson
 import pytest
 from starlette.applications import Starlette
 
-from ingress.app import create_app
 from ingress.services import Services
 from ingress.settings import Settings
 
 ADMIN_TOKEN = "fh_admin_flows-test-token-0123456789"
 T = TypeVar("T")
 _keys = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @dataclass
@@ -119,8 +114,8 @@ class Flowhook:
 
 
 @pytest.fixture(scope="module")
-async def flowhook(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Flowhook]:
-    settings = Settings(
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
         data_dir=tmp_path_factory.mktemp("flows"),
         admin_token=ADMIN_TOKEN,
         sandbox_workers=1,
@@ -129,11 +124,8 @@ async def flowhook(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fl
         executor_retry_seconds=0.05,
         executor_max_attempts=3,
     )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://flowhook.test",
-            headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
-        ) as api:
-            yield Flowhook(app, api)
+
+
+@pytest.fixture(scope="module")
+def flowhook(app: Starlette, api: httpx.AsyncClient) -> Flowhook:
+    return Flowhook(app, api)

@@ -11,20 +11,18 @@ exactly one card per (instance, step) and one analytics event per effect.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import orjson
 import pytest
+
+from ingress.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -34,47 +32,14 @@ USERS_PER_INVOCATION = 3
 CONCURRENCY = 32
 
 
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def running_server(data_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = free_port()
-    code = f"from ingress.serve import serve; serve(host='127.0.0.1', port={port}, data_dir={str(data_dir)!r})"
-    env = {
-        **os.environ,
-        "FLOWHOOK_ADMIN_TOKEN": TOKEN,
-        "FLOWHOOK_SANDBOX_WORKERS": "1",
-        "FLOWHOOK_EXECUTOR_POLL_SECONDS": "0.02",
-        "FLOWHOOK_EXECUTOR_BATCH": "10",  # many small transactions: more moments to die in
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+def server_settings(data_dir: Path) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        admin_token=TOKEN,
+        sandbox_workers=1,
+        executor_poll_seconds=0.02,
+        executor_batch=10,  # many small transactions: more moments to die in
     )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, "the server exited"
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.05)
-        yield process, url
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
 
 
 def query(data_dir: Path, sql: str) -> list[tuple]:
@@ -131,9 +96,10 @@ def set_up(url: str) -> str:
     return f"{url}/hooks/{trigger['hookId']}"
 
 
-async def test_sigkill_while_flows_run_loses_and_doubles_nothing(tmp_path: Path) -> None:
+async def test_sigkill_while_flows_run_loses_and_doubles_nothing(tmp_path: Path, running_server) -> None:
     total_users = INVOCATIONS * USERS_PER_INVOCATION
-    with running_server(tmp_path) as (process, url):
+    settings = server_settings(tmp_path)
+    with running_server(settings) as (process, url):
         hook = set_up(url)
         firing = asyncio.ensure_future(fire(hook))
         await asyncio.to_thread(
@@ -143,11 +109,11 @@ async def test_sigkill_while_flows_run_loses_and_doubles_nothing(tmp_path: Path)
     assert acknowledged <= count(tmp_path, "SELECT COUNT(*) FROM invocations")
     assert count(tmp_path, "SELECT COUNT(*) FROM flow_instances WHERE status = 'waiting'") > 0  # waits in flight
 
-    with running_server(tmp_path) as (process, _):
+    with running_server(settings) as (process, _):
         resumed = "SELECT COUNT(*) FROM cards WHERE step_id = 'second'"
         await asyncio.to_thread(kill_when, process, tmp_path, lambda: count(tmp_path, resumed) > 0)
 
-    with running_server(tmp_path) as (_, url):
+    with running_server(settings) as (_, url):
         # Senders retry what was not acknowledged (and some of what was: recognised, not stored again).
         assert await fire(hook.replace(hook.split("/hooks/")[0], url)) == INVOCATIONS
         done = "SELECT COUNT(*) FROM flow_instances WHERE status = 'completed'"

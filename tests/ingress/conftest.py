@@ -1,9 +1,10 @@
 """A running flowhook app per test module, driven over HTTP with httpx.
 
 The app is the real one (store on a temp SQLite file, sandbox pool,
-lifespan); httpx talks to it through its ASGI interface, with the client
-address of our choosing. Each module gets one app so the sandbox workers
-start once.
+lifespan: the `app` and `api` fixtures of tests/conftest.py run it with
+`settings` below); httpx talks to it through its ASGI interface, with the
+client address of our choosing. Each module gets one app so the sandbox
+workers start once.
 """
 
 from __future__ import annotations
@@ -18,17 +19,11 @@ import pytest
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from starlette.applications import Starlette
 
-from ingress.app import create_app
 from ingress.services import Services
 from ingress.settings import Settings
 
 ADMIN_TOKEN = "fh_admin_test-token-0123456789"
 CLIENT_IP = "203.0.113.7"
-
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @dataclass
@@ -128,10 +123,6 @@ class Flowhook:
         return client
 
 
-def settings_for(data_dir: Path, **overrides: Any) -> Settings:
-    return Settings(data_dir=data_dir, admin_token=ADMIN_TOKEN, sandbox_workers=1, **overrides)
-
-
 @pytest.fixture(scope="module")
 def settings_overrides() -> dict[str, Any]:
     """Override in a test module to run its app with other settings."""
@@ -139,18 +130,14 @@ def settings_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-async def flowhook(
-    tmp_path_factory: pytest.TempPathFactory, settings_overrides: dict[str, Any]
-) -> AsyncIterator[Flowhook]:
+def settings(tmp_path_factory: pytest.TempPathFactory, settings_overrides: dict[str, Any]) -> Settings:
     data_dir = tmp_path_factory.mktemp("flowhook")
-    app = create_app(settings_for(data_dir, **settings_overrides))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://flowhook.test",
-            headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
-        ) as api:
-            service = Flowhook(app, api, data_dir)
-            yield service
-            for client in service.clients:
-                await client.aclose()
+    return Settings(data_dir=data_dir, admin_token=ADMIN_TOKEN, sandbox_workers=1, **settings_overrides)
+
+
+@pytest.fixture(scope="module")
+async def flowhook(app: Starlette, api: httpx.AsyncClient, settings: Settings) -> AsyncIterator[Flowhook]:
+    service = Flowhook(app, api, settings.data_dir)
+    yield service
+    for client in service.clients:
+        await client.aclose()

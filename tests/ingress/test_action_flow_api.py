@@ -234,11 +234,32 @@ async def test_a_reused_key_with_another_payload_is_409_and_stores_nothing(flowh
     assert [invocation["key"] for invocation in stored(flowhook, flow["id"])] == ["k-1"]  # k-new was not stored either
 
 
-async def test_a_key_used_by_a_test_run_is_a_conflict_live(flowhook, client) -> None:
+async def test_keys_are_per_mode_a_test_run_never_uses_up_a_live_key(flowhook, client) -> None:
     flow = await flowhook.flow(variables=VARIABLES, publish=True)
-    assert (await post(client, flow, entry("u1", key="shared", firstName="Ann"), path="test")).status_code == 202
-    live = await post(client, flow, entry("u1", key="shared", firstName="Ann"))
-    assert live.status_code == 409 and live.json()["error"]["code"] == "idempotency_conflict"
+    tested = await post(client, flow, entry("u1", key="shared", firstName="Ann"), path="test")
+    live = await post(client, flow, entry("u1", key="shared", firstName="Bo"))
+    assert (tested.status_code, tested.json()["mode"]) == (202, "test")
+    assert (live.status_code, live.json()["mode"]) == (202, "live") and "idempotent-replayed" not in live.headers
+    repeats = [
+        await post(client, flow, entry("u1", key="shared", firstName="Ann"), path="test"),
+        await post(client, flow, entry("u1", key="shared", firstName="Bo")),
+    ]
+    assert [repeat.headers.get("idempotent-replayed") for repeat in repeats] == ["true", "true"]
+    changed = await post(client, flow, entry("u1", key="shared", firstName="Cy"), path="test")
+    assert changed.status_code == 409 and changed.json()["error"]["code"] == "idempotency_conflict"
+    assert [(i["key"], i["mode"]) for i in stored(flowhook, flow["id"])] == [("shared", "test"), ("shared", "live")]
+
+
+async def test_the_invocation_of_a_key_is_read_per_mode(flowhook, client) -> None:
+    flow = await flowhook.flow(variables=VARIABLES, publish=True)
+    url = f"/v1/default/action-flows/{flow['id']}/invocations/both"
+    assert (await post(client, flow, entry("u1", key="both", firstName="Ann"), path="test")).status_code == 202
+    assert (await flowhook.api.get(url)).json()["mode"] == "test"  # the only one
+    assert (await flowhook.api.get(url, params={"mode": "live"})).status_code == 404
+    assert (await post(client, flow, entry("u1", key="both", firstName="Ann"))).status_code == 202
+    modes = [(await flowhook.api.get(url, params=params)).json()["mode"] for params in ({}, {"mode": "test"})]
+    assert modes == ["live", "test"]
+    assert (await flowhook.api.get(url, params={"mode": "staging"})).status_code == 400
 
 
 async def test_a_key_twice_in_one_request_is_422(flowhook, client, flow) -> None:

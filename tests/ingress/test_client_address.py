@@ -1,4 +1,4 @@
-"""IP allowlists over HTTP: CIDR ranges, IPv6, and X-Forwarded-For only from trusted proxies."""
+"""IP allowlists over HTTP: CIDR ranges, IPv6, and Forwarded / X-Forwarded-For only from trusted proxies."""
 
 from __future__ import annotations
 
@@ -69,3 +69,11 @@ async def test_bad_allowlist_entries_are_refused_at_save(flowhook) -> None:
         "message": None,
         "path": "$.allowedIps[1]",
     }
+
+
+async def test_forwarded_is_not_read_unless_configured(flowhook) -> None:
+    """Behind a proxy that writes X-Forwarded-For, a client's own `Forwarded` header proves nothing."""
+    trigger = await flowhook.trigger(allowedIps=["192.0.2.1"])
+    spoofed = await flowhook.post(trigger, BODY, ip=PROXY, forwarded="for=192.0.2.1", x_forwarded_for="198.51.100.4")
+    assert spoofed.status_code == 403
+    assert (await flowhook.entry(spoofed.json()["error"]["requestId"]))["clientIp"] == "198.51.100.4"

@@ -10,21 +10,18 @@ and repeating it is recognised as a duplicate.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 import stripe
+
+from ingress.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -37,52 +34,6 @@ MAPPING = {
     "kind": "javascript",
     "source": "function map(r) { return {targetUserIds: [r.body.data.user], flowInvocationId: r.body.id}; }",
 }
-
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def running_server(data_dir: Path, durability: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """`flowhook serve` as its own process (what the CLI runs), until killed or the block ends."""
-    port = free_port()
-    code = f"from ingress.serve import serve; serve(host='127.0.0.1', port={port}, data_dir={str(data_dir)!r})"
-    env = {
-        **os.environ,
-        "FLOWHOOK_ADMIN_TOKEN": TOKEN,
-        "FLOWHOOK_SANDBOX_WORKERS": "1",
-        "FLOWHOOK_DURABILITY": durability,
-    }
-    process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(process, url)
-        yield process, url
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=30)
-
-
-def wait_until_up(process: subprocess.Popen[bytes], url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited: {process.stdout.read().decode() if process.stdout else ''}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise AssertionError("server did not start")
 
 
 def signed_event(index: int) -> tuple[bytes, dict[str, str]]:
@@ -126,9 +77,12 @@ def stored(data_dir: Path) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("durability", ["fsync", "os"])
-async def test_sigkill_under_load_loses_no_acknowledged_request(tmp_path: Path, durability: str) -> None:
+async def test_sigkill_under_load_loses_no_acknowledged_request(
+    tmp_path: Path, durability: str, running_server
+) -> None:
     """Both durability settings survive the death of the process (only `fsync` survives the machine's)."""
-    with running_server(tmp_path, durability) as (process, url):
+    settings = Settings(data_dir=tmp_path, admin_token=TOKEN, sandbox_workers=1, durability=durability)
+    with running_server(settings) as (process, url):
         api = httpx.Client(base_url=url, headers={"authorization": f"Bearer {TOKEN}"})
         flow = api.post("/v1/default/action-flows", json={"name": "Crash"}).json()
         trigger = api.post(
@@ -139,7 +93,7 @@ async def test_sigkill_under_load_loses_no_acknowledged_request(tmp_path: Path, 
         assert process.wait(timeout=30) == -signal.SIGKILL
     assert KILL_AFTER <= len(acknowledged) < REQUESTS  # killed mid-way, with requests in flight
 
-    with running_server(tmp_path, durability) as (_, url):
+    with running_server(settings) as (_, url):
         counts = stored(tmp_path)
         missing = [key for key in acknowledged if key not in counts]
         assert missing == []

@@ -1,4 +1,4 @@
-"""flowInvocationId: one invocation per key and flow, sequentially and under concurrent duplicates."""
+"""flowInvocationId: one invocation per key, flow and mode, sequentially and under concurrent duplicates."""
 
 from __future__ import annotations
 
@@ -60,6 +60,24 @@ async def test_keys_are_per_flow(flowhook) -> None:
         trigger = await flowhook.trigger(flow)
         assert (await flowhook.post(trigger, payload("shared-key", "u9"))).status_code == 202
         assert invocations(flowhook, flow["id"]) == [("shared-key", "test", None)]
+
+
+async def test_keys_are_per_mode_a_test_delivery_never_uses_up_the_live_one(flowhook) -> None:
+    flow = await flowhook.flow(publish=True)
+    trigger = await flowhook.trigger(flow)
+    tested = await flowhook.post(trigger, payload("evt_1", plan="sample"))
+    await flowhook.api.patch(f"/v1/default/triggers/{trigger['id']}", json={"mode": "live"})
+    live = await flowhook.post(trigger, payload("evt_1", plan="real"))  # another payload: not a conflict either
+    live_again = await flowhook.post(trigger, payload("evt_1", plan="real"))
+    live_changed = await flowhook.post(trigger, payload("evt_1", plan="other"))
+    assert (tested.status_code, tested.json()["mode"]) == (202, "test")
+    assert (live.status_code, live.json()["mode"]) == (202, "live") and "idempotent-replayed" not in live.headers
+    assert live_again.json() == live.json() and live_again.headers["idempotent-replayed"] == "true"
+    assert live_changed.status_code == 409 and live_changed.json()["error"]["code"] == "idempotency_conflict"
+    await flowhook.api.patch(f"/v1/default/triggers/{trigger['id']}", json={"mode": "test"})
+    test_again = await flowhook.post(trigger, payload("evt_1", plan="sample"))
+    assert test_again.json() == tested.json() and test_again.headers["idempotent-replayed"] == "true"
+    assert invocations(flowhook, flow["id"]) == [("evt_1", "test", None), ("evt_1", "live", 1)]
 
 
 async def test_no_key_means_a_new_invocation_each_time(flowhook) -> None:

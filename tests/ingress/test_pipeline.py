@@ -100,9 +100,9 @@ async def test_the_checks_run_in_the_specs_order(flowhook) -> None:
     first = data({"users": ["u1"], "key": "k1"})
     accepted = await expect(202, "accepted", first, **signed(first))
     assert accepted.json()["mode"] == "test"
-    await patch(mode="live")
     conflicting = data({"users": ["u2"], "key": "k1"})
     await expect(409, "idempotency_conflict", conflicting, **signed(conflicting))
+    await patch(mode="live")  # keys are per mode: a live k1 would be new, not a conflict
     second = data({"users": ["u2"], "key": "k2"})
     await expect(409, "flow_not_published", second, **signed(second))
     assert (await api.post(f"/v1/default/action-flows/{flow['id']}/publish")).status_code == 200

@@ -1,10 +1,10 @@
-"""Secret-bearing headers never reach the request log."""
+"""Secret-bearing headers and query parameters never reach the request log."""
 
 from __future__ import annotations
 
 import pytest
 
-from ingress.redaction import REDACTED, is_secret_bearing, redact_headers
+from ingress.redaction import REDACTED, is_secret_bearing, redact_headers, redact_query
 from ingress.verification import compile_verification
 
 
@@ -93,3 +93,31 @@ def test_the_configured_signature_and_timestamp_headers_are_redacted() -> None:
         "x-acme-time": REDACTED,
         "x-acme-event": "order.paid",
     }
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["token", "api_key", "access_token", "signature", "secret", "key", "auth", "password", "apikey", "client_secret"],
+)
+def test_secret_bearing_query_parameters(name: str) -> None:
+    assert redact_query(f"{name}=s3cr3t") == f"{name}={REDACTED}"
+    assert redact_query(f"{name.upper()}=s3cr3t") == f"{name.upper()}={REDACTED}"
+
+
+@pytest.mark.parametrize(
+    ("query", "redacted"),
+    [
+        ("", ""),
+        ("x=1&y=2", "x=1&y=2"),
+        ("x=1&token=abc123&y=2", f"x=1&token={REDACTED}&y=2"),  # order and neighbours kept
+        ("token=a&token=b", f"token={REDACTED}&token={REDACTED}"),  # every occurrence
+        ("token=a=b%3D&x=%20", f"token={REDACTED}&x=%20"),  # the value runs to the next &; others stay encoded
+        ("token=&x=1", "token=&x=1"),  # an empty value hides nothing
+        ("token&x=1", "token&x=1"),  # nor does a name without one
+        ("x=1&&y=&=z&", "x=1&&y=&=z&"),  # odd shapes are kept byte for byte
+        ("api%5Fkey=s&access+token=t", f"api%5Fkey={REDACTED}&access+token={REDACTED}"),  # names are decoded
+        ("idempotency-key=k&key_id=3&keyboard=us&x=token", "idempotency-key=k&key_id=3&keyboard=us&x=token"),
+    ],
+)
+def test_redact_query_replaces_only_secret_values(query: str, redacted: str) -> None:
+    assert redact_query(query) == redacted

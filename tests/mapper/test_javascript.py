@@ -694,6 +694,30 @@ def test_syntax_error_on_a_later_line_of_a_long_source() -> None:
 
 
 @pytest.mark.parametrize(
+    ("source", "line", "column"),
+    [
+        ('function map(request) { return {targetUserIds: ["u"]} ', 1, 55),  # the function's brace left open
+        ("function map(request) {\n  return {targetUserIds: [request.body.id]\n", 3, 1),
+        ("function map(request) { return {}; }\n}", 2, 2),  # one brace too many
+    ],
+)
+def test_unbalanced_brackets_are_reported_at_the_end_of_the_source(source: str, line: int, column: int) -> None:
+    """Not at the wrapper code after the source, with a token the user never wrote."""
+    with pytest.raises(MappingSpecError) as caught:
+        javascript(source)
+    error = caught.value
+    assert (error.line, error.column) == (line, column)
+    assert error.message.startswith("SyntaxError: the brackets do not balance")
+    assert "';'" not in error.message and "')'" not in error.message
+
+
+def test_an_open_string_keeps_the_engines_own_position() -> None:
+    with pytest.raises(MappingSpecError) as caught:
+        javascript('function map(request) { return "abc')
+    assert (caught.value.line, caught.value.message) == (1, "SyntaxError: unexpected end of string")
+
+
+@pytest.mark.parametrize(
     "source",
     [
         "function mapp(request) { return {}; }",

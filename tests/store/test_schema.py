@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,25 +12,13 @@ import sqlalchemy as sa
 from store import Store, database_url
 from store.clock import utcnow
 from store.environments import get_environment
-from store.flows import insert_flow
+from store.flows import insert_flow, publish
 from store.invocations import AcceptRequest, accept_batch
 from store.migrations import MIGRATIONS
 from store.request_log import LogEntry, StatusFilter, insert_entries, list_entries, prune
 from store.tables import invocations
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(database_url(None, tmp_path))
-    yield opened
-    await opened.close()
 
 
 async def test_a_fresh_database_is_stamped_and_reopening_migrates_nothing(tmp_path: Path) -> None:
@@ -56,6 +43,65 @@ async def test_a_database_from_before_the_flow_tables_gets_them(tmp_path: Path) 
         assert db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'cards'").fetchone()[0] == 1
         versions = [row[0] for row in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
         assert versions == [migration.version for migration in MIGRATIONS]
+
+
+# The invocations table as migrations 1 and 2 left it: flowInvocationId unique per flow, whatever the mode.
+DOWNGRADE_INVOCATIONS_TO_VERSION_2 = """
+CREATE TABLE invocations_v2 (
+    seq INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    environment_id TEXT NOT NULL,
+    flow_id TEXT NOT NULL,
+    flow_version INTEGER,
+    trigger_id TEXT,
+    request_id TEXT,
+    mode TEXT NOT NULL,
+    flow_invocation_id TEXT NOT NULL,
+    payload_hash TEXT NOT NULL,
+    payload JSON NOT NULL,
+    status TEXT NOT NULL,
+    created_at DATETIME NOT NULL,
+    PRIMARY KEY (seq),
+    CONSTRAINT uq_invocations_flow_key UNIQUE (flow_id, flow_invocation_id),
+    UNIQUE (id)
+);
+INSERT INTO invocations_v2 SELECT * FROM invocations;
+DROP TABLE invocations;
+ALTER TABLE invocations_v2 RENAME TO invocations;
+CREATE INDEX ix_invocations_status_seq ON invocations (status, seq);
+DELETE FROM schema_migrations WHERE version > 2;
+"""
+
+
+async def test_a_version_2_database_gets_keys_per_mode_and_keeps_its_invocations(tmp_path: Path) -> None:
+    store = await Store.open(database_url(None, tmp_path))
+    flow = await store.write(lambda conn: insert_flow(conn, "default", {"name": "f"}))
+    await store.write(lambda conn: publish(conn, "default", flow.id))
+    payload = {"targetUserIds": ["u1"]}
+    tested = await store.submit(accept_batch, accept(flow.id, "evt_1", payload))
+    await store.close()
+    with sqlite3.connect(tmp_path / "flowhook.db") as db:
+        db.executescript(DOWNGRADE_INVOCATIONS_TO_VERSION_2)
+    store = await Store.open(database_url(None, tmp_path))
+    try:
+        repeat = await store.submit(accept_batch, accept(flow.id, "evt_1", payload))
+        live = await store.submit(accept_batch, accept(flow.id, "evt_1", payload, mode="live"))
+    finally:
+        await store.close()
+    assert repeat.verdict == "duplicate" and repeat.invocation is not None and tested.invocation is not None
+    assert repeat.invocation.id == tested.invocation.id
+    assert live.verdict == "accepted" and live.invocation is not None and live.invocation.mode == "live"
+    with sqlite3.connect(tmp_path / "flowhook.db") as db:
+        versions = [row[0] for row in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
+        indexes = {row[1]: row[2] for row in db.execute("PRAGMA index_list(invocations)")}  # name: unique
+        rows = list(db.execute("SELECT flow_invocation_id, mode FROM invocations ORDER BY seq"))
+    assert versions == [migration.version for migration in MIGRATIONS]
+    assert indexes == {
+        "uq_invocations_flow_mode_key": 1,
+        "ix_invocations_status_seq": 0,
+        "sqlite_autoindex_invocations_1": 1,  # UNIQUE (id); the per-flow key is gone
+    }
+    assert rows == [("evt_1", "test"), ("evt_1", "live")]
 
 
 async def test_processes_starting_together_migrate_once(tmp_path: Path) -> None:
@@ -108,6 +154,8 @@ async def test_the_unique_index_refuses_a_second_row_whatever_the_code_does(stor
     del row["seq"]
     with pytest.raises(sa.exc.IntegrityError):
         await store.write(lambda conn: conn.execute(sa.insert(invocations).values(**row)))
+    other_mode = {**row, "mode": "live"}  # keys are per mode
+    await store.write(lambda conn: conn.execute(sa.insert(invocations).values(**other_mode)))
 
 
 def entry(index: int, trigger_id: str | None, status: int) -> LogEntry:

@@ -4,30 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from store import Store, database_url
+from store import Store
 from store.tables import service_state
 from store.writer import GroupCommitWriter
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(database_url(None, tmp_path))
-    yield opened
-    await opened.close()
 
 
 def put_many(conn: Connection, keys: list[str]) -> list[str]:

@@ -10,8 +10,9 @@ then the flow's variables), and one bad entry refuses the request with every
 problem and its path, storing nothing. Storing is all-or-nothing too: if one
 entry's `flowInvocationId` was already used with a different payload, the
 request is a 409 naming it and no entry is stored. An entry repeated with
-the same payload is answered as before and creates nothing. The 202 comes
-only after the invocations are committed.
+the same payload is answered as before and creates nothing. Keys are per
+mode: `/test` and `/start` never see each other's. The 202 comes only after
+the invocations are committed.
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ async def _invoke(request: Request, mode: Mode) -> Response:
     store = services(request).store
     verdicts = await store.submit(accept_all_or_nothing, accepts)
     _refuse_rejected(entries, verdicts)
+    if any(verdict.verdict == "accepted" for verdict in verdicts):
+        services(request).work_arrived()
     testers = await store.read(lambda conn: test_user_ids(conn, env)) if mode == "test" else None
     body = {"mode": mode, "flows": [_answer(entry, testers) for entry in entries]}
     replayed = all(verdict.verdict == "duplicate" for verdict in verdicts)
@@ -146,13 +149,13 @@ def _refuse_rejected(entries: list[Entry], verdicts: list[Acceptance]) -> None:
     conflicts = [
         {
             "path": f"$.flows[{index}].flowInvocationId",
-            "message": f"flowInvocationId {entry.flow_invocation_id!r} was already used with another payload or mode",
+            "message": f"flowInvocationId {entry.flow_invocation_id!r} was already used with another payload",
         }
         for index, (entry, verdict) in enumerate(zip(entries, verdicts))
         if verdict.verdict == "conflict"
     ]
     if conflicts:
-        message = "a flowInvocationId was already used with another payload or mode; nothing was started"
+        message = "a flowInvocationId was already used with another payload; nothing was started"
         raise ApiError(409, "idempotency_conflict", message, errors=conflicts)
     if any(verdict.verdict == "flow_not_published" for verdict in verdicts):
         raise ApiError(409, "flow_not_published", "the flow has no published version; publish it or use /test")

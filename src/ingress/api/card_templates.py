@@ -11,11 +11,10 @@ from starlette.routing import Route
 
 from flows.definition import template_ids, template_problems
 from flows.problems import Problem, problem
-from ingress.api.common import environment, json_object, not_found, services
+from ingress.api.common import environment, not_found, services
 from ingress.api.problems import refuse_problems
-from ingress.api.views import versioned_view
+from ingress.api.versioned import VersionedEndpoints
 from ingress.auth import admin_only
-from ingress.jsonio import json_response
 from store import card_templates
 
 
@@ -39,54 +38,6 @@ def unpublished_templates(conn: Connection, environment_id: str, steps: list[dic
 
 
 @admin_only
-async def create_template(request: Request) -> Response:
-    env = await environment(request)
-    draft = template_draft(await json_object(request))
-    template = await services(request).store.write(lambda conn: card_templates.insert_template(conn, env, draft))
-    return json_response(versioned_view(template), 201)
-
-
-@admin_only
-async def list_templates(request: Request) -> Response:
-    env = await environment(request)
-    found = await services(request).store.read(lambda conn: card_templates.list_templates(conn, env))
-    return json_response({"data": [versioned_view(template) for template in found]})
-
-
-@admin_only
-async def get_template(request: Request) -> Response:
-    env = await environment(request)
-    template_id = request.path_params["templateId"]
-    template = await services(request).store.read(lambda conn: card_templates.get_template(conn, env, template_id))
-    if template is None:
-        raise not_found("card_template", template_id)
-    return json_response(versioned_view(template))
-
-
-@admin_only
-async def put_template(request: Request) -> Response:
-    env = await environment(request)
-    template_id = request.path_params["templateId"]
-    draft = template_draft(await json_object(request))
-    template = await services(request).store.write(
-        lambda conn: card_templates.update_draft(conn, env, template_id, draft)
-    )
-    if template is None:
-        raise not_found("card_template", template_id)
-    return json_response(versioned_view(template))
-
-
-@admin_only
-async def publish_template(request: Request) -> Response:
-    env = await environment(request)
-    template_id = request.path_params["templateId"]
-    template = await services(request).store.write(lambda conn: card_templates.publish(conn, env, template_id))
-    if template is None:
-        raise not_found("card_template", template_id)
-    return json_response(versioned_view(template))
-
-
-@admin_only
 async def delete_template(request: Request) -> Response:
     env = await environment(request)
     template_id = request.path_params["templateId"]
@@ -96,10 +47,16 @@ async def delete_template(request: Request) -> Response:
 
 
 routes = [
-    Route("/card-templates", create_template, methods=["POST"]),
-    Route("/card-templates", list_templates, methods=["GET"]),
-    Route("/card-templates/{templateId}", get_template, methods=["GET"]),
-    Route("/card-templates/{templateId}", put_template, methods=["PUT"]),
+    *VersionedEndpoints(
+        "/card-templates",
+        id_param="templateId",
+        kind="card_template",
+        checked_draft=template_draft,
+        insert=card_templates.insert_template,
+        list_all=card_templates.list_templates,
+        get=card_templates.get_template,
+        update_draft=card_templates.update_draft,
+        publish=card_templates.publish,
+    ).routes(),
     Route("/card-templates/{templateId}", delete_template, methods=["DELETE"]),
-    Route("/card-templates/{templateId}/publish", publish_template, methods=["POST"]),
 ]

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-
 from sqlalchemy.engine import Connection
 
 from flows.definition import flow_problems
 from ingress.api.card_templates import unpublished_templates
-from ingress.api.common import environment, json_object, not_found, services
 from ingress.api.problems import refuse_problems
-from ingress.api.views import versioned_view
-from ingress.auth import admin_only
-from ingress.jsonio import json_response
+from ingress.api.versioned import VersionedEndpoints
 from store import flows
 
 
@@ -26,66 +19,26 @@ def flow_draft(data: dict[str, Any]) -> dict[str, Any]:
     return {"variables": [], "steps": [], **data}
 
 
-@admin_only
-async def create_flow(request: Request) -> Response:
-    env = await environment(request)
-    draft = flow_draft(await json_object(request))
-    flow = await services(request).store.write(lambda conn: flows.insert_flow(conn, env, draft))
-    return json_response(versioned_view(flow), 201)
-
-
-@admin_only
-async def list_flows(request: Request) -> Response:
-    env = await environment(request)
-    found = await services(request).store.read(lambda conn: flows.list_flows(conn, env))
-    return json_response({"data": [versioned_view(flow) for flow in found]})
-
-
-@admin_only
-async def get_flow(request: Request) -> Response:
-    env = await environment(request)
-    flow_id = request.path_params["flow_id"]
-    flow = await services(request).store.read(lambda conn: flows.get_flow(conn, env, flow_id))
+def publish_checked(conn: Connection, environment_id: str, flow_id: str) -> flows.Flow | None:
+    """Publish the draft unless a card template it sends is missing or unpublished (422 listing them)."""
+    flow = flows.get_flow(conn, environment_id, flow_id)
     if flow is None:
-        raise not_found("flow", flow_id)
-    return json_response(versioned_view(flow))
+        return None
+    steps = flow.draft.get("steps", [])
+    refuse_problems("flow_not_publishable", "flow", unpublished_templates(conn, environment_id, steps))
+    return flows.publish(conn, environment_id, flow_id)
 
 
-@admin_only
-async def put_flow(request: Request) -> Response:
-    env = await environment(request)
-    flow_id = request.path_params["flow_id"]
-    draft = flow_draft(await json_object(request))
-    flow = await services(request).store.write(lambda conn: flows.update_draft(conn, env, flow_id, draft))
-    if flow is None:
-        raise not_found("flow", flow_id)
-    services(request).configuration_changed()
-    return json_response(versioned_view(flow))
-
-
-@admin_only
-async def publish_flow(request: Request) -> Response:
-    env = await environment(request)
-    flow_id = request.path_params["flow_id"]
-
-    def publish(conn: Connection) -> flows.Flow | None:
-        flow = flows.get_flow(conn, env, flow_id)
-        if flow is None:
-            return None
-        refuse_problems("flow_not_publishable", "flow", unpublished_templates(conn, env, flow.draft.get("steps", [])))
-        return flows.publish(conn, env, flow_id)
-
-    flow = await services(request).store.write(publish)
-    if flow is None:
-        raise not_found("flow", flow_id)
-    services(request).configuration_changed()
-    return json_response(versioned_view(flow))
-
-
-routes = [
-    Route("/action-flows", create_flow, methods=["POST"]),
-    Route("/action-flows", list_flows, methods=["GET"]),
-    Route("/action-flows/{flow_id}", get_flow, methods=["GET"]),
-    Route("/action-flows/{flow_id}", put_flow, methods=["PUT"]),
-    Route("/action-flows/{flow_id}/publish", publish_flow, methods=["POST"]),
-]
+# Hooks map payloads with the flow's variables, so its edits and publications reload their configuration.
+routes = VersionedEndpoints(
+    "/action-flows",
+    id_param="flow_id",
+    kind="flow",
+    checked_draft=flow_draft,
+    insert=flows.insert_flow,
+    list_all=flows.list_flows,
+    get=flows.get_flow,
+    update_draft=flows.update_draft,
+    publish=publish_checked,
+    changes_configuration=True,
+).routes()

@@ -2,7 +2,9 @@
 
 Shows whether the executor has expanded it yet, which users it reached and
 which it ignored (test runs reach test users only), and each user's flow
-instance: status, wait outcomes, retries.
+instance: status, wait outcomes, retries. Keys are per mode, so a key can
+name a test and a live invocation: `?mode=test|live` picks one, and without
+it the live one is shown.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from starlette.routing import Route
 
 from ingress.api.common import environment, not_found, services
 from ingress.api.flow_views import invocation_view
+from ingress.api.queries import EVENT_SOURCES, choice
 from ingress.auth import admin_only
 from ingress.jsonio import json_response
 from store.expansions import get_invocation
@@ -27,9 +30,10 @@ async def read_invocation(request: Request) -> Response:
     env = await environment(request)
     flow_id = request.path_params["flow_id"]
     key = request.path_params["flowInvocationId"]
+    mode = choice(request, "mode", EVENT_SOURCES)
 
     def read(conn: Connection) -> dict[str, Any] | None:
-        invocation = get_invocation(conn, flow_id, key)
+        invocation = get_invocation(conn, flow_id, key, mode)
         if invocation is None or invocation.environment_id != env:
             return None
         return invocation_view(invocation, list_for_invocation(conn, invocation.id))

@@ -37,13 +37,41 @@ def obj(properties: dict[str, Schema], required: tuple[str, ...] = ()) -> Schema
 STRING: Schema = {"type": "string"}
 NULLABLE_STRING: Schema = {"type": ["string", "null"]}
 INTEGER: Schema = {"type": "integer"}
+NULLABLE_INTEGER: Schema = {"type": ["integer", "null"]}
 TIME: Schema = {"type": "string", "format": "date-time"}
+PROBLEM: Schema = obj({"path": STRING, "message": STRING}, ("path", "message"))
+
+Security = list[dict[str, list[str]]]
+PUBLIC: Security = []
+
+
+def list_of(item: str) -> Schema:
+    return obj({"data": {"type": "array", "items": ref(item)}})
+
+
+def page_of(item: str) -> Schema:
+    return obj({"data": {"type": "array", "items": ref(item)}, "nextCursor": NULLABLE_STRING})
+
+
+def error_body(properties: dict[str, Schema], required: tuple[str, ...] = ()) -> Schema:
+    """`{"error": {code, message, …}}`: every error answer has this shape, with its own extra fields."""
+    return obj(
+        {"error": obj({"code": STRING, "message": STRING, **properties}, ("code", "message", *required))},
+        ("error",),
+    )
+
+
+def response(description: str, schema: Schema | None = None) -> dict[str, Any]:
+    """One response: its description and, when it has a body, the body's JSON schema."""
+    found: dict[str, Any] = {"description": description}
+    if schema is not None:
+        found["content"] = {JSON: {"schema": schema}}
+    return found
 
 
 def responses(success: int, schema: Schema | None, description: str, *errors: int) -> dict[str, Any]:
-    found: dict[str, Any] = {str(success): {"description": description}}
-    if schema is not None:
-        found[str(success)]["content"] = {JSON: {"schema": schema}}
+    """The success response, then each error status as a reference to its shared component."""
+    found = {str(success): response(description, schema)}
     for status in errors:
         found[str(status)] = {"$ref": f"#/components/responses/Error{status}"}
     return found
@@ -54,17 +82,21 @@ def operation(
     tag: str,
     ok: dict[str, Any],
     *,
+    description: str | None = None,
     body: Schema | None = None,
     parameters: list[dict[str, Any]] | None = None,
-    public: bool = False,
+    security: Security | None = None,
 ) -> dict[str, Any]:
+    """`security` replaces the document's (the admin token); PUBLIC needs none."""
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": ok}
+    if description is not None:
+        op["description"] = description
     if body is not None:
         op["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
     if parameters:
         op["parameters"] = parameters
-    if public:
-        op["security"] = []
+    if security is not None:
+        op["security"] = security
     return op
 
 
@@ -76,31 +108,86 @@ def query_param(name: str, schema: Schema, description: str) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
+def limit_param(maximum: int, default: int) -> dict[str, Any]:
+    return query_param("limit", {"type": "integer", "minimum": 1, "maximum": maximum, "default": default}, "Page size.")
+
+
 ENV = path_param("env", "Environment id; `default` exists from the first start.")
 FLOW = path_param("flowId", "Flow id (`flw_…`).")
 TRIGGER = path_param("triggerId", "Trigger id (`trg_…`).")
 REQUEST = path_param("requestId", "Request-log id (`req_…`).")
+CURSOR = query_param("cursor", STRING, "`nextCursor` of the previous page.")
 PAGE = [
     query_param("status", STRING, "An HTTP status (`202`) or a class (`4xx`)."),
     query_param("cause", {"enum": list(CAUSES)}, "Only entries with this cause."),
-    query_param("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."),
-    query_param("cursor", STRING, "`nextCursor` of the previous page."),
+    limit_param(200, 50),
+    CURSOR,
 ]
 
-COMPONENT_SCHEMAS: dict[str, Schema] = {
-    "Error": obj(
+
+def versioned(draft: dict[str, Schema]) -> Schema:
+    """A flow or a card template as the API shows it: its draft's fields beside its versions."""
+    return obj(
         {
-            "error": obj(
-                {
-                    "code": STRING,
-                    "message": STRING,
-                    "requestId": {**STRING, "description": "Webhook requests only: the request-log id."},
-                    "path": {**STRING, "description": "Where in the submitted JSON the problem is."},
-                },
-                ("code", "message"),
-            )
+            "id": STRING,
+            "environmentId": STRING,
+            **draft,
+            "draftRevision": INTEGER,
+            "publishedVersion": NULLABLE_INTEGER,
+            "createdAt": TIME,
+            "updatedAt": TIME,
+        }
+    )
+
+
+def versioned_paths(path: str, item: dict[str, Any], *, what: str, tag: str, schema: str) -> dict[str, Any]:
+    """Create, list, read, replace the draft, publish: the endpoints flows and card templates share.
+
+    `item` is the id's path parameter; `schema` names the document and
+    `{schema}Input` its body, refused whole (every problem) when invalid.
+    """
+    one = f"{path}/{{{item['name']}}}"
+    document = ref(schema)
+    body = ref(f"{schema}Input")
+    invalid = response(f"The {what} has problems: every one, with its path.", ref("Problems"))
+    return {
+        path: {
+            "parameters": [ENV],
+            "post": operation(
+                f"Create a {what}", tag, {**responses(201, document, "Created.", 401, 404), "422": invalid}, body=body
+            ),
+            "get": operation(f"List {what}s", tag, responses(200, list_of(schema), f"{what.capitalize()}s.", 401, 404)),
         },
-        ("error",),
+        one: {
+            "parameters": [ENV, item],
+            "get": operation(f"Read a {what}", tag, responses(200, document, f"The {what}.", 401, 404)),
+            "put": operation(
+                "Replace the draft", tag, {**responses(200, document, "Updated.", 401, 404), "422": invalid}, body=body
+            ),
+        },
+        f"{one}/publish": {
+            "parameters": [ENV, item],
+            "post": operation(
+                "Publish the draft as the next version (live runs use the latest)",
+                tag,
+                responses(200, document, "Published.", 401, 404),
+            ),
+        },
+    }
+
+COMPONENT_SCHEMAS: dict[str, Schema] = {
+    "Error": error_body(
+        {
+            "requestId": {**STRING, "description": "Webhook requests only: the request-log id."},
+            "path": {**STRING, "description": "Where in the submitted JSON the problem is."},
+        }
+    ),
+    "Problems": error_body(
+        {
+            "path": {**STRING, "description": "The first problem's path."},
+            "errors": {"type": "array", "items": PROBLEM},
+        },
+        ("errors",),
     ),
     "Variable": obj(
         {
@@ -111,22 +198,8 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
         },
         ("name",),
     ),
-    "FlowInput": obj(
-        {"name": STRING, "variables": {"type": "array", "items": ref("Variable")}, "steps": {"type": "array"}},
-        ("name",),
-    ),
-    "Flow": obj(
-        {
-            "id": STRING,
-            "environmentId": STRING,
-            "name": STRING,
-            "variables": {"type": "array", "items": ref("Variable")},
-            "steps": {"type": "array"},
-            "draftRevision": INTEGER,
-            "publishedVersion": {"type": ["integer", "null"]},
-            "createdAt": TIME,
-            "updatedAt": TIME,
-        }
+    "Flow": versioned(
+        {"name": STRING, "variables": {"type": "array", "items": ref("Variable")}, "steps": {"type": "array"}}
     ),
     "TriggerInput": obj(
         {
@@ -236,9 +309,7 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
             ),
         ]
     },
-    "RequestPage": obj(
-        {"data": {"type": "array", "items": ref("RequestSummary")}, "nextCursor": NULLABLE_STRING},
-    ),
+    "RequestPage": page_of("RequestSummary"),
     "Accepted": obj(
         {"requestId": STRING, "flowInvocationId": STRING, "mode": {"enum": ["test", "live"]}},
         ("requestId", "flowInvocationId", "mode"),
@@ -278,58 +349,36 @@ A repeat with the same flowInvocationId and payload gets the original 202 body a
 
 
 def _paths() -> dict[str, Any]:
-    flow_body = ref("FlowInput")
     accepted = {"oneOf": [ref("Accepted"), obj({"captured": {"const": True}, "requestId": STRING})]}
     webhook_ok = responses(202, accepted, "Accepted (stored durably) or captured as a sample.", *WEBHOOK_ERRORS)
-    webhook_ok["200"] = {
-        "description": "The mapping skipped this request (returned null).",
-        "content": {JSON: {"schema": obj({"skipped": {"const": True}, "requestId": STRING})}},
-    }
+    webhook_ok["200"] = response(
+        "The mapping skipped this request (returned null).", obj({"skipped": {"const": True}, "requestId": STRING})
+    )
     webhook = operation(
         "Deliver a webhook",
         "webhooks",
         webhook_ok,
-        public=True,
+        description=WEBHOOK_DESCRIPTION,
+        security=PUBLIC,
         parameters=[path_param("hookId", "The secret part of the trigger's URL.")],
     )
-    webhook["description"] = WEBHOOK_DESCRIPTION
     webhook["requestBody"] = {
         "content": {media: {} for media in (JSON, "application/x-www-form-urlencoded", "text/plain")}
     }
+    armed = obj({"triggerId": STRING, "armed": {"type": "boolean"}})
     return {
         "/hooks/{hookId}": {"post": webhook, "put": webhook},
         "/healthz": {
             "get": operation(
-                "Liveness", "service", responses(200, obj({"ok": {"type": "boolean"}}), "Up."), public=True
+                "Liveness", "service", responses(200, obj({"ok": {"type": "boolean"}}), "Up."), security=PUBLIC
             )
         },
         "/openapi.json": {
-            "get": operation("This description", "service", responses(200, {"type": "object"}, "OpenAPI"), public=True)
-        },
-        "/v1/{env}/action-flows": {
-            "parameters": [ENV],
-            "post": operation(
-                "Create a flow", "flows", responses(201, ref("Flow"), "Created.", 401, 404, 422), body=flow_body
-            ),
             "get": operation(
-                "List flows",
-                "flows",
-                responses(200, obj({"data": {"type": "array", "items": ref("Flow")}}), "Flows.", 401, 404),
-            ),
+                "This description", "service", responses(200, {"type": "object"}, "OpenAPI"), security=PUBLIC
+            )
         },
-        "/v1/{env}/action-flows/{flowId}": {
-            "parameters": [ENV, FLOW],
-            "get": operation("Read a flow", "flows", responses(200, ref("Flow"), "The flow.", 401, 404)),
-            "put": operation(
-                "Replace the draft", "flows", responses(200, ref("Flow"), "Updated.", 401, 404, 422), body=flow_body
-            ),
-        },
-        "/v1/{env}/action-flows/{flowId}/publish": {
-            "parameters": [ENV, FLOW],
-            "post": operation(
-                "Publish the draft as the next version", "flows", responses(200, ref("Flow"), "Published.", 401, 404)
-            ),
-        },
+        **versioned_paths("/v1/{env}/action-flows", FLOW, what="flow", tag="flows", schema="Flow"),
         "/v1/{env}/action-flows/{flowId}/triggers": {
             "parameters": [ENV, FLOW],
             "post": operation(
@@ -341,7 +390,7 @@ def _paths() -> dict[str, Any]:
             "get": operation(
                 "List the flow's triggers",
                 "triggers",
-                responses(200, obj({"data": {"type": "array", "items": ref("Trigger")}}), "Triggers.", 401, 404),
+                responses(200, list_of("Trigger"), "Triggers.", 401, 404),
             ),
         },
         "/v1/{env}/triggers/{triggerId}": {
@@ -362,12 +411,12 @@ def _paths() -> dict[str, Any]:
             "post": operation(
                 "Arm capture: the next request becomes a sample and starts nothing",
                 "samples",
-                responses(200, obj({"triggerId": STRING, "armed": {"type": "boolean"}}), "Armed.", 401, 404),
+                responses(200, armed, "Armed.", 401, 404),
             ),
             "delete": operation(
                 "Disarm capture",
                 "samples",
-                responses(200, obj({"triggerId": STRING, "armed": {"type": "boolean"}}), "Disarmed.", 401, 404),
+                responses(200, armed, "Disarmed.", 401, 404),
             ),
         },
         "/v1/{env}/triggers/{triggerId}/samples": {
@@ -375,7 +424,7 @@ def _paths() -> dict[str, Any]:
             "get": operation(
                 "List samples, newest first",
                 "samples",
-                responses(200, obj({"data": {"type": "array", "items": ref("Sample")}}), "Samples.", 401, 404),
+                responses(200, list_of("Sample"), "Samples.", 401, 404),
             ),
             "post": operation(
                 "Paste a sample",
@@ -458,10 +507,7 @@ def openapi_document() -> dict[str, Any]:
                 **api_triggers.SECURITY_SCHEMES,
             },
             "schemas": schemas,
-            "responses": {
-                f"Error{status}": {"description": text, "content": {JSON: {"schema": ref("Error")}}}
-                for status, text in ERROR_STATUSES.items()
-            },
+            "responses": {f"Error{status}": response(text, ref("Error")) for status, text in ERROR_STATUSES.items()},
         },
     }
 

@@ -13,14 +13,18 @@ from ingress.api.openapi import (
     ENV,
     FLOW,
     INTEGER,
-    JSON,
+    PROBLEM,
+    PUBLIC,
     STRING,
     TIME,
     Schema,
+    error_body,
+    list_of,
     obj,
     operation,
     path_param,
     ref,
+    response,
     responses,
 )
 from mapper.resources import load_schema
@@ -38,7 +42,6 @@ SECURITY_SCHEMES: dict[str, Any] = {
 }
 
 ROLE: Schema = {"enum": list(ROLES)}
-PROBLEMS: Schema = {"type": "array", "items": obj({"path": STRING, "message": STRING}, ("path", "message"))}
 
 SCHEMAS: dict[str, Schema] = {
     "ActionFlowStart": load_schema("action-flow-start"),
@@ -64,18 +67,8 @@ SCHEMAS: dict[str, Schema] = {
         },
         ("mode", "flows"),
     ),
-    "ApiProblem": obj(
-        {
-            "error": obj(
-                {
-                    "code": STRING,
-                    "message": STRING,
-                    "errors": {**PROBLEMS, "description": "Every problem, with its path."},
-                },
-                ("code", "message"),
-            )
-        },
-        ("error",),
+    "ApiProblem": error_body(
+        {"errors": {"type": "array", "items": PROBLEM, "description": "Every problem, with its path."}}
     ),
     "CredentialInput": obj(
         {"name": STRING, "roles": {"type": "array", "items": ROLE, "minItems": 1, "uniqueItems": True}},
@@ -111,11 +104,7 @@ SCHEMAS: dict[str, Schema] = {
 
 
 def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {JSON: {"schema": ref("ApiProblem")}}}
-
-
-def _oauth_error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {JSON: {"schema": ref("OAuthError")}}}
+    return response(description, ref("ApiProblem"))
 
 
 def _token_operation() -> dict[str, Any]:
@@ -123,19 +112,18 @@ def _token_operation() -> dict[str, Any]:
         "Get an access token (OAuth2 client credentials)",
         "oauth",
         {
-            "200": {
-                "description": "A token; `Cache-Control: no-store`.",
-                "content": {JSON: {"schema": ref("TokenResponse")}},
-            },
-            "400": _oauth_error("invalid_request, unsupported_grant_type or invalid_scope (RFC 6749 §5.2)."),
-            "401": _oauth_error("invalid_client, with `WWW-Authenticate: Basic`."),
+            "200": response("A token; `Cache-Control: no-store`.", ref("TokenResponse")),
+            "400": response(
+                "invalid_request, unsupported_grant_type or invalid_scope (RFC 6749 §5.2).", ref("OAuthError")
+            ),
+            "401": response("invalid_client, with `WWW-Authenticate: Basic`.", ref("OAuthError")),
         },
-        public=True,
-    )
-    op["description"] = (
-        "RFC 6749 §4.4. Authenticate the client with HTTP Basic (client id and secret) or with the "
-        "`client_id` and `client_secret` form fields, not both. `scope` (space-separated roles) narrows the "
-        "token to some of the credential's roles; all of them when absent."
+        description=(
+            "RFC 6749 §4.4. Authenticate the client with HTTP Basic (client id and secret) or with the "
+            "`client_id` and `client_secret` form fields, not both. `scope` (space-separated roles) narrows the "
+            "token to some of the credential's roles; all of them when absent."
+        ),
+        security=PUBLIC,
     )
     form = obj(
         {"grant_type": {"const": "client_credentials"}, "scope": STRING, "client_id": STRING, "client_secret": STRING},
@@ -146,14 +134,14 @@ def _token_operation() -> dict[str, Any]:
 
 
 def _start_operation(summary: str, description: str) -> dict[str, Any]:
-    op = operation(
+    return operation(
         summary,
         "action-flow",
         {
-            "202": {
-                "description": "Stored durably (or a repeat answered as before, with `Idempotent-Replayed: true`).",
-                "content": {JSON: {"schema": ref("ActionFlowStarted")}},
-            },
+            "202": response(
+                "Stored durably (or a repeat answered as before, with `Idempotent-Replayed: true`).",
+                ref("ActionFlowStarted"),
+            ),
             "400": _problem("The body is not JSON."),
             "401": _problem("No access token, or one unknown, expired or revoked (the admin token is refused)."),
             "403": _problem(
@@ -164,15 +152,13 @@ def _start_operation(summary: str, description: str) -> dict[str, Any]:
             "413": _problem("Body too large."),
             "422": _problem("validation_error: every problem in the body with its path; nothing stored."),
         },
+        description=description,
         body=ref("ActionFlowStart"),
+        security=OAUTH_SECURITY,
     )
-    op["security"] = OAUTH_SECURITY
-    op["description"] = description
-    return op
 
 
 def api_trigger_paths() -> dict[str, Any]:
-    credential_list = obj({"data": {"type": "array", "items": ref("Credential")}})
     created = {
         "allOf": [
             ref("Credential"),
@@ -198,7 +184,7 @@ def api_trigger_paths() -> dict[str, Any]:
             "get": operation(
                 "List API credentials (never their secrets)",
                 "credentials",
-                responses(200, credential_list, "Credentials.", 401, 404),
+                responses(200, list_of("Credential"), "Credentials.", 401, 404),
             ),
         },
         "/v1/{env}/credentials/{clientId}": {
@@ -215,7 +201,8 @@ def api_trigger_paths() -> dict[str, Any]:
             "post": _start_operation(
                 "Start the published flow",
                 "One entry per group of users sharing a payload. Required variables and types follow the "
-                "published flow's declarations. A given flowInvocationId is idempotent per flow.",
+                "published flow's declarations. A given flowInvocationId is idempotent per flow and mode "
+                "(a key used by /test is a new key for /start).",
             ),
         },
         "/v1/{env}/action-flow/{flowId}/test": {

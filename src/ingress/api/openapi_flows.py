@@ -10,20 +10,26 @@ from __future__ import annotations
 from typing import Any
 
 from ingress.api.openapi import (
+    CURSOR,
     ENV,
     FLOW,
     INTEGER,
-    JSON,
+    NULLABLE_INTEGER,
     NULLABLE_STRING,
     STRING,
     TIME,
     Schema,
+    limit_param,
+    list_of,
     obj,
     operation,
+    page_of,
     path_param,
     query_param,
     ref,
     responses,
+    versioned,
+    versioned_paths,
 )
 from mapper.resources import load_schema
 from store.analytics import FLOW_EVENTS
@@ -34,55 +40,20 @@ from store.test_users import KINDS
 
 SOURCE: Schema = {"enum": ["live", "test"]}
 OBJECT: Schema = {"type": "object"}
+NULLABLE_TIME: Schema = {"type": ["string", "null"], "format": "date-time"}
 TEMPLATE = path_param("templateId", "Card template id (`ctp_…`).")
 CARD = path_param("cardInstanceId", "Card instance id (`crd_…`).")
 USER = path_param("userId", "The end user's id.")
-CURSOR = query_param("cursor", STRING, "`nextCursor` of the previous page.")
-
-
-def page_of(item: str) -> Schema:
-    return obj({"data": {"type": "array", "items": ref(item)}, "nextCursor": NULLABLE_STRING})
-
-
-def list_of(item: str) -> Schema:
-    return obj({"data": {"type": "array", "items": ref(item)}})
-
 
 FLOW_SCHEMAS: dict[str, Schema] = {
     "FlowInput": load_schema("flow"),
     "CardTemplateInput": load_schema("card-template"),
-    "Problems": obj(
-        {
-            "error": obj(
-                {
-                    "code": STRING,
-                    "message": STRING,
-                    "path": {**STRING, "description": "The first problem's path."},
-                    "errors": {"type": "array", "items": obj({"path": STRING, "message": STRING})},
-                },
-                ("code", "message", "errors"),
-            )
-        },
-        ("error",),
-    ),
-    "CardTemplate": obj(
-        {
-            "id": STRING,
-            "environmentId": STRING,
-            "name": STRING,
-            "description": STRING,
-            "definition": OBJECT,
-            "draftRevision": INTEGER,
-            "publishedVersion": {"type": ["integer", "null"]},
-            "createdAt": TIME,
-            "updatedAt": TIME,
-        }
-    ),
+    "CardTemplate": versioned({"name": STRING, "description": STRING, "definition": OBJECT}),
     "Card": obj(
         {
             "cardInstanceId": STRING,
             "cardTemplateId": STRING,
-            "templateVersion": {"type": ["integer", "null"], "description": "null: the draft (test runs)."},
+            "templateVersion": {**NULLABLE_INTEGER, "description": "null: the draft (test runs)."},
             "flowConfigId": STRING,
             "flowInstanceId": STRING,
             "flowInvocationId": STRING,
@@ -94,7 +65,7 @@ FLOW_SCHEMAS: dict[str, Schema] = {
             "payload": obj(
                 {"variables": OBJECT, "cardOptions": OBJECT, "metadata": OBJECT, "notificationDetail": OBJECT}
             ),
-            "expiresAt": {"type": ["string", "null"], "format": "date-time"},
+            "expiresAt": NULLABLE_TIME,
             "created": TIME,
             "updated": TIME,
         }
@@ -126,12 +97,12 @@ FLOW_SCHEMAS: dict[str, Schema] = {
             "userId": STRING,
             "status": {"enum": list(INSTANCE_STATUSES)},
             "eventSource": SOURCE,
-            "flowVersion": {"type": ["integer", "null"]},
+            "flowVersion": NULLABLE_INTEGER,
             "outcomes": {
                 **OBJECT,
                 "description": "Per wait step: {outcome: card-completed|card-dismissed|timeout|no-card}.",
             },
-            "dueAt": {"type": ["string", "null"], "format": "date-time"},
+            "dueAt": NULLABLE_TIME,
             "waitingCardId": NULLABLE_STRING,
             "attempts": INTEGER,
             "lastError": NULLABLE_STRING,
@@ -144,7 +115,7 @@ FLOW_SCHEMAS: dict[str, Schema] = {
             "flowInvocationId": STRING,
             "flowConfigId": STRING,
             "mode": SOURCE,
-            "flowVersion": {"type": ["integer", "null"]},
+            "flowVersion": NULLABLE_INTEGER,
             "status": {"enum": ["pending", "done", "failed"], "description": "done: expanded into instances."},
             "triggerId": NULLABLE_STRING,
             "requestId": NULLABLE_STRING,
@@ -157,46 +128,15 @@ FLOW_SCHEMAS: dict[str, Schema] = {
 }
 
 
-def _invalid(what: str) -> dict[str, Any]:
-    return {
-        "description": f"The {what} has problems: every one, with its path.",
-        "content": {JSON: {"schema": ref("Problems")}},
-    }
-
-
 def flow_paths() -> dict[str, Any]:
-    template_ok = responses(201, ref("CardTemplate"), "Created.", 401, 404)
-    template_ok["422"] = _invalid("card template")
-    template_put = responses(200, ref("CardTemplate"), "Updated.", 401, 404)
-    template_put["422"] = _invalid("card template")
+    templates = versioned_paths(
+        "/v1/{env}/card-templates", TEMPLATE, what="card template", tag="card templates", schema="CardTemplate"
+    )
+    templates["/v1/{env}/card-templates/{templateId}"]["delete"] = operation(
+        "Delete a template (sent cards keep their copy)", "card templates", responses(204, None, "Deleted.", 401, 404)
+    )
     return {
-        "/v1/{env}/card-templates": {
-            "parameters": [ENV],
-            "post": operation("Create a card template", "card templates", template_ok, body=ref("CardTemplateInput")),
-            "get": operation(
-                "List card templates", "card templates", responses(200, list_of("CardTemplate"), "Templates.", 401, 404)
-            ),
-        },
-        "/v1/{env}/card-templates/{templateId}": {
-            "parameters": [ENV, TEMPLATE],
-            "get": operation(
-                "Read a card template", "card templates", responses(200, ref("CardTemplate"), "It.", 401, 404)
-            ),
-            "put": operation("Replace the draft", "card templates", template_put, body=ref("CardTemplateInput")),
-            "delete": operation(
-                "Delete a template (sent cards keep their copy)",
-                "card templates",
-                responses(204, None, "Deleted.", 401, 404),
-            ),
-        },
-        "/v1/{env}/card-templates/{templateId}/publish": {
-            "parameters": [ENV, TEMPLATE],
-            "post": operation(
-                "Publish the draft as the next version (live runs use the latest)",
-                "card templates",
-                responses(200, ref("CardTemplate"), "Published.", 401, 404),
-            ),
-        },
+        **templates,
         "/v1/{env}/users/{userId}/cards": {
             "parameters": [ENV, USER],
             "get": operation(
@@ -206,9 +146,7 @@ def flow_paths() -> dict[str, Any]:
                 parameters=[
                     query_param("eventSource", SOURCE, "Only live or only test cards."),
                     query_param("status", {"enum": list(STATUSES)}, "Only cards with this status."),
-                    query_param(
-                        "limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."
-                    ),
+                    limit_param(200, 50),
                     CURSOR,
                 ],
             ),
@@ -238,9 +176,7 @@ def flow_paths() -> dict[str, Any]:
                     query_param("eventSource", SOURCE, "Only live or only test events."),
                     query_param("userId", STRING, "Only this end user's events."),
                     query_param("since", TIME, "Only events at or after this time."),
-                    query_param(
-                        "limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "Page size."
-                    ),
+                    limit_param(1000, 100),
                     CURSOR,
                 ],
             ),
@@ -278,7 +214,12 @@ def flow_paths() -> dict[str, Any]:
             "get": operation(
                 "What became of one trigger request: targeted and ignored users, each flow instance",
                 "flows",
-                responses(200, ref("Invocation"), "It.", 401, 404),
+                responses(200, ref("Invocation"), "It.", 400, 401, 404),
+                parameters=[
+                    query_param(
+                        "mode", SOURCE, "Keys are per mode: the test or the live invocation (default: live if any)."
+                    )
+                ],
             ),
         },
     }
