@@ -85,6 +85,7 @@ class Batch:
         self._created: list[FlowInstance] = []
         self._advanced: list[FlowInstance] = []
         self._finished: dict[str, list[str]] = {expansions.DONE: [], expansions.FAILED: []}
+        self._finished_with_progress: list[str] = []  # finished now, partly expanded by an earlier batch
         self._test_users: dict[str, set[str]] = {}
 
     def run(self) -> Progress:
@@ -106,17 +107,16 @@ class Batch:
             claimed = expansions.claim_pending(self._conn, min(self._budget, CLAIM_CHUNK), after=after)
             if not claimed:
                 return
-            progress = expansions.load_progress(self._conn, [invocation.id for invocation in claimed])
-            for invocation in claimed:
+            for invocation, known in claimed:
                 if self._budget > 0:
-                    self._expand_one(invocation, progress.get(invocation.id))
-            after = claimed[-1].seq or after
+                    self._expand_one(invocation, known)
+            after = claimed[-1][0].seq or after
 
     def _expand_one(self, invocation: Invocation, known: expansions.Progress | None) -> None:
         """Start the invocation's next users (as many as the budget allows) and note how far it got."""
         snapshot = self._snapshot(invocation, known)
         if snapshot is None:
-            self._finished[expansions.FAILED].append(invocation.id)
+            self._finish(invocation, known, expansions.FAILED)
             return
         users = list(dict.fromkeys(invocation.payload["targetUserIds"]))
         start = known.next_index if known else 0
@@ -128,10 +128,15 @@ class Batch:
             self._start(invocation, snapshot[0], run, user_id, ignored=allowed is not None and user_id not in allowed)
         end = start + len(chunk)
         if end >= len(users):
-            self._finished[expansions.DONE].append(invocation.id)
+            self._finish(invocation, known, expansions.DONE)
         else:
             saved = expansions.Progress(invocation.id, snapshot[0], end)
             expansions.save_progress(self._conn, saved, existed=known is not None)
+
+    def _finish(self, invocation: Invocation, known: expansions.Progress | None, status: str) -> None:
+        self._finished[status].append(invocation.id)
+        if known is not None:
+            self._finished_with_progress.append(invocation.id)
 
     def _snapshot(self, invocation: Invocation, known: expansions.Progress | None) -> tuple[str, dict[str, Any]] | None:
         """(snapshot id, definition) the invocation runs: its published version, or the draft for a test."""
@@ -230,6 +235,7 @@ class Batch:
         insert_new(self._conn, analytics_events, self._effects.events)
         for status, invocation_ids in self._finished.items():
             expansions.finish(self._conn, invocation_ids, status)
+        expansions.forget_progress(self._conn, self._finished_with_progress)
 
 
 def run_batches(conn: Connection, batches: list[tuple[Caches, RetryPolicy, int]]) -> list[Progress]:

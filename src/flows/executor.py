@@ -27,6 +27,7 @@ log = logging.getLogger("flowhook.flows")
 class ExecutorConfig:
     batch_size: int = 100  # users started or instances advanced per transaction: small enough not to hold up webhook commits
     poll_seconds: float = 0.1
+    gather_seconds: float = 0.02  # after a partial batch: let arriving work gather into the next one
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
@@ -74,23 +75,36 @@ class Executor:
             total.events += progress.events
 
     async def _loop(self) -> None:
+        """Batches back to back while they come out full; after a partial one, a pause first.
+
+        Under a steady stream of webhooks, stepping again at once would run
+        batches of a handful of invocations, each paying the batch's fixed
+        cost (claim and finish queries, a commit); the pause lets arriving
+        work gather, so a flow starts at most `gather_seconds` later.
+        """
         while not self._stopping:
             try:
-                if await self._has_work() and (await self.step()).worked:
-                    continue
+                if await self._has_work():
+                    progress = await self.step()
+                    if progress.instances >= self._config.batch_size:
+                        continue
+                    if progress.worked:
+                        await asyncio.sleep(self._config.gather_seconds)  # not cut short by wake(): that is the point
+                        continue
             except WriterClosed:
                 return
             except Exception:  # noqa: BLE001 - keep executing; the failed batch was rolled back
                 log.exception("executor batch failed; retrying after a pause")
-            await self._idle()
+            await self._pause(self._config.poll_seconds)
 
     async def _has_work(self) -> bool:
         due = await self._store.read(next_due)
         return due is not None and due <= utcnow()
 
-    async def _idle(self) -> None:
+    async def _pause(self, seconds: float) -> None:
+        """Until `seconds` pass or `wake()` is called (at once if it was called meanwhile)."""
         try:
-            await asyncio.wait_for(self._wake.wait(), self._config.poll_seconds)
+            await asyncio.wait_for(self._wake.wait(), seconds)
         except TimeoutError:
             pass
         self._wake.clear()

@@ -30,16 +30,30 @@ class Progress:
     next_index: int
 
 
-def claim_pending(conn: Connection, limit: int, *, after: int = 0) -> list[Invocation]:
-    """The oldest pending invocations after sequence `after`; on PostgreSQL those another worker holds are skipped."""
-    query = (
-        sa.select(invocations)
-        .where(invocations.c.status == PENDING, invocations.c.seq > after)
-        .order_by(invocations.c.seq)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return [Invocation(**row._mapping) for row in conn.execute(query)]
+_CLAIM = (
+    sa.select(invocations, invocation_progress.c.snapshot_id, invocation_progress.c.next_index)
+    .outerjoin(invocation_progress, invocation_progress.c.invocation_id == invocations.c.id)
+    .where(invocations.c.status == PENDING, invocations.c.seq > sa.bindparam("after"))
+    .order_by(invocations.c.seq)
+    .limit(sa.bindparam("limit"))
+    .with_for_update(of=invocations, skip_locked=True)
+)  # built once: compiling it cost more than running it
+_INVOCATION_COLUMNS = tuple(column.name for column in invocations.columns)
+
+
+def claim_pending(conn: Connection, limit: int, *, after: int = 0) -> list[tuple[Invocation, Progress | None]]:
+    """The oldest pending invocations after sequence `after`, each with how far an earlier batch got.
+
+    On PostgreSQL those another worker holds are skipped.
+    """
+    claimed: list[tuple[Invocation, Progress | None]] = []
+    for row in conn.execute(_CLAIM, {"after": after, "limit": limit}):
+        values = row._mapping
+        invocation = Invocation(**{name: values[name] for name in _INVOCATION_COLUMNS})
+        snapshot_id = values["snapshot_id"]
+        progress = None if snapshot_id is None else Progress(invocation.id, snapshot_id, values["next_index"])
+        claimed.append((invocation, progress))
+    return claimed
 
 
 def get_invocations(conn: Connection, invocation_ids: set[str]) -> dict[str, Invocation]:
@@ -60,11 +74,6 @@ def get_invocation(conn: Connection, flow_id: str, flow_invocation_id: str, mode
     return min(found, key=lambda invocation: invocation.mode != "live", default=None)
 
 
-def load_progress(conn: Connection, invocation_ids: list[str]) -> dict[str, Progress]:
-    query = sa.select(invocation_progress).where(invocation_progress.c.invocation_id.in_(invocation_ids))
-    return {row.invocation_id: Progress(**row._mapping) for row in conn.execute(query)}
-
-
 def save_progress(conn: Connection, progress: Progress, *, existed: bool) -> None:
     if existed:
         statement = (
@@ -77,11 +86,24 @@ def save_progress(conn: Connection, progress: Progress, *, existed: bool) -> Non
         conn.execute(sa.insert(invocation_progress).values(**progress.__dict__))
 
 
+_FINISH = (
+    sa.update(invocations)
+    .where(invocations.c.id == sa.bindparam("invocation_id"))
+    .values(status=sa.bindparam("new_status"))
+)
+_FORGET = sa.delete(invocation_progress).where(invocation_progress.c.invocation_id == sa.bindparam("invocation_id"))
+
+
 def finish(conn: Connection, invocation_ids: list[str], status: str) -> None:
-    """Mark invocations expanded (or failed) and forget their progress."""
+    """Mark invocations expanded (or failed)."""
     if invocation_ids:
-        conn.execute(sa.update(invocations).where(invocations.c.id.in_(invocation_ids)).values(status=status))
-        conn.execute(sa.delete(invocation_progress).where(invocation_progress.c.invocation_id.in_(invocation_ids)))
+        conn.execute(_FINISH, [{"invocation_id": id_, "new_status": status} for id_ in invocation_ids])
+
+
+def forget_progress(conn: Connection, invocation_ids: list[str]) -> None:
+    """Drop the progress rows of invocations now fully expanded."""
+    if invocation_ids:
+        conn.execute(_FORGET, [{"invocation_id": id_} for id_ in invocation_ids])
 
 
 def store_snapshots(conn: Connection, definitions: dict[str, dict[str, Any]]) -> None:

@@ -44,7 +44,9 @@ def _plan(dialect: Dialect, table: sa.Table, keys: tuple[str, ...]) -> _Plan:
     insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
     compiled = insert(table).on_conflict_do_nothing().compile(dialect=dialect, column_keys=list(keys))
     order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else keys
-    processors = tuple(table.c[key].type.bind_processor(dialect) for key in order)
+    # The dialect's own type (SQLite's DATETIME, not the generic one): it renders timestamps as the
+    # rest of the store stores and compares them, and spares the driver's per-row adapter.
+    processors = tuple(table.c[key].type.dialect_impl(dialect).bind_processor(dialect) for key in order)
     return _Plan(compiled.string, order, bool(compiled.positional), processors)
 
 
