@@ -71,5 +71,6 @@ class Services:
             self.executor.wake()
 
     def configuration_changed(self) -> None:
-        """Every management write calls this so the next request sees the change."""
+        """Every write that changes what a webhook request sees (a trigger, a flow's variables or
+        publication, an armed capture) calls this, so the next request sees the change."""
         self.hook_configs.invalidate()

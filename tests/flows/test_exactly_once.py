@@ -25,10 +25,6 @@ from store.test_users import add_test_user
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:

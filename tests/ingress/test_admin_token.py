@@ -14,10 +14,6 @@ from ingress.settings import Settings
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 async def status_with(settings: Settings, token: str) -> int:
     app = create_app(settings)

@@ -50,10 +50,6 @@ def request(n: int = 1, user: str = "u1") -> dict[str, Any]:
     return make_request("POST", "/hooks/h", {"Content-Type": "application/json"}, "", body, "application/json")
 
 
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture(scope="module")
 async def pool() -> AsyncIterator[SandboxPool]:

@@ -140,11 +140,14 @@ def versioned(draft: dict[str, Schema]) -> Schema:
     )
 
 
-def versioned_paths(path: str, item: dict[str, Any], *, what: str, tag: str, schema: str) -> dict[str, Any]:
+def versioned_paths(
+    path: str, item: dict[str, Any], *, what: str, tag: str, schema: str, publish_refusal: str | None = None
+) -> dict[str, Any]:
     """Create, list, read, replace the draft, publish: the endpoints flows and card templates share.
 
     `item` is the id's path parameter; `schema` names the document and
-    `{schema}Input` its body, refused whole (every problem) when invalid.
+    `{schema}Input` its body, refused whole (every problem) when invalid;
+    `publish_refusal` says when a draft cannot be published (a 422).
     """
     one = f"{path}/{{{item['name']}}}"
     document = ref(schema)
@@ -170,7 +173,10 @@ def versioned_paths(path: str, item: dict[str, Any], *, what: str, tag: str, sch
             "post": operation(
                 "Publish the draft as the next version (live runs use the latest)",
                 tag,
-                responses(200, document, "Published.", 401, 404),
+                {
+                    **responses(200, document, "Published.", 401, 404),
+                    **({"422": response(publish_refusal, ref("Problems"))} if publish_refusal else {}),
+                },
             ),
         },
     }
@@ -378,7 +384,15 @@ def _paths() -> dict[str, Any]:
                 "This description", "service", responses(200, {"type": "object"}, "OpenAPI"), security=PUBLIC
             )
         },
-        **versioned_paths("/v1/{env}/action-flows", FLOW, what="flow", tag="flows", schema="Flow"),
+        **versioned_paths(
+            "/v1/{env}/action-flows",
+            FLOW,
+            what="flow",
+            tag="flows",
+            schema="Flow",
+            publish_refusal="flow_not_publishable: a send-card step names a card template with no published "
+            "version; every such step, with its path.",
+        ),
         "/v1/{env}/action-flows/{flowId}/triggers": {
             "parameters": [ENV, FLOW],
             "post": operation(
