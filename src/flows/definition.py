@@ -82,9 +82,9 @@ class _StepChecker:
             problems += self._check_id(step, where)
             kind = step.get("type")
             if kind == "send-card":
-                problems += _duration_problems(
-                    (step.get("cardOptions") or {}).get("expiresAfter"), [*where, "cardOptions", "expiresAfter"]
-                )
+                options = step.get("cardOptions")  # not an object: the schema has said so already
+                expires = options.get("expiresAfter") if isinstance(options, dict) else None
+                problems += _duration_problems(expires, [*where, "cardOptions", "expiresAfter"])
             elif kind == "wait":
                 problems += self._check_wait(step, where, visible)
             elif kind == "branch":

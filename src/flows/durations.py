@@ -29,7 +29,10 @@ def parse_duration(text: str) -> timedelta:
     parts = {name: float(value) for name, value in match.groupdict().items() if value is not None}
     if not parts:
         raise DurationError(f"{text!r} names no amount of time")
-    duration = timedelta(**parts)
+    try:
+        duration = timedelta(**parts)
+    except OverflowError:  # more days than a timedelta holds: far beyond the maximum anyway
+        duration = timedelta.max
     if duration <= timedelta(0):
         raise DurationError(f"{text!r} is zero; a wait must last some time")
     if duration > MAX_DURATION:

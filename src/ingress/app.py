@@ -19,6 +19,7 @@ from ingress.api import (
     cards,
     credentials,
     environment_settings,
+    environments,
     flows,
     invocations,
     preview,
@@ -80,6 +81,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/healthz", health, methods=["GET"]),
             Route("/openapi.json", openapi_endpoint, methods=["GET"]),
             Route("/oauth/token", token_endpoint, methods=["POST"]),
+            *environments.routes,
             Mount("/v1/{env}", routes=management_routes()),
         ],
         exception_handlers={

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from sqlalchemy.engine import URL, Connection
 
 from store.engine import READ_POOL_SIZE, Engines, create_engines, fsync_directory
-from store.environments import DEFAULT_ENVIRONMENT, ensure_environment
+from store.environments import DEFAULT_ENVIRONMENT, create_environment
 from store.migrations import migrate
 from store.writer import BatchApply, GroupCommitWriter
 
@@ -73,7 +73,7 @@ def _prepare(url: URL) -> Engines:
     engines = create_engines(url)
     with engines.write.begin() as conn:
         migrate(conn)
-        ensure_environment(conn, DEFAULT_ENVIRONMENT, "Default")
+        create_environment(conn, DEFAULT_ENVIRONMENT, "Default")
     if engines.flush is not None and url.database:
         engines.flush()
         fsync_directory(Path(url.database).parent)  # the new files' names

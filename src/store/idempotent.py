@@ -31,6 +31,12 @@ def derived_id(prefix: str, *parts: str) -> str:
     return f"{prefix}_{digest[:24]}"
 
 
+def insert_or_skip(dialect: Dialect, table: sa.Table) -> sa.Insert:
+    """`INSERT … ON CONFLICT DO NOTHING`: a row whose unique key is already stored is skipped, not an error."""
+    insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing()
+
+
 @dataclass(frozen=True)
 class _Plan:
     sql: str
@@ -41,8 +47,7 @@ class _Plan:
 
 @functools.cache
 def _plan(dialect: Dialect, table: sa.Table, keys: tuple[str, ...]) -> _Plan:
-    insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
-    compiled = insert(table).on_conflict_do_nothing().compile(dialect=dialect, column_keys=list(keys))
+    compiled = insert_or_skip(dialect, table).compile(dialect=dialect, column_keys=list(keys))
     order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else keys
     # The dialect's own type (SQLite's DATETIME, not the generic one): it renders timestamps as the
     # rest of the store stores and compares them, and spares the driver's per-row adapter.

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from store.clock import utcnow
+from store.idempotent import insert_or_skip
 from store.tables import test_users
 
 KINDS = ("external", "member")
@@ -30,12 +31,10 @@ class TestUser:
 
 
 def add_test_user(conn: Connection, environment_id: str, user_id: str, kind: str, name: str | None) -> TestUser | None:
-    """The new test user, or None when the ID is one already."""
-    if _get(conn, environment_id, user_id) is not None:
-        return None
+    """The new test user, or None when the ID is one already (by a concurrent writer too: no check-then-insert race)."""
     user = TestUser(environment_id, user_id, kind, name, utcnow())
-    conn.execute(sa.insert(test_users).values(**user.__dict__))
-    return user
+    insert = insert_or_skip(conn.dialect, test_users).values(**user.__dict__).returning(test_users.c.user_id)
+    return user if conn.execute(insert).first() is not None else None
 
 
 def list_test_users(conn: Connection, environment_id: str) -> list[TestUser]:
@@ -61,9 +60,3 @@ def test_user_ids(conn: Connection, environment_id: str) -> set[str]:
 
 
 test_user_ids.__test__ = False  # type: ignore[attr-defined]
-
-
-def _get(conn: Connection, environment_id: str, user_id: str) -> TestUser | None:
-    query = sa.select(test_users).where(test_users.c.environment_id == environment_id, test_users.c.user_id == user_id)
-    row = (conn.execute(query)).first()
-    return TestUser(**row._mapping) if row else None

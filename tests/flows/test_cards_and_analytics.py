@@ -43,7 +43,7 @@ async def test_card_actions(flowhook) -> None:
     assert (await flowhook.ok("GET", f"/v1/default/cards/{first['cardInstanceId']}"))["status"] == "completed"
     missing = await flowhook.api.post("/v1/default/cards/crd_nope/actions", json={"action": "complete"})
     assert missing.status_code == 404
-    for bad in ({"action": "like"}, {}, {"action": "complete", "extra": 1}):
+    for bad in ({"action": "like"}, {}, {"action": "complete", "extra": 1}, {"action": {}}, {"action": ["complete"]}):
         response = await flowhook.api.post(f"/v1/default/cards/{first['cardInstanceId']}/actions", json=bad)
         assert response.status_code == 422
     completed = await flowhook.events(flowId=flow["id"], eventName="card-completed")

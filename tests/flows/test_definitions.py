@@ -57,6 +57,14 @@ async def test_a_bad_flow_is_refused_with_every_problem(flowhook) -> None:
         assert all(problem["message"] for problem in error["errors"])
 
 
+@pytest.mark.parametrize("options", [[None, None], "P1D", 7])
+async def test_card_options_that_are_not_an_object_are_a_problem_not_a_crash(flowhook, options) -> None:
+    step = {"type": "send-card", "id": "c", "cardTemplateId": "ctp_x", "cardOptions": options}
+    response = await flowhook.api.post("/v1/default/action-flows", json={"name": "f", "steps": [step]})
+    assert response.status_code == 422, response.text
+    assert "$.steps[0].cardOptions" in {problem["path"] for problem in response.json()["error"]["errors"]}
+
+
 async def test_a_good_flow_round_trips(flowhook) -> None:
     template = await flowhook.template({"title": "x"})
     steps = [

@@ -9,6 +9,8 @@ workers start once.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,19 +52,19 @@ class Flowhook:
         self.clients.append(client)
         return client
 
-    async def flow(self, *, publish: bool = False, **body: Any) -> dict[str, Any]:
-        response = await self.api.post("/v1/default/action-flows", json={"name": "Welcome", **body})
+    async def flow(self, *, publish: bool = False, env: str = "default", **body: Any) -> dict[str, Any]:
+        response = await self.api.post(f"/v1/{env}/action-flows", json={"name": "Welcome", **body})
         assert response.status_code == 201, response.text
         flow: dict[str, Any] = response.json()
         if publish:
-            published = await self.api.post(f"/v1/default/action-flows/{flow['id']}/publish")
+            published = await self.api.post(f"/v1/{env}/action-flows/{flow['id']}/publish")
             assert published.status_code == 200, published.text
             flow = published.json()
         return flow
 
     async def trigger(self, flow: dict[str, Any] | None = None, **body: Any) -> dict[str, Any]:
         flow = flow or await self.flow()
-        response = await self.api.post(f"/v1/default/action-flows/{flow['id']}/triggers", json=body)
+        response = await self.api.post(f"/v1/{flow['environmentId']}/action-flows/{flow['id']}/triggers", json=body)
         assert response.status_code == 201, response.text
         trigger: dict[str, Any] = response.json()
         return trigger
@@ -94,6 +96,18 @@ class Flowhook:
         assert response.status_code == 200, response.text
         found: dict[str, Any] = response.json()
         return found
+
+    async def expanded(self, flow: dict[str, Any], key: str, within_s: float = 10.0) -> None:
+        """Wait until the executor has expanded the flow's test invocation `key`."""
+        url = f"/v1/{flow['environmentId']}/action-flows/{flow['id']}/invocations/{key}?mode=test"
+        started = time.monotonic()
+        while time.monotonic() - started < within_s:
+            response = await self.api.get(url)
+            assert response.status_code == 200, response.text
+            if response.json()["status"] == "done":
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"invocation {key} was not started within {within_s} s")
 
     async def credential(self, roles: tuple[str, ...] = ("events",), env: str = "default") -> dict[str, Any]:
         """A new API credential, with its secret (shown this once)."""

@@ -7,11 +7,9 @@ a few seconds of its acceptance can only have been started by the wake-up.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
-
 
 pytestmark = pytest.mark.anyio
 
@@ -21,17 +19,6 @@ PROMPT_S = 10.0  # far below the poll interval, far above a loaded CI machine's 
 @pytest.fixture(scope="module")
 def settings_overrides() -> dict[str, Any]:
     return {"executor_poll_seconds": 60.0, "durability": "os"}
-
-
-async def expanded_within(flowhook: Any, flow: dict[str, Any], key: str) -> None:
-    started = time.monotonic()
-    while time.monotonic() - started < PROMPT_S:
-        response = await flowhook.api.get(f"/v1/default/action-flows/{flow['id']}/invocations/{key}?mode=test")
-        assert response.status_code == 200, response.text
-        if response.json()["status"] == "done":
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"invocation {key} was not started within {PROMPT_S} s")
 
 
 async def idle_flow(flowhook: Any) -> dict[str, Any]:
@@ -45,7 +32,7 @@ async def test_an_accepted_webhook_starts_before_the_next_poll(flowhook: Any) ->
     trigger = await flowhook.trigger(flow, type="webhook", mode="test", mapping={"kind": "passthrough"})
     response = await flowhook.post(trigger, b'{"targetUserIds": ["u1"], "flowInvocationId": "wake-hook"}')
     assert response.status_code == 202, response.text
-    await expanded_within(flowhook, flow, "wake-hook")
+    await flowhook.expanded(flow, "wake-hook", PROMPT_S)
 
 
 async def test_an_api_start_starts_before_the_next_poll(flowhook: Any) -> None:
@@ -54,4 +41,4 @@ async def test_an_api_start_starts_before_the_next_poll(flowhook: Any) -> None:
     body = {"flows": [{"target": {"usersById": ["u1"]}, "flowInvocationId": "wake-api"}]}
     response = await client.post(f"/v1/default/action-flow/{flow['id']}/test", json=body)
     assert response.status_code == 202, response.text
-    await expanded_within(flowhook, flow, "wake-api")
+    await flowhook.expanded(flow, "wake-api", PROMPT_S)

@@ -151,3 +151,24 @@ async def test_openapi_describes_every_route(flowhook) -> None:
             in described
         ), route.path
     assert "/hooks/{hook_id}" in routes
+
+
+def _references(node: object) -> list[str]:
+    if isinstance(node, dict):
+        return [ref for key, value in node.items() for ref in ([value] if key == "$ref" else _references(value))]
+    if isinstance(node, list):
+        return [ref for item in node for ref in _references(item)]
+    return []
+
+
+async def test_every_openapi_reference_resolves_within_the_document(flowhook) -> None:
+    """Tools that ignore an embedded schema's `$id` must still find `$defs` (flows, verification, API starts)."""
+    document = (await flowhook.sender().get("/openapi.json")).json()
+    references = set(_references(document))
+    assert "#/components/schemas/FlowInput/$defs/step" in references
+    for reference in references:
+        node = document
+        for part in reference.removeprefix("#/").split("/"):
+            assert isinstance(node, dict) and part in node, reference
+            node = node[part]
+    assert '"$id"' not in str(document).replace("'", '"')

@@ -12,7 +12,6 @@ from authlib.integrations.base_client import OAuthError
 
 from ingress.app import create_app
 from ingress.settings import Settings
-from store.environments import ensure_environment
 
 pytestmark = pytest.mark.anyio
 
@@ -174,7 +173,7 @@ async def test_an_access_token_is_not_the_admin_token(flowhook) -> None:
 
 
 async def test_a_token_cannot_touch_another_environment(flowhook) -> None:
-    await flowhook.services.store.write(lambda conn: ensure_environment(conn, "staging", "Staging"))
+    assert (await flowhook.api.post("/v1/environments", json={"id": "staging"})).status_code == 201
     flow = await flowhook.flow(publish=True)
     staging = await flowhook.api_client(env="staging")
     response = await start(staging, flow)

@@ -60,6 +60,24 @@ async def test_the_environment_log_spans_triggers(flowhook) -> None:
     assert [entry["id"] for entry in only] == [first]
 
 
+async def test_outputs_that_are_not_trigger_requests_are_logged_as_returned_and_listed(flowhook) -> None:
+    """A list, a string, a numeric key: refused (422), kept in the log as they were, and the lists still load."""
+    trigger = await flowhook.trigger(mapping={"kind": "passthrough"})
+    bodies = [b"[1, 2]", b'"text"', orjson.dumps({"targetUserIds": ["u1"], "flowInvocationId": 7})]
+    request_ids = []
+    for body in bodies:
+        response = await flowhook.post(trigger, body)
+        assert response.status_code == 422, response.text
+        request_ids.append(response.json()["error"]["requestId"])
+    for url in (f"/v1/default/triggers/{trigger['id']}/requests", "/v1/default/requests"):
+        listed = await flowhook.api.get(url, params={"cause": "validation_error", "limit": 200})
+        assert listed.status_code == 200, listed.text
+        summaries = {entry["id"]: entry for entry in listed.json()["data"]}
+        assert all(summaries[request_id]["flowInvocationId"] is None for request_id in request_ids)
+    outputs = [(await flowhook.entry(request_id))["output"] for request_id in request_ids]
+    assert outputs == [[1, 2], "text", {"targetUserIds": ["u1"], "flowInvocationId": 7}]
+
+
 async def test_an_entry_keeps_what_arrived_and_what_it_became(flowhook) -> None:
     trigger = await flowhook.trigger(
         mapping={"kind": "jmespath", "fields": {"targetUserIds": "body.user", "flowInvocationId": "body.id"}}

@@ -55,7 +55,7 @@ async def card_action(request: Request) -> Response:
     data = await json_object(request)
     refuse_unknown(data, {"action"})
     action = data.get("action")
-    if action not in cards.ACTIONS:
+    if not isinstance(action, str) or action not in cards.ACTIONS:
         raise ApiError(422, "invalid_field", f"action must be one of {', '.join(cards.ACTIONS)}", path="$.action")
     now = utcnow()
     result = await services(request).store.write(lambda conn: cards.act_on_card(conn, env, card_id, action, now))

@@ -26,7 +26,7 @@ async def environment(request: Request) -> str:
     """The `{env}` of the path, which must exist (404 otherwise)."""
     env_id: str = request.path_params["env"]
     if await services(request).store.read(lambda conn: get_environment(conn, env_id)) is None:
-        raise ApiError(404, "environment_not_found", f"no environment {env_id!r}")
+        raise not_found("environment", env_id)
     return env_id
 
 

@@ -27,6 +27,32 @@ def ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+def embedded(name: str, schema: Schema) -> Schema:
+    """A `schemas/` file as component `name`, its local references made absolute in this document.
+
+    The files say `{"$ref": "#/$defs/step"}`, which JSON Schema resolves
+    against the file's own `$id`. Many OpenAPI tools ignore an embedded `$id`
+    and look for `#/$defs/step` at the document's root, where nothing is, so
+    the copy drops its `$id` and points at `#/components/schemas/{name}/$defs/step`.
+    """
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                key: f"#/components/schemas/{name}{value[1:]}"
+                if key == "$ref" and isinstance(value, str) and value.startswith("#/")
+                else rewrite(value)
+                for key, value in node.items()
+                if key != "$id"
+            }
+        if isinstance(node, list):
+            return [rewrite(item) for item in node]
+        return node
+
+    rewritten: Schema = rewrite(schema)
+    return rewritten
+
+
 def obj(properties: dict[str, Schema], required: tuple[str, ...] = ()) -> Schema:
     schema: Schema = {"type": "object", "properties": properties}
     if required:
@@ -87,12 +113,16 @@ def operation(
     parameters: list[dict[str, Any]] | None = None,
     security: Security | None = None,
 ) -> dict[str, Any]:
-    """`security` replaces the document's (the admin token); PUBLIC needs none."""
+    """`security` replaces the document's (the admin token); PUBLIC needs none.
+
+    An operation with a JSON body also answers 400 `invalid_json` (not JSON, or not an object).
+    """
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": ok}
     if description is not None:
         op["description"] = description
     if body is not None:
         op["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
+        ok.setdefault("400", {"$ref": "#/components/responses/Error400"})
     if parameters:
         op["parameters"] = parameters
     if security is not None:
@@ -112,7 +142,7 @@ def limit_param(maximum: int, default: int) -> dict[str, Any]:
     return query_param("limit", {"type": "integer", "minimum": 1, "maximum": maximum, "default": default}, "Page size.")
 
 
-ENV = path_param("env", "Environment id; `default` exists from the first start.")
+ENV = path_param("env", "Environment id: `default` (exists from the first start) or one made by POST /v1/environments.")
 FLOW = path_param("flowId", "Flow id (`flw_…`).")
 TRIGGER = path_param("triggerId", "Trigger id (`trg_…`).")
 REQUEST = path_param("requestId", "Request-log id (`req_…`).")
@@ -271,7 +301,10 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
         {
             "ok": {"type": "boolean"},
             "skipped": {"type": "boolean"},
-            "output": {"oneOf": [ref("TriggerRequest"), {"type": "object"}, {"type": "null"}]},
+            "output": {
+                "description": "What the mapping returned: a TriggerRequest when `ok`, otherwise any JSON "
+                "value, kept as returned (null when it failed or skipped)."
+            },
             "error": {"type": ["object", "null"], "description": "{type, message, line, column, stack}"},
             "validationErrors": {"type": "array", "items": obj({"path": STRING, "message": STRING})},
             "logs": {"type": "array", "items": obj({"level": STRING, "message": STRING})},
@@ -355,7 +388,8 @@ A repeat with the same flowInvocationId and payload gets the original 202 body a
 
 
 def _paths() -> dict[str, Any]:
-    accepted = {"oneOf": [ref("Accepted"), obj({"captured": {"const": True}, "requestId": STRING})]}
+    captured = obj({"captured": {"const": True}, "requestId": STRING, "sampleId": STRING}, ("captured", "requestId"))
+    accepted = {"oneOf": [ref("Accepted"), captured]}
     webhook_ok = responses(202, accepted, "Accepted (stored durably) or captured as a sample.", *WEBHOOK_ERRORS)
     webhook_ok["200"] = response(
         "The mapping skipped this request (returned null).", obj({"skipped": {"const": True}, "requestId": STRING})
@@ -492,6 +526,7 @@ def _paths() -> dict[str, Any]:
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     from ingress.api import openapi_api_triggers as api_triggers  # noqa: PLC0415 - it builds on this module
+    from ingress.api import openapi_environments as environments  # noqa: PLC0415 - it builds on this module
     from ingress.api.openapi_flows import FLOW_SCHEMAS, flow_paths  # noqa: PLC0415 - it builds on this module
 
     schemas = {
@@ -501,7 +536,9 @@ def openapi_document() -> dict[str, Any]:
         "Verification": load_schema("verification"),
         "TriggerRequest": load_schema("trigger-request"),
         **api_triggers.SCHEMAS,
+        **environments.SCHEMAS,
     }
+    schemas = {name: embedded(name, schema) if "$id" in schema else schema for name, schema in schemas.items()}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -510,7 +547,7 @@ def openapi_document() -> dict[str, Any]:
             "description": "Webhook ingress and management API. See docs/webhooks.md.",
         },
         "security": [{"adminToken": []}],
-        "paths": {**_paths(), **flow_paths(), **api_triggers.api_trigger_paths()},
+        "paths": {**_paths(), **environments.environment_paths(), **flow_paths(), **api_triggers.api_trigger_paths()},
         "components": {
             "securitySchemes": {
                 "adminToken": {

@@ -60,7 +60,6 @@ def sample_view(sample: Sample) -> dict[str, Any]:
 
 def request_summary(entry: LogEntry) -> dict[str, Any]:
     """What a list shows; `request_view` adds headers, body and the mapping."""
-    output = (entry.mapping or {}).get("output")
     return {
         "id": entry.id,
         "triggerId": entry.trigger_id,
@@ -72,10 +71,24 @@ def request_summary(entry: LogEntry) -> dict[str, Any]:
         "message": entry.message,
         "mode": entry.mode,
         "clientIp": entry.client_ip,
-        "flowInvocationId": (entry.response or {}).get("flowInvocationId") or (output or {}).get("flowInvocationId"),
+        "flowInvocationId": _flow_invocation_id(entry),
         "invocationId": entry.invocation_id,
         "replayOf": entry.replay_of,
     }
+
+
+def _flow_invocation_id(entry: LogEntry) -> str | None:
+    """The key the sender was answered with, else the one the mapping produced, if it produced one.
+
+    The mapping's output is whatever it returned, valid or not (a list, a
+    string, a number for the key): the log keeps it as it was, the summary
+    shows only a key that is a string.
+    """
+    answered = (entry.response or {}).get("flowInvocationId")
+    output = (entry.mapping or {}).get("output")
+    produced = output.get("flowInvocationId") if isinstance(output, dict) else None
+    key = answered or produced
+    return key if isinstance(key, str) else None
 
 
 def request_view(entry: LogEntry) -> dict[str, Any]:
