@@ -53,6 +53,11 @@ def embedded(name: str, schema: Schema) -> Schema:
     return rewritten
 
 
+def closed(schema: Schema) -> Schema:
+    """A request body whose unknown fields are refused (422 `unknown_field`), as every handler does."""
+    return {**schema, "additionalProperties": False}
+
+
 def obj(properties: dict[str, Schema], required: tuple[str, ...] = ()) -> Schema:
     schema: Schema = {"type": "object", "properties": properties}
     if required:
@@ -211,6 +216,13 @@ def versioned_paths(
         },
     }
 
+TRIGGER_FIELDS: dict[str, Schema] = {
+    "mode": {"enum": list(MODES), "default": "test"},
+    "mapping": ref("MappingSpec"),
+    "verification": {"oneOf": [ref("Verification"), {"type": "null"}]},
+    "allowedIps": {"type": "array", "items": STRING, "description": "IPv4/IPv6 addresses and CIDR ranges."},
+}
+
 COMPONENT_SCHEMAS: dict[str, Schema] = {
     "Error": error_body(
         {
@@ -237,15 +249,8 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
     "Flow": versioned(
         {"name": STRING, "variables": {"type": "array", "items": ref("Variable")}, "steps": {"type": "array"}}
     ),
-    "TriggerInput": obj(
-        {
-            "type": {"const": "webhook"},
-            "mode": {"enum": list(MODES), "default": "test"},
-            "mapping": ref("MappingSpec"),
-            "verification": {"oneOf": [ref("Verification"), {"type": "null"}]},
-            "allowedIps": {"type": "array", "items": STRING, "description": "IPv4/IPv6 addresses and CIDR ranges."},
-        }
-    ),
+    "TriggerInput": closed(obj({"type": {"const": "webhook"}, **TRIGGER_FIELDS})),
+    "TriggerPatch": closed(obj(TRIGGER_FIELDS)),
     "Trigger": obj(
         {
             "id": STRING,
@@ -263,7 +268,7 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
             "updatedAt": TIME,
         }
     ),
-    "RawRequest": obj(
+    "RawRequest": closed(obj(
         {
             "method": {"enum": ["POST", "PUT"], "default": "POST"},
             "path": STRING,
@@ -272,7 +277,7 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
             "contentType": STRING,
             "body": {"description": "The raw body text, or any JSON value (then sent as application/json)."},
         }
-    ),
+    )),
     "Sample": obj(
         {
             "id": STRING,
@@ -287,7 +292,7 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
             "createdAt": TIME,
         }
     ),
-    "PreviewInput": obj(
+    "PreviewInput": closed(obj(
         {
             "mapping": ref("MappingSpec"),
             "request": ref("RawRequest"),
@@ -296,7 +301,7 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
             "flowId": {**STRING, "description": "Use this flow's draft variables (unless `variables` is given)."},
         },
         ("mapping",),
-    ),
+    )),
     "MappingResult": obj(
         {
             "ok": {"type": "boolean"},
@@ -448,7 +453,7 @@ def _paths() -> dict[str, Any]:
                 "Change mode, mapping, verification or allowedIps",
                 "triggers",
                 responses(200, ref("Trigger"), "Updated.", 401, 404, 422),
-                body=ref("TriggerInput"),
+                body=ref("TriggerPatch"),
             ),
             "delete": operation(
                 "Delete a trigger with its samples and log", "triggers", responses(204, None, "Deleted.", 401, 404)

@@ -18,6 +18,7 @@ from ingress.api.openapi import (
     STRING,
     TIME,
     Schema,
+    closed,
     error_body,
     list_of,
     obj,
@@ -70,9 +71,11 @@ SCHEMAS: dict[str, Schema] = {
     "ApiProblem": error_body(
         {"errors": {"type": "array", "items": PROBLEM, "description": "Every problem, with its path."}}
     ),
-    "CredentialInput": obj(
-        {"name": STRING, "roles": {"type": "array", "items": ROLE, "minItems": 1, "uniqueItems": True}},
-        ("name", "roles"),
+    "CredentialInput": closed(
+        obj(
+            {"name": STRING, "roles": {"type": "array", "items": ROLE, "minItems": 1, "uniqueItems": True}},
+            ("name", "roles"),
+        )
     ),
     "Credential": obj(
         {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ingress.api.environments import ID_PATTERN, MAX_NAME, RESERVED_IDS
-from ingress.api.openapi import STRING, TIME, Schema, list_of, obj, operation, path_param, ref, responses
+from ingress.api.openapi import STRING, TIME, Schema, closed, list_of, obj, operation, path_param, ref, responses
 
 TAG = "environments"
 ID: Schema = {
@@ -16,16 +16,15 @@ ID: Schema = {
 }
 
 SCHEMAS: dict[str, Schema] = {
-    "EnvironmentInput": {
-        **obj(
+    "EnvironmentInput": closed(
+        obj(
             {
                 "id": ID,
                 "name": {**STRING, "minLength": 1, "maxLength": MAX_NAME, "description": "Defaults to the id."},
             },
             ("id",),
-        ),
-        "additionalProperties": False,
-    },
+        )
+    ),
     "Environment": obj({"id": STRING, "name": STRING, "createdAt": TIME}, ("id", "name", "createdAt")),
 }
 

@@ -19,6 +19,7 @@ from ingress.api.openapi import (
     STRING,
     TIME,
     Schema,
+    closed,
     limit_param,
     list_of,
     obj,
@@ -86,11 +87,11 @@ FLOW_SCHEMAS: dict[str, Schema] = {
             "metadata": OBJECT,
         }
     ),
-    "TestUserInput": obj(
-        {"userId": STRING, "name": STRING, "kind": {"enum": list(KINDS), "default": "external"}}, ("userId",)
+    "TestUserInput": closed(
+        obj({"userId": STRING, "name": STRING, "kind": {"enum": list(KINDS), "default": "external"}}, ("userId",))
     ),
     "TestUser": obj({"userId": STRING, "kind": {"enum": list(KINDS)}, "name": NULLABLE_STRING, "createdAt": TIME}),
-    "Settings": obj({name: {"enum": list(allowed), "default": allowed[0]} for name, allowed in CHOICES.items()}),
+    "Settings": closed(obj({name: {"enum": list(allowed), "default": allowed[0]} for name, allowed in CHOICES.items()})),
     "FlowInstance": obj(
         {
             "flowInstanceId": STRING,
@@ -161,7 +162,7 @@ def flow_paths() -> dict[str, Any]:
                 "Complete or dismiss a card: records card-completed/card-dismissed and releases waits on it",
                 "cards",
                 responses(200, ref("Card"), "Done.", 401, 404, 409, 422),
-                body=obj({"action": {"enum": list(ACTIONS)}}, ("action",)),
+                body=closed(obj({"action": {"enum": list(ACTIONS)}}, ("action",))),
             ),
         },
         "/v1/{env}/analytics/events": {
