@@ -13,6 +13,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, Mount, Route
 
 from ingress.jsonio import json_response
 
@@ -57,10 +58,33 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404/405 in our error shape."""
+    """Starlette's own 404/405 in our error shape.
+
+    A 405's `Allow` lists every method the path takes (RFC 9110): Starlette
+    names only those of the first route that matched the path, and a path
+    served by several routes (one per method) would be misdescribed.
+    """
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return json_response(error_body(code, str(exc.detail)), exc.status_code, exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        scope = {"type": "http", "method": "", "path": request.url.path, "root_path": ""}
+        headers = {**(headers or {}), "Allow": ", ".join(sorted(allowed_methods(request.app.routes, scope)))}
+    return json_response(error_body(code, str(exc.detail)), exc.status_code, headers)
+
+
+def allowed_methods(routes: list[BaseRoute], scope: dict[str, Any]) -> set[str]:
+    """The methods of every route (inside mounts too) whose path matches `scope`'s."""
+    found: set[str] = set()
+    for route in routes:
+        match, child_scope = route.matches(scope)
+        if match is Match.NONE:
+            continue
+        if isinstance(route, Mount):
+            found |= allowed_methods(route.routes, {**scope, **child_scope})
+        elif isinstance(route, Route) and route.methods:
+            found |= route.methods
+    return found
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:

@@ -172,3 +172,19 @@ async def test_every_openapi_reference_resolves_within_the_document(flowhook) ->
             assert isinstance(node, dict) and part in node, reference
             node = node[part]
     assert '"$id"' not in str(document).replace("'", '"')
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/v1/default/action-flows", "GET, HEAD, POST"),  # one route per method on this path
+        ("POST", "/v1/default/triggers/trg_x", "DELETE, GET, HEAD, PATCH"),
+        ("GET", "/hooks/some-hook", "POST, PUT"),
+        ("PATCH", "/v1/environments", "GET, HEAD, POST"),
+    ],
+)
+async def test_a_405_lists_every_method_of_the_path(flowhook, method, path, allowed) -> None:
+    response = await flowhook.api.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed
+    assert response.json()["error"]["code"] == "method_not_allowed"
