@@ -66,6 +66,7 @@ def obj(properties: dict[str, Schema], required: tuple[str, ...] = ()) -> Schema
 
 
 STRING: Schema = {"type": "string"}
+NAME: Schema = {"type": "string", "minLength": 1}
 NULLABLE_STRING: Schema = {"type": ["string", "null"]}
 INTEGER: Schema = {"type": "integer"}
 NULLABLE_INTEGER: Schema = {"type": ["integer", "null"]}
@@ -239,7 +240,7 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
     ),
     "Variable": obj(
         {
-            "name": STRING,
+            "name": NAME,
             "type": {"enum": ["string", "number", "boolean", "object"]},
             "default": {},
             "required": {"type": "boolean"},
@@ -271,7 +272,7 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
     "RawRequest": closed(obj(
         {
             "method": {"enum": ["POST", "PUT"], "default": "POST"},
-            "path": STRING,
+            "path": {"type": "string", "pattern": "^/"},
             "headers": {"type": "object", "additionalProperties": STRING},
             "query": {"type": ["string", "object"]},
             "contentType": STRING,

@@ -13,6 +13,7 @@ from ingress.api.openapi import (
     ENV,
     FLOW,
     INTEGER,
+    NAME,
     PROBLEM,
     PUBLIC,
     STRING,
@@ -73,7 +74,7 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "CredentialInput": closed(
         obj(
-            {"name": STRING, "roles": {"type": "array", "items": ROLE, "minItems": 1, "uniqueItems": True}},
+            {"name": NAME, "roles": {"type": "array", "items": ROLE, "minItems": 1, "uniqueItems": True}},
             ("name", "roles"),
         )
     ),

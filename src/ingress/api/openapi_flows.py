@@ -14,6 +14,7 @@ from ingress.api.openapi import (
     ENV,
     FLOW,
     INTEGER,
+    NAME,
     NULLABLE_INTEGER,
     NULLABLE_STRING,
     STRING,
@@ -88,7 +89,7 @@ FLOW_SCHEMAS: dict[str, Schema] = {
         }
     ),
     "TestUserInput": closed(
-        obj({"userId": STRING, "name": STRING, "kind": {"enum": list(KINDS), "default": "external"}}, ("userId",))
+        obj({"userId": NAME, "name": NAME, "kind": {"enum": list(KINDS), "default": "external"}}, ("userId",))
     ),
     "TestUser": obj({"userId": STRING, "kind": {"enum": list(KINDS)}, "name": NULLABLE_STRING, "createdAt": TIME}),
     "Settings": closed(obj({name: {"enum": list(allowed), "default": allowed[0]} for name, allowed in CHOICES.items()})),
