@@ -1,4 +1,4 @@
-"""Fixtures every test directory shares: the anyio backend, a store, the app, `flowhook serve`.
+"""Fixtures every test directory shares: the anyio backend, a database and a store, the app, `flowhook serve`.
 
 Tests run with `--import-mode=importlib`, so test modules cannot import one
 another; what they share lives here, as fixtures. `app` and `api` run the
@@ -18,13 +18,20 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
 from starlette.applications import Starlette
 
 from ingress.app import create_app
 from ingress.settings import Settings
 from store import Store, database_url
+from store.ids import new_id
 
 Server = tuple[subprocess.Popen[bytes], str]
+
+#: An admin URL of a PostgreSQL server the store tests may create databases on
+#: (`.ci/postgres` starts one for CI); without it they run on SQLite only.
+POSTGRES = os.environ.get("FLOWHOOK_TEST_POSTGRES")
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +39,44 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@contextmanager
+def _fresh_postgres_database(tmp_path: Path) -> Iterator[URL]:
+    """A new database on the FLOWHOOK_TEST_POSTGRES server, dropped afterwards; a skip without one."""
+    if not POSTGRES:
+        pytest.skip("PostgreSQL: set FLOWHOOK_TEST_POSTGRES to an admin URL (.ci/postgres starts a server)")
+    admin_url = database_url(POSTGRES, tmp_path)
+    name = new_id("flowhook_test")
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        yield admin_url.set(database=name)
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[URL]:
+    """A new, empty database: an SQLite file, and a PostgreSQL database when FLOWHOOK_TEST_POSTGRES is set."""
+    if request.param == "sqlite":
+        yield database_url(None, tmp_path)
+        return
+    with _fresh_postgres_database(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def postgres_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
+    """One PostgreSQL database for a whole module (an app per module); a skip without a server."""
+    with _fresh_postgres_database(tmp_path_factory.mktemp("postgres")) as url:
+        yield url
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(database_url(None, tmp_path))
+async def store(database: URL) -> AsyncIterator[Store]:
+    opened = await Store.open(database)
     yield opened
     await opened.close()
 

@@ -1,6 +1,7 @@
 """Store-level guarantees of the executor: claims, crashes before COMMIT, repeats, chunks, rivals.
 
-Each test drives real stores on a temp SQLite file; a "crash" is a batch
+Each test drives real stores on a new database (SQLite, and PostgreSQL when
+FLOWHOOK_TEST_POSTGRES is set); a "crash" is a batch
 whose transaction dies after all its work was done but before COMMIT.
 """
 
@@ -8,16 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection
 
 from flows.batch import Batch, Caches
 from flows.executor import Executor, ExecutorConfig
 from flows.interpreter import RetryPolicy
-from store import Store, card_templates, database_url, flows
+from store import Store, card_templates, flows
 from store.invocations import AcceptRequest, accept_batch
 from store.tables import analytics_events, cards, invocation_progress, invocations
 from store.test_users import add_test_user
@@ -25,10 +25,9 @@ from store.test_users import add_test_user
 pytestmark = pytest.mark.anyio
 
 
-
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(database_url(None, tmp_path), fsync=False)
+async def store(database: URL) -> AsyncIterator[Store]:
+    opened = await Store.open(database, fsync=False)
     yield opened
     await opened.close()
 
@@ -137,13 +136,16 @@ async def test_a_large_invocation_is_expanded_over_several_transactions(store: S
     exactly_once(users, await counts(store))
 
 
-async def test_rival_executors_share_the_work_exactly_once(store: Store, tmp_path: Path) -> None:
-    """Two executors in this process and one in another store on the same file (as a second process would)."""
+async def test_rival_executors_share_the_work_exactly_once(store: Store, database: URL) -> None:
+    """Two executors in this process and one in another store on the same database (as a second process would).
+
+    On PostgreSQL the rivals claim with FOR UPDATE SKIP LOCKED; on SQLite the single writer takes turns.
+    """
     flow_id = await card_flow(store)
     users = [f"r{i}" for i in range(300)]
     for index in range(0, 300, 10):
         await enqueue(store, flow_id, users[index : index + 10], f"rival-{index}")
-    other = await Store.open(database_url(None, tmp_path), fsync=False)
+    other = await Store.open(database, fsync=False)
     try:
         config = ExecutorConfig(batch_size=25)
         rivals = [Executor(store, config), Executor(store, config), Executor(other, config)]

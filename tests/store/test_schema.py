@@ -112,6 +112,7 @@ async def test_processes_starting_together_migrate_once(tmp_path: Path) -> None:
         assert db.execute("SELECT COUNT(*) FROM environments").fetchone()[0] == 1
 
 
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 async def test_sqlite_commits_are_flushed_by_the_writer(store: Store) -> None:
     """synchronous=NORMAL: COMMIT does not fsync; the writer's WAL flush does (see store.engine)."""
     with store.engines.write.connect() as conn:

@@ -1,0 +1,91 @@
+"""The service end to end on PostgreSQL: webhooks, idempotency, the request log, the executor, API starts.
+
+Runs when FLOWHOOK_TEST_POSTGRES names a server (`.ci/postgres` starts one in
+CI) and is skipped otherwise; the same tests' SQLite twins are the rest of
+this directory. The store-level guarantees (claims with SKIP LOCKED, crashes
+before COMMIT, rival executors) run on both databases in tests/store and
+tests/flows/test_exactly_once.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy.engine import URL
+
+pytestmark = pytest.mark.anyio
+
+SECRET = "whsec_postgres_test"
+SOURCE = "function map(request) { return {targetUserIds: [request.body.user], flowInvocationId: request.body.id}; }"
+
+
+@pytest.fixture(scope="module")
+def settings_overrides(postgres_database: URL) -> dict[str, Any]:
+    return {"database": postgres_database.render_as_string(hide_password=False), "durability": "os"}
+
+
+def signed(body: dict[str, Any]) -> tuple[bytes, str]:
+    raw, timestamp = orjson.dumps(body), int(time.time())
+    digest = hmac.new(SECRET.encode(), f"{timestamp}.".encode() + raw, hashlib.sha256).hexdigest()
+    return raw, f"t={timestamp},v1={digest}"
+
+
+async def test_the_store_is_postgresql(flowhook) -> None:
+    assert flowhook.services.store.engines.write.dialect.name == "postgresql"
+
+
+async def test_signed_webhooks_are_accepted_once_per_key_and_mode(flowhook) -> None:
+    flow = await flowhook.flow(publish=True, variables=[], steps=[])
+    trigger = await flowhook.trigger(
+        flow, type="webhook", mapping={"kind": "javascript", "source": SOURCE},
+        verification={"preset": "stripe", "secret": SECRET},
+    )  # fmt: skip
+    raw, signature = signed({"user": "u1", "id": "evt_pg_1"})
+    first = await flowhook.post(trigger, raw, stripe_signature=signature)
+    assert first.status_code == 202, first.text
+    assert first.json()["mode"] == "test"
+    again = await flowhook.post(trigger, raw, stripe_signature=signature)
+    assert (again.status_code, again.headers.get("idempotent-replayed")) == (202, "true")
+    assert again.json()["requestId"] == first.json()["requestId"]
+    changed, changed_signature = signed({"user": "u2", "id": "evt_pg_1"})
+    conflict = await flowhook.post(trigger, changed, stripe_signature=changed_signature)
+    assert (conflict.status_code, conflict.json()["error"]["code"]) == (409, "idempotency_conflict")
+    tampered = await flowhook.post(trigger, raw.replace(b"u1", b"u9"), stripe_signature=signature)
+    assert tampered.status_code == 401
+    live = await flowhook.api.patch(f"/v1/default/triggers/{trigger['id']}", json={"mode": "live"})
+    assert live.status_code == 200, live.text
+    in_live = await flowhook.post(trigger, raw, stripe_signature=signature)
+    assert (in_live.status_code, in_live.json()["mode"]) == (202, "live")  # keys are per mode
+    causes = [entry["cause"] for entry in await flowhook.log(trigger)]
+    assert causes == ["accepted", "signature_invalid", "idempotency_conflict", "duplicate", "accepted"]
+    page = await flowhook.log(trigger, limit=2)
+    assert len(page) == 2
+
+
+async def test_the_executor_sends_cards_to_test_users(flowhook) -> None:
+    template = await flowhook.api.post("/v1/default/card-templates", json={"name": "t", "definition": {"title": "Hi"}})
+    assert template.status_code == 201, template.text
+    steps = [{"type": "send-card", "id": "hello", "cardTemplateId": template.json()["id"]}]
+    flow = await flowhook.flow(variables=[], steps=steps)
+    added = await flowhook.api.post("/v1/default/test-users", json={"userId": "pg-tester"})
+    assert added.status_code == 201, added.text
+    client = await flowhook.api_client()
+    body = {"flows": [{"target": {"usersById": ["pg-tester", "stranger"]}, "flowInvocationId": "pg-api-1"}]}
+    started = await client.post(f"/v1/default/action-flow/{flow['id']}/test", json=body)
+    assert started.status_code == 202, started.text
+    assert started.json()["flows"][0]["ignoredUserIds"] == ["stranger"]
+    await flowhook.expanded(flow, "pg-api-1")
+    cards = await flowhook.api.get("/v1/default/users/pg-tester/cards")
+    assert [card["eventSource"] for card in cards.json()["data"]] == ["test"]
+
+
+async def test_environments_are_created_once(flowhook) -> None:
+    created = await flowhook.api.post("/v1/environments", json={"id": "pg-staging"})
+    assert created.status_code == 201, created.text
+    again = await flowhook.api.post("/v1/environments", json={"id": "pg-staging"})
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "environment_exists")
