@@ -1,5 +1,7 @@
 """Whatever a sender posts, the answer is one of the documented ones and the request is logged once.
 
+Also: no signature a forger can write passes, or makes anything but a 401.
+
 Hypothesis generates bodies (bytes, JSON, forms, broken UTF-8), content types
 (valid, odd and wrong), methods, query strings and extra headers, against a
 JavaScript mapping that reads them all. Derandomized, so a run is repeatable.
@@ -68,7 +70,8 @@ BODIES = st.one_of(
 HEADER_NAMES = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12).filter(
     lambda name: name not in ("content-length", "transfer-encoding", "host", "content-type")
 )
-HEADERS = st.dictionaries(HEADER_NAMES, st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=20))
+PRINTABLE = st.characters(min_codepoint=32, max_codepoint=126)  # what an HTTP client can put in a header
+HEADERS = st.dictionaries(HEADER_NAMES, st.text(PRINTABLE, max_size=20))
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +106,33 @@ async def test_every_request_gets_a_documented_answer_and_one_log_entry(
     entry = await flowhook.entry(request_id)
     assert (entry["status"], entry["cause"]) == (response.status_code, code)
     assert entry["bodyBytes"] == len(body)
+
+
+@pytest.fixture(scope="module")
+async def signed_hook(flowhook) -> dict[str, Any]:
+    return await flowhook.trigger(
+        mapping={"kind": "passthrough"}, verification={"preset": "stripe", "secret": "whsec_property"}
+    )
+
+
+SIGNATURE_PARTS = st.one_of(
+    st.text(PRINTABLE, max_size=30),
+    st.builds(lambda t: f"t={t}", st.one_of(st.integers(-(2**70), 2**70), st.text(PRINTABLE, max_size=12))),
+    st.builds(
+        lambda v: f"v1={v}", st.one_of(st.text(alphabet="0123456789abcdef", max_size=70), st.text(PRINTABLE, max_size=20))
+    ),
+)
+
+
+@settings(max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    signature=st.lists(SIGNATURE_PARTS, max_size=5).map(",".join),
+    body=st.binary(max_size=100),
+)
+async def test_a_forged_or_garbled_signature_is_a_401_and_logged(flowhook, signed_hook, signature, body) -> None:
+    headers = {"content-type": "application/json", "stripe-signature": signature}
+    response = await flowhook.sender().post(f"/hooks/{signed_hook['hookId']}", content=body, headers=headers)
+    error = response.json()["error"]
+    assert (response.status_code, error["code"]) == (401, "signature_invalid"), error
+    entry = await flowhook.entry(error["requestId"])
+    assert (entry["status"], entry["cause"], entry["headers"]["stripe-signature"]) == (401, error["code"], "[redacted]")
