@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from ingress.allowlist import client_ip
@@ -33,8 +33,8 @@ from ingress.jsonio import send_json
 from ingress.redaction import redact_headers, redact_query
 from ingress.services import Services
 from ingress.verification import VerificationFailure
-from mapper import MappingResult, MappingSpecError, RequestBodyError, UnsupportedContentType, make_request
-from mapper.request import is_supported, media_type, normalize_headers
+from mapper import MappingResult, MappingSpecError, RequestBodyError, UnsupportedContentType
+from mapper.request import is_supported, media_type, normalize_headers, request_from
 from mapper.result import error_info
 from store.clock import iso, utcnow
 from store.ids import new_id, new_uuid7
@@ -119,18 +119,26 @@ def normalized_headers(scope: Scope) -> dict[str, str]:
     return normalize_headers((name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"])
 
 
-async def read_body(request: Request, limit: int, declared: str | None) -> bytes:
-    """The body, refused as soon as it passes `limit` bytes (`declared` in Content-Length, or streamed)."""
+async def read_body(receive: Receive, limit: int, declared: str | None) -> bytes:
+    """The body, refused as soon as it passes `limit` bytes (`declared` in Content-Length, or streamed).
+
+    Straight from ASGI `receive` (what Starlette's `Request.stream` does, without the objects).
+    """
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(b"")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge(b"".join(chunks) + chunk)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 class HookPipeline:
@@ -142,14 +150,14 @@ class HookPipeline:
         """The endpoint: run the pipeline, log the request, answer the sender."""
         arrival = self._arrival(scope)
         try:
-            outcome = await self._receive(Request(scope, receive), arrival, scope["path_params"]["hook_id"])
+            outcome = await self._receive(receive, arrival, scope["path_params"]["hook_id"])
         except (SQLAlchemyError, WriterClosed):
             logger.exception("could not store request %s", arrival.request_id)
             message = "the request could not be stored; retry later"
             outcome = Outcome.error(503, "store_unavailable", message, arrival.request_id)
         await send_json(send, outcome.body, outcome.status, outcome.headers)
 
-    async def _receive(self, request: Request, arrival: Arrival, hook_id: str) -> Outcome:
+    async def _receive(self, receive: Receive, arrival: Arrival, hook_id: str) -> Outcome:
         request_id = arrival.request_id
         config = await self._services.hook_configs.get(hook_id)
         log = self._log_entry(arrival, hook_id, config)
@@ -168,7 +176,7 @@ class HookPipeline:
             return await self._finish(log, refused)
         try:
             declared = arrival.headers.get("content-length")
-            arrival.raw_body = await read_body(request, self._settings.max_body_bytes, declared)
+            arrival.raw_body = await read_body(receive, self._settings.max_body_bytes, declared)
         except BodyTooLarge as too_large:
             self._keep_body(log, too_large.head, truncated=True)
             message = f"the body exceeds the limit of {self._settings.max_body_bytes} bytes"
@@ -224,7 +232,7 @@ class HookPipeline:
         """From parsing the body to the durable accept: what a replay shares with a live request."""
         request_id = arrival.request_id
         try:
-            mapping_input = make_request(
+            mapping_input = request_from(
                 arrival.method,
                 arrival.path,
                 arrival.headers,

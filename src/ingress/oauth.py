@@ -92,7 +92,7 @@ async def _form(request: Request) -> dict[str, str]:
     if media_type(request.headers.get("content-type")) != FORM:
         raise OAuthError("invalid_request", f"send the parameters as {FORM}")
     try:
-        raw = await read_body(request, MAX_FORM_BYTES, request.headers.get("content-length"))
+        raw = await read_body(request.receive, MAX_FORM_BYTES, request.headers.get("content-length"))
         pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
     except BodyTooLarge:
         raise OAuthError("invalid_request", f"the body exceeds {MAX_FORM_BYTES} bytes") from None

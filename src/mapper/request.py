@@ -86,6 +86,19 @@ def make_request(
     received_at: str | None = None,
 ) -> dict[str, Any]:
     """The mapping input; raises for an unsupported type (415) or bad body (400)."""
+    return request_from(method, path, normalize_headers(headers), query, raw_body, content_type, received_at)
+
+
+def request_from(
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    query: Mapping[str, list[str] | str] | str,
+    raw_body: bytes,
+    content_type: str | None,
+    received_at: str | None = None,
+) -> dict[str, Any]:
+    """`make_request` for headers already normalized (the ingress has them so from the ASGI scope)."""
     media = media_type(content_type)
     if not is_supported(media):
         raise UnsupportedContentType(f"content type {media!r} is not supported; send JSON, form-urlencoded or text")
@@ -93,7 +106,7 @@ def make_request(
     return {
         "method": method.upper(),
         "path": path,
-        "headers": normalize_headers(headers),
+        "headers": headers,
         "query": flatten_query(query),
         "body": body,
         "rawBody": text,
