@@ -91,6 +91,7 @@ class EventFilter:
     event_source: str | None = None
     user_id: str | None = None
     since: datetime | None = None
+    until: datetime | None = None
     include_test: bool = True
 
 
@@ -110,6 +111,8 @@ def list_events(
             query = query.where(column == value)
     if where.since is not None:
         query = query.where(table.c.timestamp >= where.since)
+    if where.until is not None:
+        query = query.where(table.c.timestamp <= where.until)
     if not where.include_test:
         query = query.where(table.c.event_source != "test")
     if after is not None:

@@ -87,10 +87,13 @@ def list_entries(
     trigger_id: str | None = None,
     status: StatusFilter | None = None,
     cause: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
     limit: int = 50,
     before: int | None = None,
 ) -> tuple[list[LogEntry], int | None]:
-    """A page, newest first, and the cursor of the next page (None at the end)."""
+    """A page, newest first, and the cursor of the next page (None at the end); `since` and `until` bound
+    the time received, both inclusive."""
     query = sa.select(request_log).where(_visible_in(environment_id))
     if trigger_id is not None:
         query = query.where(request_log.c.trigger_id == trigger_id)
@@ -98,6 +101,10 @@ def list_entries(
         query = query.where(request_log.c.status.between(status.low, status.high))
     if cause is not None:
         query = query.where(request_log.c.cause == cause)
+    if since is not None:
+        query = query.where(request_log.c.received_at >= since)
+    if until is not None:
+        query = query.where(request_log.c.received_at <= until)
     if before is not None:
         query = query.where(request_log.c.seq < before)
     query = query.order_by(request_log.c.seq.desc()).limit(limit + 1)

@@ -112,6 +112,8 @@ async def test_analytics_filters_and_pages(flowhook) -> None:
     assert len(await flowhook.events(userId="an-u1", eventName="action-flow-started")) >= 2
     assert await flowhook.events(flowId=flow["id"], since="2999-01-01T00:00:00Z") == []
     assert len(await flowhook.events(flowId=flow["id"], since=events[0]["timestamp"])) == 6
+    assert len(await flowhook.events(flowId=flow["id"], until=events[-1]["timestamp"])) == 6  # inclusive
+    assert await flowhook.events(flowId=flow["id"], until="2000-01-01T00:00:00Z") == []
     pages, cursor = [], None
     while True:
         page = await flowhook.ok(
@@ -124,5 +126,5 @@ async def test_analytics_filters_and_pages(flowhook) -> None:
         if cursor is None:
             break
     assert [e["id"] for e in pages] == [e["id"] for e in events]
-    for bad in ({"eventSource": "x"}, {"since": "yesterday"}, {"cursor": "abc"}):
+    for bad in ({"eventSource": "x"}, {"since": "yesterday"}, {"until": "soon"}, {"cursor": "abc"}):
         assert (await flowhook.api.get("/v1/default/analytics/events", params=bad)).status_code == 400

@@ -138,3 +138,22 @@ async def test_requests_that_failed_authentication_cannot_be_replayed(flowhook) 
     assert response.status_code == 409 and response.json()["error"]["code"] == "replay_not_allowed"
     unknown = await flowhook.api.post("/v1/default/requests/req_missing/replay")
     assert unknown.status_code == 404
+
+
+async def test_since_and_until_bound_the_time_received(flowhook) -> None:
+    """Inclusive at the precision times are shown in: a receivedAt copied into `until` keeps its entry."""
+    trigger = await flowhook.trigger()
+    first = (await flowhook.post(trigger, OK)).json()["requestId"]
+    received = (await flowhook.entry(first))["receivedAt"]  # to the millisecond, e.g. 2026-11-27T08:00:00.123Z
+    second = (await flowhook.post(trigger, OK)).json()["requestId"]
+    assert first in [entry["id"] for entry in await flowhook.log(trigger, since=received)]
+    same_millisecond = (await flowhook.entry(second))["receivedAt"] == received
+    expected = [second, first] if same_millisecond else [first]
+    assert [entry["id"] for entry in await flowhook.log(trigger, until=received)] == expected
+    assert await flowhook.log(trigger, since="2999-01-01T00:00:00Z") == []
+    assert await flowhook.log(trigger, until="2000-01-01T00:00:00") == []  # no zone: UTC
+    assert {entry["id"] for entry in await flowhook.log(trigger, since="2000-01-01T00:00:00+05:00")} == {first, second}
+    for bad in ("yesterday", "2026-13-01"):
+        response = await flowhook.api.get(f"/v1/default/triggers/{trigger['id']}/requests", params={"until": bad})
+        assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_parameter")
+        assert "until" in response.json()["error"]["message"]

@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from ingress.api.common import environment, query_int, services
 from ingress.api.flow_views import event_view
-from ingress.api.queries import EVENT_SOURCES, choice, cursor, timestamp
+from ingress.api.queries import EVENT_SOURCES, choice, cursor, timestamp, until
 from ingress.auth import admin_only
 from ingress.jsonio import json_response
 from store.analytics import AnalyticsEvent, EventFilter, list_events
@@ -32,6 +32,7 @@ async def list_analytics_events(request: Request) -> Response:
         event_source=choice(request, "eventSource", EVENT_SOURCES),
         user_id=params.get("userId") or None,
         since=timestamp(request, "since"),
+        until=until(request),
     )
     after, limit = cursor(request), query_int(request, "limit", 100, 1, 1000)
 

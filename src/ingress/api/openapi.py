@@ -156,6 +156,8 @@ CURSOR = query_param("cursor", STRING, "`nextCursor` of the previous page.")
 PAGE = [
     query_param("status", STRING, "An HTTP status (`202`) or a class (`4xx`)."),
     query_param("cause", {"enum": list(CAUSES)}, "Only entries with this cause."),
+    query_param("since", TIME, "Only requests received at or after this time (ISO-8601; UTC without a zone)."),
+    query_param("until", TIME, "Only requests received at or before this time."),
     limit_param(200, 50),
     CURSOR,
 ]

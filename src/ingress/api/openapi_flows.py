@@ -178,6 +178,7 @@ def flow_paths() -> dict[str, Any]:
                     query_param("eventSource", SOURCE, "Only live or only test events."),
                     query_param("userId", STRING, "Only this end user's events."),
                     query_param("since", TIME, "Only events at or after this time."),
+                    query_param("until", TIME, "Only events at or before this time."),
                     limit_param(1000, 100),
                     CURSOR,
                 ],

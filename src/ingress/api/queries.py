@@ -1,8 +1,8 @@
-"""Query parameters of the flow run-time endpoints (cards, analytics), checked with a 400 naming the parameter."""
+"""Query parameters of the management endpoints (request log, cards, analytics), checked with a 400 naming the parameter."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from starlette.requests import Request
 
@@ -36,3 +36,12 @@ def timestamp(request: Request, name: str) -> datetime | None:
     except ValueError:
         raise ApiError(400, "invalid_parameter", f"{name} must be an ISO-8601 time like 2024-03-01T12:00:00Z") from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def until(request: Request) -> datetime | None:
+    """`until`, inclusive of the whole millisecond it names: times are shown to the millisecond,
+    so `until=<a receivedAt>` must include that entry, stored to the microsecond."""
+    moment = timestamp(request, "until")
+    if moment is None or moment.microsecond % 1000:
+        return moment
+    return moment + timedelta(microseconds=999)

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ingress.api.common import environment, not_found, query_int, services
+from ingress.api.queries import choice, cursor, timestamp, until
 from ingress.api.views import request_summary, request_view
 from ingress.auth import admin_only
 from ingress.errors import ApiError
@@ -27,21 +28,17 @@ async def _page(request: Request, env: str, trigger_id: str | None) -> Response:
             status = StatusFilter.parse(params["status"])
         except ValueError as error:
             raise ApiError(400, "invalid_parameter", str(error)) from None
-    cause = params.get("cause") or None
-    if cause is not None and cause not in CAUSES:
-        raise ApiError(400, "invalid_parameter", f"cause must be one of {', '.join(CAUSES)}")
-    cursor = params.get("cursor") or None
-    if cursor is not None and not cursor.isdigit():
-        raise ApiError(400, "invalid_parameter", "cursor must be a nextCursor from an earlier page")
-    limit = query_int(request, "limit", 50, 1, MAX_PAGE)
-    before = int(cursor) if cursor else None
+    cause = choice(request, "cause", CAUSES)
+    since, up_to = timestamp(request, "since"), until(request)
+    limit, before = query_int(request, "limit", 50, 1, MAX_PAGE), cursor(request)
 
     def page(conn: Connection) -> tuple[list[LogEntry], int | None] | None:
         if trigger_id is not None and triggers.get_trigger(conn, env, trigger_id) is None:
             return None
         return request_log.list_entries(
-            conn, env, trigger_id=trigger_id, status=status, cause=cause, limit=limit, before=before
-        )
+            conn, env, trigger_id=trigger_id, status=status, cause=cause, since=since, until=up_to,
+            limit=limit, before=before,
+        )  # fmt: skip
 
     found = await services(request).store.read(page)
     if found is None:
