@@ -65,6 +65,8 @@ async def test_signed_webhooks_are_accepted_once_per_key_and_mode(flowhook) -> N
     assert causes == ["accepted", "signature_invalid", "idempotency_conflict", "duplicate", "accepted"]
     page = await flowhook.log(trigger, limit=2)
     assert len(page) == 2
+    assert len(await flowhook.log(trigger, since="2000-01-01T00:00:00Z", until="2999-01-01T00:00:00Z")) == 5
+    assert await flowhook.log(trigger, since="2999-01-01T00:00:00Z") == []
 
 
 async def test_the_executor_sends_cards_to_test_users(flowhook) -> None:
