@@ -18,10 +18,10 @@ from typing import Any
 import orjson
 import quickjs
 
+from mapper.answer import PENDING, decode_answer, described, failure_answer
 from mapper.errors import MappingSpecError
 from mapper.limits import Limits
 from mapper.resources import prelude_source
-from mapper.answer import PENDING, decode_answer, described, failure_answer
 from mapper.result import ErrorInfo, Produced, error_info
 from mapper.stacktrace import LINE_OFFSET
 from mapper.watchdog import WATCHDOG

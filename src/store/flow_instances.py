@@ -86,9 +86,9 @@ def save_states(conn: Connection, instances: list[FlowInstance]) -> None:
 def next_due(conn: Connection) -> datetime | None:
     """When the executor next has something to do: now if the inbox has work, else the earliest timer."""
     pending = conn.execute(sa.select(invocations.c.created_at).where(invocations.c.status == "pending").limit(1))
-    first = pending.first()
-    if first is not None:
-        return first[0]
+    created: datetime | None = pending.scalar()
+    if created is not None:
+        return created
     due: datetime | None = (conn.execute(sa.select(sa.func.min(flow_instances.c.due_at)))).scalar()
     return due
 
