@@ -23,10 +23,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from ingress.allowlist import client_ip
+from ingress.body import BodyTooLarge, read_body
 from ingress.errors import error_body
 from ingress.hook_configs import HookConfig
 from ingress.jsonio import send_json
@@ -108,37 +108,9 @@ class Arrival:
     raw_body: bytes = b""
 
 
-class BodyTooLarge(Exception):
-    def __init__(self, head: bytes) -> None:
-        super().__init__("body too large")
-        self.head = head
-
-
 def normalized_headers(scope: Scope) -> dict[str, str]:
     """Lower-cased names, repeats joined with ", " (as mappings see them), straight from the scope."""
     return normalize_headers((name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"])
-
-
-async def read_body(receive: Receive, limit: int, declared: str | None) -> bytes:
-    """The body, refused as soon as it passes `limit` bytes (`declared` in Content-Length, or streamed).
-
-    Straight from ASGI `receive` (what Starlette's `Request.stream` does, without the objects).
-    """
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(b"")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(b"".join(chunks) + chunk)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 class HookPipeline:

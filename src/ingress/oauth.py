@@ -21,8 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ingress.access_tokens import issue_token
+from ingress.body import BodyTooLarge, read_body
 from ingress.client_secrets import check_secret
-from ingress.hooks import BodyTooLarge, read_body
 from ingress.jsonio import json_response
 from ingress.services import Services
 from mapper.request import media_type

@@ -188,3 +188,17 @@ async def test_a_405_lists_every_method_of_the_path(flowhook, method, path, allo
     assert response.status_code == 405
     assert response.headers["allow"] == allowed
     assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+async def test_an_oversized_json_body_is_a_413(flowhook) -> None:
+    """Refused from its Content-Length, and while streaming when it sends none (chunked)."""
+    oversized = b'{"name": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    declared = await flowhook.api.post("/v1/default/action-flows", content=oversized)
+    assert (declared.status_code, declared.json()["error"]["code"]) == (413, "body_too_large")
+
+    async def chunks():
+        for start in range(0, len(oversized), 65536):
+            yield oversized[start : start + 65536]
+
+    streamed = await flowhook.api.post("/v1/default/action-flows", content=chunks())
+    assert (streamed.status_code, streamed.json()["error"]["code"]) == (413, "body_too_large")

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import orjson
 from starlette.requests import Request
 
+from ingress.body import BodyTooLarge, read_body
 from ingress.errors import ApiError
 from ingress.services import Services
 from store.environments import get_environment
@@ -32,15 +33,12 @@ async def environment(request: Request) -> str:
 
 async def json_object(request: Request) -> dict[str, Any]:
     """The body as a JSON object, or a 400/413 saying why not."""
-    size = 0
-    chunks = []
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise ApiError(413, "body_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
     try:
-        data = orjson.loads(b"".join(chunks))
+        raw = await read_body(request.receive, MAX_BODY_BYTES, request.headers.get("content-length"))
+    except BodyTooLarge:
+        raise ApiError(413, "body_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes") from None
+    try:
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {error}") from None
     if not isinstance(data, dict):
