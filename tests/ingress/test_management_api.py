@@ -202,3 +202,33 @@ async def test_an_oversized_json_body_is_a_413(flowhook) -> None:
 
     streamed = await flowhook.api.post("/v1/default/action-flows", content=chunks())
     assert (streamed.status_code, streamed.json()["error"]["code"]) == (413, "body_too_large")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "code"),
+    [
+        ("GET", "/v1/default/triggers/trg_missing", "trigger_not_found"),
+        ("DELETE", "/v1/default/triggers/trg_missing", "trigger_not_found"),
+        ("GET", "/v1/default/triggers/trg_missing/samples", "trigger_not_found"),
+        ("GET", "/v1/default/requests/req_missing", "request_not_found"),
+        ("GET", "/v1/default/cards/crd_missing", "card_not_found"),
+        ("GET", "/v1/environments/missing", "environment_not_found"),
+        ("GET", "/v1/default/credentials/fh_ci_missing", "credential_not_found"),
+        ("DELETE", "/v1/default/credentials/fh_ci_missing", "credential_not_found"),
+        ("DELETE", "/v1/default/test-users/nobody", "test_user_not_found"),
+        ("DELETE", "/v1/default/card-templates/ctp_missing", "card_template_not_found"),
+        ("GET", "/v1/default/action-flows/flw_missing/invocations/key", "invocation_not_found"),
+    ],
+)
+async def test_what_does_not_exist_is_a_404_naming_its_kind(flowhook, method, path, code) -> None:
+    response = await flowhook.api.request(method, path)
+    assert (response.status_code, response.json()["error"]["code"]) == (404, code)
+
+
+async def test_a_credential_of_another_environment_is_not_found(flowhook) -> None:
+    created = await flowhook.api.post("/v1/environments", json={"id": "elsewhere"})
+    assert created.status_code == 201, created.text
+    credential = await flowhook.credential(env="elsewhere")
+    response = await flowhook.api.get(f"/v1/default/credentials/{credential['clientId']}")
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "credential_not_found")
+    assert (await flowhook.api.get(f"/v1/elsewhere/credentials/{credential['clientId']}")).status_code == 200

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from flows.definition import template_ids, template_problems
 from flows.problems import Problem, problem
-from ingress.api.common import environment, not_found, services
+from ingress.api.common import delete_found, environment
 from ingress.api.problems import refuse_problems
 from ingress.api.versioned import VersionedEndpoints
 from ingress.auth import admin_only
@@ -41,9 +41,9 @@ def unpublished_templates(conn: Connection, environment_id: str, steps: list[dic
 async def delete_template(request: Request) -> Response:
     env = await environment(request)
     template_id = request.path_params["templateId"]
-    if not await services(request).store.write(lambda conn: card_templates.delete_template(conn, env, template_id)):
-        raise not_found("card_template", template_id)
-    return Response(status_code=204)
+    return await delete_found(
+        request, "card_template", template_id, lambda conn: card_templates.delete_template(conn, env, template_id)
+    )
 
 
 routes = [

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ingress.api.common import environment, json_object, not_found, query_int, refuse_unknown, services
+from ingress.api.common import environment, json_object, not_found, query_int, read_found, refuse_unknown, services
 from ingress.api.flow_views import card_view
 from ingress.api.queries import EVENT_SOURCES, choice, cursor
 from ingress.auth import admin_only
@@ -42,9 +42,7 @@ async def list_user_cards(request: Request) -> Response:
 async def get_card(request: Request) -> Response:
     env = await environment(request)
     card_id = request.path_params["cardInstanceId"]
-    card = await services(request).store.read(lambda conn: cards.get_card(conn, env, card_id))
-    if card is None:
-        raise not_found("card", card_id)
+    card = await read_found(request, "card", card_id, lambda conn: cards.get_card(conn, env, card_id))
     return json_response(card_view(card, utcnow()))
 
 

@@ -6,7 +6,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
+from sqlalchemy.engine import Connection
 from starlette.requests import Request
+from starlette.responses import Response
 
 from ingress.body import BodyTooLarge, read_body
 from ingress.errors import ApiError
@@ -74,3 +76,18 @@ def query_int(request: Request, name: str, default: int, low: int, high: int) ->
 
 def not_found(kind: str, identifier: str) -> ApiError:
     return ApiError(404, f"{kind}_not_found", f"no {kind} {identifier!r}")
+
+
+async def read_found(request: Request, kind: str, identifier: str, query: Callable[[Connection], T | None]) -> T:
+    """What `query` reads, or a 404 `{kind}_not_found` when it finds nothing."""
+    found = await services(request).store.read(query)
+    if found is None:
+        raise not_found(kind, identifier)
+    return found
+
+
+async def delete_found(request: Request, kind: str, identifier: str, delete: Callable[[Connection], bool]) -> Response:
+    """204 once `delete` removed something; a 404 `{kind}_not_found` when there was nothing to remove."""
+    if not await services(request).store.write(delete):
+        raise not_found(kind, identifier)
+    return Response(status_code=204)

@@ -10,12 +10,21 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from sqlalchemy.engine import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from ingress.access_tokens import ROLES
-from ingress.api.common import environment, field, json_object, not_found, refuse_unknown, services
+from ingress.api.common import (
+    delete_found,
+    environment,
+    field,
+    json_object,
+    read_found,
+    refuse_unknown,
+    services,
+)
 from ingress.api.triggers import base_url
 from ingress.auth import admin_only
 from ingress.client_secrets import hash_secret, new_client_id, new_client_secret
@@ -76,19 +85,20 @@ async def list_credentials(request: Request) -> Response:
 async def get_credential(request: Request) -> Response:
     env = await environment(request)
     client_id = request.path_params["clientId"]
-    credential = await services(request).store.read(lambda conn: credentials.get_credential(conn, client_id))
-    if credential is None or credential.environment_id != env:
-        raise not_found("credential", client_id)
-    return json_response(credential_view(credential))
+    def read(conn: Connection) -> Credential | None:
+        found = credentials.get_credential(conn, client_id)
+        return found if found is not None and found.environment_id == env else None
+
+    return json_response(credential_view(await read_found(request, "credential", client_id, read)))
 
 
 @admin_only
 async def delete_credential(request: Request) -> Response:
     env = await environment(request)
     client_id = request.path_params["clientId"]
-    if not await services(request).store.write(lambda conn: credentials.delete_credential(conn, env, client_id)):
-        raise not_found("credential", client_id)
-    return Response(status_code=204)
+    return await delete_found(
+        request, "credential", client_id, lambda conn: credentials.delete_credential(conn, env, client_id)
+    )
 
 
 routes = [

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ingress.api.common import environment, not_found, services
+from ingress.api.common import environment, read_found
 from ingress.api.flow_views import invocation_view
 from ingress.api.queries import EVENT_SOURCES, choice
 from ingress.auth import admin_only
@@ -38,10 +38,7 @@ async def read_invocation(request: Request) -> Response:
             return None
         return invocation_view(invocation, list_for_invocation(conn, invocation.id))
 
-    view = await services(request).store.read(read)
-    if view is None:
-        raise not_found("invocation", key)
-    return json_response(view)
+    return json_response(await read_found(request, "invocation", key, read))
 
 
 routes = [

@@ -92,7 +92,9 @@ FLOW_SCHEMAS: dict[str, Schema] = {
         obj({"userId": NAME, "name": NAME, "kind": {"enum": list(KINDS), "default": "external"}}, ("userId",))
     ),
     "TestUser": obj({"userId": STRING, "kind": {"enum": list(KINDS)}, "name": NULLABLE_STRING, "createdAt": TIME}),
-    "Settings": closed(obj({name: {"enum": list(allowed), "default": allowed[0]} for name, allowed in CHOICES.items()})),
+    "Settings": closed(
+        obj({name: {"enum": list(allowed), "default": allowed[0]} for name, allowed in CHOICES.items()})
+    ),
     "FlowInstance": obj(
         {
             "flowInstanceId": STRING,

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ingress.api.common import environment, json_object, not_found, refuse_unknown, services
+from ingress.api.common import environment, json_object, read_found, refuse_unknown, services
 from ingress.api.samples import mapping_input, raw_request, sample_input
 from ingress.api.triggers import checked_mapping, invalid_mapping
 from ingress.auth import admin_only
@@ -31,9 +31,7 @@ async def _request(request: Request, env: str, data: dict[str, Any]) -> dict[str
         raise ApiError(422, "invalid_field", "give exactly one of request or sampleId", path="$")
     if "sampleId" in data:
         sample_id = str(data["sampleId"])
-        sample = await services(request).store.read(lambda conn: samples.get_sample(conn, env, sample_id))
-        if sample is None:
-            raise not_found("sample", sample_id)
+        sample = await read_found(request, "sample", sample_id, lambda conn: samples.get_sample(conn, env, sample_id))
         return sample_input(sample)
     given = data["request"]
     if not isinstance(given, dict):
@@ -54,9 +52,7 @@ async def _variables(request: Request, env: str, data: dict[str, Any]) -> list[d
         return variables
     if "flowId" in data:
         flow_id = str(data["flowId"])
-        flow = await services(request).store.read(lambda conn: flows.get_flow(conn, env, flow_id))
-        if flow is None:
-            raise not_found("flow", flow_id)
+        flow = await read_found(request, "flow", flow_id, lambda conn: flows.get_flow(conn, env, flow_id))
         return list(flow.draft.get("variables") or [])
     return None
 

@@ -1,4 +1,7 @@
-"""Query parameters of the management endpoints (request log, cards, analytics), checked with a 400 naming the parameter."""
+"""Query parameters of the management endpoints (request log, cards, analytics).
+
+Each is checked with a 400 `invalid_parameter` naming it.
+"""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ingress.api.common import environment, not_found, query_int, services
+from ingress.api.common import environment, not_found, query_int, read_found, services
 from ingress.api.queries import choice, cursor, timestamp, until
 from ingress.api.views import request_summary, request_view
 from ingress.auth import admin_only
@@ -66,10 +66,7 @@ async def list_requests(request: Request) -> Response:
 
 async def _entry(request: Request, env: str) -> LogEntry:
     request_id = request.path_params["request_id"]
-    entry = await services(request).store.read(lambda conn: request_log.get_entry(conn, env, request_id))
-    if entry is None:
-        raise not_found("request", request_id)
-    return entry
+    return await read_found(request, "request", request_id, lambda conn: request_log.get_entry(conn, env, request_id))
 
 
 @admin_only

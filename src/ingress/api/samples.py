@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ingress.api.common import environment, field, json_object, not_found, refuse_unknown, services
+from ingress.api.common import environment, field, json_object, read_found, refuse_unknown, services
 from ingress.api.views import sample_view
 from ingress.auth import admin_only
 from ingress.errors import ApiError
@@ -76,8 +76,7 @@ def mapping_input(
 async def list_samples(request: Request) -> Response:
     env = await environment(request)
     trigger_id = request.path_params["trigger_id"]
-    if await services(request).store.read(lambda conn: triggers.get_trigger(conn, env, trigger_id)) is None:
-        raise not_found("trigger", trigger_id)
+    await read_found(request, "trigger", trigger_id, lambda conn: triggers.get_trigger(conn, env, trigger_id))
     found = await services(request).store.read(lambda conn: samples.list_samples(conn, trigger_id))
     return json_response({"data": [sample_view(sample) for sample in found]})
 
@@ -86,9 +85,7 @@ async def list_samples(request: Request) -> Response:
 async def paste_sample(request: Request) -> Response:
     env = await environment(request)
     trigger_id = request.path_params["trigger_id"]
-    trigger = await services(request).store.read(lambda conn: triggers.get_trigger(conn, env, trigger_id))
-    if trigger is None:
-        raise not_found("trigger", trigger_id)
+    trigger = await read_found(request, "trigger", trigger_id, lambda conn: triggers.get_trigger(conn, env, trigger_id))
     raw = raw_request(await json_object(request), f"/hooks/{trigger.hook_id}")
     sample = samples.new_sample(trigger.id, "pasted", **raw)
     keep = services(request).settings.sample_retention

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ingress.api.common import environment, field, json_object, not_found, refuse_unknown, services
+from ingress.api.common import delete_found, environment, field, json_object, refuse_unknown, services
 from ingress.api.flow_views import test_user_view
 from ingress.auth import admin_only
 from ingress.errors import ApiError
@@ -45,9 +45,9 @@ async def list_test_users(request: Request) -> Response:
 async def remove_test_user(request: Request) -> Response:
     env = await environment(request)
     user_id = request.path_params["userId"]
-    if not await services(request).store.write(lambda conn: test_users.remove_test_user(conn, env, user_id)):
-        raise not_found("test_user", user_id)
-    return Response(status_code=204)
+    return await delete_found(
+        request, "test_user", user_id, lambda conn: test_users.remove_test_user(conn, env, user_id)
+    )
 
 
 routes = [

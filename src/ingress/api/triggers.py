@@ -15,7 +15,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ingress.allowlist import IpAllowlist
-from ingress.api.common import environment, field, json_object, not_found, refuse_unknown, services
+from ingress.api.common import (
+    delete_found,
+    environment,
+    field,
+    json_object,
+    not_found,
+    read_found,
+    refuse_unknown,
+    services,
+)
 from ingress.api.views import trigger_view
 from ingress.auth import admin_only
 from ingress.errors import ApiError
@@ -94,18 +103,13 @@ def _checked_allowlist(entries: Any) -> list[str]:
 
 
 async def _flow_variables(request: Request, env: str, flow_id: str) -> list[dict[str, Any]]:
-    flow = await services(request).store.read(lambda conn: flows.get_flow(conn, env, flow_id))
-    if flow is None:
-        raise not_found("flow", flow_id)
+    flow = await read_found(request, "flow", flow_id, lambda conn: flows.get_flow(conn, env, flow_id))
     return list(flow.draft.get("variables") or [])
 
 
 async def _trigger(request: Request, env: str) -> Trigger:
     trigger_id = request.path_params["trigger_id"]
-    trigger = await services(request).store.read(lambda conn: triggers.get_trigger(conn, env, trigger_id))
-    if trigger is None:
-        raise not_found("trigger", trigger_id)
-    return trigger
+    return await read_found(request, "trigger", trigger_id, lambda conn: triggers.get_trigger(conn, env, trigger_id))
 
 
 @admin_only
@@ -167,10 +171,11 @@ async def patch_trigger(request: Request) -> Response:
 async def delete_trigger(request: Request) -> Response:
     env = await environment(request)
     trigger_id = request.path_params["trigger_id"]
-    if not await services(request).store.write(lambda conn: triggers.delete_trigger(conn, env, trigger_id)):
-        raise not_found("trigger", trigger_id)
+    response = await delete_found(
+        request, "trigger", trigger_id, lambda conn: triggers.delete_trigger(conn, env, trigger_id)
+    )
     services(request).configuration_changed()
-    return Response(status_code=204)
+    return response
 
 
 async def _set_capture(request: Request, armed: bool) -> Response:
