@@ -48,6 +48,8 @@ def redact_query(query: str) -> str:
     other parameters, a name without a value and an empty value are kept
     as sent: only what could be a credential goes.
     """
+    if not query:  # most webhooks: nothing to split on their path
+        return query
     return "&".join(_redact_parameter(parameter) for parameter in query.split("&"))
 
 
