@@ -24,11 +24,20 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
 
+from store.ids import time_part
 
-def derived_id(prefix: str, *parts: str) -> str:
-    """`crd_…`: the same parts always give the same id (96 bits of SHA-256)."""
-    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-    return f"{prefix}_{digest[:24]}"
+
+def derived_id(prefix: str, parent: str, *parts: str) -> str:
+    """`crd_…`: the same parent and parts always give the same id (96 bits of SHA-256).
+
+    The id leads with its parent's time part (store.ids), so the effects of
+    work accepted together land together in every index keyed by id, as new
+    ids do: a purely hashed id dirtied a random leaf page of each such index
+    per effect, which made the executor's commits the longest writes a
+    webhook waited for, and grew with the tables.
+    """
+    digest = hashlib.sha256("\x1f".join((parent, *parts)).encode()).hexdigest()
+    return f"{prefix}_{time_part(parent)}{digest[:24]}"
 
 
 def insert_or_skip(dialect: Dialect, table: sa.Table) -> sa.Insert:

@@ -18,6 +18,9 @@ import threading
 import time
 
 _ENTROPY_CHUNK = 4096
+_TIME_DIGITS = 12  # hex digits of milliseconds since the epoch: good until the year 10889
+_RANDOM_DIGITS = 20
+_HEX = frozenset("0123456789abcdef")
 
 
 class _Entropy:
@@ -48,7 +51,16 @@ _entropy = _Entropy()
 
 def new_id(prefix: str) -> str:
     """`req_018c1f3a9b2e5f0e…` — milliseconds since the epoch (48 bits), then 80 random bits, hex."""
-    return f"{prefix}_{time.time_ns() // 1_000_000:012x}{_entropy.take(10).hex()}"
+    return f"{prefix}_{time.time_ns() // 1_000_000:0{_TIME_DIGITS}x}{_entropy.take(_RANDOM_DIGITS // 2).hex()}"
+
+
+def time_part(identifier: str) -> str:
+    """The millisecond prefix of an id made by `new_id` (or derived from one); "" for any other string."""
+    _, _, rest = identifier.partition("_")
+    head = rest[:_TIME_DIGITS]
+    if len(rest) < _TIME_DIGITS + _RANDOM_DIGITS or not _HEX.issuperset(head):
+        return ""
+    return head
 
 
 def new_uuid7() -> str:

@@ -7,7 +7,8 @@ import threading
 import time
 import uuid
 
-from store.ids import new_id, new_uuid7
+from store.idempotent import derived_id
+from store.ids import new_id, new_uuid7, time_part
 
 
 def test_ids_carry_their_prefix_a_millisecond_clock_and_80_random_bits() -> None:
@@ -45,3 +46,26 @@ def test_no_two_threads_get_the_same_random_bytes() -> None:
         thread.join()
     everything = [value for into in made for value in into]
     assert len(set(everything)) == len(everything)
+
+
+def test_time_part_is_read_from_ids_made_here_and_from_ids_derived_from_them() -> None:
+    invocation = new_id("inv")
+    instance = derived_id("fli", invocation, "user-1")
+    card = derived_id("crd", instance, "step-1")
+    assert time_part(invocation) == time_part(instance) == time_part(card) == invocation[4:16]
+    for foreign in ("evt_1", "fli_" + "a" * 24, "no-prefix", "x_" + "Z" * 32, ""):
+        assert time_part(foreign) == ""
+
+
+def test_derived_ids_are_stable_and_sort_with_their_parents_time() -> None:
+    older = new_id("inv")
+    time.sleep(0.002)
+    newer = new_id("inv")
+    assert derived_id("fli", older, "u") == derived_id("fli", older, "u")
+    assert derived_id("fli", older, "u") != derived_id("fli", older, "v") != derived_id("fli", newer, "u")
+    # Whatever the hash: every effect of the older invocation sorts before any of the newer one.
+    assert max(derived_id("fli", older, f"u{n}") for n in range(50)) < min(
+        derived_id("fli", newer, f"u{n}") for n in range(50)
+    )
+    assert re.fullmatch(r"fli_[0-9a-f]{36}", derived_id("fli", older, "u"))
+    assert re.fullmatch(r"evt_[0-9a-f]{24}", derived_id("evt", "card-from-elsewhere", "seen"))
