@@ -84,8 +84,14 @@ def stripe_event(line_items: int = 0) -> dict[str, Any]:
     }
     if line_items:
         event["data"]["object"]["lines"] = [
-            {"id": f"il_{i:06d}", "amount": 1000 + i, "currency": "nzd", "description": f"Seat licence #{i}",
-             "price": {"id": f"price_{i:04d}", "product": "prod_Flowhook", "unit_amount": 1000}, "quantity": 1}
+            {
+                "id": f"il_{i:06d}",
+                "amount": 1000 + i,
+                "currency": "nzd",
+                "description": f"Seat licence #{i}",
+                "price": {"id": f"price_{i:04d}", "product": "prod_Flowhook", "unit_amount": 1000},
+                "quantity": 1,
+            }
             for i in range(line_items)
         ]
     return event
@@ -139,7 +145,10 @@ def mapping_function(kind: str) -> Callable[[dict[str, Any]], Any]:
 
 
 def interleaved_rates(
-    functions: dict[str, Callable[[dict[str, Any]], Any]], requests: dict[str, dict[str, Any]], seconds: float, rounds: int = 10
+    functions: dict[str, Callable[[dict[str, Any]], Any]],
+    requests: dict[str, dict[str, Any]],
+    seconds: float,
+    rounds: int = 10,
 ) -> dict[str, float]:
     """Calls per second of each function on its request, measured in turns.
 

@@ -17,9 +17,9 @@ def _read_json(path: str, what: str) -> Any:
     try:
         return orjson.loads(Path(path).read_bytes())
     except OSError as error:
-        raise SystemExit(_fail(f"cannot read {what} {path}: {error.strerror}"))
+        raise SystemExit(_fail(f"cannot read {what} {path}: {error.strerror}")) from None
     except orjson.JSONDecodeError as error:
-        raise SystemExit(_fail(f"{what} {path} is not valid JSON: {error}"))
+        raise SystemExit(_fail(f"{what} {path} is not valid JSON: {error}")) from None
 
 
 def _fail(message: str) -> int:

@@ -155,7 +155,9 @@ def load_with_wrk(name: str, url: str, body: bytes, signature: str, seconds: flo
     try:
         output = subprocess.run(
             ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", script.name, url],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
     finally:
         os.unlink(script.name)
@@ -167,7 +169,9 @@ def load_with_wrk(name: str, url: str, body: bytes, signature: str, seconds: flo
     return LoadFigures(name, rate, p50, p99, int(non_2xx[1]) if non_2xx else 0)
 
 
-async def _load_with_httpx(name: str, url: str, body: bytes, signature: str, seconds: float, connections: int) -> LoadFigures:
+async def _load_with_httpx(
+    name: str, url: str, body: bytes, signature: str, seconds: float, connections: int
+) -> LoadFigures:
     latencies: list[float] = []
     failures = 0
     headers = {"Content-Type": "application/json", "Stripe-Signature": signature}
@@ -219,7 +223,17 @@ def measure(
     figures = []
 
     port = free_port()
-    bare = [sys.executable, "-m", "uvicorn", "--app-dir", str(BARE_APP_DIR), "bare_app:app", "--port", str(port), *uvicorn_flags]
+    bare = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--app-dir",
+        str(BARE_APP_DIR),
+        "bare_app:app",
+        "--port",
+        str(port),
+        *uvicorn_flags,
+    ]
     with running(bare, f"http://127.0.0.1:{port}/") as pid:
         url = f"http://127.0.0.1:{port}/hooks/bench"
         figures.append(load("bare Starlette handler", url, body, signature, seconds, connections, pid))
@@ -227,8 +241,18 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="flowhook-bench-") as data_dir:
         port = free_port()
         env = {**os.environ, "FLOWHOOK_ADMIN_TOKEN": ADMIN_TOKEN, "FLOWHOOK_EXECUTOR": str(executor).lower()}
-        serve = [sys.executable, "-m", "flowhook", "serve", "--port", str(port), "--data-dir", data_dir,
-                 "--workers", str(server_workers)]
+        serve = [
+            sys.executable,
+            "-m",
+            "flowhook",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            data_dir,
+            "--workers",
+            str(server_workers),
+        ]
         with running(serve, f"http://127.0.0.1:{port}/healthz", env=env) as pid:
             base = f"http://127.0.0.1:{port}"
             path = create_hook(base)

@@ -30,5 +30,11 @@ def request_from_sample(sample: dict[str, Any]) -> dict[str, Any]:
     if isinstance(query, dict):
         query = {k: v if isinstance(v, list) else [v] for k, v in query.items()}
     return make_request(
-        sample.get("method", "POST"), sample.get("path", "/"), headers, query, raw, content_type, sample.get("receivedAt")
+        sample.get("method", "POST"),
+        sample.get("path", "/"),
+        headers,
+        query,
+        raw,
+        content_type,
+        sample.get("receivedAt"),
     )

@@ -309,7 +309,7 @@ class HookPipeline:
         )
 
     def _log_entry(self, arrival: Arrival, hook_id: str, config: HookConfig | None) -> LogEntry:
-        """The request as the log keeps it: secret-bearing headers (and the verifier's) and query parameters redacted."""
+        """The request as the log keeps it: secret-bearing headers (the verifier's too) and query secrets redacted."""
         trigger = config.trigger if config is not None else None
         verifier = config.verifier if config is not None else None
         return LogEntry(

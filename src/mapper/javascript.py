@@ -49,7 +49,10 @@ def _compile_error(source: str, data: dict[str, Any]) -> MappingSpecError:
     info = described(data)
     lines = source.split("\n")
     if info["line"] is not None and info["line"] > len(lines):
-        message = f"{data['type']}: the brackets do not balance: the source ends with a (, [ or {{ still open, or a }} closes one too many"
+        message = (
+            f"{data['type']}: the brackets do not balance: "
+            "the source ends with a (, [ or { still open, or a } closes one too many"
+        )
         return MappingSpecError(message, line=len(lines), column=len(lines[-1]) + 1)
     return MappingSpecError(f"{data['type']}: {data['message']}", line=info["line"], column=info["column"])
 
@@ -118,7 +121,11 @@ class Engine:
         if problem:
             data = orjson.loads(problem)
             info = described(data)
-            message = data["message"] if data["type"] == "SpecError" else f"top-level code threw {data['type']}: {data['message']}"
+            message = (
+                data["message"]
+                if data["type"] == "SpecError"
+                else f"top-level code threw {data['type']}: {data['message']}"
+            )
             raise MappingSpecError(message, line=info["line"], column=info["column"])
 
     def call(self, op: int, payload: str) -> str:

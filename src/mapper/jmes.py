@@ -20,7 +20,9 @@ def _compile(expression: str, where: str) -> Any:
     except ParseError as error:
         column = getattr(error, "lex_position", None)
         raise MappingSpecError(
-            f"invalid JMESPath expression: {error.msg}" if hasattr(error, "msg") else f"invalid JMESPath expression: {error}",
+            f"invalid JMESPath expression: {error.msg}"
+            if hasattr(error, "msg")
+            else f"invalid JMESPath expression: {error}",
             path=where,
             column=column + 1 if isinstance(column, int) else None,
         ) from None
@@ -64,7 +66,9 @@ class FieldsProducer:
         prefixes = {".".join(parts[:i]) for _, parts, _ in self._fields for i in range(1, len(parts))}
         clashes = sorted(name for name, _, _ in self._fields if name in prefixes)
         if clashes:
-            raise MappingSpecError(f"field {clashes[0]!r} is both a value and a parent of other fields", path="$.fields")
+            raise MappingSpecError(
+                f"field {clashes[0]!r} is both a value and a parent of other fields", path="$.fields"
+            )
 
     def produce(self, request: dict[str, Any]) -> Produced:
         output: dict[str, Any] = {}

@@ -331,7 +331,9 @@ class SandboxPool:
             slot.process = process
         self.confinement = processes[0].confinement
         if self.confinement and not self.confinement.seccomp:
-            logger.warning("sandbox workers run without seccomp (%s); resource limits only", self.confinement.seccomp_detail)
+            logger.warning(
+                "sandbox workers run without seccomp (%s); resource limits only", self.confinement.seccomp_detail
+            )
         self._tasks = [asyncio.create_task(self._serve(slot)) for slot in self._slots]
 
     async def close(self) -> None:

@@ -29,7 +29,9 @@ def locate(stack: str) -> tuple[int | None, int | None, str]:
         return None, None, ""
     line, column = frames[0][1], frames[0][2]
     rewritten = "\n".join(
-        f"    at {name} (mapping.js:{frame_line}:{frame_column})" if name else f"    at mapping.js:{frame_line}:{frame_column}"
+        f"    at {name} (mapping.js:{frame_line}:{frame_column})"
+        if name
+        else f"    at mapping.js:{frame_line}:{frame_column}"
         for name, frame_line, frame_column in frames
     )
     return line, column, rewritten

@@ -50,7 +50,11 @@ class FlowVariables:
                     f"variable {name!r} has unknown type {type_name!r}; use one of {', '.join(VARIABLE_TYPES)}",
                     path=where,
                 )
-            if "default" in declaration and declaration["default"] is not None and not _matches(declaration["default"], type_name):
+            if (
+                "default" in declaration
+                and declaration["default"] is not None
+                and not _matches(declaration["default"], type_name)
+            ):
                 raise MappingSpecError(f"the default of variable {name!r} is not a {type_name}", path=where)
             seen.add(name)
             self.declarations.append(declaration)

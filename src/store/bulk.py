@@ -63,7 +63,7 @@ class BulkInsert:
             row = list(self._values(obj))
             for index, process in compiled.processors:
                 row[index] = process(row[index])
-            rows.append(tuple(row) if compiled.positional else dict(zip(self._columns, row)))
+            rows.append(tuple(row) if compiled.positional else dict(zip(self._columns, row, strict=True)))
         conn.exec_driver_sql(compiled.sql, rows)
 
     def _compile(self, dialect: Dialect) -> _Compiled:

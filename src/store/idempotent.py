@@ -69,11 +69,14 @@ def insert_new(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) ->
     if not rows:
         return
     plan = _plan(conn.dialect, table, tuple(rows[0]))
-    columns = [_bind_column(process, [row[key] for row in rows]) for key, process in zip(plan.keys, plan.processors)]
+    columns = [
+        _bind_column(process, [row[key] for row in rows])
+        for key, process in zip(plan.keys, plan.processors, strict=True)
+    ]
     if plan.positional:
-        params: list[Any] = list(zip(*columns))
+        params: list[Any] = list(zip(*columns, strict=True))
     else:
-        params = [dict(zip(plan.keys, values)) for values in zip(*columns)]
+        params = [dict(zip(plan.keys, values, strict=True)) for values in zip(*columns, strict=True)]
     conn.exec_driver_sql(plan.sql, params)
 
 

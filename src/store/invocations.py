@@ -130,7 +130,7 @@ def accept_batch(conn: Connection, requests: list[AcceptRequest]) -> list[Accept
         verdicts.append(Acceptance("accepted", invocation))
     _INSERT.execute(conn, created)
     entries: list[LogEntry] = []
-    for request, verdict in zip(requests, verdicts):
+    for request, verdict in zip(requests, verdicts, strict=True):
         if request.log is not None:
             if request.finish_log is not None:
                 request.finish_log(request.log, verdict)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -96,7 +96,7 @@ def migrate(conn: Connection) -> list[int]:
         pending = [m for m in MIGRATIONS if m.version not in applied]
         for migration in pending:
             migration.apply(conn)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if pending:
         conn.execute(
             sa.insert(schema_migrations),

@@ -146,7 +146,9 @@ class GroupCommitWriter:
                 except queue.Empty:
                     break
             if batch:
-                outcomes = list(zip(batch, self._commit([(pending.apply, pending.item) for pending in batch])))
+                outcomes = list(
+                    zip(batch, self._commit([(pending.apply, pending.item) for pending in batch]), strict=True)
+                )
                 if self._flush is None:
                     self._hand_back(outcomes)
                 else:
@@ -202,7 +204,7 @@ class GroupCommitWriter:
         with self._lock, self._engine.begin() as conn:
             for apply, indexes in groups.items():
                 outcomes = apply(conn, [items[i][1] for i in indexes])
-                for index, outcome in zip(indexes, outcomes):
+                for index, outcome in zip(indexes, outcomes, strict=True):
                     results[index] = outcome
         return results
 

@@ -8,7 +8,10 @@ import sys
 
 from flowhook.ingest_bench import LoadFigures, process_tree_cpu_seconds, table
 
-BURN = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\nprint('done', flush=True)\ninput()"
+BURN = (
+    "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
+    "print('done', flush=True)\ninput()"
+)
 
 
 def test_tree_cpu_counts_children_and_grandchildren() -> None:

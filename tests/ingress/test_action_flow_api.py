@@ -289,7 +289,6 @@ async def test_concurrent_conflicting_requests_let_exactly_one_through(flowhook,
     assert len(stored(flowhook, flow["id"])) == 1
 
 
-
 async def test_the_openapi_document_describes_the_api_trigger_endpoints(flowhook) -> None:
     document = (await flowhook.sender().get("/openapi.json")).json()
     paths = document["paths"]

@@ -14,7 +14,6 @@ from ingress.settings import Settings
 pytestmark = pytest.mark.anyio
 
 
-
 async def status_with(settings: Settings, token: str) -> int:
     app = create_app(settings)
     async with app.router.lifespan_context(app):

@@ -119,12 +119,15 @@ SIGNATURE_PARTS = st.one_of(
     st.text(PRINTABLE, max_size=30),
     st.builds(lambda t: f"t={t}", st.one_of(st.integers(-(2**70), 2**70), st.text(PRINTABLE, max_size=12))),
     st.builds(
-        lambda v: f"v1={v}", st.one_of(st.text(alphabet="0123456789abcdef", max_size=70), st.text(PRINTABLE, max_size=20))
+        lambda v: f"v1={v}",
+        st.one_of(st.text(alphabet="0123456789abcdef", max_size=70), st.text(PRINTABLE, max_size=20)),
     ),
 )
 
 
-@settings(max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     signature=st.lists(SIGNATURE_PARTS, max_size=5).map(",".join),
     body=st.binary(max_size=100),

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -43,9 +43,7 @@ def slack_signer(body: bytes, secret: str, at: int) -> dict[str, str]:
 def standard_signer(prefix: str) -> Signer:
     def sign(body: bytes, secret: str, at: int) -> dict[str, str]:
         msg_id = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"
-        signature = standardwebhooks.Webhook(secret).sign(
-            msg_id, datetime.fromtimestamp(at, timezone.utc), body.decode()
-        )
+        signature = standardwebhooks.Webhook(secret).sign(msg_id, datetime.fromtimestamp(at, UTC), body.decode())
         return {f"{prefix}-id": msg_id, f"{prefix}-timestamp": str(at), f"{prefix}-signature": signature}
 
     return sign

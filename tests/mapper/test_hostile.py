@@ -33,7 +33,9 @@ KNOWN_BUGS: dict[str, str] = {
     "61-throw-null-from-a-variable": (
         "a null thrown by the mapping is reported as MemoryLimitExceeded unless the source spells `throw null`"
     ),
-    "90-raw-body-read-dynamically": "rawBody is left out for sources that do not contain the word, even when read as request[key]",
+    "90-raw-body-read-dynamically": (
+        "rawBody is left out for sources that do not contain the word, even when read as request[key]"
+    ),
 }
 
 # Cases only a process boundary can stop: the mapping fills its memory and

@@ -590,6 +590,8 @@ LIMIT_CASES = [
     ),
     pytest.param("(function down(n) { return down(n + 1) + 1; })(0);", SHORT, "StackLimitExceeded", id="stack"),
 ]
+
+
 def limit_source(statement: str) -> str:
     return (
         f"function map(request) {{\n  if (request.body.evil) {{ {statement} }}"

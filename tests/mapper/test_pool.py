@@ -50,7 +50,6 @@ def request(n: int = 1, user: str = "u1") -> dict[str, Any]:
     return make_request("POST", "/hooks/h", {"Content-Type": "application/json"}, "", body, "application/json")
 
 
-
 @pytest.fixture(scope="module")
 async def pool() -> AsyncIterator[SandboxPool]:
     """Two workers whose engine lets a runaway loop run long enough to be killed."""
@@ -284,7 +283,10 @@ async def test_the_wall_clock_watchdog_kills_a_stuck_worker() -> None:
 async def test_a_worker_past_its_cpu_budget_retires_between_batches() -> None:
     spin = {
         "kind": "javascript",
-        "source": "function map(r) { const end = Date.now() + 300; while (Date.now() < end) {} return {targetUserIds: ['u']}; }",
+        "source": (
+            "function map(r) { const end = Date.now() + 300; while (Date.now() < end) {} "
+            "return {targetUserIds: ['u']}; }"
+        ),
     }
     process_limits = ProcessLimits(cpu_seconds=1)
     async with SandboxPool(1, limits=Limits(time_ms=5_000), process_limits=process_limits) as pool:

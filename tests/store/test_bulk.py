@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -50,7 +50,7 @@ def test_rows_read_back_as_with_sqlalchemys_insert(tmp_path: Any) -> None:
     engines = create_engines(sa.make_url(f"sqlite:///{tmp_path / 'bulk.db'}"))
     elsewhere = timezone(timedelta(hours=13))
     rows = [
-        Thing("a", datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=timezone.utc), {"x": [1, "é", None]}, True),
+        Thing("a", datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=UTC), {"x": [1, "é", None]}, True),
         Thing("b", datetime(2024, 3, 2, 1, 0, tzinfo=elsewhere), None, False),
     ]
     try:

@@ -151,7 +151,7 @@ def _refuse_rejected(entries: list[Entry], verdicts: list[Acceptance]) -> None:
             "path": f"$.flows[{index}].flowInvocationId",
             "message": f"flowInvocationId {entry.flow_invocation_id!r} was already used with another payload",
         }
-        for index, (entry, verdict) in enumerate(zip(entries, verdicts))
+        for index, (entry, verdict) in enumerate(zip(entries, verdicts, strict=True))
         if verdict.verdict == "conflict"
     ]
     if conflicts:

@@ -85,6 +85,7 @@ async def list_credentials(request: Request) -> Response:
 async def get_credential(request: Request) -> Response:
     env = await environment(request)
     client_id = request.path_params["clientId"]
+
     def read(conn: Connection) -> Credential | None:
         found = credentials.get_credential(conn, client_id)
         return found if found is not None and found.environment_id == env else None

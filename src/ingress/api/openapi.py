@@ -219,6 +219,7 @@ def versioned_paths(
         },
     }
 
+
 TRIGGER_FIELDS: dict[str, Schema] = {
     "mode": {"enum": list(MODES), "default": "test"},
     "mapping": ref("MappingSpec"),
@@ -271,16 +272,18 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
             "updatedAt": TIME,
         }
     ),
-    "RawRequest": closed(obj(
-        {
-            "method": {"enum": ["POST", "PUT"], "default": "POST"},
-            "path": {"type": "string", "pattern": "^/"},
-            "headers": {"type": "object", "additionalProperties": STRING},
-            "query": {"type": ["string", "object"]},
-            "contentType": STRING,
-            "body": {"description": "The raw body text, or any JSON value (then sent as application/json)."},
-        }
-    )),
+    "RawRequest": closed(
+        obj(
+            {
+                "method": {"enum": ["POST", "PUT"], "default": "POST"},
+                "path": {"type": "string", "pattern": "^/"},
+                "headers": {"type": "object", "additionalProperties": STRING},
+                "query": {"type": ["string", "object"]},
+                "contentType": STRING,
+                "body": {"description": "The raw body text, or any JSON value (then sent as application/json)."},
+            }
+        )
+    ),
     "Sample": obj(
         {
             "id": STRING,
@@ -295,16 +298,18 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
             "createdAt": TIME,
         }
     ),
-    "PreviewInput": closed(obj(
-        {
-            "mapping": ref("MappingSpec"),
-            "request": ref("RawRequest"),
-            "sampleId": STRING,
-            "variables": {"type": "array", "items": ref("Variable")},
-            "flowId": {**STRING, "description": "Use this flow's draft variables (unless `variables` is given)."},
-        },
-        ("mapping",),
-    )),
+    "PreviewInput": closed(
+        obj(
+            {
+                "mapping": ref("MappingSpec"),
+                "request": ref("RawRequest"),
+                "sampleId": STRING,
+                "variables": {"type": "array", "items": ref("Variable")},
+                "flowId": {**STRING, "description": "Use this flow's draft variables (unless `variables` is given)."},
+            },
+            ("mapping",),
+        )
+    ),
     "MappingResult": obj(
         {
             "ok": {"type": "boolean"},

@@ -5,7 +5,7 @@ Each is checked with a 400 `invalid_parameter` naming it.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from starlette.requests import Request
 
@@ -38,7 +38,7 @@ def timestamp(request: Request, name: str) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise ApiError(400, "invalid_parameter", f"{name} must be an ISO-8601 time like 2024-03-01T12:00:00Z") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def until(request: Request) -> datetime | None:

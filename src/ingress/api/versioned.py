@@ -92,9 +92,7 @@ class VersionedEndpoints:
         env = await environment(request)
         document_id = request.path_params[self._id_param]
         draft = self._checked_draft(await json_object(request))
-        document = await services(request).store.write(
-            lambda conn: self._update_draft(conn, env, document_id, draft)
-        )
+        document = await services(request).store.write(lambda conn: self._update_draft(conn, env, document_id, draft))
         return self._changed(request, self._found(document, document_id))
 
     async def publish(self, request: Request) -> Response:
