@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
@@ -29,7 +29,7 @@ from ingress.api import (
     triggers,
 )
 from ingress.api.openapi import openapi_endpoint
-from ingress.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
+from ingress.errors import ApiError, handle_api_error, handle_client_gone, handle_http_exception, handle_unexpected
 from ingress.fast_route import FastRoute
 from ingress.hooks import HookPipeline, hook_endpoint
 from ingress.jsonio import json_response
@@ -87,6 +87,7 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers={
             ApiError: handle_api_error,
             HTTPException: handle_http_exception,
+            ClientDisconnect: handle_client_gone,
             Exception: handle_unexpected,
         },
         middleware=[Middleware(FastRoute, route=hooks)],

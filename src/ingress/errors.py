@@ -87,6 +87,11 @@ def allowed_methods(routes: list[BaseRoute], scope: dict[str, Any]) -> set[str]:
     return found
 
 
+async def handle_client_gone(request: Request, exc: Exception) -> Response:
+    """The client closed the connection while its body was read: nobody to answer, nothing to report."""
+    return Response(status_code=499)
+
+
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal_error", "the server failed to handle this request")

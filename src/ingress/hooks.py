@@ -4,7 +4,8 @@ Checks run in this order, each failure answered with its status and logged
 with its cause:
 
     404 hook_not_found · 403 trigger_disabled · 403 ip_not_allowed
-    · 413 body_too_large · 415 unsupported_media_type · 401 signature_invalid
+    · 413 body_too_large · 408 body_timeout · (499 client_disconnected: logged, not answered)
+    · 415 unsupported_media_type · 401 signature_invalid
     · 401 timestamp_out_of_tolerance · (armed capture: 202 captured)
     · 400 invalid_body · 200 skipped · 422 mapping_error · 422 validation_error
     · 409 idempotency_conflict · 409 flow_not_published · 202 accepted
@@ -26,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import Receive, Scope, Send
 
 from ingress.allowlist import client_ip
-from ingress.body import BodyTooLarge, read_body
+from ingress.body import BodyNotReceived, BodyTimedOut, BodyTooLarge, read_body
 from ingress.errors import error_body
 from ingress.hook_configs import HookConfig
 from ingress.jsonio import send_json
@@ -55,6 +56,8 @@ CAUSES = (
     "trigger_disabled",
     "ip_not_allowed",
     "body_too_large",
+    "body_timeout",
+    "client_disconnected",
     "unsupported_media_type",
     "signature_invalid",
     "timestamp_out_of_tolerance",
@@ -127,7 +130,8 @@ class HookPipeline:
             logger.exception("could not store request %s", arrival.request_id)
             message = "the request could not be stored; retry later"
             outcome = Outcome.error(503, "store_unavailable", message, arrival.request_id)
-        await send_json(send, outcome.body, outcome.status, outcome.headers)
+        if outcome.cause != "client_disconnected":  # nobody to answer
+            await send_json(send, outcome.body, outcome.status, outcome.headers)
 
     async def _receive(self, receive: Receive, arrival: Arrival, hook_id: str) -> Outcome:
         request_id = arrival.request_id
@@ -148,13 +152,11 @@ class HookPipeline:
             return await self._finish(log, refused)
         try:
             declared = arrival.headers.get("content-length")
-            arrival.raw_body = await read_body(receive, self._settings.max_body_bytes, declared)
-        except BodyTooLarge as too_large:
-            self._keep_body(log, too_large.head, truncated=True)
-            message = f"the body exceeds the limit of {self._settings.max_body_bytes} bytes"
-            # Close the connection: the rest of the body is never read.
-            refused = Outcome.error(413, "body_too_large", message, request_id, headers={"Connection": "close"})
-            return await self._finish(log, refused)
+            limit, timeout = self._settings.max_body_bytes, self._settings.body_timeout_seconds
+            arrival.raw_body = await read_body(receive, limit, declared, timeout)
+        except BodyNotReceived as incomplete:
+            self._keep_body(log, incomplete.head, truncated=True)
+            return await self._finish(log, self._incomplete(incomplete, request_id))
         self._keep_body(log, arrival.raw_body)
         media = media_type(arrival.content_type)
         if not is_supported(media):
@@ -287,6 +289,19 @@ class HookPipeline:
         await self._services.store.submit(insert_entries, log)
         self._services.retention.note(log.trigger_id)
         return outcome
+
+    def _incomplete(self, incomplete: BodyNotReceived, request_id: str) -> Outcome:
+        close = {"Connection": "close"}  # the rest of the body is never read
+        if isinstance(incomplete, BodyTooLarge):
+            message = f"the body exceeds the limit of {self._settings.max_body_bytes} bytes"
+            return Outcome.error(413, "body_too_large", message, request_id, headers=close)
+        if isinstance(incomplete, BodyTimedOut):
+            message = f"the body did not arrive within {self._settings.body_timeout_seconds:g} s"
+            return Outcome.error(408, "body_timeout", message, request_id, headers=close)
+        # Logged with nginx's 499 ("client closed request"); no answer is sent.
+        message = "the sender closed the connection before its body was complete"
+        detail = f"{message} ({len(incomplete.head)} bytes of it were read)"
+        return Outcome.error(499, "client_disconnected", message, request_id, detail=detail)
 
     def _refuse_by_mode(self, config: HookConfig, request_id: str) -> Outcome | None:
         if config.trigger.mode == "disabled":

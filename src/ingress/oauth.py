@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ingress.access_tokens import issue_token
-from ingress.body import BodyTooLarge, read_body
+from ingress.body import BodyTimedOut, BodyTooLarge, read_body
 from ingress.client_secrets import check_secret
 from ingress.jsonio import json_response
 from ingress.services import Services
@@ -68,7 +68,7 @@ async def token_endpoint(request: Request) -> Response:
 
 async def _grant(request: Request) -> dict[str, Any]:
     services: Services = request.app.state.services
-    form = await _form(request)
+    form = await _form(request, services.settings.body_timeout_seconds)
     grant_type = form.get("grant_type")
     if grant_type is None:
         raise OAuthError("invalid_request", "grant_type is required")
@@ -87,15 +87,17 @@ async def _grant(request: Request) -> dict[str, Any]:
     return {"access_token": token, "token_type": "Bearer", "expires_in": lifetime, "scope": " ".join(roles)}
 
 
-async def _form(request: Request) -> dict[str, str]:
+async def _form(request: Request, timeout: float) -> dict[str, str]:
     """The form fields; empty ones count as absent (§3.1), repeated ones are refused."""
     if media_type(request.headers.get("content-type")) != FORM:
         raise OAuthError("invalid_request", f"send the parameters as {FORM}")
     try:
-        raw = await read_body(request.receive, MAX_FORM_BYTES, request.headers.get("content-length"))
+        raw = await read_body(request.receive, MAX_FORM_BYTES, request.headers.get("content-length"), timeout)
         pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
     except BodyTooLarge:
         raise OAuthError("invalid_request", f"the body exceeds {MAX_FORM_BYTES} bytes") from None
+    except BodyTimedOut:
+        raise OAuthError("invalid_request", f"the body did not arrive within {timeout:g} s") from None
     except UnicodeDecodeError:
         raise OAuthError("invalid_request", "the body is not a valid form") from None
     repeated = sorted(name for name, count in Counter(name for name, _ in pairs).items() if count > 1)

@@ -40,6 +40,7 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     forwarded_header: str = "x-forwarded-for"
     max_body_bytes: int = 1 * MiB
+    body_timeout_seconds: float = 30.0  # the whole body must arrive within this (webhooks, API, OAuth)
     log_body_bytes: int = 64 * KiB
     request_log_retention: int = 1000
     sample_retention: int = 50

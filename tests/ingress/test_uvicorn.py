@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.anyio
 TOKEN = "fh_admin_uvicorn-test-token"
 SECRET = "whsec_uvicorn_0123456789abcdef"
 MAX_BODY = 8192
+BODY_TIMEOUT = 0.5
 
 
 @dataclass
@@ -36,7 +38,11 @@ class Server:
 @pytest.fixture(scope="module")
 async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Server]:
     settings = Settings(
-        data_dir=Path(tmp_path_factory.mktemp("uvicorn")), admin_token=TOKEN, sandbox_workers=1, max_body_bytes=MAX_BODY
+        data_dir=Path(tmp_path_factory.mktemp("uvicorn")),
+        admin_token=TOKEN,
+        sandbox_workers=1,
+        max_body_bytes=MAX_BODY,
+        body_timeout_seconds=BODY_TIMEOUT,
     )
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -146,3 +152,71 @@ async def test_forwarded_for_from_localhost_is_not_believed_without_a_trusted_pr
     assert response.status_code == 403
     entry = (await server.api.get(f"/v1/default/requests/{response.json()['error']['requestId']}")).json()
     assert entry["clientIp"] == "127.0.0.1"
+
+
+def partial_request(path: str, *, declared: int, sent: bytes, headers: str = "") -> bytes:
+    """A request whose body stops short of its Content-Length."""
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{headers}"
+    return f"{head}Content-Length: {declared}\r\n\r\n".encode() + sent
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_answered_408_and_logged(server: Server) -> None:
+    trigger = await webhook_trigger(server)
+    started = time.monotonic()
+    answer = await raw_exchange(
+        server.port, partial_request(f"/hooks/{trigger['hookId']}", declared=100, sent=b'{"tar')
+    )
+    assert time.monotonic() - started >= BODY_TIMEOUT
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 408 Request Timeout"
+    assert b"connection: close" in rest.lower()
+    request_id = orjson.loads(rest.partition(b"\r\n\r\n")[2])["error"]["requestId"]
+    entry = (await server.api.get(f"/v1/default/requests/{request_id}")).json()
+    assert (entry["status"], entry["cause"], entry["body"], entry["bodyTruncated"]) == (
+        408,
+        "body_timeout",
+        '{"tar',
+        True,
+    )
+
+
+async def test_a_sender_that_hangs_up_mid_body_is_logged_without_an_error(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    trigger = await webhook_trigger(server)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(partial_request(f"/hooks/{trigger['hookId']}", declared=100, sent=b'{"targetUserIds"'))
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+    log: list[dict[str, object]] = []
+    for _ in range(100):
+        log = (await server.api.get(f"/v1/default/triggers/{trigger['id']}/requests")).json()["data"]
+        if log:
+            break
+        await asyncio.sleep(0.05)
+    assert [(entry["status"], entry["cause"]) for entry in log] == [(499, "client_disconnected")]
+    entry = (await server.api.get(f"/v1/default/requests/{log[0]['id']}")).json()
+    # uvicorn hands over what it buffered only if the hang-up has not been seen yet: all of it or none.
+    assert entry["body"] in ("", '{"targetUserIds"')
+    assert (entry["bodyBytes"], entry["bodyTruncated"]) == (len(entry["body"]), True)
+    assert f"{len(entry['body'])} bytes of it were read" in entry["message"]
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+async def test_the_management_api_times_out_slow_bodies_and_shrugs_off_hang_ups(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    auth = f"Authorization: Bearer {TOKEN}\r\n"
+    slow = partial_request("/v1/default/action-flows", declared=50, sent=b'{"name"', headers=auth)
+    answer = await raw_exchange(server.port, slow)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b'"code":"body_timeout"' in answer
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(partial_request("/v1/default/action-flows", declared=50, sent=b'{"name"', headers=auth))
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+    await asyncio.sleep(0.2)
+    assert (await server.api.get("/healthz")).status_code == 200
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ingress.body import BodyTooLarge, read_body
+from ingress.body import BodyTimedOut, BodyTooLarge, read_body
 from ingress.errors import ApiError
 from ingress.services import Services
 from store.environments import get_environment
@@ -34,11 +34,14 @@ async def environment(request: Request) -> str:
 
 
 async def json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object, or a 400/413 saying why not."""
+    """The body as a JSON object, or a 400/408/413 saying why not."""
+    timeout = services(request).settings.body_timeout_seconds
     try:
-        raw = await read_body(request.receive, MAX_BODY_BYTES, request.headers.get("content-length"))
+        raw = await read_body(request.receive, MAX_BODY_BYTES, request.headers.get("content-length"), timeout)
     except BodyTooLarge:
         raise ApiError(413, "body_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes") from None
+    except BodyTimedOut:
+        raise ApiError(408, "body_timeout", f"the body did not arrive within {timeout:g} s") from None
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as error:

@@ -382,6 +382,7 @@ ERROR_STATUSES = {
     401: "Missing or wrong admin token; for webhooks: signature_invalid / timestamp_out_of_tolerance.",
     403: "trigger_disabled / ip_not_allowed.",
     404: "Not found (hook, environment, flow, trigger, sample, request).",
+    408: "body_timeout: the body did not arrive within the time allowed.",
     409: "idempotency_conflict / flow_not_published / replay_not_allowed.",
     413: "Body too large.",
     415: "Unsupported content type.",
@@ -389,15 +390,17 @@ ERROR_STATUSES = {
     503: "sandbox_crashed or store_unavailable: retry later.",
 }
 
-WEBHOOK_ERRORS = (400, 401, 403, 404, 409, 413, 415, 422, 503)
+WEBHOOK_ERRORS = (400, 401, 403, 404, 408, 409, 413, 415, 422, 503)
 
 WEBHOOK_DESCRIPTION = """The webhook endpoint: no admin token; the hookId in the URL is the credential, \
 optionally with an IP allowlist and a signature check. Checks run in this order, each failure answered with \
 its status and recorded in the request log: 404 hook_not_found, 403 trigger_disabled, 403 ip_not_allowed, \
-413 body_too_large, 415 unsupported_media_type, 401 signature_invalid, 401 timestamp_out_of_tolerance, \
-(armed capture: 202 {captured: true}), 400 invalid_body, 200 skipped, 422 mapping_error, 422 validation_error, \
-409 idempotency_conflict, 409 flow_not_published, 202 accepted (sent after the invocation is committed). \
-A repeat with the same flowInvocationId and payload gets the original 202 body and `Idempotent-Replayed: true`."""
+413 body_too_large, 408 body_timeout, 415 unsupported_media_type, 401 signature_invalid, \
+401 timestamp_out_of_tolerance, (armed capture: 202 {captured: true}), 400 invalid_body, 200 skipped, \
+422 mapping_error, 422 validation_error, 409 idempotency_conflict, 409 flow_not_published, \
+202 accepted (sent after the invocation is committed). A sender that hangs up before its body is complete \
+is logged as 499 client_disconnected. A repeat with the same flowInvocationId and payload gets the original \
+202 body and `Idempotent-Replayed: true`."""
 
 
 def _paths() -> dict[str, Any]:
