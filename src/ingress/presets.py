@@ -12,22 +12,27 @@ from types import MappingProxyType
 from typing import Any, Final
 
 
-def _standard_webhooks(prefix: str) -> dict[str, Any]:
+def _standard_webhooks(prefix: str, *, public_key: bool = False) -> dict[str, Any]:
     """Standard Webhooks and Svix differ only in their header prefix.
 
-    `<prefix>-signature: v1,<base64> v1,<base64>` is a space-separated list of
-    pairs, so the value is split on " " and the "v1," prefix picks the HMAC
-    signatures (ignoring e.g. "v1a," ed25519 ones). The secret is `whsec_` +
-    base64 of the key bytes.
+    `<prefix>-signature: v1,<base64> v1a,<base64>` is a space-separated list of
+    pairs, so the value is split on " " and the prefix picks the signatures of
+    one scheme: "v1," an HMAC-SHA256 with a shared secret (`whsec_` + base64 of
+    the key bytes), "v1a," an Ed25519 signature checked with the sender's
+    public key (`whpk_` + base64 of its 32 bytes).
     """
     return {
-        "algorithm": "sha256",
+        "algorithm": "ed25519" if public_key else "sha256",
         "digest": "base64",
-        "signature": {"header": f"{prefix}-signature", "parsePrefix": "v1,", "separator": " "},
+        "signature": {
+            "header": f"{prefix}-signature",
+            "parsePrefix": "v1a," if public_key else "v1,",
+            "separator": " ",
+        },
         "timestamp": {"header": f"{prefix}-timestamp"},
         "template": f"[header:{prefix}-id].[timestamp].[payload]",
         "toleranceSeconds": 300,
-        "secretEncoding": "whsec",
+        "secretEncoding": "whpk" if public_key else "whsec",
     }
 
 
@@ -70,3 +75,12 @@ PRESETS: Final[MappingProxyType[str, dict[str, Any]]] = MappingProxyType(
         "svix": _standard_webhooks("svix"),
     }
 )
+
+#: The same senders' asymmetric scheme, chosen when every configured key is a `whpk_` public key.
+PUBLIC_KEY_PRESETS: Final[MappingProxyType[str, dict[str, Any]]] = MappingProxyType(
+    {
+        "standard-webhooks": _standard_webhooks("webhook", public_key=True),
+        "svix": _standard_webhooks("svix", public_key=True),
+    }
+)
+PUBLIC_KEY_PREFIX: Final = "whpk_"

@@ -1,10 +1,11 @@
 """Webhook signature verification (SPEC §3): compile a config once, verify each request.
 
 Compiling does everything that does not depend on the request — validating the
-config, decoding the secrets, keying one HMAC per secret, splitting the
-template — so `Verifier.verify` only reads headers and hashes the message once
-per secret. A config that cannot work is refused with `VerificationConfigError`;
-it is never treated as "no verification" (fail closed).
+config, decoding the secrets, keying one HMAC per secret (or loading each
+Ed25519 public key), splitting the template — so `Verifier.verify` only reads
+headers and hashes (or checks) the message once per key. A config that cannot
+work is refused with `VerificationConfigError`; it is never treated as "no
+verification" (fail closed).
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from ingress.presets import PRESETS
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ingress.presets import PRESETS, PUBLIC_KEY_PREFIX, PUBLIC_KEY_PRESETS
 
 SIGNATURE_INVALID: Final = "signature_invalid"
 TIMESTAMP_OUT_OF_TOLERANCE: Final = "timestamp_out_of_tolerance"
@@ -32,6 +36,9 @@ ALGORITHMS: Final[Mapping[str, Callable[..., Any]]] = {
     "sha256": hashlib.sha256,
     "sha512": hashlib.sha512,
 }
+ED25519: Final = "ed25519"  # a signature by the sender's private key, checked with its public key
+ED25519_KEY_BYTES: Final = 32
+ED25519_SIGNATURE_BYTES: Final = 64
 # Signatures are compared as bytes, so hex case does not matter; strict decoders
 # (no whitespace, no non-alphabet characters) turn garbage into "not a candidate".
 _DECODERS: Final[Mapping[str, Callable[[str], bytes]]] = {
@@ -39,7 +46,8 @@ _DECODERS: Final[Mapping[str, Callable[[str], bytes]]] = {
     "base64": functools.partial(base64.b64decode, validate=True),
 }
 DIGESTS: Final = tuple(_DECODERS)
-SECRET_ENCODINGS: Final = ("utf8", "base64", "whsec")
+SECRET_ENCODINGS: Final = ("utf8", "base64", "whsec", "whpk")
+_KEY_PREFIXES: Final = {"whsec": "whsec_", "whpk": "whpk_"}
 DEFAULT_TOLERANCE_SECONDS: Final = 300
 MAX_SECRETS: Final = 10
 SECRET_MASK: Final = "••••"
@@ -137,28 +145,26 @@ class Verifier:
 
     Order of checks: signature header, timestamp header (missing or not a
     number of seconds -> signature_invalid, since the signed message cannot be
-    rebuilt), HMAC match (signature_invalid), then tolerance
+    rebuilt), signature match (signature_invalid), then tolerance
     (timestamp_out_of_tolerance). The tolerance is checked last so that
     `timestamp_out_of_tolerance` is only reported for authentic requests — a
     replay or a sender's clock skew — and a forgery always reads as
     `signature_invalid`.
     """
 
-    __slots__ = ("_digest", "_keyed", "_signature", "_template", "_timestamp", "_tolerance", "headers_to_redact")
+    __slots__ = ("_digest", "_keys", "_signature", "_template", "_timestamp", "_tolerance", "headers_to_redact")
 
     def __init__(
         self,
         *,
-        keys: Sequence[bytes],
-        algorithm: str,
+        keys: _Keys,
         digest: str,
         signature: _HeaderField,
         timestamp: _HeaderField | None,
         template: tuple[_TemplatePart, ...],
         tolerance_seconds: int,
     ):
-        # Keyed once here; each request copies them, which skips re-hashing the key pads.
-        self._keyed = tuple(hmac.new(key, digestmod=ALGORITHMS[algorithm]) for key in keys)
+        self._keys = keys
         self._digest = digest
         self._signature = signature
         self._timestamp = timestamp
@@ -173,7 +179,7 @@ class Verifier:
         candidates = self._candidates(headers)
         timestamp_text, timestamp = self._read_timestamp(headers)
         message = self._message(headers, raw_body, timestamp_text)
-        if not self._matches(message, candidates):
+        if not self._keys.match(message, candidates):
             raise _invalid("signature does not match")
         if timestamp is not None:
             self._check_tolerance(timestamp, now)
@@ -216,7 +222,32 @@ class Verifier:
                 pieces.append(_header_bytes(value))
         return pieces
 
-    def _matches(self, message: list[bytes], candidates: list[bytes]) -> bool:
+    def _check_tolerance(self, timestamp: float, now: float) -> None:
+        skew = now - timestamp
+        if abs(skew) > self._tolerance:
+            direction = "old" if skew > 0 else "in the future"
+            raise VerificationFailure(
+                TIMESTAMP_OUT_OF_TOLERANCE,
+                f"timestamp is {abs(skew):.0f} s {direction}; tolerance is {self._tolerance} s",
+            )
+
+
+class _Keys(Protocol):
+    def match(self, message: list[bytes], candidates: list[bytes]) -> bool:
+        """Whether any candidate signature is a valid signature of the message (given in pieces)."""
+        ...
+
+
+class _SharedSecrets:
+    """HMAC keys: the expected signature is computed and compared in constant time."""
+
+    __slots__ = ("_keyed",)
+
+    def __init__(self, keys: Sequence[bytes], algorithm: str) -> None:
+        # Keyed once here; each request copies them, which skips re-hashing the key pads.
+        self._keyed = tuple(hmac.new(key, digestmod=ALGORITHMS[algorithm]) for key in keys)
+
+    def match(self, message: list[bytes], candidates: list[bytes]) -> bool:
         for keyed in self._keyed:
             mac = keyed.copy()
             for piece in message:
@@ -226,14 +257,27 @@ class Verifier:
                 return True
         return False
 
-    def _check_tolerance(self, timestamp: float, now: float) -> None:
-        skew = now - timestamp
-        if abs(skew) > self._tolerance:
-            direction = "old" if skew > 0 else "in the future"
-            raise VerificationFailure(
-                TIMESTAMP_OUT_OF_TOLERANCE,
-                f"timestamp is {abs(skew):.0f} s {direction}; tolerance is {self._tolerance} s",
-            )
+
+class _PublicKeys:
+    """Ed25519 public keys (Standard Webhooks `v1a`): nothing secret is held or compared."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, keys: Sequence[bytes]) -> None:
+        self._keys = tuple(Ed25519PublicKey.from_public_bytes(key) for key in keys)
+
+    def match(self, message: list[bytes], candidates: list[bytes]) -> bool:
+        signed = b"".join(message)
+        for key in self._keys:
+            for candidate in candidates:
+                if len(candidate) != ED25519_SIGNATURE_BYTES:
+                    continue
+                try:
+                    key.verify(candidate, signed)
+                except InvalidSignature:
+                    continue
+                return True
+        return False
 
 
 def _header_bytes(value: str) -> bytes:
@@ -257,11 +301,14 @@ def compile_verification(config: Mapping[str, Any] | None) -> Verifier | None:
     full = _expand_preset(config) if "preset" in config else config
     _check_keys(full, _CONFIG_KEYS, "$")
     secret_encoding = _choice(full, "secretEncoding", SECRET_ENCODINGS, "utf8")
-    keys = [_secret_key(secret, secret_encoding, path) for secret, path in _secrets(full)]
+    algorithm = _choice(full, "algorithm", (*ALGORITHMS, ED25519), "sha256")
+    if algorithm == ED25519 and secret_encoding == "utf8":
+        message = "an ed25519 public key is written in base64: secretEncoding base64 or whpk"
+        raise VerificationConfigError(message, "$.secretEncoding")
+    keys = [(_secret_key(secret, secret_encoding, path), path) for secret, path in _secrets(full)]
     timestamp = _header_field(full["timestamp"], "timestamp", "$.timestamp") if "timestamp" in full else None
     return Verifier(
-        keys=keys,
-        algorithm=_choice(full, "algorithm", tuple(ALGORITHMS), "sha256"),
+        keys=_public_keys(keys) if algorithm == ED25519 else _SharedSecrets([key for key, _ in keys], algorithm),
         digest=_choice(full, "digest", DIGESTS, "hex"),
         signature=_header_field(_required(full, "signature"), "signature", "$.signature"),
         timestamp=timestamp,
@@ -271,12 +318,19 @@ def compile_verification(config: Mapping[str, Any] | None) -> Verifier | None:
 
 
 def _expand_preset(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The preset's config with the user's secrets; a sender's public-key scheme when every key is `whpk_`."""
     name = config["preset"]
     if not isinstance(name, str) or name not in PRESETS:
         raise VerificationConfigError(f"unknown preset; known presets: {', '.join(PRESETS)}", "$.preset")
     _check_keys(config, _PRESET_KEYS, "$")
     options = {key: value for key, value in config.items() if key != "preset"}
-    return {**copy.deepcopy(PRESETS[name]), **options}
+    given = config.get("secrets") if "secrets" in config else [config.get("secret")]
+    public = (
+        name in PUBLIC_KEY_PRESETS
+        and isinstance(given, list)
+        and all(isinstance(key, str) and key.startswith(PUBLIC_KEY_PREFIX) for key in given)
+    )
+    return {**copy.deepcopy(PUBLIC_KEY_PRESETS[name] if public else PRESETS[name]), **options}
 
 
 def _check_keys(obj: Mapping[str, Any], allowed: frozenset[str], path: str) -> None:
@@ -326,10 +380,10 @@ def _secrets(config: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def _secret_key(secret: str, encoding: str, path: str) -> bytes:
-    """The HMAC key bytes: the text itself (utf8), or base64 optionally after `whsec_` (whsec)."""
+    """The key bytes: the text itself (utf8), or base64 optionally after `whsec_` (whsec) or `whpk_` (whpk)."""
     if encoding == "utf8":
         return secret.encode("utf-8")
-    text = secret.removeprefix("whsec_") if encoding == "whsec" else secret
+    text = secret.removeprefix(_KEY_PREFIXES.get(encoding, ""))
     try:
         key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except ValueError:
@@ -337,6 +391,14 @@ def _secret_key(secret: str, encoding: str, path: str) -> bytes:
     if not key:
         raise VerificationConfigError(f"the secret decodes to an empty {encoding} key", path)
     return key
+
+
+def _public_keys(keys: list[tuple[bytes, str]]) -> _PublicKeys:
+    for key, path in keys:
+        if len(key) != ED25519_KEY_BYTES:
+            message = f"an ed25519 public key is {ED25519_KEY_BYTES} bytes; this one decodes to {len(key)}"
+            raise VerificationConfigError(message, path)
+    return _PublicKeys([key for key, _ in keys])
 
 
 def _header_field(value: Any, role: str, path: str) -> _HeaderField:

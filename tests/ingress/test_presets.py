@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 import pytest
 import standardwebhooks
 import stripe
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from slack_sdk.signature import Clock, SignatureVerifier
 
 from ingress.presets import PRESETS
@@ -252,6 +254,84 @@ def test_standard_webhooks_refuses_a_bad_whsec_secret(secret: str) -> None:
     with pytest.raises(VerificationConfigError) as caught:
         compile_verification({"preset": "standard-webhooks", "secret": secret})
     assert caught.value.path == "$.secret"
+
+
+# Standard Webhooks' asymmetric scheme: `v1a,<base64 Ed25519 signature>` of the same message, checked with the
+# sender's public key (`whpk_…`). The standardwebhooks library does not sign v1a, so the private key signs here
+# (PyCA cryptography), as the specification describes.
+SIGNING_KEY = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"flowhook test signing key").digest())
+OTHER_SIGNING_KEY = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"someone else").digest())
+
+
+def whpk(private: Ed25519PrivateKey) -> str:
+    raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return "whpk_" + base64.b64encode(raw).decode()
+
+
+def v1a(private: Ed25519PrivateKey, msg_id: str, timestamp: int, body: bytes = BODY) -> str:
+    return "v1a," + base64.b64encode(private.sign(f"{msg_id}.{timestamp}.".encode() + body)).decode()
+
+
+@pytest.mark.parametrize("prefix", ["webhook", "svix"])
+def test_standard_webhooks_public_keys_verify_v1a_signatures(prefix: str) -> None:
+    name = "standard-webhooks" if prefix == "webhook" else "svix"
+    msg_id = "msg_asymmetric"
+    header = f"v1,{standard_sign(WHSEC, msg_id=msg_id).removeprefix('v1,')} {v1a(SIGNING_KEY, msg_id, NOW)}"
+    headers = {f"{prefix}-id": msg_id, f"{prefix}-timestamp": str(NOW), f"{prefix}-signature": header}
+    verifier = preset(name, secret=whpk(SIGNING_KEY))
+    verifier.verify(headers, BODY, NOW)
+    assert code_of(verifier, headers, BODY + b" ") == SIGNATURE_INVALID
+    assert code_of(verifier, {**headers, f"{prefix}-id": "msg_other"}) == SIGNATURE_INVALID
+    assert code_of(verifier, headers, now=NOW + 301) == TIMESTAMP_OUT_OF_TOLERANCE
+    assert code_of(preset(name, secret=whpk(OTHER_SIGNING_KEY)), headers) == SIGNATURE_INVALID
+    # Only v1a entries count for a public key, however the v1 HMAC in the same header reads.
+    assert code_of(verifier, {**headers, f"{prefix}-signature": header.split(" ")[0]}) == SIGNATURE_INVALID
+    # Rotation: either key of a pair verifies, and the shared-secret preset still reads the v1 entry.
+    preset(name, secrets=[whpk(OTHER_SIGNING_KEY), whpk(SIGNING_KEY)]).verify(headers, BODY, NOW)
+    preset(name, secret=WHSEC).verify(headers, BODY, NOW)
+
+
+def test_a_v1a_signature_of_the_wrong_length_or_encoding_is_no_candidate() -> None:
+    headers = {"webhook-id": "m", "webhook-timestamp": str(NOW), "webhook-signature": "v1a,c2lnbmF0dXJl v1a,!!"}
+    assert code_of(preset("standard-webhooks", secret=whpk(SIGNING_KEY)), headers) == SIGNATURE_INVALID
+
+
+@pytest.mark.parametrize(
+    ("config", "path"),
+    [
+        ({"preset": "standard-webhooks", "secret": "whpk_" + base64.b64encode(b"short").decode()}, "$.secret"),
+        ({"preset": "standard-webhooks", "secrets": [WHSEC, "whpk_" + "A" * 43]}, "$.secrets[1]"),
+        (
+            {
+                "algorithm": "ed25519",
+                "digest": "base64",
+                "secret": "x" * 32,
+                "signature": {"header": "X-Signature"},
+            },
+            "$.secretEncoding",
+        ),
+    ],
+)
+def test_public_key_configs_that_cannot_work_are_refused(config: dict[str, object], path: str) -> None:
+    with pytest.raises(VerificationConfigError) as caught:
+        compile_verification(config)
+    assert caught.value.path == path
+
+
+def test_a_full_ed25519_config_without_a_preset() -> None:
+    body = b"hello"
+    signature = base64.b64encode(SIGNING_KEY.sign(body)).decode()
+    config = {
+        "algorithm": "ed25519",
+        "digest": "base64",
+        "secretEncoding": "whpk",
+        "secret": whpk(SIGNING_KEY),
+        "signature": {"header": "X-Signature"},
+    }
+    verifier = compile_verification(config)
+    assert verifier is not None
+    verifier.verify({"x-signature": signature}, body, NOW)
+    assert code_of(verifier, {"x-signature": signature}, b"hello!") == SIGNATURE_INVALID
 
 
 def test_stripe_secret_is_the_utf8_text_not_whsec_base64() -> None:

@@ -19,6 +19,8 @@ import orjson
 import pytest
 import standardwebhooks
 import stripe
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from slack_sdk.signature import SignatureVerifier
 
 pytestmark = pytest.mark.anyio
@@ -92,6 +94,29 @@ async def test_preset_accepts_the_senders_signature_and_refuses_forgeries(flowho
         assert await status(BODY, signer(BODY, secret, int(time.time()) + 310)) == (401, "timestamp_out_of_tolerance")
     causes = [entry["cause"] for entry in await flowhook.log(trigger)]
     assert causes.count("accepted") == 1
+
+
+async def test_standard_webhooks_public_key_verifies_v1a_end_to_end(flowhook) -> None:
+    """Standard Webhooks' asymmetric scheme: Ed25519 signatures (`v1a,`) checked with the `whpk_` public key."""
+    signing, other = (Ed25519PrivateKey.from_private_bytes(hashlib.sha256(seed).digest()) for seed in (b"a", b"b"))
+    public = signing.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    verification = {"preset": "standard-webhooks", "secret": "whpk_" + base64.b64encode(public).decode()}
+    trigger = await flowhook.trigger(mapping=MAPPING, verification=verification)
+
+    async def send(body: bytes, key: Ed25519PrivateKey, at: int) -> tuple[int, str | None]:
+        signature = base64.b64encode(key.sign(f"msg_1.{at}.".encode() + BODY)).decode()
+        headers = {"webhook-id": "msg_1", "webhook-timestamp": str(at), "webhook-signature": f"v1a,{signature}"}
+        response = await flowhook.sender().post(
+            f"/hooks/{trigger['hookId']}", content=body, headers={"content-type": "application/json", **headers}
+        )
+        return response.status_code, (response.json().get("error") or {}).get("code")
+
+    assert await send(BODY, signing, int(time.time())) == (202, None)
+    assert await send(BODY + b" ", signing, int(time.time())) == (401, "signature_invalid")
+    assert await send(BODY, other, int(time.time())) == (401, "signature_invalid")
+    assert await send(BODY, signing, int(time.time()) - 310) == (401, "timestamp_out_of_tolerance")
+    shown = (await flowhook.api.get(f"/v1/default/triggers/{trigger['id']}")).json()["verification"]
+    assert shown["secret"].startswith("••••")
 
 
 async def test_rotated_secrets_accept_either_signature(flowhook) -> None:

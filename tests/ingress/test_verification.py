@@ -339,6 +339,10 @@ VALID_CONFIGS: list[dict[str, Any]] = [
     {"preset": "slack", "secrets": ["a", "b"], "toleranceSeconds": 60},
     {"preset": "github", "secret": "It's a Secret to Everybody"},
     {"preset": "svix", "secret": "whsec_" + base64.b64encode(b"k" * 24).decode()},
+    {"preset": "standard-webhooks", "secret": "whpk_" + base64.b64encode(b"k" * 32).decode()},
+    body_config(
+        algorithm="ed25519", digest="base64", secretEncoding="base64", secret=base64.b64encode(b"k" * 32).decode()
+    ),
 ]
 
 # (config, path, message fragment, whether the JSON Schema alone can tell)
@@ -364,6 +368,8 @@ INVALID_CONFIGS: list[tuple[Any, str, str, bool]] = [
     (body_config(algorithm="md5"), "$.algorithm", "must be one of sha1, sha256, sha512", True),
     (body_config(algorithm="SHA256"), "$.algorithm", "must be one of", True),
     (body_config(digest="base32"), "$.digest", "must be one of hex, base64", True),
+    (body_config(algorithm="ed25519"), "$.secretEncoding", "base64 or whpk", False),
+    (body_config(algorithm="ed25519", secretEncoding="whpk", secret="whpk_AAAA"), "$.secret", "32 bytes", False),
     ({"secret": "x"}, "$.signature", "signature is required", True),
     (body_config(signature="X-Sig"), "$.signature", "must be an object", True),
     (body_config(signature={"parsePrefix": "v1="}), "$.signature.header", "header name", True),
