@@ -13,8 +13,6 @@ workers share the queue; on SQLite the single writer serialises batches.
 from __future__ import annotations
 
 import hashlib
-import math
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +44,6 @@ class Progress:
     instances: int = 0  # created or advanced
     cards: int = 0
     events: int = 0
-    cut_short: bool = False  # the time slice ran out with work still due: run the next batch at once
 
     @property
     def worked(self) -> bool:
@@ -75,15 +72,10 @@ def snapshot_id(definition: dict[str, Any]) -> str:
 
 
 class Batch:
-    def __init__(
-        self, conn: Connection, caches: Caches, retry: RetryPolicy, budget: int, slice_seconds: float = math.inf
-    ) -> None:
-        """`budget`: users started or instances advanced at most; `slice_seconds`: time after which no more are."""
+    def __init__(self, conn: Connection, caches: Caches, retry: RetryPolicy, budget: int) -> None:
         self._conn = conn
         self._caches = caches
         self._budget = budget
-        self._deadline = time.monotonic() + slice_seconds
-        self._cut_short = False
         self._now = utcnow()
         self._effects = Effects()
         self._interpreter = Interpreter(
@@ -98,7 +90,7 @@ class Batch:
 
     def run(self) -> Progress:
         self._expand()
-        if self._budget > 0 and not self._out_of_time():
+        if self._budget > 0:
             self._resume()
         self._commit()
         return Progress(
@@ -106,17 +98,7 @@ class Batch:
             instances=len(self._created) + len(self._advanced),
             cards=len(self._effects.cards),
             events=len(self._effects.events),
-            cut_short=self._cut_short,
         )
-
-    def _out_of_time(self) -> bool:
-        """Past the slice: the batch commits what it did and leaves the rest (still due) to the next one.
-
-        Only once it has started someone: however slow the machine, every batch makes progress.
-        """
-        if self._created and time.monotonic() > self._deadline:
-            self._cut_short = True
-        return self._cut_short
 
     def _expand(self) -> None:
         """Claim invocations a few at a time (each may name 10,000 users) until the budget is spent."""
@@ -126,9 +108,8 @@ class Batch:
             if not claimed:
                 return
             for invocation, known in claimed:
-                self._expand_one(invocation, known)
-                if self._budget <= 0 or self._out_of_time():
-                    return
+                if self._budget > 0:
+                    self._expand_one(invocation, known)
             after = claimed[-1][0].seq or after
 
     def _expand_one(self, invocation: Invocation, known: expansions.Progress | None) -> None:
@@ -257,6 +238,6 @@ class Batch:
         expansions.forget_progress(self._conn, self._finished_with_progress)
 
 
-def run_batches(conn: Connection, ticks: list[tuple[Caches, RetryPolicy, int, float]]) -> list[Progress]:
+def run_batches(conn: Connection, batches: list[tuple[Caches, RetryPolicy, int]]) -> list[Progress]:
     """A `store.writer` batch apply: each queued executor tick runs one Batch in the shared transaction."""
-    return [Batch(conn, caches, retry, budget, slice_seconds).run() for caches, retry, budget, slice_seconds in ticks]
+    return [Batch(conn, caches, retry, budget).run() for caches, retry, budget in batches]

@@ -25,10 +25,8 @@ log = logging.getLogger("flowhook.flows")
 
 @dataclass(frozen=True)
 class ExecutorConfig:
-    batch_size: int = 100  # users started or instances advanced per transaction at most
-    # A batch stops starting users after this long: webhook commits wait for the executor's
-    # transaction, and what a user costs varies with the flow.
-    slice_seconds: float = 0.003
+    # Users started or instances advanced per transaction: small enough not to hold up webhook commits.
+    batch_size: int = 100
     poll_seconds: float = 0.1
     gather_seconds: float = 0.02  # after a partial batch: let arriving work gather into the next one
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -61,7 +59,7 @@ class Executor:
 
     async def step(self) -> Progress:
         """Run one batch through the store's writer and return what it did."""
-        tick = (self._caches, self._config.retry, self._config.batch_size, self._config.slice_seconds)
+        tick = (self._caches, self._config.retry, self._config.batch_size)
         progress: Progress = await self._store.submit(run_batches, tick)
         return progress
 
@@ -78,7 +76,7 @@ class Executor:
             total.events += progress.events
 
     async def _loop(self) -> None:
-        """Batches back to back while they come out full (or cut short); after a partial one, a pause first.
+        """Batches back to back while they come out full; after a partial one, a pause first.
 
         Under a steady stream of webhooks, stepping again at once would run
         batches of a handful of invocations, each paying the batch's fixed
@@ -89,7 +87,7 @@ class Executor:
             try:
                 if await self._has_work():
                     progress = await self.step()
-                    if progress.cut_short or progress.instances >= self._config.batch_size:
+                    if progress.instances >= self._config.batch_size:
                         continue
                     if progress.worked:
                         await asyncio.sleep(self._config.gather_seconds)  # not cut short by wake(): that is the point

@@ -20,7 +20,6 @@ from store import Store, database_url
 def executor_config(settings: Settings) -> ExecutorConfig:
     return ExecutorConfig(
         batch_size=settings.executor_batch,
-        slice_seconds=settings.executor_slice_seconds,
         poll_seconds=settings.executor_poll_seconds,
         retry=RetryPolicy(max_attempts=settings.executor_max_attempts, base_seconds=settings.executor_retry_seconds),
     )

@@ -53,7 +53,6 @@ class Settings:
     access_token_seconds: int = 3600
     executor: bool = True  # run the flow executor in this process (`flowhook worker` runs it alone)
     executor_batch: int = 100
-    executor_slice_seconds: float = 0.003
     executor_poll_seconds: float = 0.1
     executor_max_attempts: int = 5
     executor_retry_seconds: float = 1.0

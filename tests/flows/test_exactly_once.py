@@ -136,20 +136,6 @@ async def test_a_large_invocation_is_expanded_over_several_transactions(store: S
     exactly_once(users, await counts(store))
 
 
-async def test_a_batch_out_of_time_commits_what_it_started_and_the_next_carries_on(store: Store) -> None:
-    flow_id = await card_flow(store)
-    users = [f"user-{i}" for i in range(3)]
-    for user in users:
-        await enqueue(store, flow_id, [user], f"key-{user}")
-    executor = Executor(store, ExecutorConfig(slice_seconds=0))  # out of time as soon as anyone is started
-    first = await executor.step()
-    assert (first.invocations, first.cards, first.cut_short) == (1, 1, True)
-    rest = await executor.drain()
-    assert (rest.invocations, rest.cards) == (2, 2)
-    assert not (await executor.step()).worked
-    exactly_once(users, await counts(store))
-
-
 async def test_rival_executors_share_the_work_exactly_once(store: Store, database: URL) -> None:
     """Two executors in this process and one in another store on the same database (as a second process would).
 
