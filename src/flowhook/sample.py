@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from mapper import make_request
+from mapper.request import body_bytes
 
 
 def request_from_sample(sample: dict[str, Any]) -> dict[str, Any]:
@@ -21,11 +22,11 @@ def request_from_sample(sample: dict[str, Any]) -> dict[str, Any]:
         return sample
     headers = {str(k): str(v) for k, v in (sample.get("headers") or {}).items()}
     body = sample.get("body")
-    raw = body.encode() if isinstance(body, str) else b"" if body is None else orjson.dumps(body)
     content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
     if content_type is None and not isinstance(body, str) and body is not None:
         content_type = "application/json"
         headers["content-type"] = content_type
+    raw = body_bytes(body, content_type) if isinstance(body, str) else b"" if body is None else orjson.dumps(body)
     query = sample.get("query") or {}
     if isinstance(query, dict):
         query = {k: v if isinstance(v, list) else [v] for k, v in query.items()}

@@ -35,7 +35,7 @@ from ingress.redaction import redact_headers, redact_query
 from ingress.services import Services
 from ingress.verification import VerificationFailure
 from mapper import MappingResult, MappingSpecError, RequestBodyError, UnsupportedContentType
-from mapper.request import is_supported, media_type, normalize_headers, request_from
+from mapper.request import body_bytes, body_text, normalize_headers, request_from, unreadable
 from mapper.result import error_info
 from store.clock import iso, utcnow
 from store.ids import new_id, new_uuid7
@@ -158,9 +158,9 @@ class HookPipeline:
             self._keep_body(log, incomplete.head, truncated=True)
             return await self._finish(log, self._incomplete(incomplete, request_id))
         self._keep_body(log, arrival.raw_body)
-        media = media_type(arrival.content_type)
-        if not is_supported(media):
-            return await self._finish(log, _unsupported(media, request_id))
+        reason = unreadable(arrival.content_type)
+        if reason is not None:
+            return await self._finish(log, _unsupported(reason, request_id))
         if config.verifier is not None:
             try:
                 config.verifier.verify(arrival.headers, arrival.raw_body, time.time())
@@ -191,7 +191,7 @@ class HookPipeline:
             headers=dict(original.headers),
             content_type=original.content_type,
             client_ip=original.client_ip or "",
-            raw_body=original.body.encode("utf-8"),
+            raw_body=body_bytes(original.body, original.content_type),
         )
         log = self._log_entry(arrival, original.hook_id, config)
         log.replay_of = original.id
@@ -215,8 +215,8 @@ class HookPipeline:
                 arrival.content_type,
                 iso(arrival.received_at),
             )
-        except UnsupportedContentType:
-            return await self._finish(log, _unsupported(media_type(arrival.content_type), request_id))
+        except UnsupportedContentType as error:
+            return await self._finish(log, _unsupported(str(error), request_id))
         except RequestBodyError as error:
             return await self._finish(log, Outcome.error(400, "invalid_body", str(error), request_id))
         try:
@@ -272,7 +272,7 @@ class HookPipeline:
             headers=log.headers,
             query=log.query,
             content_type=arrival.content_type,
-            body=arrival.raw_body.decode("utf-8", errors="replace"),
+            body=body_text(arrival.raw_body, arrival.content_type),
         )
         outcome = Outcome(202, "captured", {"captured": True, "requestId": arrival.request_id, "sampleId": sample.id})
         _record(log, outcome)
@@ -347,7 +347,7 @@ class HookPipeline:
 
     def _keep_body(self, log: LogEntry, body: bytes, *, truncated: bool = False) -> None:
         cap = self._settings.log_body_bytes
-        log.body = body[:cap].decode("utf-8", errors="replace")
+        log.body = body_text(body[:cap], log.content_type)
         log.body_bytes = len(body)
         log.body_truncated = truncated or len(body) > cap
 
@@ -359,9 +359,8 @@ def _record(log: LogEntry, outcome: Outcome) -> None:
     log.response = outcome.body
 
 
-def _unsupported(media: str, request_id: str) -> Outcome:
-    message = f"content type {media!r} is not supported; send JSON, form-urlencoded or text"
-    return Outcome.error(415, "unsupported_media_type", message, request_id)
+def _unsupported(reason: str, request_id: str) -> Outcome:
+    return Outcome.error(415, "unsupported_media_type", reason, request_id)
 
 
 def _public_reason(failure: VerificationFailure) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,7 @@ from mapper.errors import RequestBodyError, UnsupportedContentType
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
 FORM = "application/x-www-form-urlencoded"
+UTF8 = "utf-8"
 
 
 def media_type(content_type: str | None) -> str:
@@ -39,6 +41,51 @@ def is_supported(media: str) -> bool:
     )
 
 
+def declared_charset(content_type: str | None) -> str | None:
+    """The `charset` parameter of a content type (`text/plain; charset="ISO-8859-1"` -> `iso-8859-1`), if any."""
+    if not content_type or ";" not in content_type:
+        return None
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower() or None
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def text_codec(charset: str | None) -> str | None:
+    """The Python codec for a declared charset (UTF-8 when none is declared); None if Python has no
+    text encoding of that name (`base64` and `zlib` are codecs too, but not text encodings)."""
+    if charset is None:
+        return UTF8
+    try:
+        b"a".decode(charset, errors="replace")  # CPython skips the lookup for empty input
+    except (LookupError, UnicodeError):  # unknown, not a text encoding, or `undefined`
+        return None
+    return charset
+
+
+def unreadable(content_type: str | None) -> str | None:
+    """Why a body of this content type cannot be read (HTTP 415), or None if it can."""
+    media = media_type(content_type)
+    if not is_supported(media):
+        return f"content type {media!r} is not supported; send JSON, form-urlencoded or text"
+    charset = declared_charset(content_type)
+    if text_codec(charset) is None:
+        return f"charset {charset!r} is not supported; send UTF-8 or another standard text encoding"
+    return None
+
+
+def body_text(raw_body: bytes, content_type: str | None) -> str:
+    """The body as text to keep (request log, samples): decoded as declared, undecodable bytes replaced."""
+    return raw_body.decode(text_codec(declared_charset(content_type)) or UTF8, errors="replace")
+
+
+def body_bytes(text: str, content_type: str | None) -> bytes:
+    """A kept body back as the bytes its sender sent (replays, samples): encoded as declared."""
+    return text.encode(text_codec(declared_charset(content_type)) or UTF8, errors="replace")
+
+
 def normalize_headers(headers: Headers) -> dict[str, str]:
     """Lower-case names; a repeated header's values joined with ", "."""
     items = headers.items() if isinstance(headers, Mapping) else headers
@@ -58,21 +105,31 @@ def flatten_query(query: Mapping[str, list[str] | str] | str) -> dict[str, str |
     }
 
 
-def parse_body(raw_body: bytes, media: str) -> tuple[Any, str]:
-    """(body, rawBody text) for a supported media type."""
+def parse_body(raw_body: bytes, media: str, codec: str = UTF8) -> tuple[Any, str]:
+    """(body, rawBody text) for a supported media type whose text is in `codec` (see `text_codec`).
+
+    A form's percent-escapes are decoded with the same codec; an escape that
+    does not decode is a 400, like any other undecodable byte, rather than a
+    replacement character the mapping would take for data.
+    """
+    encoding = "UTF-8" if codec == UTF8 else codec  # as messages name it
     try:
-        text = raw_body.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise RequestBodyError(f"body is not valid UTF-8 (byte {error.start})") from None
-    if not raw_body.strip():
+        text = raw_body.decode(codec)
+    except UnicodeError as error:
+        where = f" (byte {error.start})" if isinstance(error, UnicodeDecodeError) else ""
+        raise RequestBodyError(f"body is not valid {encoding}{where}") from None
+    if not text.strip():
         return (None if is_json(media) else {} if media == FORM else text), text
     if is_json(media):
         try:
-            return orjson.loads(raw_body), text
+            return orjson.loads(raw_body if codec == UTF8 else text), text
         except orjson.JSONDecodeError as error:
             raise RequestBodyError(f"body is not valid JSON: {error}") from None
     if media == FORM:
-        return flatten_query(text), text
+        try:
+            return flatten_query(parse_qs(text, keep_blank_values=True, encoding=codec, errors="strict")), text
+        except UnicodeError:
+            raise RequestBodyError(f"a form field's percent-escapes are not valid {encoding}") from None
     return text, text
 
 
@@ -99,10 +156,13 @@ def request_from(
     received_at: str | None = None,
 ) -> dict[str, Any]:
     """`make_request` for headers already normalized (the ingress has them so from the ASGI scope)."""
+    reason = unreadable(content_type)
+    if reason is not None:
+        raise UnsupportedContentType(reason)
     media = media_type(content_type)
-    if not is_supported(media):
-        raise UnsupportedContentType(f"content type {media!r} is not supported; send JSON, form-urlencoded or text")
-    body, text = parse_body(raw_body, media)
+    codec = text_codec(declared_charset(content_type))
+    assert codec is not None  # `unreadable` refused the others
+    body, text = parse_body(raw_body, media, codec)
     return {
         "method": method.upper(),
         "path": path,

@@ -142,3 +142,36 @@ async def test_preview_input_errors(flowhook) -> None:
         url, json={"mapping": JS, "request": {"body": "{oops", "contentType": "application/json"}}
     )
     assert unparseable.status_code == 400 and unparseable.json()["error"]["code"] == "invalid_body"
+
+
+async def test_a_latin1_form_is_read_logged_replayed_and_previewed_as_its_charset_says(flowhook) -> None:
+    mapping = {"kind": "jmespath", "fields": {"targetUserIds": "body.user", "variables.name": "body.name"}}
+    trigger = await flowhook.trigger(mapping=mapping)
+    form = "application/x-www-form-urlencoded; charset=iso-8859-1"
+    raw = "user=u-1&name=René".encode("iso-8859-1")
+    sent = await flowhook.post(trigger, raw, content_type=form)
+    assert sent.status_code == 202, sent.text
+    entry = await flowhook.entry(sent.json()["requestId"])
+    assert (entry["body"], entry["output"]["variables"]) == ("user=u-1&name=René", {"name": "René"})
+
+    replayed = await flowhook.api.post(f"/v1/default/requests/{entry['id']}/replay")
+    assert (replayed.status_code, replayed.json()["status"]) == (200, 202), replayed.text
+    again = await flowhook.entry(replayed.json()["requestId"])
+    assert again["output"]["variables"] == {"name": "René"}
+
+    await flowhook.api.post(f"/v1/default/triggers/{trigger['id']}/capture")
+    assert (await flowhook.post(trigger, raw, content_type=form)).json()["captured"] is True
+    sample = (await flowhook.api.get(f"/v1/default/triggers/{trigger['id']}/samples")).json()["data"][0]
+    assert sample["body"] == "user=u-1&name=René"
+    preview = await flowhook.api.post(
+        "/v1/default/mappings/preview", json={"mapping": mapping, "sampleId": sample["id"]}
+    )
+    assert preview.json()["output"]["variables"] == {"name": "René"}
+
+
+async def test_an_unknown_charset_is_415_before_the_signature_is_checked(flowhook) -> None:
+    trigger = await flowhook.trigger(verification={"preset": "github", "secret": "charset-secret"})
+    refused = await flowhook.post(trigger, b"hello", content_type="text/plain; charset=klingon")
+    assert refused.status_code == 415
+    assert "charset 'klingon'" in refused.json()["error"]["message"]
+    assert (await flowhook.entry(refused.json()["error"]["requestId"]))["cause"] == "unsupported_media_type"

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from mapper import RequestBodyError, UnsupportedContentType, make_request
+from mapper.request import body_bytes, body_text
 
 RECEIVED_AT = "2024-05-01T12:00:00.000Z"
 
@@ -176,3 +177,36 @@ def test_empty_query_is_an_empty_dict() -> None:
 def test_received_at_defaults_to_now_in_utc_iso_format() -> None:
     request = build(b"", None, received_at=None)
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z", request["receivedAt"])
+
+
+def test_a_declared_charset_decodes_text_and_forms() -> None:
+    text = build("Grüße".encode("iso-8859-1"), 'text/plain; charset="ISO-8859-1"')
+    assert (text["body"], text["rawBody"]) == ("Grüße", "Grüße")
+    form = build(b"name=Ren%E9&city=K\xf6ln", "application/x-www-form-urlencoded; charset=windows-1252")
+    assert form["body"] == {"name": "René", "city": "Köln"}
+    assert build('{"name": "Zoë"}'.encode("utf-16"), "application/json; charset=utf-16")["body"] == {"name": "Zoë"}
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain; charset=klingon", "application/json; charset=base64", "text/plain; charset=undefined"]
+)
+def test_charsets_that_are_not_text_encodings_are_unsupported(content_type: str) -> None:
+    with pytest.raises(UnsupportedContentType, match="charset"):
+        build(b"hello", content_type)
+
+
+def test_undecodable_bytes_and_form_escapes_are_request_body_errors() -> None:
+    with pytest.raises(RequestBodyError, match="not valid ascii"):
+        build("é".encode(), "text/plain; charset=ascii")
+    # Once a replacement character the mapping would have taken for data; now a 400.
+    with pytest.raises(RequestBodyError, match="percent-escapes are not valid UTF-8"):
+        build(b"name=Ren%E9", "application/x-www-form-urlencoded")
+
+
+def test_kept_bodies_round_trip_through_their_declared_charset() -> None:
+    raw = "name=René".encode("iso-8859-1")
+    for content_type in ("text/plain; charset=iso-8859-1", "text/plain"):
+        kept = body_text(raw if "iso" in content_type else raw.decode("iso-8859-1").encode(), content_type)
+        assert kept == "name=René"
+        assert body_text(body_bytes(kept, content_type), content_type) == kept
+    assert body_text(b"\xff", "text/plain; charset=klingon") == "\ufffd"  # an unknown charset is kept as UTF-8

@@ -17,7 +17,7 @@ from ingress.errors import ApiError
 from ingress.jsonio import json_response
 from ingress.redaction import redact_headers
 from mapper import RequestBodyError, UnsupportedContentType, make_request
-from mapper.request import normalize_headers
+from mapper.request import body_bytes, normalize_headers
 from store import samples, triggers
 from store.samples import Sample
 
@@ -65,7 +65,7 @@ def mapping_input(
     method: str, path: str, headers: dict[str, str], query: str, content_type: str | None, body: str
 ) -> dict[str, Any]:
     try:
-        return make_request(method, path, headers, query, body.encode("utf-8"), content_type)
+        return make_request(method, path, headers, query, body_bytes(body, content_type), content_type)
     except UnsupportedContentType as error:
         raise ApiError(415, "unsupported_media_type", str(error)) from None
     except RequestBodyError as error:
