@@ -1,7 +1,11 @@
 """Bounded request log: prune each trigger's entries to the newest N, in the background.
 
 Requests only note which triggers they logged to; a background task prunes
-those every `interval` seconds, so the hot path never pays for deletes.
+those every `interval` seconds, so the hot path never pays for deletes. It
+deletes in transactions of at most `PRUNE_CHUNK` rows: a busy minute leaves
+hundreds of thousands of entries over the limit, and deleting them in one
+transaction held the store's single writer, and every webhook waiting for a
+commit, for seconds.
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ from store.request_log import logged_trigger_ids, prune
 
 log = logging.getLogger("flowhook.ingress")
 
+PRUNE_CHUNK = 200  # rows per transaction: a few milliseconds of the writer
+
 
 class RequestLogRetention:
-    def __init__(self, store: Store, keep: int, interval_seconds: float) -> None:
+    def __init__(self, store: Store, keep: int, interval_seconds: float, chunk: int = PRUNE_CHUNK) -> None:
         self._store = store
         self._keep = keep
         self._interval = interval_seconds
+        self._chunk = chunk
         self._dirty: set[str | None] = set()
         self._task: asyncio.Task[None] | None = None
 
@@ -37,8 +44,13 @@ class RequestLogRetention:
         return await self._prune(trigger_ids) if trigger_ids else 0
 
     async def _prune(self, trigger_ids: list[str | None] | set[str | None]) -> int:
-        keep = self._keep
-        return await self._store.write(lambda conn: prune(conn, trigger_ids, keep))
+        """Chunk after chunk, each its own write, so webhook commits go on in between."""
+        keep, chunk, total = self._keep, self._chunk, 0
+        while True:
+            deleted = await self._store.write(lambda conn: prune(conn, trigger_ids, keep, chunk))
+            total += deleted
+            if deleted < chunk:
+                return total
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="flowhook-request-log-retention")

@@ -120,23 +120,23 @@ def get_entry(conn: Connection, environment_id: str, request_id: str) -> LogEntr
     return LogEntry(**row._mapping) if row else None
 
 
-def prune(conn: Connection, trigger_ids: Iterable[str | None], keep: int) -> int:
-    """Delete all but the newest `keep` entries of each trigger; returns rows deleted."""
+def prune(conn: Connection, trigger_ids: Iterable[str | None], keep: int, limit: int | None = None) -> int:
+    """Delete all but the newest `keep` entries of each trigger, oldest first and at most `limit` rows in all
+    (None: no limit); returns rows deleted. Fewer than `limit` deleted means nothing is left over."""
+    seq = request_log.c.seq
     deleted = 0
     for trigger_id in trigger_ids:
+        if limit is not None and deleted >= limit:
+            break
         same_trigger = (
             request_log.c.trigger_id.is_(None) if trigger_id is None else request_log.c.trigger_id == trigger_id
         )
-        boundary = (
-            sa.select(request_log.c.seq)
-            .where(same_trigger)
-            .order_by(request_log.c.seq.desc())
-            .limit(1)
-            .offset(keep)
-            .scalar_subquery()
-        )
-        result = conn.execute(sa.delete(request_log).where(same_trigger, request_log.c.seq <= boundary))
-        deleted += result.rowcount
+        entries = sa.select(seq).where(same_trigger).limit(1)
+        conditions = [same_trigger, seq <= entries.order_by(seq.desc()).offset(keep).scalar_subquery()]
+        if limit is not None:  # no further than the (limit - deleted)-th oldest, when there is one
+            last = entries.order_by(seq).offset(limit - deleted - 1).scalar_subquery()
+            conditions.append(sa.or_(seq <= last, last.is_(None)))
+        deleted += conn.execute(sa.delete(request_log).where(*conditions)).rowcount
     return deleted
 
 

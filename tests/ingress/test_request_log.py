@@ -7,6 +7,8 @@ from typing import Any
 import orjson
 import pytest
 
+from ingress.retention import RequestLogRetention
+
 pytestmark = pytest.mark.anyio
 
 RETENTION = 5
@@ -102,6 +104,18 @@ async def test_retention_keeps_the_newest_entries_per_trigger(flowhook) -> None:
     assert [entry["id"] for entry in await flowhook.log(busy)] == list(reversed(ids))[:RETENTION]
     assert [entry["id"] for entry in await flowhook.log(quiet)] == [kept_quiet]
     assert (await flowhook.api.get(f"/v1/default/requests/{ids[0]}")).status_code == 404
+
+
+async def test_a_large_backlog_is_pruned_a_chunk_per_transaction(flowhook) -> None:
+    trigger = await flowhook.trigger()
+    ids = [(await flowhook.post(trigger, OK)).json()["requestId"] for _ in range(RETENTION + 7)]
+    store = flowhook.services.store
+    chunked = RequestLogRetention(store, RETENTION, 3600.0, chunk=2)
+    chunked.note(trigger["id"])
+    transactions = store.writer.batches
+    assert await chunked.prune_noted() == 7
+    assert store.writer.batches - transactions == 4  # 2 + 2 + 2 + 1: the writer was free in between
+    assert [entry["id"] for entry in await flowhook.log(trigger)] == list(reversed(ids))[:RETENTION]
 
 
 async def test_replay_runs_the_current_configuration(flowhook) -> None:

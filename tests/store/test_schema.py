@@ -195,3 +195,20 @@ async def test_request_log_pages_filters_and_pruning(store: Store) -> None:
     assert [e.id for e in everything if e.trigger_id == "t1"] == ["req_t1_5", "req_t1_4"]
     assert len([e for e in everything if e.trigger_id == "t2"]) == 6
     assert [e.id for e in everything if e.trigger_id is None] == ["req_None_5", "req_None_4"]
+
+
+async def test_pruning_with_a_limit_deletes_the_oldest_first_and_no_more(store: Store) -> None:
+    rows = [entry(i, trigger, 202) for trigger in ("t1", "t2") for i in range(6)]
+    await store.write(lambda conn: insert_entries(conn, rows))
+
+    async def left(trigger: str) -> list[str]:
+        everything, _ = await store.read(lambda conn: list_entries(conn, "default", limit=100))
+        return [e.id for e in reversed(everything) if e.trigger_id == trigger]
+
+    assert await store.write(lambda conn: prune(conn, ["t1", "t2"], 2, limit=3)) == 3
+    assert await left("t1") == ["req_t1_3", "req_t1_4", "req_t1_5"] and len(await left("t2")) == 6
+    assert await store.write(lambda conn: prune(conn, ["t1", "t2"], 2, limit=3)) == 3  # 1 of t1, then 2 of t2
+    assert await left("t1") == ["req_t1_4", "req_t1_5"] and await left("t2") == [f"req_t2_{i}" for i in range(2, 6)]
+    assert await store.write(lambda conn: prune(conn, ["t1", "t2"], 2, limit=3)) == 2  # fewer: nothing left over
+    assert await store.write(lambda conn: prune(conn, ["t1", "t2"], 2, limit=3)) == 0
+    assert await left("t2") == ["req_t2_4", "req_t2_5"]
