@@ -360,7 +360,9 @@ def _record(log: LogEntry, outcome: Outcome) -> None:
 
 
 def _unsupported(reason: str, request_id: str) -> Outcome:
-    return Outcome.error(415, "unsupported_media_type", reason, request_id)
+    """The sender is not quoted its own header back (answers never echo a header value); the log is."""
+    message = "the content type or its charset is not supported; send JSON, form-urlencoded or text, in UTF-8"
+    return Outcome.error(415, "unsupported_media_type", message, request_id, detail=reason)
 
 
 def _public_reason(failure: VerificationFailure) -> str:

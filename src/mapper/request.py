@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import functools
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -16,6 +17,9 @@ Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
 FORM = "application/x-www-form-urlencoded"
 UTF8 = "utf-8"
+# Python's codecs that turn text into other text (escapes, domain names) rather than name a charset.
+_NOT_CHARSETS = frozenset({"unicode-escape", "raw-unicode-escape", "idna", "punycode", "undefined"})
+_QUOTED_MAX = 64  # characters of a refused content type quoted back
 
 
 def media_type(content_type: str | None) -> str:
@@ -60,19 +64,19 @@ def text_codec(charset: str | None) -> str | None:
         return UTF8
     try:
         b"a".decode(charset, errors="replace")  # CPython skips the lookup for empty input
-    except (LookupError, UnicodeError):  # unknown, not a text encoding, or `undefined`
+    except (LookupError, UnicodeError):  # unknown, or not a text encoding (`base64`, `zlib`)
         return None
-    return charset
+    return None if codecs.lookup(charset).name in _NOT_CHARSETS else charset
 
 
 def unreadable(content_type: str | None) -> str | None:
     """Why a body of this content type cannot be read (HTTP 415), or None if it can."""
     media = media_type(content_type)
     if not is_supported(media):
-        return f"content type {media!r} is not supported; send JSON, form-urlencoded or text"
+        return f"content type {media[:_QUOTED_MAX]!r} is not supported; send JSON, form-urlencoded or text"
     charset = declared_charset(content_type)
     if text_codec(charset) is None:
-        return f"charset {charset!r} is not supported; send UTF-8 or another standard text encoding"
+        return f"charset {(charset or '')[:_QUOTED_MAX]!r} is not supported; send UTF-8 or another standard charset"
     return None
 
 

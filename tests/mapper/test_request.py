@@ -188,7 +188,14 @@ def test_a_declared_charset_decodes_text_and_forms() -> None:
 
 
 @pytest.mark.parametrize(
-    "content_type", ["text/plain; charset=klingon", "application/json; charset=base64", "text/plain; charset=undefined"]
+    "content_type",
+    [
+        "text/plain; charset=klingon",
+        "application/json; charset=base64",
+        "text/plain; charset=undefined",
+        "application/json; charset=unicode_escape",  # Python's, not a charset: it would decode \u0041 itself
+        "text/plain; charset=idna",
+    ],
 )
 def test_charsets_that_are_not_text_encodings_are_unsupported(content_type: str) -> None:
     with pytest.raises(UnsupportedContentType, match="charset"):
