@@ -3,7 +3,7 @@
 Checks run in this order, each failure answered with its status and logged
 with its cause:
 
-    404 hook_not_found · 403 trigger_disabled · 403 ip_not_allowed
+    431 headers_too_large · 404 hook_not_found · 403 trigger_disabled · 403 ip_not_allowed
     · 413 body_too_large · 408 body_timeout · (499 client_disconnected: logged, not answered)
     · 415 unsupported_media_type · 401 signature_invalid
     · 401 timestamp_out_of_tolerance · (armed capture: 202 captured)
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +31,7 @@ from ingress.body import BodyNotReceived, BodyTimedOut, BodyTooLarge, read_body
 from ingress.errors import error_body
 from ingress.hook_configs import HookConfig
 from ingress.jsonio import send_json
+from ingress.oversized import head_bytes, shortened, shortened_headers
 from ingress.redaction import redact_headers, redact_query
 from ingress.services import Services
 from ingress.verification import VerificationFailure
@@ -52,6 +53,7 @@ CAUSES = (
     "duplicate",
     "captured",
     "skipped",
+    "headers_too_large",
     "hook_not_found",
     "trigger_disabled",
     "ip_not_allowed",
@@ -109,6 +111,7 @@ class Arrival:
     content_type: str | None
     client_ip: str
     raw_body: bytes = b""
+    head_bytes: int = 0  # path, query and headers as they came over the wire
 
 
 def normalized_headers(scope: Scope) -> dict[str, str]:
@@ -135,6 +138,10 @@ class HookPipeline:
 
     async def _receive(self, receive: Receive, arrival: Arrival, hook_id: str) -> Outcome:
         request_id = arrival.request_id
+        if arrival.head_bytes > self._settings.max_header_bytes:  # first: not even the hook id is looked up
+            message = f"the request's URL and headers exceed {self._settings.max_header_bytes} bytes"
+            refused = Outcome.error(431, "headers_too_large", message, request_id, headers={"Connection": "close"})
+            return await self._finish(self._shortened_log_entry(arrival, hook_id), refused)
         config = await self._services.hook_configs.get(hook_id)
         log = self._log_entry(arrival, hook_id, config)
         if config is None:
@@ -321,7 +328,20 @@ class HookPipeline:
             headers=headers,
             content_type=headers.get("content-type"),
             client_ip=client_ip(peer, headers, self._services.trusted_proxies, self._settings.forwarded_header),
+            head_bytes=head_bytes(scope),
         )
+
+    def _shortened_log_entry(self, arrival: Arrival, hook_id: str) -> LogEntry:
+        """What the log keeps of a request whose head is too large: the beginning of each part."""
+        content_type = shortened(arrival.content_type) if arrival.content_type is not None else None
+        short = replace(
+            arrival,
+            path=shortened(arrival.path),
+            query=shortened(arrival.query),
+            headers=shortened_headers(arrival.headers),
+            content_type=content_type,
+        )
+        return self._log_entry(short, shortened(hook_id), None)
 
     def _log_entry(self, arrival: Arrival, hook_id: str, config: HookConfig | None) -> LogEntry:
         """The request as the log keeps it: secret-bearing headers (the verifier's too) and query secrets redacted."""

@@ -39,6 +39,7 @@ class Settings:
     public_url: str | None = None
     trusted_proxies: tuple[str, ...] = ()
     forwarded_header: str = "x-forwarded-for"
+    max_header_bytes: int = 32 * KiB  # the URL and all headers together (431 beyond)
     max_body_bytes: int = 1 * MiB
     body_timeout_seconds: float = 30.0  # the whole body must arrive within this (webhooks, API, OAuth)
     log_body_bytes: int = 64 * KiB

@@ -186,6 +186,26 @@ async def test_a_skipping_mapping_answers_200_and_starts_nothing(flowhook) -> No
     assert (entry["cause"], entry["invocationId"]) == ("skipped", None)
 
 
+async def test_an_oversized_request_head_is_431_and_logged_shortened(flowhook) -> None:
+    """A sender (anyone, for an unknown hook) cannot write megabytes of headers into the request log."""
+    trigger = await flowhook.trigger(mapping={"kind": "passthrough"})
+    body = data({"targetUserIds": ["u1"]})
+    near = await flowhook.post(trigger, body, x_padding="a" * (30 * 1024))
+    assert near.status_code == 202  # 32 KiB for the URL and all headers together, by default
+    for hook in (trigger["hookId"], "no-such-hook"):
+        response = await flowhook.sender().post(
+            f"/hooks/{hook}?q={'q' * 1000}",
+            content=body,
+            headers={"content-type": "application/json", **{f"x-big-{n}": "b" * 20_000 for n in range(3)}},
+        )
+        assert response.status_code == 431
+        assert response.headers["connection"] == "close"
+        entry = await flowhook.entry(response.json()["error"]["requestId"])
+        assert (entry["status"], entry["cause"], entry["triggerId"]) == (431, "headers_too_large", None)
+        assert entry["headers"]["x-big-0"] == "b" * 256 + "…[19744 more characters]"
+        assert len(entry["query"]) < 300
+
+
 async def test_body_limit_holds_for_declared_and_chunked_bodies(flowhook) -> None:
     trigger = await flowhook.trigger()
 

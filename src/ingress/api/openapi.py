@@ -387,15 +387,16 @@ ERROR_STATUSES = {
     413: "Body too large.",
     415: "Unsupported content type.",
     422: "Invalid input (with `path`), mapping_error or validation_error.",
+    431: "headers_too_large: the URL and headers of a webhook exceed the server's limit.",
     503: "sandbox_crashed or store_unavailable: retry later.",
 }
 
-WEBHOOK_ERRORS = (400, 401, 403, 404, 408, 409, 413, 415, 422, 503)
+WEBHOOK_ERRORS = (400, 401, 403, 404, 408, 409, 413, 415, 422, 431, 503)
 
 WEBHOOK_DESCRIPTION = """The webhook endpoint: no admin token; the hookId in the URL is the credential, \
 optionally with an IP allowlist and a signature check. Checks run in this order, each failure answered with \
-its status and recorded in the request log: 404 hook_not_found, 403 trigger_disabled, 403 ip_not_allowed, \
-413 body_too_large, 408 body_timeout, 415 unsupported_media_type, 401 signature_invalid, \
+its status and recorded in the request log: 431 headers_too_large, 404 hook_not_found, 403 trigger_disabled, \
+403 ip_not_allowed, 413 body_too_large, 408 body_timeout, 415 unsupported_media_type, 401 signature_invalid, \
 401 timestamp_out_of_tolerance, (armed capture: 202 {captured: true}), 400 invalid_body, 200 skipped, \
 422 mapping_error, 422 validation_error, 409 idempotency_conflict, 409 flow_not_published, \
 202 accepted (sent after the invocation is committed). A sender that hangs up before its body is complete \
