@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jmespath
@@ -30,12 +31,25 @@ def _compile(expression: str, where: str) -> Any:
         raise MappingSpecError(f"invalid JMESPath expression: {error}", path=where) from None
 
 
+def _is_finite_number(value: Any) -> bool:
+    """JSON numbers only: `True` is an int to Python, and NaN/Infinity (from `to_number`) have no JSON text."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _as_user_id(item: Any) -> Any:
+    """A number becomes its JSON text (`42` -> "42", `2.5` -> "2.5"); Python's `str`
+    writes the same shortest round-trip form. Anything else is left for validation."""
+    return str(item) if _is_finite_number(item) else item
+
+
 def _as_user_ids(value: Any) -> Any:
     """A single ID becomes a list; numeric IDs become strings."""
-    if isinstance(value, (str, int)) and not isinstance(value, bool):
+    if isinstance(value, str) or _is_finite_number(value):
         value = [value]
     if isinstance(value, list):
-        return [str(item) if isinstance(item, int) and not isinstance(item, bool) else item for item in value]
+        return [_as_user_id(item) for item in value]
     return value
 
 

@@ -98,6 +98,32 @@ def test_boolean_target_user_ids_are_not_stringified() -> None:
     assert [error["path"] for error in result.validation_errors] == ["$.targetUserIds"]
 
 
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"u": [1, 2.5, "a"]}, ["1", "2.5", "a"]),
+        ({"u": 2.5}, ["2.5"]),
+        ({"u": [-7, 1.0, 0.001, 1e21]}, ["-7", "1.0", "0.001", "1e+21"]),
+    ],
+)
+def test_every_number_in_target_user_ids_becomes_its_json_text(body: Any, expected: list[str]) -> None:
+    result = compile_mapping({"kind": "jmespath", "fields": {"targetUserIds": "body.u"}}).run(request(body))
+    assert result.ok, result.to_dict()
+    assert result.output == {"targetUserIds": expected}
+
+
+def test_booleans_in_target_user_ids_are_not_numbers() -> None:
+    result = compile_mapping({"kind": "jmespath", "fields": {"targetUserIds": "body.u"}}).run(request({"u": [1, True]}))
+    assert result.output == {"targetUserIds": ["1", True]}
+    assert [error["path"] for error in result.validation_errors] == ["$.targetUserIds[1]"]
+
+
+def test_non_finite_numbers_in_target_user_ids_are_not_stringified() -> None:
+    result = fields({"targetUserIds": "[to_number('NaN'), to_number('-Infinity')]"})
+    assert not result.ok
+    assert [error["path"] for error in result.validation_errors] == ["$.targetUserIds[0]", "$.targetUserIds[1]"]
+
+
 def test_null_fields_are_left_out_so_defaults_apply() -> None:
     declarations = [{"name": "nickname", "default": "friend"}, {"name": "city", "default": "Paris"}]
     result = fields(
