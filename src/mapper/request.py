@@ -122,8 +122,10 @@ def parse_body(raw_body: bytes, media: str, codec: str = UTF8) -> tuple[Any, str
     except UnicodeError as error:
         where = f" (byte {error.start})" if isinstance(error, UnicodeDecodeError) else ""
         raise RequestBodyError(f"body is not valid {encoding}{where}") from None
-    if not text.strip():
-        return (None if is_json(media) else {} if media == FORM else text), text
+    if is_json(media) and not text.strip():  # not JSON, and not to be mistaken for a literal `null`
+        raise RequestBodyError("body is empty; a JSON value was expected")
+    if media == FORM and not text.strip():
+        return {}, text
     if is_json(media):
         try:
             return orjson.loads(raw_body if codec == UTF8 else text), text

@@ -284,8 +284,8 @@ def test_passthrough_validates_the_body() -> None:
     assert {error["path"] for error in result.validation_errors} == {"$", "$.targetUserIds"}
 
 
-def test_passthrough_of_an_empty_body_skips() -> None:
-    result = compile_mapping({"kind": "passthrough"}).run(make_request("POST", "/", {}, "", b"", "application/json"))
+def test_passthrough_of_a_null_body_skips() -> None:
+    result = compile_mapping({"kind": "passthrough"}).run(make_request("POST", "/", {}, "", b"null", "application/json"))
     assert result.ok and result.skipped
 
 

@@ -96,10 +96,10 @@ def test_missing_content_type_reads_the_body_as_text() -> None:
 
 
 @pytest.mark.parametrize("raw_body", [b"", b"  \n"])
-def test_empty_json_body_is_null(raw_body: bytes) -> None:
-    request = build(raw_body, "application/json")
-    assert request["body"] is None
-    assert request["rawBody"] == raw_body.decode()
+def test_an_empty_json_body_is_a_request_body_error(raw_body: bytes) -> None:
+    """Not JSON (SPEC §3: an unparseable body is 400), and a mapping could not tell it from `null`."""
+    with pytest.raises(RequestBodyError, match="body is empty"):
+        build(raw_body, "application/json")
 
 
 def test_empty_text_body_is_the_empty_string() -> None:
