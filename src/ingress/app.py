@@ -74,10 +74,13 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await services.close()
 
-    hooks = Route("/hooks/{hook_id}", hook_endpoint, methods=["POST", "PUT"])
+    # Every method, so that the pipeline logs the wrong ones (405) too; and with a trailing slash, which a
+    # sender's URL field may add, rather than a redirect built from the request's own Host header.
+    hooks = Route("/hooks/{hook_id}", hook_endpoint)
     return Starlette(
         routes=[
             hooks,
+            Route("/hooks/{hook_id}/", hook_endpoint),
             Route("/healthz", health, methods=["GET"]),
             Route("/openapi.json", openapi_endpoint, methods=["GET"]),
             Route("/oauth/token", token_endpoint, methods=["POST"]),

@@ -3,7 +3,7 @@
 Checks run in this order, each failure answered with its status and logged
 with its cause:
 
-    431 headers_too_large · 404 hook_not_found · 403 trigger_disabled · 403 ip_not_allowed
+    431 headers_too_large · 405 method_not_allowed · 404 hook_not_found · 403 trigger_disabled · 403 ip_not_allowed
     · 413 body_too_large · 408 body_timeout · (499 client_disconnected: logged, not answered)
     · 415 unsupported_media_type · 401 signature_invalid
     · 401 timestamp_out_of_tolerance · (armed capture: 202 captured)
@@ -47,6 +47,9 @@ from store.writer import WriterClosed
 
 logger = logging.getLogger("flowhook.ingress")
 
+#: The methods a webhook takes; the route takes every method, so that the others are logged too.
+METHODS = ("POST", "PUT")
+
 #: Every cause a request-log entry can carry (the `cause` filter's values).
 CAUSES = (
     "accepted",
@@ -54,6 +57,7 @@ CAUSES = (
     "captured",
     "skipped",
     "headers_too_large",
+    "method_not_allowed",
     "hook_not_found",
     "trigger_disabled",
     "ip_not_allowed",
@@ -144,6 +148,10 @@ class HookPipeline:
             return await self._finish(self._shortened_log_entry(arrival, hook_id), refused)
         config = await self._services.hook_configs.get(hook_id)
         log = self._log_entry(arrival, hook_id, config)
+        if arrival.method not in METHODS:  # logged like any request to a hook, under its trigger if it has one
+            allow = {"Allow": ", ".join(METHODS)}
+            message = f"a webhook takes {' or '.join(METHODS)}"
+            return await self._finish(log, Outcome.error(405, "method_not_allowed", message, request_id, headers=allow))
         if config is None:
             return await self._finish(log, Outcome.error(404, "hook_not_found", "no webhook at this URL", request_id))
         refused = self._refuse_by_mode(config, request_id)

@@ -163,11 +163,28 @@ async def test_unknown_hook_is_404_and_logged(flowhook) -> None:
     )
 
 
-async def test_other_methods_are_405(flowhook) -> None:
+@pytest.mark.parametrize("method", ["GET", "DELETE", "PATCH", "OPTIONS"])
+async def test_other_methods_are_405_and_logged(flowhook, method: str) -> None:
     trigger = await flowhook.trigger()
-    response = await flowhook.sender().get(f"/hooks/{trigger['hookId']}")
-    assert response.status_code == 405
-    assert response.json()["error"]["code"] == "method_not_allowed"
+    for hook in (trigger["hookId"], "no-such-hook"):
+        response = await flowhook.sender().request(method, f"/hooks/{hook}")
+        assert (response.status_code, response.headers["allow"]) == (405, "POST, PUT")
+        error = response.json()["error"]
+        assert error["code"] == "method_not_allowed"
+        entry = await flowhook.entry(error["requestId"])
+        assert (entry["method"], entry["cause"]) == (method, "method_not_allowed")
+        assert entry["triggerId"] == (trigger["id"] if hook == trigger["hookId"] else None)
+
+
+async def test_a_trailing_slash_reaches_the_same_hook(flowhook) -> None:
+    trigger = await flowhook.trigger(mapping={"kind": "passthrough"})
+    response = await flowhook.sender().post(
+        f"/hooks/{trigger['hookId']}/",
+        content=data({"targetUserIds": ["u1"]}),
+        headers={"host": "evil.example", "content-type": "application/json"},
+    )
+    assert response.status_code == 202, response.text  # not a redirect to a URL built from the Host header
+    assert (await flowhook.entry(response.json()["requestId"]))["triggerId"] == trigger["id"]
 
 
 async def test_put_is_accepted_like_post(flowhook) -> None:

@@ -285,7 +285,9 @@ def test_passthrough_validates_the_body() -> None:
 
 
 def test_passthrough_of_a_null_body_skips() -> None:
-    result = compile_mapping({"kind": "passthrough"}).run(make_request("POST", "/", {}, "", b"null", "application/json"))
+    result = compile_mapping({"kind": "passthrough"}).run(
+        make_request("POST", "/", {}, "", b"null", "application/json")
+    )
     assert result.ok and result.skipped
 
 

@@ -382,6 +382,7 @@ ERROR_STATUSES = {
     401: "Missing or wrong admin token; for webhooks: signature_invalid / timestamp_out_of_tolerance.",
     403: "trigger_disabled / ip_not_allowed.",
     404: "Not found (hook, environment, flow, trigger, sample, request).",
+    405: "method_not_allowed: the path does not take this method (see the Allow header).",
     408: "body_timeout: the body did not arrive within the time allowed.",
     409: "idempotency_conflict / flow_not_published / replay_not_allowed.",
     413: "Body too large.",
@@ -391,11 +392,12 @@ ERROR_STATUSES = {
     503: "sandbox_crashed or store_unavailable: retry later.",
 }
 
-WEBHOOK_ERRORS = (400, 401, 403, 404, 408, 409, 413, 415, 422, 431, 503)
+WEBHOOK_ERRORS = (400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 431, 503)
 
 WEBHOOK_DESCRIPTION = """The webhook endpoint: no admin token; the hookId in the URL is the credential, \
 optionally with an IP allowlist and a signature check. Checks run in this order, each failure answered with \
-its status and recorded in the request log: 431 headers_too_large, 404 hook_not_found, 403 trigger_disabled, \
+its status and recorded in the request log: 431 headers_too_large, 405 method_not_allowed (any method but POST \
+and PUT), 404 hook_not_found, 403 trigger_disabled, \
 403 ip_not_allowed, 413 body_too_large, 408 body_timeout, 415 unsupported_media_type, 401 signature_invalid, \
 401 timestamp_out_of_tolerance, (armed capture: 202 {captured: true}), 400 invalid_body, 200 skipped, \
 422 mapping_error, 422 validation_error, 409 idempotency_conflict, 409 flow_not_published, \
