@@ -6,6 +6,7 @@
 (function () {
   "use strict";
   const OriginalFunction = Function;
+  const ErrorCtor = Error;
   const PromiseCtor = Promise;
   const { stringify, parse } = JSON;
   const { freeze, getPrototypeOf, getOwnPropertyDescriptors, defineProperty, keys } = Object;
@@ -23,13 +24,32 @@
   let maxLogLines = 100;
   let maxLogChars = 2000;
 
+  // An Error has no enumerable own properties, so as JSON it is "{}". Show it
+  // as browsers do in essence, "TypeError: message"; its stack is left out
+  // because it names wrapper lines, not the user's.
+  function errorText(error) {
+    try {
+      const name = safeString(error.name, "Error");
+      const message = safeString(error.message, "");
+      if (message === "") return name;
+      return name === "" ? message : name + ": " + message;
+    } catch (e) {
+      return "[unprintable Error]";
+    }
+  }
+
+  function errorsAsText(key, value) {
+    return value instanceof ErrorCtor ? errorText(value) : value;
+  }
+
   function formatArg(value) {
     if (typeof value === "string") return value;
     try {
-      const text = stringify(value);
+      if (value instanceof ErrorCtor) return errorText(value);
+      const text = stringify(value, errorsAsText);
       if (text !== undefined) return text;
     } catch (e) {
-      // fall through: cycles, BigInt
+      // fall through: cycles, BigInt, a Proxy whose trap throws
     }
     try {
       return StringCtor(value);

@@ -288,6 +288,42 @@ function map(request) {
     ]
 
 
+CLASS_ERROR = "new (class extends Error { constructor(m) { super(m); this.name = 'Oops'; } })('o')"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ("new Error('e')", "Error: e"),
+        ("new TypeError('bad id')", "TypeError: bad id"),
+        (CLASS_ERROR, "Oops: o"),
+        ("new RangeError()", "RangeError"),
+        ("'failed:', new Error('e')", "failed: Error: e"),
+        ("{ error: new Error('e'), n: 1 }", '{"error":"Error: e","n":1}'),
+        ("[new TypeError('t'), 2]", '["TypeError: t",2]'),
+        ("{ a: { b: [1] } }", '{"a":{"b":[1]}}'),
+    ],
+)
+def test_console_shows_errors_by_name_and_message(arguments: str, message: str) -> None:
+    result = run(f"function map(request) {{ console.error({arguments}); return {{ targetUserIds: ['u1'] }}; }}")
+    assert result.ok, result.to_dict()
+    assert result.logs == [{"level": "error", "message": message}]
+
+
+def test_a_caught_engine_error_is_logged_without_its_stack() -> None:
+    source = """\
+function map(request) {
+  try {
+    null.x;
+  } catch (error) {
+    console.error(error);
+  }
+  return { targetUserIds: ["u1"] };
+}
+"""
+    assert run(source).logs == [{"level": "error", "message": "TypeError: cannot read property 'x' of null"}]
+
+
 def test_console_is_captured_when_the_mapping_fails_or_skips() -> None:
     failed = run("function map(request) { console.log('before'); throw new Error('boom'); }")
     assert failed.error is not None and failed.error["type"] == "Error"

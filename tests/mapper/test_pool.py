@@ -182,6 +182,17 @@ async def test_a_user_error_comes_back_with_its_line(pool: SandboxPool) -> None:
     assert (result.error["type"], result.error["line"]) == ("TypeError", 2)
 
 
+async def test_logged_errors_come_back_by_name_and_message(pool: SandboxPool) -> None:
+    source = (
+        "function map(r) {\n"
+        "  console.error(new TypeError('t'), {e: new Error('e')});\n"
+        "  return {targetUserIds: ['u1']};\n"
+        "}"
+    )
+    result = await pool.run("logs-error:1", {"kind": "javascript", "source": source}, None, request())
+    assert result.logs == [{"level": "error", "message": 'TypeError: t {"e":"Error: e"}'}]
+
+
 async def test_a_bad_spec_raises_mapping_spec_error_every_time(pool: SandboxPool) -> None:
     spec = {"kind": "javascript", "source": "function map(r) {\n  return {;\n}"}
     for _ in range(2):
