@@ -28,7 +28,7 @@ from store.idempotent import derived_id
 log = logging.getLogger("flowhook.flows")
 
 #: What a card's status means to a wait on it.
-_CARD_OUTCOMES = {"completed": "card-completed", "dismissed": "card-dismissed"}
+_CARD_OUTCOMES = {"completed": "card-completed", "dismissed": "card-dismissed", "expired": "card-expired"}
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class Effects:
 
     cards: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
-    new_card_ids: set[str] = field(default_factory=set)
+    new_card_expiries: dict[str, datetime | None] = field(default_factory=dict)  # card id -> expires_at
 
 
 def subject_of(instance: FlowInstance, run: Run) -> EventSubject:
@@ -143,13 +143,19 @@ class Interpreter:
         return True
 
     def _card_wait_settled(self, step: AwaitCard, instance: FlowInstance) -> bool:
-        """Record the wait's outcome if it has one (False: the instance now waits for the card)."""
-        if instance.status == "waiting":  # released by an action on the card, or timed out
-            outcome: str | None = instance.released_by or "timeout"
+        """Record the wait's outcome if it has one (False: the instance now waits for the card).
+
+        A wait is due at its timeout or at the card's expiry, whichever is first: an expired
+        card can no longer be acted on, so waiting on past its expiry would wait for nothing.
+        """
+        card_id = card_id_for(instance.id, step.card_step_id)
+        if instance.status == "waiting":  # released by an action on the card, or due
+            outcome: str | None = instance.released_by or self._outcome_when_due(instance, card_id)
         else:
-            outcome = self._card_outcome(instance, step)
+            outcome, expires_at = self._card_state(instance, card_id)
             if outcome is None:
-                self._wait(instance, self._now + step.timeout, card_id_for(instance.id, step.card_step_id))
+                timeout = self._now + step.timeout
+                self._wait(instance, timeout if expires_at is None else min(timeout, expires_at), card_id)
                 return False
         instance.outcomes = {**instance.outcomes, step.step_id: {"outcome": outcome}}
         return True
@@ -198,7 +204,7 @@ class Interpreter:
                 "updated_at": self._now,
             }
         )
-        self.effects.new_card_ids.add(card_id)
+        self.effects.new_card_expiries[card_id] = content.expires_at
         properties = {
             "cardTemplateId": content.template_id,
             "templateVersion": content.template_version,
@@ -215,15 +221,25 @@ class Interpreter:
         instance.waiting_card_id = card_id
         instance.released_by = None
 
-    def _card_outcome(self, instance: FlowInstance, step: AwaitCard) -> str | None:
-        """The outcome if the card is already settled (or was never sent); None to wait for it."""
-        card_id = card_id_for(instance.id, step.card_step_id)
-        if card_id in self.effects.new_card_ids:
-            return None
+    def _card_state(self, instance: FlowInstance, card_id: str) -> tuple[str | None, datetime | None]:
+        """The outcome if the card is already settled (or was never sent), None to wait; and its expiry."""
+        if card_id in self.effects.new_card_expiries:
+            return None, self.effects.new_card_expiries[card_id]
         card = get_card(self._conn, instance.environment_id, card_id, lock=True)
         if card is None:
-            return "no-card"
-        return _CARD_OUTCOMES.get(card.status)
+            return "no-card", None
+        return _CARD_OUTCOMES.get(card.status_at(self._now)), card.expires_at
+
+    def _outcome_when_due(self, instance: FlowInstance, card_id: str) -> str:
+        """An unreleased wait fell due: at the card's expiry if the card had expired by then, else at the timeout.
+
+        Judged at `due_at`, not now, so a late executor still tells which came first. No lock on the
+        card: a card action holding it waits for this instance's row, which the batch already holds.
+        """
+        card = get_card(self._conn, instance.environment_id, card_id)
+        if card is not None and instance.due_at is not None and card.status_at(instance.due_at) == "expired":
+            return _CARD_OUTCOMES["expired"]
+        return "timeout"
 
     def _complete(self, instance: FlowInstance, run: Run) -> None:
         instance.status = "completed"

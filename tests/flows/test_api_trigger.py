@@ -57,3 +57,24 @@ async def test_start_and_test_through_the_api(flowhook) -> None:
     assert (invocation["targetedUserIds"], invocation["ignoredUserIds"]) == (["api-tester"], ["api-stranger"])
     assert [card["eventSource"] for card in await flowhook.cards("api-tester")] == ["test"]
     assert await flowhook.cards("api-stranger") == []
+
+
+async def test_the_payloads_card_expiry_ends_a_wait_on_the_card(flowhook) -> None:
+    """The trigger's `cardOptions.expiresAfter` reaches the card, and its expiry settles the wait."""
+    template = await flowhook.template({"title": "t"})
+    wait = {"type": "wait", "id": "answer", "for": {"action": "card-completed", "stepId": "c"}, "timeout": "PT1H"}
+    flow = await flowhook.flow([{"type": "send-card", "id": "c", "cardTemplateId": template["id"]}, wait])
+    await flowhook.test_user("api-exp")
+    bearer = {"authorization": f"Bearer {await access_token(flowhook)}"}
+    body = {"flows": [{"target": {"usersById": ["api-exp"]}, "payload": {"cardOptions": {"expiresAfter": "PT1S"}}}]}
+    tested = await flowhook.api.post(f"/v1/default/action-flow/{flow['id']}/test", json=body, headers=bearer)
+    assert tested.status_code == 202, tested.text
+    key = tested.json()["flows"][0]["flowInvocationId"]
+    await flowhook.settle()
+
+    async def settled() -> dict | None:
+        [instance] = (await flowhook.invocation(flow, key))["instances"]
+        return instance if instance["status"] == "completed" else None
+
+    assert (await flowhook.eventually(settled))["outcomes"] == {"answer": {"outcome": "card-expired"}}
+    assert [card["status"] for card in await flowhook.cards("api-exp")] == ["expired"]

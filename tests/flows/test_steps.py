@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 pytestmark = pytest.mark.anyio
@@ -64,9 +66,9 @@ async def _instance_status(flowhook, flow: dict, key: str, status: str) -> bool:
     return bool(instances) and all(instance["status"] == status for instance in instances)
 
 
-def card_wait_flow(template_id: str, timeout: str = "P1D") -> list[dict]:
+def card_wait_flow(template_id: str, timeout: str = "P1D", **card_options: str) -> list[dict]:
     return [
-        {"type": "send-card", "id": "offer", "cardTemplateId": template_id},
+        {"type": "send-card", "id": "offer", "cardTemplateId": template_id, "cardOptions": card_options},
         {"type": "wait", "id": "answer", "for": {"action": "card-completed", "stepId": "offer"}, "timeout": timeout},
         {
             "type": "branch",
@@ -110,16 +112,85 @@ async def test_a_card_action_releases_the_wait_on_it(flowhook) -> None:
     ]
 
 
-async def test_a_card_wait_times_out(flowhook) -> None:
+@pytest.mark.parametrize("card_options", [{}, {"expiresAfter": "P1D"}], ids=["never-expires", "expires-later"])
+async def test_a_card_wait_times_out(flowhook, card_options: dict) -> None:
     template = await flowhook.template({"title": "t"})
-    flow = await flowhook.flow(card_wait_flow(template["id"], timeout="PT0.3S"))
+    flow = await flowhook.flow(card_wait_flow(template["id"], timeout="PT0.3S", **card_options))
     trigger = await flowhook.trigger(flow)
-    await flowhook.test_user("timeout-u1")
-    key = await flowhook.start(trigger, ["timeout-u1"])
+    user = f"timeout-{len(card_options)}"
+    await flowhook.test_user(user)
+    key = await flowhook.start(trigger, [user])
     await flowhook.eventually(lambda: _instance_status(flowhook, flow, key, "completed"))
     [instance] = (await flowhook.invocation(flow, key))["instances"]
     assert instance["outcomes"] == {"answer": {"outcome": "timeout"}}
-    assert [card["stepId"] for card in await flowhook.cards("timeout-u1")] == ["reminder", "offer"]
+    assert [card["stepId"] for card in await flowhook.cards(user)] == ["reminder", "offer"]
+
+
+async def test_a_card_that_never_expires_is_awaited_until_the_timeout(flowhook) -> None:
+    template = await flowhook.template({"title": "t"})
+    flow = await flowhook.flow(card_wait_flow(template["id"], timeout="PT1H"))
+    trigger = await flowhook.trigger(flow)
+    await flowhook.test_user("noexp-u1")
+    key = await flowhook.start(trigger, ["noexp-u1"])
+    await flowhook.settle()
+    [card] = await flowhook.cards("noexp-u1")
+    [instance] = (await flowhook.invocation(flow, key))["instances"]
+    assert card["expiresAt"] is None
+    assert instance["status"] == "waiting" and _seconds(card["created"], instance["dueAt"]) == 3600
+
+
+async def test_a_wait_settles_when_its_card_expires(flowhook) -> None:
+    """The expired card can no longer be completed: the wait ends at the expiry, not the hour's timeout."""
+    template = await flowhook.template({"title": "t"})
+    flow = await flowhook.flow(card_wait_flow(template["id"], timeout="PT1H", expiresAfter="PT1S"))
+    trigger = await flowhook.trigger(flow)
+    await flowhook.test_user("cexp-u1")
+    key = await flowhook.start(trigger, ["cexp-u1"])
+    await flowhook.settle()
+    [offer] = await flowhook.cards("cexp-u1")
+    [instance] = (await flowhook.invocation(flow, key))["instances"]
+    assert instance["status"] == "waiting" and instance["dueAt"] == offer["expiresAt"]
+    await flowhook.eventually(lambda: _instance_status(flowhook, flow, key, "completed"))
+    [instance] = (await flowhook.invocation(flow, key))["instances"]
+    assert instance["outcomes"] == {"answer": {"outcome": "card-expired"}}
+    assert [(card["stepId"], card["status"]) for card in await flowhook.cards("cexp-u1")] == [
+        ("reminder", "active"),
+        ("offer", "expired"),
+    ]
+    names = [event["eventName"] for event in await flowhook.events(flowId=flow["id"])]
+    assert names == ["action-flow-started", "card-published", "card-published", "action-flow-completed"]
+
+
+async def test_a_card_completed_before_its_expiry_takes_the_completed_branch(flowhook) -> None:
+    template = await flowhook.template({"title": "t"})
+    flow = await flowhook.flow(card_wait_flow(template["id"], timeout="PT1H", expiresAfter="PT30S"))
+    trigger = await flowhook.trigger(flow)
+    await flowhook.test_user("cbefore-u1")
+    key = await flowhook.start(trigger, ["cbefore-u1"])
+    await flowhook.settle()
+    [offer] = await flowhook.cards("cbefore-u1")
+    assert (await flowhook.act(offer, "complete"))["status"] == "completed"
+    await flowhook.settle()
+    [instance] = (await flowhook.invocation(flow, key))["instances"]
+    assert instance["status"] == "completed" and instance["outcomes"] == {"answer": {"outcome": "card-completed"}}
+    assert [card["stepId"] for card in await flowhook.cards("cbefore-u1")] == ["thanks", "offer"]
+
+
+async def test_a_wait_on_an_already_expired_card_settles_at_once(flowhook) -> None:
+    template = await flowhook.template({"title": "t"})
+    [send, wait, branch] = card_wait_flow(template["id"], timeout="PT1H", expiresAfter="PT0.2S")
+    flow = await flowhook.flow([send, {"type": "wait", "id": "pause", "duration": "PT0.5S"}, wait, branch])
+    trigger = await flowhook.trigger(flow)
+    await flowhook.test_user("cgone-u1")
+    key = await flowhook.start(trigger, ["cgone-u1"])
+    await flowhook.eventually(lambda: _instance_status(flowhook, flow, key, "completed"))
+    [instance] = (await flowhook.invocation(flow, key))["instances"]
+    assert instance["outcomes"] == {"answer": {"outcome": "card-expired"}}
+    assert [card["stepId"] for card in await flowhook.cards("cgone-u1")] == ["reminder", "offer"]
+
+
+def _seconds(start: str, end: str) -> float:
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
 async def test_branch_chooses_by_the_variables(flowhook) -> None:
