@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 EXIT_OK, EXIT_MAPPING_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -60,17 +64,66 @@ def command_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _database_url(database: str | None, data_dir: str) -> URL:
+    """The database `--database` names, once its dialect and driver load.
+
+    Checked before anything starts, so a URL flowhook cannot use is one line
+    on stderr rather than SQLAlchemy's traceback, and only the driver's
+    import can be blamed on the URL. Messages never show the password.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from store import database_url
+
+    try:
+        url = database_url(database, Path(data_dir))
+    except (ArgumentError, ValueError):
+        raise SystemExit(
+            _fail("--database is not a database URL (e.g. postgresql://user:password@host/name)")
+        ) from None
+    given = make_url(database) if database else url  # as the user wrote it, not with the driver filled in
+    try:
+        url.get_dialect().import_dbapi()
+    except (ArgumentError, ModuleNotFoundError) as error:  # ArgumentError: no such dialect (NoSuchModuleError)
+        driver = getattr(error, "name", None) or given.drivername
+        raise SystemExit(
+            _fail(f"unsupported database URL {_shown(given)}: no driver {driver} (use sqlite:// or postgresql://)")
+        ) from None
+    return given
+
+
+def _shown(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+@contextmanager
+def _connecting_to(url: URL) -> Iterator[None]:
+    """A database that cannot be reached ends the command with the driver's one-line reason, not a traceback."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        yield
+    except OperationalError as error:
+        reason = str(error.orig or error).strip().splitlines()[0]
+        if url.password:
+            reason = reason.replace(url.password, "***")
+        raise SystemExit(_fail(f"cannot connect to the database at {_shown(url)}: {reason}")) from None
+
+
 def command_serve(args: argparse.Namespace) -> int:
     from ingress.serve import serve
 
-    serve(host=args.host, port=args.port, data_dir=args.data_dir, database=args.database, workers=args.workers)
+    with _connecting_to(_database_url(args.database, args.data_dir)):
+        serve(host=args.host, port=args.port, data_dir=args.data_dir, database=args.database, workers=args.workers)
     return EXIT_OK
 
 
 def command_worker(args: argparse.Namespace) -> int:
     from flows.worker import run_worker
 
-    run_worker(data_dir=args.data_dir, database=args.database)
+    with _connecting_to(_database_url(args.database, args.data_dir)):
+        run_worker(data_dir=args.data_dir, database=args.database)
     return EXIT_OK
 
 
