@@ -242,11 +242,12 @@ class HookPipeline:
         rejected = _judge(result, request_id)
         if rejected is not None:
             return await self._finish(log, rejected)
-        assert result.output is not None
-        return await self._accept(config, arrival, log, result.output)
+        return await self._accept(config, arrival, log, result)
 
-    async def _accept(self, config: HookConfig, arrival: Arrival, log: LogEntry, output: dict[str, Any]) -> Outcome:
+    async def _accept(self, config: HookConfig, arrival: Arrival, log: LogEntry, result: MappingResult) -> Outcome:
         trigger = config.trigger
+        output = result.output
+        assert output is not None  # judged valid
         given_id = output.get("flowInvocationId")
         flow_invocation_id = given_id or new_uuid7()
         outcome: Outcome | None = None
@@ -269,6 +270,7 @@ class HookPipeline:
             log=log,
             finish_log=finish_log,
             fresh_key=not given_id,
+            given=result.mapped,
         )
         await self._services.store.submit(accept_batch, accept)
         self._services.retention.note(log.trigger_id)

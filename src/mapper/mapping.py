@@ -41,11 +41,13 @@ class Judge:
         if output is None:
             return MappingResult(ok=True, skipped=True, logs=produced.logs)
         errors = [] if self._is_valid(output) else schema_errors("trigger-request", output)
+        mapped = output
         if not errors and self._variables is not None:
+            output = dict(output)  # `apply` replaces its `variables`; `mapped` keeps the mapping's own
             errors = self._variables.apply(output)
         if errors:
             return MappingResult(ok=False, output=output, validation_errors=errors, logs=produced.logs)
-        return MappingResult(ok=True, output=output, logs=produced.logs)
+        return MappingResult(ok=True, output=output, logs=produced.logs, mapped=mapped)
 
 
 class Mapping:

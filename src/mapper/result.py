@@ -23,6 +23,8 @@ class MappingResult:
     validation_errors: list[dict[str, str]] = field(default_factory=list)
     logs: list[dict[str, str]] = field(default_factory=list)
     duration_ms: float = 0.0
+    # The output as the mapping produced it, before flow-variable defaults: what a repeat is compared by.
+    mapped: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -5,6 +5,13 @@ hears 202. `flowInvocationId` is unique per flow and mode (a unique index, so
 no race can create two): a repeat with the same payload gets the original
 answer and creates nothing; a different payload is a conflict. Test and live
 are separate namespaces, as in Stripe: a test run never uses up a live key.
+
+"The same payload" is the trigger request as given (a webhook's mapped
+output, an API entry), before the flow's variable defaults fill it in and
+without the key itself: a retry sent after a new default was published is
+still the same request, and a webhook and an API call that carry the same
+request agree. Hashes stored before this rule (no `v2:` prefix) were taken
+over the whole stored payload, and a repeat is compared with them that way.
 """
 
 from __future__ import annotations
@@ -74,19 +81,39 @@ class AcceptRequest:
     log: LogEntry | None
     finish_log: Callable[[LogEntry, Acceptance], None] | None = None
     fresh_key: bool = False  # flow_invocation_id was just generated (`new_uuid7`): nothing can hold it yet
+    given: dict[str, Any] | None = None  # the request before variable defaults (None: `payload` is as given)
 
     @cached_property
     def payload_hash(self) -> str:
-        return payload_hash(self.payload)
+        return request_hash(self.payload if self.given is None else self.given)
 
     @property
     def key(self) -> Key:
         return (self.flow_id, self.mode, self.flow_invocation_id)
 
 
+HASH_VERSION = "v2:"
+
+
+def request_hash(given: dict[str, Any]) -> str:
+    """What a repeat is compared by: the request as given, without its key; key order does not matter."""
+    compared = {name: value for name, value in given.items() if name != "flowInvocationId"}
+    return HASH_VERSION + _digest(compared)
+
+
 def payload_hash(payload: dict[str, Any]) -> str:
-    """Key order does not make two payloads different."""
-    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    """The rule before `request_hash`, for invocations stored under it: the whole stored payload."""
+    return _digest(payload)
+
+
+def _digest(value: dict[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _same_request(prior: Invocation, request: AcceptRequest) -> bool:
+    if prior.payload_hash.startswith(HASH_VERSION):
+        return prior.payload_hash == request.payload_hash
+    return prior.payload_hash == payload_hash(request.payload)
 
 
 def accept_batch(conn: Connection, requests: list[AcceptRequest]) -> list[Acceptance]:
@@ -105,8 +132,7 @@ def accept_batch(conn: Connection, requests: list[AcceptRequest]) -> list[Accept
     for request in requests:
         prior = existing.get(request.key)
         if prior is not None:
-            same = prior.payload_hash == request.payload_hash
-            verdicts.append(Acceptance("duplicate" if same else "conflict", prior))
+            verdicts.append(Acceptance("duplicate" if _same_request(prior, request) else "conflict", prior))
             continue
         if request.mode == "live" and published.get(request.flow_id) is None:
             verdicts.append(Acceptance("flow_not_published", None))

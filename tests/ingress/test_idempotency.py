@@ -133,3 +133,36 @@ async def test_live_variables_come_from_the_published_version(flowhook) -> None:
     test = await flowhook.post(trigger, payload(None))
     plans = [(await flowhook.entry(r.json()["requestId"]))["output"]["variables"]["plan"] for r in (live, test)]
     assert plans == ["v1", "draft"]
+
+
+async def test_a_retry_after_a_new_default_is_published_is_still_a_repeat(flowhook) -> None:
+    """The request is compared as given, before the flow's defaults fill it in."""
+    plan = [{"name": "plan", "type": "string", "default": "basic"}]
+    flow = await flowhook.flow(variables=plan, publish=True)
+    trigger = await flowhook.trigger(flow, mode="live", mapping={"kind": "passthrough"})
+    body = orjson.dumps({"targetUserIds": ["u1"], "flowInvocationId": "evt-retry"})
+    first = await flowhook.post(trigger, body)
+    changed = [{"name": "plan", "type": "string", "default": "premium"}]
+    draft = {"name": "Welcome", "variables": changed}
+    assert (await flowhook.api.put(f"/v1/default/action-flows/{flow['id']}", json=draft)).status_code == 200
+    assert (await flowhook.api.post(f"/v1/default/action-flows/{flow['id']}/publish")).status_code == 200
+    retry = await flowhook.post(trigger, body)
+    assert (first.status_code, retry.status_code, retry.json()) == (202, 202, first.json())
+    assert retry.headers["idempotent-replayed"] == "true"
+    # Sending "premium" itself is another request: it was not in the first one.
+    explicit = orjson.dumps(
+        {"targetUserIds": ["u1"], "flowInvocationId": "evt-retry", "variables": {"plan": "premium"}}
+    )
+    assert (await flowhook.post(trigger, explicit)).status_code == 409
+
+
+async def test_a_webhook_and_an_api_call_carrying_the_same_request_are_one_invocation(flowhook) -> None:
+    flow = await flowhook.flow(publish=True)
+    trigger = await flowhook.trigger(flow, mode="live", mapping={"kind": "passthrough"})
+    hooked = await flowhook.post(trigger, orjson.dumps({"targetUserIds": ["k1"], "flowInvocationId": "wh-1"}))
+    assert hooked.status_code == 202
+    client = await flowhook.api_client()
+    entry = {"target": {"usersById": ["k1"]}, "flowInvocationId": "wh-1"}
+    started = await client.post(f"/v1/default/action-flow/{flow['id']}/start", json={"flows": [entry]})
+    assert (started.status_code, started.headers.get("idempotent-replayed")) == (202, "true")
+    assert invocations(flowhook, flow["id"]) == [("wh-1", "live", 1)]

@@ -13,7 +13,7 @@ from store import Store, database_url
 from store.clock import utcnow
 from store.environments import get_environment
 from store.flows import insert_flow, publish
-from store.invocations import AcceptRequest, accept_batch
+from store.invocations import AcceptRequest, accept_batch, payload_hash
 from store.migrations import MIGRATIONS
 from store.request_log import LogEntry, StatusFilter, insert_entries, list_entries, prune
 from store.tables import invocations
@@ -146,6 +146,18 @@ async def test_duplicates_in_one_batch_and_across_batches(store: Store) -> None:
     assert later.verdict == "duplicate"
     live = await store.submit(accept_batch, accept(flow.id, "other", same, mode="live"))
     assert (live.verdict, live.invocation) == ("flow_not_published", None)
+
+
+async def test_invocations_stored_under_the_old_hash_are_compared_the_old_way(store: Store) -> None:
+    """Before `v2:` hashes, the whole stored payload was hashed; a retry spanning the upgrade is still a repeat."""
+    flow = await store.write(lambda conn: insert_flow(conn, "default", {"name": "f"}))
+    payload = {"targetUserIds": ["u1"], "flowInvocationId": "k-old", "variables": {"plan": "basic"}}
+    assert (await store.submit(accept_batch, accept(flow.id, "k-old", payload))).verdict == "accepted"
+    stamp = sa.update(invocations).where(invocations.c.flow_invocation_id == "k-old")
+    await store.write(lambda conn: conn.execute(stamp.values(payload_hash=payload_hash(payload))))
+    again = await store.submit(accept_batch, accept(flow.id, "k-old", dict(payload)))
+    other = await store.submit(accept_batch, accept(flow.id, "k-old", {**payload, "variables": {"plan": "gold"}}))
+    assert (again.verdict, other.verdict) == ("duplicate", "conflict")
 
 
 async def test_the_unique_index_refuses_a_second_row_whatever_the_code_does(store: Store) -> None:

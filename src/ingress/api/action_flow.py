@@ -50,6 +50,7 @@ class Entry:
     generated_key: bool  # no flowInvocationId was given: nothing can hold the new one yet
     user_ids: list[str]
     payload: dict[str, Any]
+    given: dict[str, Any]  # the payload before variable defaults: what a repeat is compared by
 
 
 async def start_live(request: Request) -> Response:
@@ -77,6 +78,7 @@ async def _invoke(request: Request, mode: Mode) -> Response:
             payload=entry.payload,
             log=None,
             fresh_key=entry.generated_key,
+            given=entry.given,
         )
         for entry in entries
     ]
@@ -122,6 +124,7 @@ def _entries(body: dict[str, Any], variables: FlowVariables) -> list[Entry]:
         given = item.get("payload", {})
         payload: dict[str, Any] = {"targetUserIds": item["target"]["usersById"]}
         payload.update({name: given[name] for name in PAYLOAD_FIELDS if name in given})
+        as_given = dict(payload)  # `apply` replaces `variables` in `payload`
         problems += [
             {"path": where + ".payload" + problem["path"][1:], "message": problem["message"]}
             for problem in variables.apply(payload)
@@ -132,7 +135,7 @@ def _entries(body: dict[str, Any], variables: FlowVariables) -> list[Entry]:
                 message = f"flowInvocationId {key!r} is already used by $.flows[{first_use[key]}] of this request"
                 problems.append({"path": f"{where}.flowInvocationId", "message": message})
             first_use.setdefault(key, index)
-        entries.append(Entry(key or new_uuid7(), key is None, payload["targetUserIds"], payload))
+        entries.append(Entry(key or new_uuid7(), key is None, payload["targetUserIds"], payload, as_given))
     if problems:
         raise _invalid(problems)
     return entries
