@@ -170,10 +170,13 @@ class HookPipeline:
             limit, timeout = self._settings.max_body_bytes, self._settings.body_timeout_seconds
             arrival.raw_body = await read_body(receive, limit, declared, timeout)
         except BodyNotReceived as incomplete:
-            self._keep_body(log, incomplete.head, truncated=True)
+            # Refused on its Content-Length, a body is as large as announced; otherwise as much as arrived.
+            refused_unread = isinstance(incomplete, BodyTooLarge) and declared is not None and declared.isdigit()
+            size = int(declared) if refused_unread and declared is not None else None
+            self._keep_body(log, incomplete.head, truncated=True, size=size)
             return await self._finish(log, self._incomplete(incomplete, request_id))
         self._keep_body(log, arrival.raw_body)
-        reason = unreadable(arrival.content_type)
+        reason = unreadable(arrival.content_type, arrival.headers.get("content-encoding"))
         if reason is not None:
             return await self._finish(log, _unsupported(reason, request_id))
         if config.verifier is not None:
@@ -375,11 +378,12 @@ class HookPipeline:
             mode=trigger.mode if trigger else None,
         )
 
-    def _keep_body(self, log: LogEntry, body: bytes, *, truncated: bool = False) -> None:
+    def _keep_body(self, log: LogEntry, body: bytes, *, truncated: bool = False, size: int | None = None) -> None:
+        """The first `log_body_bytes` of `body`; `size` is the body's whole size when more was announced."""
         cap = self._settings.log_body_bytes
-        log.body = body_text(body[:cap], log.content_type)
-        log.body_bytes = len(body)
         log.body_truncated = truncated or len(body) > cap
+        log.body = body_text(body[:cap], log.content_type, cut=log.body_truncated)
+        log.body_bytes = len(body) if size is None else size
 
 
 def _record(log: LogEntry, outcome: Outcome) -> None:
@@ -391,7 +395,7 @@ def _record(log: LogEntry, outcome: Outcome) -> None:
 
 def _unsupported(reason: str, request_id: str) -> Outcome:
     """The sender is not quoted its own header back (answers never echo a header value); the log is."""
-    message = "the content type or its charset is not supported; send JSON, form-urlencoded or text, in UTF-8"
+    message = "the content type, its charset or the content encoding is not supported; send JSON, form or text"
     return Outcome.error(415, "unsupported_media_type", message, request_id, detail=reason)
 
 

@@ -69,8 +69,13 @@ def text_codec(charset: str | None) -> str | None:
     return None if codecs.lookup(charset).name in _NOT_CHARSETS else charset
 
 
-def unreadable(content_type: str | None) -> str | None:
-    """Why a body of this content type cannot be read (HTTP 415), or None if it can."""
+def unreadable(content_type: str | None, content_encoding: str | None = None) -> str | None:
+    """Why a body of this content type (and `Content-Encoding`) cannot be read (HTTP 415), or None if it can.
+
+    A compressed body is refused rather than inflated: its size limit would apply to the compressed bytes.
+    """
+    if content_encoding and content_encoding.strip().lower() != "identity":
+        return f"content encoding {content_encoding[:_QUOTED_MAX]!r} is not supported; send the body uncompressed"
     media = media_type(content_type)
     if not is_supported(media):
         return f"content type {media[:_QUOTED_MAX]!r} is not supported; send JSON, form-urlencoded or text"
@@ -80,9 +85,14 @@ def unreadable(content_type: str | None) -> str | None:
     return None
 
 
-def body_text(raw_body: bytes, content_type: str | None) -> str:
-    """The body as text to keep (request log, samples): decoded as declared, undecodable bytes replaced."""
-    return raw_body.decode(text_codec(declared_charset(content_type)) or UTF8, errors="replace")
+def body_text(raw_body: bytes, content_type: str | None, *, cut: bool = False) -> str:
+    """The body as text to keep (request log, samples): decoded as declared, undecodable bytes replaced.
+
+    `cut`: `raw_body` is the beginning of a longer body, so a character it ends in the middle of is left
+    out rather than shown as a replacement character.
+    """
+    decoder = codecs.getincrementaldecoder(text_codec(declared_charset(content_type)) or UTF8)(errors="replace")
+    return decoder.decode(raw_body, final=not cut)
 
 
 def body_bytes(text: str, content_type: str | None) -> bytes:

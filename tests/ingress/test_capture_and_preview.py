@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import hmac
 
@@ -179,3 +180,43 @@ async def test_an_unknown_charset_is_415_before_the_signature_is_checked(flowhoo
         "unsupported_media_type",
         "charset 'klingon' is not supported; send UTF-8 or another standard charset",
     )
+
+
+async def test_a_compressed_body_is_415(flowhook) -> None:
+    trigger = await flowhook.trigger(mapping={"kind": "passthrough"})
+    body = gzip.compress(b'{"targetUserIds": ["u1"]}')
+    refused = await flowhook.post(trigger, body, content_encoding="gzip")
+    assert refused.status_code == 415
+    entry = await flowhook.entry(refused.json()["error"]["requestId"])
+    assert entry["message"] == "content encoding 'gzip' is not supported; send the body uncompressed"
+    plain = await flowhook.post(trigger, b'{"targetUserIds": ["u1"]}', content_encoding="identity")
+    assert plain.status_code == 202
+
+
+async def test_a_pasted_sample_is_kept_like_a_captured_one_and_refused_where_a_live_request_would_be(flowhook) -> None:
+    trigger = await flowhook.trigger()
+    url = f"/v1/default/triggers/{trigger['id']}/samples"
+    pasted = await flowhook.api.post(url, json={"body": "x", "query": "token=PASTED&page=2"})
+    assert (pasted.status_code, pasted.json()["query"]) == (201, "token=[redacted]&page=2")
+    unreadable = await flowhook.api.post(url, json={"body": "x", "contentType": "text/plain; charset=klingon"})
+    assert (unreadable.status_code, unreadable.json()["error"]["code"]) == (415, "unsupported_media_type")
+    unencodable = await flowhook.api.post(url, json={"body": "café", "contentType": "text/plain; charset=us-ascii"})
+    assert (unencodable.status_code, unencodable.json()["error"]["path"]) == (422, "$.body")
+
+
+async def test_preview_takes_a_spec_request_object_as_it_is(flowhook) -> None:
+    source = "function map(r) { return {targetUserIds: [r.body.user], variables: {at: r.receivedAt}}; }"
+    given = {
+        "method": "POST",
+        "headers": {},
+        "query": {},
+        "body": {"user": "u-given"},
+        "rawBody": '{"user": "u-raw"}',
+        "contentType": "application/json",
+        "receivedAt": "2020-01-01T00:00:00.000Z",
+    }
+    preview = await flowhook.api.post(
+        "/v1/default/mappings/preview", json={"mapping": {"kind": "javascript", "source": source}, "request": given}
+    )
+    output = preview.json()["output"]
+    assert output == {"targetUserIds": ["u-given"], "variables": {"at": "2020-01-01T00:00:00.000Z"}}

@@ -230,7 +230,7 @@ async def test_body_limit_holds_for_declared_and_chunked_bodies(flowhook) -> Non
         for _ in range(10):
             yield b"x" * 1000
 
-    declared = await flowhook.post(trigger, b"x" * (MAX_BODY + 1))
+    declared = await flowhook.post(trigger, "é" * (MAX_BODY // 2 + 1))
     streamed = await flowhook.sender().post(
         f"/hooks/{trigger['hookId']}", content=chunks(), headers={"content-type": "text/plain"}
     )
@@ -242,6 +242,16 @@ async def test_body_limit_holds_for_declared_and_chunked_bodies(flowhook) -> Non
     assert entry["cause"] == "body_too_large"
     assert entry["bodyTruncated"] is True
     assert len(entry["body"]) == LOG_BODY
+    refused_unread = await flowhook.entry(declared.json()["error"]["requestId"])
+    assert (refused_unread["body"], refused_unread["bodyBytes"]) == ("", MAX_BODY + 2)  # as announced
+
+
+async def test_a_logged_body_cut_in_the_middle_of_a_character_leaves_it_out(flowhook) -> None:
+    trigger = await flowhook.trigger()
+    response = await flowhook.post(trigger, "a" + "é" * LOG_BODY, content_type="text/plain")  # 2 bytes each
+    entry = await flowhook.entry(response.json()["error"]["requestId"])
+    assert entry["body"] == "a" + "é" * ((LOG_BODY - 1) // 2)  # not a trailing replacement character
+    assert (entry["bodyBytes"], entry["bodyTruncated"]) == (1 + 2 * LOG_BODY, True)
 
 
 async def test_content_types_json_form_and_text_reach_the_mapping(flowhook) -> None:

@@ -36,9 +36,8 @@ async def _request(request: Request, env: str, data: dict[str, Any]) -> dict[str
     given = data["request"]
     if not isinstance(given, dict):
         raise ApiError(422, "invalid_field", "request must be an object", path="$.request")
-    if "rawBody" in given:  # a SPEC §2 request object: rebuild it from its raw parts
-        kept = ("method", "path", "headers", "query", "contentType")
-        given = {**{key: given[key] for key in kept if key in given}, "body": given["rawBody"]}
+    if "rawBody" in given or "receivedAt" in given:  # a SPEC §2 request object: the mapping sees it as it is
+        return given
     raw = raw_request(given, "/hooks/preview")
     return mapping_input(raw["method"], raw["path"], raw["headers"], raw["query"], raw["content_type"], raw["body"])
 

@@ -15,9 +15,9 @@ from ingress.api.views import sample_view
 from ingress.auth import admin_only
 from ingress.errors import ApiError
 from ingress.jsonio import json_response
-from ingress.redaction import redact_headers
+from ingress.redaction import redact_headers, redact_query
 from mapper import RequestBodyError, UnsupportedContentType, make_request
-from mapper.request import body_bytes, normalize_headers
+from mapper.request import body_bytes, declared_charset, normalize_headers, text_codec, unreadable
 from store import samples, triggers
 from store.samples import Sample
 
@@ -39,6 +39,7 @@ def raw_request(data: dict[str, Any], default_path: str) -> dict[str, Any]:
         content_type = content_type or "application/json"
     headers = normalize_headers(headers)
     content_type = content_type or headers.get("content-type")
+    _check_readable(body, content_type)
     query = field(data, "query", lambda v: isinstance(v, str | dict), "a string or an object", "")
     if isinstance(query, dict):
         query = urlencode(query, doseq=True)
@@ -50,6 +51,19 @@ def raw_request(data: dict[str, Any], default_path: str) -> dict[str, Any]:
         "content_type": content_type,
         "body": body,
     }
+
+
+def _check_readable(body: str, content_type: str | None) -> None:
+    """A live request with this content type would be refused (415), or its text could not be sent in its charset."""
+    reason = unreadable(content_type)
+    if reason is not None:
+        raise ApiError(415, "unsupported_media_type", reason)
+    codec = text_codec(declared_charset(content_type))
+    try:
+        body.encode(codec or "utf-8")
+    except UnicodeEncodeError as error:
+        message = f"the body has characters its charset cannot encode ({codec}, position {error.start})"
+        raise ApiError(422, "invalid_field", message, path="$.body") from None
 
 
 def _string_map(value: Any) -> bool:
@@ -87,6 +101,7 @@ async def paste_sample(request: Request) -> Response:
     trigger_id = request.path_params["trigger_id"]
     trigger = await read_found(request, "trigger", trigger_id, lambda conn: triggers.get_trigger(conn, env, trigger_id))
     raw = raw_request(await json_object(request), f"/hooks/{trigger.hook_id}")
+    raw["query"] = redact_query(raw["query"])  # kept and shown like a captured sample's
     sample = samples.new_sample(trigger.id, "pasted", **raw)
     keep = services(request).settings.sample_retention
     await services(request).store.write(lambda conn: samples.insert_sample(conn, sample, keep=keep))
