@@ -55,7 +55,7 @@ class FlowVariables:
                 and declaration["default"] is not None
                 and not _matches(declaration["default"], type_name)
             ):
-                raise MappingSpecError(f"the default of variable {name!r} is not a {type_name}", path=where)
+                raise MappingSpecError(f"the default of variable {name!r} is not {_a(type_name)}", path=where)
             seen.add(name)
             self.declarations.append(declaration)
 
@@ -70,7 +70,7 @@ class FlowVariables:
             path = format_path(["variables", name])
             if name in mapped and mapped[name] is not None:
                 if not _matches(mapped[name], type_name):
-                    errors.append({"path": path, "message": f"variable {name!r} must be a {type_name}"})
+                    errors.append({"path": path, "message": f"variable {name!r} must be {_a(type_name)}"})
             elif declaration.get("default") is not None:
                 merged[name] = declaration["default"]
             elif declaration.get("required"):
@@ -78,3 +78,8 @@ class FlowVariables:
         if merged or "variables" in output:
             output["variables"] = merged
         return errors
+
+
+def _a(type_name: str) -> str:
+    """`a string`, `an object`: messages read as English."""
+    return f"{'an' if type_name[0] in 'aeiou' else 'a'} {type_name}"

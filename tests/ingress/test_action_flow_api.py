@@ -132,6 +132,19 @@ async def test_every_problem_is_reported_with_its_path_and_nothing_is_stored(flo
     assert stored(flowhook, flow["id"]) == []
 
 
+async def test_an_entry_the_schema_refuses_does_not_hide_the_others_problems(flowhook, client, flow) -> None:
+    response = await post(
+        client, flow, entry("u1", plan="gold"), {"target": {"usersById": []}}, entry("u3", amount="1")
+    )
+    assert response.status_code == 422
+    assert [problem["path"] for problem in response.json()["error"]["errors"]] == [
+        "$.flows[0].payload.variables.firstName",
+        "$.flows[1].target.usersById",
+        "$.flows[2].payload.variables.firstName",
+        "$.flows[2].payload.variables.amount",
+    ]
+
+
 async def test_required_variables_and_types_follow_the_flow(flowhook, client, flow) -> None:
     response = await post(
         client,

@@ -112,14 +112,30 @@ def _flow_with_published(conn: Connection, env: str, flow_id: str) -> tuple[Flow
     return flow, flows.published_definition(conn, flow_id, flow.published_version)
 
 
+def _entry_index(path: str) -> int | None:
+    """The entry a schema problem is in (`$.flows[2].target` -> 2); None for one about the body itself."""
+    prefix = "$.flows["
+    if not path.startswith(prefix):
+        return None
+    index, _, _ = path[len(prefix) :].partition("]")
+    return int(index) if index.isdigit() else None
+
+
 def _entries(body: dict[str, Any], variables: FlowVariables) -> list[Entry]:
-    """Every entry as a trigger request, or one 422 listing every problem in the body."""
+    """Every entry as a trigger request, or one 422 listing every problem in the body.
+
+    An entry the schema refuses is not checked further, but the others still are (variables, repeated
+    keys), so one answer lists every problem; only a body without a list of entries stops at the schema.
+    """
     problems = schema_errors(SCHEMA, body)
-    if problems:
+    broken = {_entry_index(problem["path"]) for problem in problems}
+    if None in broken or not isinstance(body.get("flows"), list):
         raise _invalid(problems)
     entries: list[Entry] = []
     first_use: dict[str, int] = {}
     for index, item in enumerate(body["flows"]):
+        if index in broken:
+            continue
         where = f"$.flows[{index}]"
         given = item.get("payload", {})
         payload: dict[str, Any] = {"targetUserIds": item["target"]["usersById"]}
@@ -137,7 +153,9 @@ def _entries(body: dict[str, Any], variables: FlowVariables) -> list[Entry]:
             first_use.setdefault(key, index)
         entries.append(Entry(key or new_uuid7(), key is None, payload["targetUserIds"], payload, as_given))
     if problems:
-        raise _invalid(problems)
+        raise _invalid(
+            sorted(problems, key=lambda problem: _entry_index(problem["path"]) or 0)
+        )  # stable: in entry order
     return entries
 
 
