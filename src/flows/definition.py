@@ -84,7 +84,8 @@ class _StepChecker:
             if kind == "send-card":
                 options = step.get("cardOptions")  # not an object: the schema has said so already
                 expires = options.get("expiresAfter") if isinstance(options, dict) else None
-                problems += _duration_problems(expires, [*where, "cardOptions", "expiresAfter"])
+                if not (isinstance(expires, str) and "{{" in expires):  # placeholders: checked when it runs
+                    problems += _duration_problems(expires, [*where, "cardOptions", "expiresAfter"])
             elif kind == "wait":
                 problems += self._check_wait(step, where, visible)
             elif kind == "branch":

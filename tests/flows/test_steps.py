@@ -239,3 +239,19 @@ async def test_a_failing_step_is_retried_then_the_flow_fails(flowhook) -> None:
     [failed] = await flowhook.events(flowId=flow["id"], eventName="action-flow-failed")
     assert failed["properties"] == {"stepId": "ghost", "error": instance["lastError"], "attempts": 3}
     assert await flowhook.cards("fail-u1") == []
+
+
+async def test_a_card_expiry_may_come_from_a_variable(flowhook) -> None:
+    """`cardOptions` take placeholders, `expiresAfter` too: checked when the step runs, not when saved."""
+    template = await flowhook.template({"title": "t"})
+    step = {"type": "send-card", "id": "c", "cardTemplateId": template["id"], "cardOptions": {"expiresAfter": "{{d}}"}}
+    flow = await flowhook.flow([step], variables=[{"name": "d", "type": "string", "default": "PT1H"}])
+    trigger = await flowhook.trigger(flow)
+    await flowhook.test_user("cvar-u1")
+    await flowhook.start(trigger, ["cvar-u1"])
+    bad = await flowhook.start(trigger, ["cvar-u1"], variables={"d": "soon"})
+    await flowhook.settle()
+    [card] = await flowhook.cards("cvar-u1")
+    assert (card["payload"]["cardOptions"], card["expiresAt"] is not None) == ({"expiresAfter": "PT1H"}, True)
+    [instance] = (await flowhook.invocation(flow, bad))["instances"]  # a step failure: retried, then failed
+    assert instance["attempts"] >= 1 and instance["lastError"].startswith("cardOptions.expiresAfter: 'soon'")
