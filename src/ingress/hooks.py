@@ -454,6 +454,9 @@ def _verdict(acceptance: Acceptance, request_id: str, flow_invocation_id: str) -
     if acceptance.verdict == "conflict":
         message = f"flowInvocationId {flow_invocation_id!r} was already used with a different payload"
         return Outcome.error(409, "idempotency_conflict", message, request_id)
+    if acceptance.verdict == "trigger_deleted":  # while this request was on its way: the URL is dead now
+        detail = "the trigger was deleted while this request was being processed"
+        return Outcome.error(404, "hook_not_found", "no webhook at this URL", request_id, detail=detail)
     message = "the trigger is live but its flow has no published version"
     return Outcome.error(409, "flow_not_published", message, request_id)
 

@@ -30,10 +30,10 @@ from sqlalchemy.engine import Connection
 from store.bulk import BulkInsert
 from store.clock import utcnow
 from store.ids import new_id
-from store.request_log import LogEntry, insert_entries
+from store.request_log import LogEntry, deleted_triggers, rehome_entries_of_deleted_triggers, store_entries
 from store.tables import flows, invocations
 
-Verdict = Literal["accepted", "duplicate", "conflict", "flow_not_published"]
+Verdict = Literal["accepted", "duplicate", "conflict", "flow_not_published", "trigger_deleted"]
 Key = tuple[str, str, str]  # (flow_id, mode, flow_invocation_id)
 
 
@@ -124,12 +124,17 @@ def accept_batch(conn: Connection, requests: list[AcceptRequest]) -> list[Accept
     the unique index turns a race into a failed batch, which the writer
     retries item by item.
     """
+    logged = [request.log for request in requests if request.log is not None]
+    deleted = deleted_triggers(conn, logged)  # since the requests arrived: their hooks are dead now
     existing = _existing(conn, [request for request in requests if not request.fresh_key])
     published = _published_versions(conn, {r.flow_id for r in requests if r.mode == "live"})
     now = utcnow()
     created: list[Invocation] = []
     verdicts: list[Acceptance] = []
     for request in requests:
+        if request.trigger_id is not None and request.trigger_id in deleted:
+            verdicts.append(Acceptance("trigger_deleted", None))
+            continue
         prior = existing.get(request.key)
         if prior is not None:
             verdicts.append(Acceptance("duplicate" if _same_request(prior, request) else "conflict", prior))
@@ -155,13 +160,11 @@ def accept_batch(conn: Connection, requests: list[AcceptRequest]) -> list[Accept
         created.append(invocation)
         verdicts.append(Acceptance("accepted", invocation))
     _INSERT.execute(conn, created)
-    entries: list[LogEntry] = []
     for request, verdict in zip(requests, verdicts, strict=True):
-        if request.log is not None:
-            if request.finish_log is not None:
-                request.finish_log(request.log, verdict)
-            entries.append(request.log)
-    insert_entries(conn, entries)
+        if request.log is not None and request.finish_log is not None:
+            request.finish_log(request.log, verdict)
+    rehome_entries_of_deleted_triggers(conn, logged, deleted)
+    store_entries(conn, logged)
     return verdicts
 
 

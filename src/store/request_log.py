@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from store.bulk import BulkInsert
-from store.tables import request_log
+from store.tables import request_log, triggers
 
 
 @dataclass
@@ -71,8 +71,31 @@ _INSERT = BulkInsert(request_log, [field.name for field in fields(LogEntry) if f
 
 def insert_entries(conn: Connection, entries: list[LogEntry]) -> list[None]:
     """A `store.writer` batch: one executemany for the whole group."""
-    _INSERT.execute(conn, entries)
+    rehome_entries_of_deleted_triggers(conn, entries, deleted_triggers(conn, entries))
+    store_entries(conn, entries)
     return [None] * len(entries)
+
+
+def store_entries(conn: Connection, entries: list[LogEntry]) -> None:
+    _INSERT.execute(conn, entries)
+
+
+# Compiled once; a batch nearly always names one trigger.
+_TRIGGER_EXISTS = sa.select(triggers.c.id).where(triggers.c.id == sa.bindparam("trigger_id"))
+
+
+def deleted_triggers(conn: Connection, entries: Iterable[LogEntry]) -> set[str]:
+    """The triggers of `entries` deleted since their requests arrived (this transaction sees the deletes)."""
+    named = {entry.trigger_id for entry in entries if entry.trigger_id is not None}
+    return {name for name in named if conn.execute(_TRIGGER_EXISTS, {"trigger_id": name}).first() is None}
+
+
+def rehome_entries_of_deleted_triggers(conn: Connection, entries: Iterable[LogEntry], deleted: set[str]) -> None:
+    """Keep such an entry as an unknown hook's: its trigger's log went with the trigger, and an entry
+    left under it could be neither listed nor pruned."""
+    for entry in entries:
+        if entry.trigger_id in deleted:
+            entry.trigger_id = entry.environment_id = entry.mode = None
 
 
 def _visible_in(environment_id: str) -> sa.ColumnElement[bool]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -187,3 +189,32 @@ async def test_since_and_until_bound_the_time_received(flowhook) -> None:
         response = await flowhook.api.get(f"/v1/default/triggers/{trigger['id']}/requests", params={"until": bad})
         assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_parameter")
         assert "until" in response.json()["error"]["message"]
+
+
+SLOW_SOURCE = """
+function map(request) {
+  const until = Date.now() + 600;
+  while (Date.now() < until) {}
+  return request.body.valid ? {targetUserIds: ["u1"]} : {targetUserIds: []};
+}
+"""
+
+
+async def test_a_request_still_in_flight_when_its_trigger_is_deleted_is_refused_and_kept_as_an_unknown_hooks(
+    flowhook,
+) -> None:
+    flow = await flowhook.flow()
+    trigger = await flowhook.trigger(flow, mapping={"kind": "javascript", "source": SLOW_SOURCE})
+    valid, invalid = (orjson.dumps({"valid": flag}) for flag in (True, False))
+    in_flight = [asyncio.create_task(flowhook.post(trigger, body)) for body in (valid, invalid)]
+    await asyncio.sleep(0.2)  # both are being mapped
+    assert (await flowhook.api.delete(f"/v1/default/triggers/{trigger['id']}")).status_code == 204
+    accepted_late, refused = await asyncio.gather(*in_flight)
+    assert (accepted_late.status_code, accepted_late.json()["error"]["code"]) == (404, "hook_not_found")
+    assert refused.status_code == 422  # answered as it was: only where it is logged changes
+    for response in (accepted_late, refused):
+        entry = await flowhook.entry(response.json()["error"]["requestId"])
+        assert (entry["triggerId"], entry["hookId"]) == (None, trigger["hookId"])
+    with sqlite3.connect(flowhook.data_dir / "flowhook.db") as db:
+        stored = db.execute("SELECT count(*) FROM invocations WHERE flow_id = ?", (flow["id"],)).fetchone()[0]
+    assert stored == 0

@@ -15,7 +15,7 @@ from store.environments import get_environment
 from store.flows import insert_flow, publish
 from store.invocations import AcceptRequest, accept_batch, payload_hash
 from store.migrations import MIGRATIONS
-from store.request_log import LogEntry, StatusFilter, insert_entries, list_entries, prune
+from store.request_log import LogEntry, StatusFilter, list_entries, prune, store_entries
 from store.tables import invocations
 
 pytestmark = pytest.mark.anyio
@@ -193,7 +193,7 @@ def entry(index: int, trigger_id: str | None, status: int) -> LogEntry:
 
 async def test_request_log_pages_filters_and_pruning(store: Store) -> None:
     rows = [entry(i, trigger, 202 if i % 2 else 401) for trigger in ("t1", "t2", None) for i in range(6)]
-    await store.write(lambda conn: insert_entries(conn, rows))
+    await store.write(lambda conn: store_entries(conn, rows))  # trigger ids made up: not re-homed
     page, cursor = await store.read(lambda conn: list_entries(conn, "default", trigger_id="t1", limit=4))
     rest, end = await store.read(lambda conn: list_entries(conn, "default", trigger_id="t1", limit=4, before=cursor))
     failed, _ = await store.read(
@@ -211,7 +211,7 @@ async def test_request_log_pages_filters_and_pruning(store: Store) -> None:
 
 async def test_pruning_with_a_limit_deletes_the_oldest_first_and_no_more(store: Store) -> None:
     rows = [entry(i, trigger, 202) for trigger in ("t1", "t2") for i in range(6)]
-    await store.write(lambda conn: insert_entries(conn, rows))
+    await store.write(lambda conn: store_entries(conn, rows))  # trigger ids made up: not re-homed
 
     async def left(trigger: str) -> list[str]:
         everything, _ = await store.read(lambda conn: list_entries(conn, "default", limit=100))
