@@ -142,6 +142,7 @@ async def test_a_config_that_cannot_work_is_refused_at_save(flowhook) -> None:
         ({"preset": "nope", "secret": "x"}, "$.verification.preset"),
         ({"secret": "s", "algorithm": "md5", "signature": {"header": "X-Sig"}}, "$.verification.algorithm"),
         ({"secret": "s"}, "$.verification.signature"),
+        ({"preset": "slack", "secrets": ["a-real-secret", "••••cret"]}, "$.verification.secrets[1]"),  # from a GET
     ]
     for config, path in cases:
         response = await flowhook.api.post(url, json={"verification": config})

@@ -29,7 +29,7 @@ from ingress.api.views import trigger_view
 from ingress.auth import admin_only
 from ingress.errors import ApiError
 from ingress.jsonio import json_response
-from ingress.verification import SECRET_MASK, VerificationConfigError, compile_verification
+from ingress.verification import VerificationConfigError, compile_verification
 from mapper import MappingSpecError
 from store import flows, triggers
 from store.triggers import MODES, Trigger
@@ -76,12 +76,7 @@ def invalid_mapping(error: MappingSpecError) -> ApiError:
 
 
 def _checked_verification(config: Any) -> dict[str, Any] | None:
-    if isinstance(config, dict):
-        rotation = config.get("secrets")
-        secrets = [config.get("secret"), *(rotation if isinstance(rotation, list) else [])]
-        if any(isinstance(secret, str) and secret.startswith(SECRET_MASK) for secret in secrets):
-            message = "send the secret itself, not its masked form from a GET"
-            raise ApiError(422, "invalid_verification", message, path="$.verification.secret")
+    """`config` if it compiles (a masked secret sent back from a GET does not, with the path of that secret)."""
     try:
         compile_verification(config)
     except VerificationConfigError as error:
