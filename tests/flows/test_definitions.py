@@ -126,3 +126,19 @@ async def test_publishing_a_flow_needs_its_templates_published(flowhook) -> None
     await flowhook.ok("POST", f"/v1/default/card-templates/{template['id']}/publish")
     await flowhook.ok("PUT", f"/v1/default/action-flows/{flow['id']}", json={"name": "F", "steps": flow["steps"][:1]})
     assert (await flowhook.ok("POST", url))["publishedVersion"] == 1
+
+
+async def test_a_card_template_a_flow_sends_cannot_be_deleted(flowhook) -> None:
+    used = await flowhook.template({"title": "x"}, publish=True)
+    unused = await flowhook.template({"title": "y"})
+    step = {"type": "send-card", "id": "s", "cardTemplateId": used["id"]}
+    flow = await flowhook.flow([{"type": "branch", "id": "b", "condition": "`true`", "then": [step]}], publish=True)
+    refused = await flowhook.api.delete(f"/v1/default/card-templates/{used['id']}")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "card_template_in_use")
+    assert flow["id"] in refused.json()["error"]["message"]
+    # Once only the published version sends it, it is still in use; once neither does, it can go.
+    await flowhook.ok("PUT", f"/v1/default/action-flows/{flow['id']}", json={"name": "Flow", "steps": []})
+    assert (await flowhook.api.delete(f"/v1/default/card-templates/{used['id']}")).status_code == 409
+    await flowhook.ok("POST", f"/v1/default/action-flows/{flow['id']}/publish")
+    assert (await flowhook.api.delete(f"/v1/default/card-templates/{used['id']}")).status_code == 204
+    assert (await flowhook.api.delete(f"/v1/default/card-templates/{unused['id']}")).status_code == 204

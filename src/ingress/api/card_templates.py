@@ -15,7 +15,8 @@ from ingress.api.common import delete_found, environment
 from ingress.api.problems import refuse_problems
 from ingress.api.versioned import VersionedEndpoints
 from ingress.auth import admin_only
-from store import card_templates
+from ingress.errors import ApiError
+from store import card_templates, flows
 
 
 def template_draft(data: dict[str, Any]) -> dict[str, Any]:
@@ -42,8 +43,28 @@ async def delete_template(request: Request) -> Response:
     env = await environment(request)
     template_id = request.path_params["templateId"]
     return await delete_found(
-        request, "card_template", template_id, lambda conn: card_templates.delete_template(conn, env, template_id)
+        request, "card_template", template_id, lambda conn: _delete_unused(conn, env, template_id)
     )
+
+
+def _delete_unused(conn: Connection, environment_id: str, template_id: str) -> bool:
+    """Delete the template unless a flow's draft or published version sends it: its runs would fail at that step."""
+    senders = _flows_sending(conn, environment_id, template_id)
+    if senders:
+        message = f"flows {', '.join(senders)} send this card template; remove it from them first"
+        raise ApiError(409, "card_template_in_use", message)
+    return card_templates.delete_template(conn, environment_id, template_id)
+
+
+def _flows_sending(conn: Connection, environment_id: str, template_id: str) -> list[str]:
+    found = []
+    for flow in flows.list_flows(conn, environment_id):
+        definitions = [flow.draft]
+        if flow.published_version is not None:
+            definitions.append(flows.published_definition(conn, flow.id, flow.published_version) or {})
+        if any(template_id in template_ids(definition.get("steps") or []) for definition in definitions):
+            found.append(flow.id)
+    return found
 
 
 routes = [
