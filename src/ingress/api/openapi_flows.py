@@ -137,7 +137,9 @@ def flow_paths() -> dict[str, Any]:
         "/v1/{env}/card-templates", TEMPLATE, what="card template", tag="card templates", schema="CardTemplate"
     )
     templates["/v1/{env}/card-templates/{templateId}"]["delete"] = operation(
-        "Delete a template (sent cards keep their copy)", "card templates", responses(204, None, "Deleted.", 401, 404)
+        "Delete a template (sent cards keep their copy); 409 card_template_in_use while a flow sends it",
+        "card templates",
+        responses(204, None, "Deleted.", 401, 404, 409),
     )
     return {
         **templates,
