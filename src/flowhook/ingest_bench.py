@@ -44,6 +44,8 @@ class LoadFigures:
     p99_ms: float
     non_2xx: int
     server_cpu_us: float = float("nan")  # CPU the server's processes spent per request (all threads and children)
+    max_ms: float = float("nan")
+    errors: int = 0  # requests the load generator gave up on (socket errors, timeouts)
 
 
 def process_tree_cpu_seconds(root: int) -> float:
@@ -149,24 +151,38 @@ def _milliseconds(text: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
+#: wrk leaves a request that takes longer than its timeout out of every latency figure (2 s by default,
+#: which hid multi-second stalls); this one is long enough for any stall to be measured.
+WRK_TIMEOUT = "30s"
+
+
 def load_with_wrk(name: str, url: str, body: bytes, signature: str, seconds: float, connections: int) -> LoadFigures:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_WRK_SCRIPT.format(body=_lua_string(body), signature=signature))
+    duration = f"-d{max(1, round(seconds))}s"
     try:
         output = subprocess.run(
-            ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", script.name, url],
+            ["wrk", "-t2", f"-c{connections}", duration, "--timeout", WRK_TIMEOUT, "--latency", "-s", script.name, url],
             capture_output=True,
             text=True,
             check=True,
         ).stdout
     finally:
         os.unlink(script.name)
+    return wrk_figures(name, output)
+
+
+def wrk_figures(name: str, output: str) -> LoadFigures:
+    """The figures of a `wrk --latency` report."""
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])  # type: ignore[index]
     # Anchored: a thread-stats line can end in "…50%" too ("+/- Stdev 70.50%").
     p50 = _milliseconds(re.search(r"^\s*50%\s+(\S+)", output, re.M)[1])  # type: ignore[index]
     p99 = _milliseconds(re.search(r"^\s*99%\s+(\S+)", output, re.M)[1])  # type: ignore[index]
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    return LoadFigures(name, rate, p50, p99, int(non_2xx[1]) if non_2xx else 0)
+    slowest = _milliseconds(re.search(r"^\s*Latency\s+\S+\s+\S+\s+(\S+)", output, re.M)[1])  # type: ignore[index]
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    errors = sum(int(count) for count in socket_errors.groups()) if socket_errors else 0
+    return LoadFigures(name, rate, p50, p99, int(non_2xx[1]) if non_2xx else 0, max_ms=slowest, errors=errors)
 
 
 async def _load_with_httpx(
@@ -266,14 +282,15 @@ def table(figures: list[LoadFigures], title: str = "server") -> list[str]:
     """Printable lines, each ratio against the first row (the bare handler of the same run)."""
     bare = figures[0]
     lines = [
-        f"{title:44s} {'req/s':>9s} {'vs bare':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'non-2xx':>8s}"
-        f" {'server CPU us/req':>18s}"
+        f"{title:44s} {'req/s':>9s} {'vs bare':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'max ms':>7s} {'non-2xx':>8s}"
+        f" {'errors':>7s} {'server CPU us/req':>18s}"
     ]
     for figure in figures:
         lines.append(
             f"{figure.name:44s} {figure.requests_per_second:9,.0f}"
             f" {figure.requests_per_second / bare.requests_per_second:7.2f}x"
-            f" {figure.p50_ms:7.2f} {figure.p99_ms:7.2f} {figure.non_2xx:8d} {figure.server_cpu_us:18.0f}"
+            f" {figure.p50_ms:7.2f} {figure.p99_ms:7.2f} {figure.max_ms:7.1f} {figure.non_2xx:8d} {figure.errors:7d}"
+            f" {figure.server_cpu_us:18.0f}"
         )
     return lines
 

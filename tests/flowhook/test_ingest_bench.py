@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from flowhook.ingest_bench import LoadFigures, process_tree_cpu_seconds, table
+from flowhook.ingest_bench import LoadFigures, process_tree_cpu_seconds, table, wrk_figures
 
 BURN = (
     "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
@@ -33,9 +33,33 @@ def test_tree_cpu_of_a_missing_process_is_zero() -> None:
 
 
 def test_table_ratios_are_against_the_first_row() -> None:
-    bare = LoadFigures("bare", 20_000, 1.0, 2.0, 0, 30.0)
-    served = LoadFigures("served", 5_000, 4.0, 12.5, 3, 180.0)
+    bare = LoadFigures("bare", 20_000, 1.0, 2.0, 0, 30.0, max_ms=9.0)
+    served = LoadFigures("served", 5_000, 4.0, 12.5, 3, 180.0, max_ms=2100.0, errors=2)
     header, first, second = table([bare, served])
     assert header.split()[:2] == ["server", "req/s"]
-    assert first.split() == ["bare", "20,000", "1.00x", "1.00", "2.00", "0", "30"]
-    assert second.split() == ["served", "5,000", "0.25x", "4.00", "12.50", "3", "180"]
+    assert first.split() == ["bare", "20,000", "1.00x", "1.00", "2.00", "9.0", "0", "0", "30"]
+    assert second.split() == ["served", "5,000", "0.25x", "4.00", "12.50", "2100.0", "3", "2", "180"]
+
+
+WRK_REPORT = """Running 10s test @ http://127.0.0.1:8080/hooks/x
+  2 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     7.68ms    3.23ms   2.01s    73.52%
+    Req/Sec     1.95k   120.00     2.20k    70.50%
+  Latency Distribution
+     50%    6.47ms
+     75%    8.99ms
+     90%   11.20ms
+     99%   17.26ms
+  38686 requests in 10.00s, 7.50MB read
+  Socket errors: connect 0, read 1, write 0, timeout 3
+  Non-2xx or 3xx responses: 2
+Requests/sec:   3868.56
+Transfer/sec:    768.00KB
+"""
+
+
+def test_a_wrk_report_is_read_with_its_slowest_request_and_its_errors() -> None:
+    figures = wrk_figures("served", WRK_REPORT)
+    assert (figures.requests_per_second, figures.p50_ms, figures.p99_ms) == (3868.56, 6.47, 17.26)
+    assert (round(figures.max_ms, 6), figures.non_2xx, figures.errors) == (2010.0, 2, 4)
