@@ -80,6 +80,15 @@ def card_wait_flow(template_id: str, timeout: str = "P1D", **card_options: str) 
     ]
 
 
+async def started_card_wait(flowhook, user: str, **wait: str) -> tuple[dict, str]:
+    """A `card_wait_flow` started for the test user `user`: the flow and its flowInvocationId."""
+    template = await flowhook.template({"title": "t"})
+    flow = await flowhook.flow(card_wait_flow(template["id"], **wait))
+    trigger = await flowhook.trigger(flow)
+    await flowhook.test_user(user)
+    return flow, await flowhook.start(trigger, [user])
+
+
 async def test_a_card_action_releases_the_wait_on_it(flowhook) -> None:
     template = await flowhook.template({"title": "{{step}}"})
     flow = await flowhook.flow(card_wait_flow(template["id"]))
@@ -114,12 +123,8 @@ async def test_a_card_action_releases_the_wait_on_it(flowhook) -> None:
 
 @pytest.mark.parametrize("card_options", [{}, {"expiresAfter": "P1D"}], ids=["never-expires", "expires-later"])
 async def test_a_card_wait_times_out(flowhook, card_options: dict) -> None:
-    template = await flowhook.template({"title": "t"})
-    flow = await flowhook.flow(card_wait_flow(template["id"], timeout="PT0.3S", **card_options))
-    trigger = await flowhook.trigger(flow)
     user = f"timeout-{len(card_options)}"
-    await flowhook.test_user(user)
-    key = await flowhook.start(trigger, [user])
+    flow, key = await started_card_wait(flowhook, user, timeout="PT0.3S", **card_options)
     await flowhook.eventually(lambda: _instance_status(flowhook, flow, key, "completed"))
     [instance] = (await flowhook.invocation(flow, key))["instances"]
     assert instance["outcomes"] == {"answer": {"outcome": "timeout"}}
@@ -127,11 +132,7 @@ async def test_a_card_wait_times_out(flowhook, card_options: dict) -> None:
 
 
 async def test_a_card_that_never_expires_is_awaited_until_the_timeout(flowhook) -> None:
-    template = await flowhook.template({"title": "t"})
-    flow = await flowhook.flow(card_wait_flow(template["id"], timeout="PT1H"))
-    trigger = await flowhook.trigger(flow)
-    await flowhook.test_user("noexp-u1")
-    key = await flowhook.start(trigger, ["noexp-u1"])
+    flow, key = await started_card_wait(flowhook, "noexp-u1", timeout="PT1H")
     await flowhook.settle()
     [card] = await flowhook.cards("noexp-u1")
     [instance] = (await flowhook.invocation(flow, key))["instances"]
@@ -141,11 +142,7 @@ async def test_a_card_that_never_expires_is_awaited_until_the_timeout(flowhook) 
 
 async def test_a_wait_settles_when_its_card_expires(flowhook) -> None:
     """The expired card can no longer be completed: the wait ends at the expiry, not the hour's timeout."""
-    template = await flowhook.template({"title": "t"})
-    flow = await flowhook.flow(card_wait_flow(template["id"], timeout="PT1H", expiresAfter="PT1S"))
-    trigger = await flowhook.trigger(flow)
-    await flowhook.test_user("cexp-u1")
-    key = await flowhook.start(trigger, ["cexp-u1"])
+    flow, key = await started_card_wait(flowhook, "cexp-u1", timeout="PT1H", expiresAfter="PT1S")
     await flowhook.settle()
     [offer] = await flowhook.cards("cexp-u1")
     [instance] = (await flowhook.invocation(flow, key))["instances"]
@@ -162,11 +159,7 @@ async def test_a_wait_settles_when_its_card_expires(flowhook) -> None:
 
 
 async def test_a_card_completed_before_its_expiry_takes_the_completed_branch(flowhook) -> None:
-    template = await flowhook.template({"title": "t"})
-    flow = await flowhook.flow(card_wait_flow(template["id"], timeout="PT1H", expiresAfter="PT30S"))
-    trigger = await flowhook.trigger(flow)
-    await flowhook.test_user("cbefore-u1")
-    key = await flowhook.start(trigger, ["cbefore-u1"])
+    flow, key = await started_card_wait(flowhook, "cbefore-u1", timeout="PT1H", expiresAfter="PT30S")
     await flowhook.settle()
     [offer] = await flowhook.cards("cbefore-u1")
     assert (await flowhook.act(offer, "complete"))["status"] == "completed"
