@@ -144,8 +144,8 @@ class HookPipeline:
         request_id = arrival.request_id
         if arrival.head_bytes > self._settings.max_header_bytes:  # first: not even the hook id is looked up
             message = f"the request's URL and headers exceed {self._settings.max_header_bytes} bytes"
-            refused = Outcome.error(431, "headers_too_large", message, request_id, headers={"Connection": "close"})
-            return await self._finish(self._shortened_log_entry(arrival, hook_id), refused)
+            too_large = Outcome.error(431, "headers_too_large", message, request_id, headers={"Connection": "close"})
+            return await self._finish(self._shortened_log_entry(arrival, hook_id), too_large)
         config = await self._services.hook_configs.get(hook_id)
         log = self._log_entry(arrival, hook_id, config)
         if arrival.method not in METHODS:  # logged like any request to a hook, under its trigger if it has one
