@@ -47,9 +47,18 @@ _DECODERS: Final[Mapping[str, Callable[[str], bytes]]] = {
 }
 DIGESTS: Final = tuple(_DECODERS)
 SECRET_ENCODINGS: Final = ("utf8", "base64", "whsec", "whpk")
+# By whether the algorithm is ed25519 (public keys) or an HMAC (shared secrets): how its keys may be written.
+KEY_ENCODINGS: Final = {True: ("base64", "whpk"), False: ("utf8", "base64", "whsec")}
+_ENCODING_MISMATCH: Final = {
+    True: "an ed25519 public key is written in base64: secretEncoding base64 or whpk",
+    False: "secretEncoding whpk names an ed25519 public key; an HMAC needs a shared secret",
+}
 _KEY_PREFIXES: Final = {"whsec": "whsec_", "whpk": "whpk_"}
 DEFAULT_TOLERANCE_SECONDS: Final = 300
 MAX_SECRETS: Final = 10
+# Signatures tried per request: a rotation sends two or three. Each is checked against every key, and an
+# Ed25519 check costs ~60 µs, so a header stuffed with hundreds of them would hold the event loop.
+MAX_CANDIDATES: Final = 10
 SECRET_MASK: Final = "••••"
 _SECRET_HINT_MIN_LENGTH: Final = 16  # shorter secrets are masked entirely
 
@@ -137,6 +146,8 @@ class _HeaderField:
         if not found:
             where = f"with prefix {self.prefix!r} " if self.prefix else ""
             raise _invalid(f"no {self.role} {where}in header {self.name}")
+        if len(found) > MAX_CANDIDATES:
+            raise _invalid(f"{len(found)} {self.role}s in header {self.name}; at most {MAX_CANDIDATES} are tried")
         return found
 
 
@@ -302,13 +313,18 @@ def compile_verification(config: Mapping[str, Any] | None) -> Verifier | None:
     _check_keys(full, _CONFIG_KEYS, "$")
     secret_encoding = _choice(full, "secretEncoding", SECRET_ENCODINGS, "utf8")
     algorithm = _choice(full, "algorithm", (*ALGORITHMS, ED25519), "sha256")
-    if algorithm == ED25519 and secret_encoding == "utf8":
-        message = "an ed25519 public key is written in base64: secretEncoding base64 or whpk"
-        raise VerificationConfigError(message, "$.secretEncoding")
-    keys = [(_secret_key(secret, secret_encoding, path), path) for secret, path in _secrets(full)]
+    public = algorithm == ED25519
+    if secret_encoding not in KEY_ENCODINGS[public]:
+        raise VerificationConfigError(_ENCODING_MISMATCH[public], "$.secretEncoding")
+    secrets = _secrets(full)
+    if not public:
+        for secret, path in secrets:  # anyone can sign with a key everyone may know
+            if secret.startswith(PUBLIC_KEY_PREFIX):
+                raise VerificationConfigError("a whpk_ public key cannot key an HMAC: it is not a secret", path)
+    keys = [(_secret_key(secret, secret_encoding, path), path) for secret, path in secrets]
     timestamp = _header_field(full["timestamp"], "timestamp", "$.timestamp") if "timestamp" in full else None
     return Verifier(
-        keys=_public_keys(keys) if algorithm == ED25519 else _SharedSecrets([key for key, _ in keys], algorithm),
+        keys=_public_keys(keys) if public else _SharedSecrets([key for key, _ in keys], algorithm),
         digest=_choice(full, "digest", DIGESTS, "hex"),
         signature=_header_field(_required(full, "signature"), "signature", "$.signature"),
         timestamp=timestamp,

@@ -318,6 +318,37 @@ def test_public_key_configs_that_cannot_work_are_refused(config: dict[str, objec
     assert caught.value.path == path
 
 
+def test_a_header_stuffed_with_signatures_is_refused_before_any_is_checked() -> None:
+    """Every candidate is checked against every key; Ed25519 checks are costly, so their number is capped."""
+    keys = [whpk(Ed25519PrivateKey.from_private_bytes(hashlib.sha256(bytes([n])).digest())) for n in range(10)]
+    verifier = preset("standard-webhooks", secrets=keys)
+    stuffed = " ".join([v1a(OTHER_SIGNING_KEY, "m", NOW)] * 11)
+    headers = {"webhook-id": "m", "webhook-timestamp": str(NOW), "webhook-signature": stuffed}
+    with pytest.raises(VerificationFailure, match="11 signatures in header webhook-signature; at most 10"):
+        verifier.verify(headers, BODY, NOW)
+
+
+@pytest.mark.parametrize(
+    ("config", "path"),
+    [
+        ({"preset": "stripe", "secret": "whpk_" + "A" * 43}, "$.secret"),  # a public key as an HMAC key: forgeable
+        ({"preset": "github", "secrets": ["real-secret", "whpk_" + "A" * 43]}, "$.secrets[1]"),
+        (
+            {"secret": "whpk_" + "A" * 43, "secretEncoding": "whpk", "signature": {"header": "X-Sig"}},
+            "$.secretEncoding",
+        ),
+        (
+            {"secret": WHSEC, "secretEncoding": "whsec", "algorithm": "ed25519", "signature": {"header": "X-Sig"}},
+            "$.secretEncoding",
+        ),
+    ],
+)
+def test_public_keys_and_shared_secrets_are_not_mixed_up(config: dict[str, object], path: str) -> None:
+    with pytest.raises(VerificationConfigError) as caught:
+        compile_verification(config)
+    assert caught.value.path == path
+
+
 def test_a_full_ed25519_config_without_a_preset() -> None:
     body = b"hello"
     signature = base64.b64encode(SIGNING_KEY.sign(body)).decode()
