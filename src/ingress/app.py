@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, Router
 
 from ingress.api import (
     action_flow,
@@ -77,7 +77,7 @@ def create_app(settings: Settings) -> Starlette:
     # Every method, so that the pipeline logs the wrong ones (405) too; and with a trailing slash, which a
     # sender's URL field may add, rather than a redirect built from the request's own Host header.
     hooks = Route("/hooks/{hook_id}", hook_endpoint)
-    return Starlette(
+    app = Starlette(
         routes=[
             hooks,
             Route("/hooks/{hook_id}/", hook_endpoint),
@@ -96,3 +96,8 @@ def create_app(settings: Settings) -> Starlette:
         middleware=[Middleware(FastRoute, route=hooks)],
         lifespan=lifespan,
     )
+    # A path with an extra slash is a 404, not a redirect whose Location is built from the request's own Host.
+    for router in (app.router, *(route.app for route in app.router.routes if isinstance(route, Mount))):
+        if isinstance(router, Router):
+            router.redirect_slashes = False
+    return app

@@ -29,6 +29,8 @@ def shortened(text: str) -> str:
 
 
 def shortened_headers(headers: dict[str, str]) -> dict[str, str]:
-    """The first `LOGGED_HEADERS` headers, names and values shortened."""
-    kept = list(headers.items())[:LOGGED_HEADERS]
-    return {shortened(name): shortened(value) for name, value in kept}
+    """The first `LOGGED_HEADERS` headers, names and values shortened, and how many more there were."""
+    kept = {shortened(name): shortened(value) for name, value in list(headers.items())[:LOGGED_HEADERS]}
+    if len(headers) > LOGGED_HEADERS:
+        kept["…"] = f"[{len(headers) - LOGGED_HEADERS} more headers]"
+    return kept

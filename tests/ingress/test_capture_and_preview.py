@@ -202,6 +202,8 @@ async def test_a_pasted_sample_is_kept_like_a_captured_one_and_refused_where_a_l
     assert (unreadable.status_code, unreadable.json()["error"]["code"]) == (415, "unsupported_media_type")
     unencodable = await flowhook.api.post(url, json={"body": "café", "contentType": "text/plain; charset=us-ascii"})
     assert (unencodable.status_code, unencodable.json()["error"]["path"]) == (422, "$.body")
+    compressed = await flowhook.api.post(url, json={"body": "{}", "headers": {"Content-Encoding": "gzip"}})
+    assert (compressed.status_code, compressed.json()["error"]["code"]) == (415, "unsupported_media_type")
 
 
 async def test_preview_takes_a_spec_request_object_as_it_is(flowhook) -> None:

@@ -185,6 +185,9 @@ async def test_a_trailing_slash_reaches_the_same_hook(flowhook) -> None:
     )
     assert response.status_code == 202, response.text  # not a redirect to a URL built from the Host header
     assert (await flowhook.entry(response.json()["requestId"]))["triggerId"] == trigger["id"]
+    for path in (f"/hooks/{trigger['hookId']}//", "/v1/default/action-flows/"):
+        extra_slash = await flowhook.api.post(path, content=b"{}", headers={"host": "evil.example"})
+        assert (extra_slash.status_code, extra_slash.headers.get("location")) == (404, None)
 
 
 async def test_put_is_accepted_like_post(flowhook) -> None:
@@ -221,6 +224,11 @@ async def test_an_oversized_request_head_is_431_and_logged_shortened(flowhook) -
         assert (entry["status"], entry["cause"], entry["triggerId"]) == (431, "headers_too_large", None)
         assert entry["headers"]["x-big-0"] == "b" * 256 + "…[19744 more characters]"
         assert len(entry["query"]) < 300
+    many = {f"x-h-{n:03d}": "v" * 300 for n in range(120)}  # 36 KiB in headers no longer than the limit each
+    response = await flowhook.sender().post(f"/hooks/{trigger['hookId']}", content=body, headers=many)
+    entry = await flowhook.entry(response.json()["error"]["requestId"])
+    assert (response.status_code, len(entry["headers"])) == (431, 51)
+    assert entry["headers"]["…"].endswith(" more headers]")
 
 
 async def test_body_limit_holds_for_declared_and_chunked_bodies(flowhook) -> None:

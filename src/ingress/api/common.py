@@ -18,6 +18,7 @@ from store.environments import get_environment
 T = TypeVar("T")
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
+CLOSE = {"Connection": "close"}  # the rest of a body that was not read is never read
 
 
 def services(request: Request) -> Services:
@@ -39,9 +40,9 @@ async def json_object(request: Request) -> dict[str, Any]:
     try:
         raw = await read_body(request.receive, MAX_BODY_BYTES, request.headers.get("content-length"), timeout)
     except BodyTooLarge:
-        raise ApiError(413, "body_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes") from None
+        raise ApiError(413, "body_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes", headers=CLOSE) from None
     except BodyTimedOut:
-        raise ApiError(408, "body_timeout", f"the body did not arrive within {timeout:g} s") from None
+        raise ApiError(408, "body_timeout", f"the body did not arrive within {timeout:g} s", headers=CLOSE) from None
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as error:

@@ -39,7 +39,7 @@ def raw_request(data: dict[str, Any], default_path: str) -> dict[str, Any]:
         content_type = content_type or "application/json"
     headers = normalize_headers(headers)
     content_type = content_type or headers.get("content-type")
-    _check_readable(body, content_type)
+    _check_readable(body, content_type, headers.get("content-encoding"))
     query = field(data, "query", lambda v: isinstance(v, str | dict), "a string or an object", "")
     if isinstance(query, dict):
         query = urlencode(query, doseq=True)
@@ -53,9 +53,9 @@ def raw_request(data: dict[str, Any], default_path: str) -> dict[str, Any]:
     }
 
 
-def _check_readable(body: str, content_type: str | None) -> None:
+def _check_readable(body: str, content_type: str | None, content_encoding: str | None) -> None:
     """A live request with this content type would be refused (415), or its text could not be sent in its charset."""
-    reason = unreadable(content_type)
+    reason = unreadable(content_type, content_encoding)
     if reason is not None:
         raise ApiError(415, "unsupported_media_type", reason)
     codec = text_codec(declared_charset(content_type))
