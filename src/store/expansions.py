@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from store.idempotent import insert_new
 from store.invocations import Invocation
-from store.tables import flow_snapshots, invocation_progress, invocations
+from store.tables import flow_instances, flow_snapshots, invocation_progress, invocations
 
 PENDING = "pending"
 DONE = "done"
@@ -115,3 +115,18 @@ def load_snapshots(conn: Connection, snapshot_ids: set[str]) -> dict[str, dict[s
         return {}
     query = sa.select(flow_snapshots).where(flow_snapshots.c.id.in_(snapshot_ids))
     return {row.id: row.definition for row in conn.execute(query)}
+
+
+def running_snapshots(conn: Connection, environment_id: str) -> dict[str, str]:
+    """Snapshot id -> flow id of every definition still running in the environment: one an unfinished
+    instance runs, or one an invocation is still being expanded into (a flow edited since may not name
+    what these still need)."""
+    running = sa.select(flow_instances.c.snapshot_id, flow_instances.c.flow_id).where(
+        flow_instances.c.environment_id == environment_id, flow_instances.c.status.in_(("active", "waiting"))
+    )
+    expanding = (
+        sa.select(invocation_progress.c.snapshot_id, invocations.c.flow_id)
+        .join(invocations, invocations.c.id == invocation_progress.c.invocation_id)
+        .where(invocations.c.environment_id == environment_id)
+    )
+    return {snapshot_id: flow_id for snapshot_id, flow_id in conn.execute(sa.union(running, expanding))}

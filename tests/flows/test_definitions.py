@@ -142,3 +142,20 @@ async def test_a_card_template_a_flow_sends_cannot_be_deleted(flowhook) -> None:
     await flowhook.ok("POST", f"/v1/default/action-flows/{flow['id']}/publish")
     assert (await flowhook.api.delete(f"/v1/default/card-templates/{used['id']}")).status_code == 204
     assert (await flowhook.api.delete(f"/v1/default/card-templates/{unused['id']}")).status_code == 204
+
+
+async def test_a_card_template_a_run_under_way_will_send_cannot_be_deleted(flowhook) -> None:
+    template = await flowhook.template({"title": "later"})
+    steps = [
+        {"type": "wait", "id": "w", "duration": "PT1H"},
+        {"type": "send-card", "id": "s", "cardTemplateId": template["id"]},
+    ]
+    flow = await flowhook.flow(steps)
+    trigger = await flowhook.trigger(flow)
+    await flowhook.test_user("later-u1")
+    await flowhook.start(trigger, ["later-u1"])
+    await flowhook.settle()  # waiting an hour, on the draft it started with
+    await flowhook.ok("PUT", f"/v1/default/action-flows/{flow['id']}", json={"name": "Flow", "steps": []})
+    refused = await flowhook.api.delete(f"/v1/default/card-templates/{template['id']}")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "card_template_in_use")
+    assert flow["id"] in refused.json()["error"]["message"]

@@ -16,7 +16,7 @@ from ingress.api.problems import refuse_problems
 from ingress.api.versioned import VersionedEndpoints
 from ingress.auth import admin_only
 from ingress.errors import ApiError
-from store import card_templates, flows
+from store import card_templates, expansions, flows
 
 
 def template_draft(data: dict[str, Any]) -> dict[str, Any]:
@@ -48,7 +48,8 @@ async def delete_template(request: Request) -> Response:
 
 
 def _delete_unused(conn: Connection, environment_id: str, template_id: str) -> bool:
-    """Delete the template unless a flow's draft or published version sends it: its runs would fail at that step."""
+    """Delete the template unless a flow's draft, published version or a run still under way sends it:
+    those runs would fail at that step."""
     senders = _flows_sending(conn, environment_id, template_id)
     if senders:
         message = f"flows {', '.join(senders)} send this card template; remove it from them first"
@@ -57,14 +58,18 @@ def _delete_unused(conn: Connection, environment_id: str, template_id: str) -> b
 
 
 def _flows_sending(conn: Connection, environment_id: str, template_id: str) -> list[str]:
-    found = []
+    definitions: list[tuple[str, dict[str, Any]]] = []
     for flow in flows.list_flows(conn, environment_id):
-        definitions = [flow.draft]
+        definitions.append((flow.id, flow.draft))
         if flow.published_version is not None:
-            definitions.append(flows.published_definition(conn, flow.id, flow.published_version) or {})
-        if any(template_id in template_ids(definition.get("steps") or []) for definition in definitions):
-            found.append(flow.id)
-    return found
+            definitions.append((flow.id, flows.published_definition(conn, flow.id, flow.published_version) or {}))
+    running = expansions.running_snapshots(conn, environment_id)
+    for snapshot_id, definition in expansions.load_snapshots(conn, set(running)).items():
+        definitions.append((running[snapshot_id], definition))
+    found = {
+        flow_id for flow_id, definition in definitions if template_id in template_ids(definition.get("steps") or [])
+    }
+    return sorted(found)
 
 
 routes = [
