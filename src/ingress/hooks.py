@@ -36,7 +36,7 @@ from ingress.redaction import redact_headers, redact_query
 from ingress.services import Services
 from ingress.verification import VerificationFailure
 from mapper import MappingResult, MappingSpecError, RequestBodyError, UnsupportedContentType
-from mapper.request import body_bytes, body_text, normalize_headers, request_from, unreadable
+from mapper.request import body_bytes, body_text, exact_text, normalize_headers, request_from, unreadable
 from mapper.result import error_info
 from store.clock import iso, utcnow
 from store.ids import new_id, new_uuid7
@@ -283,7 +283,14 @@ class HookPipeline:
         return outcome
 
     async def _capture(self, config: HookConfig, arrival: Arrival, log: LogEntry) -> Outcome | None:
-        """Save the request as a sample if the trigger is still armed (exactly one request per arming)."""
+        """Save the request as a sample if the trigger is still armed (exactly one request per arming).
+
+        A sample keeps the body as sent; one its charset cannot decode is left to the pipeline (400) and
+        capture stays armed for the next.
+        """
+        body = exact_text(arrival.raw_body, arrival.content_type)
+        if body is None:
+            return None
         sample = new_sample(
             config.trigger.id,
             "captured",
@@ -292,7 +299,7 @@ class HookPipeline:
             headers=log.headers,
             query=log.query,
             content_type=arrival.content_type,
-            body=body_text(arrival.raw_body, arrival.content_type),
+            body=body,
         )
         outcome = Outcome(202, "captured", {"captured": True, "requestId": arrival.request_id, "sampleId": sample.id})
         _record(log, outcome)
@@ -379,10 +386,16 @@ class HookPipeline:
         )
 
     def _keep_body(self, log: LogEntry, body: bytes, *, truncated: bool = False, size: int | None = None) -> None:
-        """The first `log_body_bytes` of `body`; `size` is the body's whole size when more was announced."""
+        """The first `log_body_bytes` of `body`; `size` is the body's whole size when more was announced.
+
+        Bytes its charset cannot decode are kept as replacement characters, and the body then counts as
+        truncated too: the log no longer holds it as sent, so it cannot be replayed.
+        """
         cap = self._settings.log_body_bytes
-        log.body_truncated = truncated or len(body) > cap
-        log.body = body_text(body[:cap], log.content_type, cut=log.body_truncated)
+        cut = truncated or len(body) > cap
+        exact = exact_text(body[:cap], log.content_type, cut=cut)
+        log.body = exact if exact is not None else body_text(body[:cap], log.content_type, cut=cut)
+        log.body_truncated = cut or exact is None
         log.body_bytes = len(body) if size is None else size
 
 

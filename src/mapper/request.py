@@ -91,7 +91,19 @@ def body_text(raw_body: bytes, content_type: str | None, *, cut: bool = False) -
     `cut`: `raw_body` is the beginning of a longer body, so a character it ends in the middle of is left
     out rather than shown as a replacement character.
     """
-    decoder = codecs.getincrementaldecoder(text_codec(declared_charset(content_type)) or UTF8)(errors="replace")
+    return _decoded(raw_body, content_type, cut, "replace")
+
+
+def exact_text(raw_body: bytes, content_type: str | None, *, cut: bool = False) -> str | None:
+    """`body_text` if every byte decodes, so that `body_bytes` gives the body back; else None."""
+    try:
+        return _decoded(raw_body, content_type, cut, "strict")
+    except UnicodeDecodeError:
+        return None
+
+
+def _decoded(raw_body: bytes, content_type: str | None, cut: bool, errors: str) -> str:
+    decoder = codecs.getincrementaldecoder(text_codec(declared_charset(content_type)) or UTF8)(errors=errors)
     return decoder.decode(raw_body, final=not cut)
 
 

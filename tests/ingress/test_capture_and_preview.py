@@ -222,3 +222,18 @@ async def test_preview_takes_a_spec_request_object_as_it_is(flowhook) -> None:
     )
     output = preview.json()["output"]
     assert output == {"targetUserIds": ["u-given"], "variables": {"at": "2020-01-01T00:00:00.000Z"}}
+
+
+async def test_a_body_its_charset_cannot_decode_is_neither_replayed_nor_captured(flowhook) -> None:
+    """The log keeps it with replacement characters, so it no longer holds the body as sent."""
+    trigger = await flowhook.trigger(mapping={"kind": "passthrough"})
+    refused = await flowhook.post(trigger, b"caf\xe9", content_type="text/plain")
+    assert refused.status_code == 400
+    entry = await flowhook.entry(refused.json()["error"]["requestId"])
+    assert (entry["body"], entry["bodyTruncated"]) == ("caf\ufffd", True)
+    replay = await flowhook.api.post(f"/v1/default/requests/{entry['id']}/replay")
+    assert (replay.status_code, replay.json()["error"]["code"]) == (409, "replay_not_allowed")
+    await flowhook.api.post(f"/v1/default/triggers/{trigger['id']}/capture")
+    assert (await flowhook.post(trigger, b"caf\xe9", content_type="text/plain")).status_code == 400  # not captured
+    shown = await flowhook.api.get(f"/v1/default/triggers/{trigger['id']}")
+    assert shown.json()["captureArmed"] is True
