@@ -84,8 +84,11 @@ class _StepChecker:
             if kind == "send-card":
                 options = step.get("cardOptions")  # not an object: the schema has said so already
                 expires = options.get("expiresAfter") if isinstance(options, dict) else None
-                if not (isinstance(expires, str) and "{{" in expires):  # placeholders: checked when it runs
-                    problems += _duration_problems(expires, [*where, "cardOptions", "expiresAfter"])
+                at = [*where, "cardOptions", "expiresAfter"]
+                if isinstance(expires, str) and "{{" in expires:  # the duration is checked when the step runs
+                    problems += placeholder_problems(expires, at)
+                else:
+                    problems += _duration_problems(expires, at)
             elif kind == "wait":
                 problems += self._check_wait(step, where, visible)
             elif kind == "branch":

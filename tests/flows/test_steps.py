@@ -238,6 +238,9 @@ async def test_a_card_expiry_may_come_from_a_variable(flowhook) -> None:
     """`cardOptions` take placeholders, `expiresAfter` too: checked when the step runs, not when saved."""
     template = await flowhook.template({"title": "t"})
     step = {"type": "send-card", "id": "c", "cardTemplateId": template["id"], "cardOptions": {"expiresAfter": "{{d}}"}}
+    broken = {**step, "cardOptions": {"expiresAfter": "{{d"}}
+    refused = await flowhook.api.post("/v1/default/action-flows", json={"name": "f", "steps": [broken]})
+    assert refused.status_code == 422  # a malformed placeholder is refused when saved, as in templates
     flow = await flowhook.flow([step], variables=[{"name": "d", "type": "string", "default": "PT1H"}])
     trigger = await flowhook.trigger(flow)
     await flowhook.test_user("cvar-u1")
