@@ -145,6 +145,19 @@ async def test_an_entry_the_schema_refuses_does_not_hide_the_others_problems(flo
     ]
 
 
+async def test_a_card_expiry_given_by_the_caller_must_be_a_duration(flowhook, client, flow) -> None:
+    entries = [
+        {**entry(f"u{n}", firstName="Ann"), "payload": {"variables": {"firstName": "Ann"}, "cardOptions": options}}
+        for n, options in enumerate([{"expiresAfter": "banana"}, {"expiresAfter": 5}, {"expiresAfter": "P1D"}])
+    ]
+    response = await post(client, flow, *entries)
+    assert response.status_code == 422
+    assert [problem["path"] for problem in response.json()["error"]["errors"]] == [
+        "$.flows[0].payload.cardOptions.expiresAfter",
+        "$.flows[1].payload.cardOptions.expiresAfter",
+    ]
+
+
 async def test_required_variables_and_types_follow_the_flow(flowhook, client, flow) -> None:
     response = await post(
         client,
