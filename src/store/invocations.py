@@ -96,8 +96,9 @@ HASH_VERSION = "v2:"
 
 
 def request_hash(given: dict[str, Any]) -> str:
-    """What a repeat is compared by: the request as given, without its key; key order does not matter."""
-    compared = {name: value for name, value in given.items() if name != "flowInvocationId"}
+    """What a repeat is compared by: the request as given, without its key; key order does not matter,
+    and an empty object (`"variables": {}`) says what leaving it out says."""
+    compared = {name: value for name, value in given.items() if name != "flowInvocationId" and value != {}}
     return HASH_VERSION + _digest(compared)
 
 

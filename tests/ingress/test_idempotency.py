@@ -149,6 +149,8 @@ async def test_a_retry_after_a_new_default_is_published_is_still_a_repeat(flowho
     retry = await flowhook.post(trigger, body)
     assert (first.status_code, retry.status_code, retry.json()) == (202, 202, first.json())
     assert retry.headers["idempotent-replayed"] == "true"
+    empty = orjson.dumps({"targetUserIds": ["u1"], "flowInvocationId": "evt-retry", "variables": {}})
+    assert (await flowhook.post(trigger, empty)).status_code == 202  # an empty object says what leaving it out says
     # Sending "premium" itself is another request: it was not in the first one.
     explicit = orjson.dumps(
         {"targetUserIds": ["u1"], "flowInvocationId": "evt-retry", "variables": {"plan": "premium"}}
