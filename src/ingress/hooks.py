@@ -163,22 +163,10 @@ class HookPipeline:
                 request_id,
                 detail=f"client address {arrival.client_ip} is not in the trigger's allowlist",
             )
+        if refused is None:
+            refused = await self._read_body(receive, arrival, log)
         if refused is not None:
             return await self._finish(log, refused)
-        try:
-            declared = arrival.headers.get("content-length")
-            limit, timeout = self._settings.max_body_bytes, self._settings.body_timeout_seconds
-            arrival.raw_body = await read_body(receive, limit, declared, timeout)
-        except BodyNotReceived as incomplete:
-            # Refused on its Content-Length, a body is as large as announced; otherwise as much as arrived.
-            refused_unread = isinstance(incomplete, BodyTooLarge) and declared is not None and declared.isdigit()
-            size = int(declared) if refused_unread and declared is not None else None
-            self._keep_body(log, incomplete.head, truncated=True, size=size)
-            return await self._finish(log, self._incomplete(incomplete, request_id))
-        self._keep_body(log, arrival.raw_body)
-        reason = unreadable(arrival.content_type, arrival.headers.get("content-encoding"))
-        if reason is not None:
-            return await self._finish(log, _unsupported(reason, request_id))
         if config.verifier is not None:
             try:
                 config.verifier.verify(arrival.headers, arrival.raw_body, time.time())
@@ -191,6 +179,22 @@ class HookPipeline:
             if captured is not None:
                 return captured
         return await self._process(config, arrival, log)
+
+    async def _read_body(self, receive: Receive, arrival: Arrival, log: LogEntry) -> Outcome | None:
+        """Read the body into `arrival` and keep it in `log`; the refusal if it did not arrive or cannot be read."""
+        declared = arrival.headers.get("content-length")
+        try:
+            limit, timeout = self._settings.max_body_bytes, self._settings.body_timeout_seconds
+            arrival.raw_body = await read_body(receive, limit, declared, timeout)
+        except BodyNotReceived as incomplete:
+            # Refused on its Content-Length, a body is as large as announced; otherwise as much as arrived.
+            refused_unread = isinstance(incomplete, BodyTooLarge) and declared is not None and declared.isdigit()
+            size = int(declared) if refused_unread and declared is not None else None
+            self._keep_body(log, incomplete.head, truncated=True, size=size)
+            return self._incomplete(incomplete, arrival.request_id)
+        self._keep_body(log, arrival.raw_body)
+        reason = unreadable(arrival.content_type, arrival.headers.get("content-encoding"))
+        return None if reason is None else _unsupported(reason, arrival.request_id)
 
     async def replay(self, original: LogEntry, config: HookConfig) -> tuple[LogEntry, Outcome]:
         """Re-run a logged request under the trigger's current configuration.
