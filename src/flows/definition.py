@@ -88,7 +88,7 @@ class _StepChecker:
                 if isinstance(expires, str) and "{{" in expires:  # the duration is checked when the step runs
                     problems += placeholder_problems(expires, at)
                 else:
-                    problems += _duration_problems(expires, at)
+                    problems += duration_problems(expires, at)
             elif kind == "wait":
                 problems += self._check_wait(step, where, visible)
             elif kind == "branch":
@@ -106,8 +106,8 @@ class _StepChecker:
         return []
 
     def _check_wait(self, step: dict[str, Any], where: Path, visible: set[str]) -> list[Problem]:
-        problems = _duration_problems(step.get("duration"), [*where, "duration"])
-        problems += _duration_problems(step.get("timeout"), [*where, "timeout"])
+        problems = duration_problems(step.get("duration"), [*where, "duration"])
+        problems += duration_problems(step.get("timeout"), [*where, "timeout"])
         awaited = step.get("for")
         if isinstance(awaited, dict) and isinstance(awaited.get("stepId"), str) and awaited["stepId"] not in visible:
             message = f"step {awaited['stepId']!r} is not a send-card step that runs before this wait"
@@ -128,7 +128,8 @@ class _StepChecker:
         return problems
 
 
-def _duration_problems(value: Any, where: Path) -> list[Problem]:
+def duration_problems(value: Any, where: Path) -> list[Problem]:
+    """A duration a timer cannot use, at `where` (a value that is not a string is the schema's to report)."""
     if not isinstance(value, str):
         return []
     try:

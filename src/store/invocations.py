@@ -164,7 +164,7 @@ def accept_batch(conn: Connection, requests: list[AcceptRequest]) -> list[Accept
     for request, verdict in zip(requests, verdicts, strict=True):
         if request.log is not None and request.finish_log is not None:
             request.finish_log(request.log, verdict)
-    rehome_entries_of_deleted_triggers(conn, logged, deleted)
+    rehome_entries_of_deleted_triggers(logged, deleted)
     store_entries(conn, logged)
     return verdicts
 

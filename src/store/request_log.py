@@ -71,7 +71,7 @@ _INSERT = BulkInsert(request_log, [field.name for field in fields(LogEntry) if f
 
 def insert_entries(conn: Connection, entries: list[LogEntry]) -> list[None]:
     """A `store.writer` batch: one executemany for the whole group."""
-    rehome_entries_of_deleted_triggers(conn, entries, deleted_triggers(conn, entries))
+    rehome_entries_of_deleted_triggers(entries, deleted_triggers(conn, entries))
     store_entries(conn, entries)
     return [None] * len(entries)
 
@@ -90,7 +90,7 @@ def deleted_triggers(conn: Connection, entries: Iterable[LogEntry]) -> set[str]:
     return {name for name in named if conn.execute(_TRIGGER_EXISTS, {"trigger_id": name}).first() is None}
 
 
-def rehome_entries_of_deleted_triggers(conn: Connection, entries: Iterable[LogEntry], deleted: set[str]) -> None:
+def rehome_entries_of_deleted_triggers(entries: Iterable[LogEntry], deleted: set[str]) -> None:
     """Keep such an entry as an unknown hook's: its trigger's log went with the trigger, and an entry
     left under it could be neither listed nor pruned."""
     for entry in entries:

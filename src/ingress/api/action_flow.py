@@ -25,7 +25,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from flows.durations import DurationError, parse_duration
+from flows.definition import duration_problems
+from flows.problems import Problem, problem
 from ingress.access_tokens import require_token
 from ingress.api.common import json_object, not_found, services
 from ingress.errors import ApiError
@@ -113,18 +114,15 @@ def _flow_with_published(conn: Connection, env: str, flow_id: str) -> tuple[Flow
     return flow, flows.published_definition(conn, flow_id, flow.published_version)
 
 
-def _card_option_problems(options: Any, where: str) -> list[dict[str, str]]:
+def _card_option_problems(options: Any, index: int) -> list[Problem]:
     """A caller's `expiresAfter` must be a duration now: it overrides the step's, and nothing renders it later."""
     if not isinstance(options, dict) or "expiresAfter" not in options:
         return []
-    value, at = options["expiresAfter"], f"{where}.expiresAfter"
-    if not isinstance(value, str):
-        return [{"path": at, "message": "expiresAfter must be an ISO-8601 duration like P1D"}]
-    try:
-        parse_duration(value)
-    except DurationError as error:
-        return [{"path": at, "message": str(error)}]
-    return []
+    value = options["expiresAfter"]
+    at: list[str | int] = ["flows", index, "payload", "cardOptions", "expiresAfter"]
+    if not isinstance(value, str):  # the body's schema leaves cardOptions open
+        return [problem(at, "expiresAfter must be an ISO-8601 duration like P1D")]
+    return duration_problems(value, at)
 
 
 def _entry_index(path: str) -> int | None:
@@ -160,7 +158,7 @@ def _entries(body: dict[str, Any], variables: FlowVariables) -> list[Entry]:
             {"path": where + ".payload" + problem["path"][1:], "message": problem["message"]}
             for problem in variables.apply(payload)
         ]
-        problems += _card_option_problems(payload.get("cardOptions"), f"{where}.payload.cardOptions")
+        problems += _card_option_problems(payload.get("cardOptions"), index)
         key = item.get("flowInvocationId")
         if key is not None:
             if key in first_use:
