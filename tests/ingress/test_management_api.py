@@ -202,6 +202,7 @@ async def test_an_oversized_json_body_is_a_413(flowhook) -> None:
 
     streamed = await flowhook.api.post("/v1/default/action-flows", content=chunks())
     assert (streamed.status_code, streamed.json()["error"]["code"]) == (413, "body_too_large")
+    assert declared.headers["connection"] == streamed.headers["connection"] == "close"  # the rest is never read
 
 
 @pytest.mark.parametrize(
