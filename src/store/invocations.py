@@ -12,6 +12,12 @@ without the key itself: a retry sent after a new default was published is
 still the same request, and a webhook and an API call that carry the same
 request agree. Hashes stored before this rule (no `v2:` prefix) were taken
 over the whole stored payload, and a repeat is compared with them that way.
+
+"The same" is the same JSON, not the same spelling: `2` and `2.0` (and `1e2`
+and `100`, `-0.0` and `0`) are one number, while `true` is not `1` and
+`"2"` is not `2`. A repeat costs one hash compare; only when the hashes
+differ is the request looked at closer (`_same_request`), so the hot path
+never walks a payload.
 """
 
 from __future__ import annotations
@@ -83,9 +89,13 @@ class AcceptRequest:
     fresh_key: bool = False  # flow_invocation_id was just generated (`new_uuid7`): nothing can hold it yet
     given: dict[str, Any] | None = None  # the request before variable defaults (None: `payload` is as given)
 
+    @property
+    def as_given(self) -> dict[str, Any]:
+        return self.payload if self.given is None else self.given
+
     @cached_property
     def payload_hash(self) -> str:
-        return request_hash(self.payload if self.given is None else self.given)
+        return request_hash(self.as_given)
 
     @property
     def key(self) -> Key:
@@ -112,9 +122,39 @@ def _digest(value: dict[str, Any]) -> str:
 
 
 def _same_request(prior: Invocation, request: AcceptRequest) -> bool:
+    """Whether `request` repeats `prior`: the same hash, or the same once its numbers are spelled as stored.
+
+    The stored row keeps the hash of the request as given and the payload after defaults, which holds
+    every value given. Writing each number of the new request that equals the stored one at the same
+    place as stored, and hashing again, gives the stored hash exactly when the request given then was
+    this one, up to how its numbers were written: no normalizing on the way in, no new column.
+    """
+    digest: Callable[[dict[str, Any]], str]
     if prior.payload_hash.startswith(HASH_VERSION):
-        return prior.payload_hash == request.payload_hash
-    return prior.payload_hash == payload_hash(request.payload)
+        digest, compared = request_hash, request.as_given
+    else:
+        digest, compared = payload_hash, request.payload
+    if prior.payload_hash == digest(compared):
+        return True
+    return prior.payload_hash == digest(_spelled_as_stored(compared, prior.payload))
+
+
+def _spelled_as_stored(value: Any, stored: Any) -> Any:
+    """`value` with every number equal to the one at the same place in `stored` replaced by that one.
+
+    Equal as numbers: `2 == 2.0 == 2e0`, `-0.0 == 0`; a boolean is not a number here (`True == 1` in
+    Python, not in JSON), and integers beyond a double's precision compare exactly with floats.
+    """
+    if isinstance(value, dict) and isinstance(stored, dict):
+        return {name: _spelled_as_stored(item, stored.get(name)) for name, item in value.items()}
+    if isinstance(value, list) and isinstance(stored, list) and len(value) == len(stored):
+        return [_spelled_as_stored(item, twin) for item, twin in zip(value, stored, strict=True)]
+    if type(value) in _NUMBERS and type(stored) in _NUMBERS and value == stored:
+        return stored
+    return value
+
+
+_NUMBERS = (int, float)  # exact types: bool is a subclass of int
 
 
 def accept_batch(conn: Connection, requests: list[AcceptRequest]) -> list[Acceptance]:

@@ -37,7 +37,7 @@ async def test_filters_by_status_class_and_cause(flowhook) -> None:
     assert [e["status"] for e in await flowhook.log(trigger, status="4xx")] == [400, 403, 422]
     assert [e["cause"] for e in await flowhook.log(trigger, status="202")] == ["accepted"]
     assert [e["status"] for e in await flowhook.log(trigger, cause="ip_not_allowed")] == [403]
-    for bad in ({"status": "abc"}, {"cause": "nope"}, {"limit": "0"}, {"cursor": "x"}):
+    for bad in ({"status": "abc"}, {"cause": "nope"}, {"limit": "0"}):
         response = await flowhook.api.get(f"/v1/default/triggers/{trigger['id']}/requests", params=bad)
         assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_parameter"
     missing = await flowhook.api.get("/v1/default/triggers/trg_missing/requests")
@@ -57,6 +57,74 @@ async def test_cursor_pages_walk_the_log_newest_first(flowhook) -> None:
         if cursor is None:
             break
     assert seen == list(reversed(ids))
+
+
+async def page(flowhook, url: str, **params: Any) -> dict[str, Any]:
+    response = await flowhook.api.get(url, params=params)
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+async def test_a_cursor_pages_only_the_listing_it_came_from(flowhook) -> None:
+    """Reused with another trigger or filter, it is a 400 `invalid_cursor`, never a page of something else."""
+    trigger, other = await flowhook.trigger(), await flowhook.trigger()
+    accepted = [(await flowhook.post(trigger, OK)).json()["requestId"] for _ in range(2)]
+    refused = [(await flowhook.post(trigger, INVALID)).json()["error"]["requestId"] for _ in range(3)]
+    url = f"/v1/default/triggers/{trigger['id']}/requests"
+    since = "2000-01-01T00:00:00Z"
+    first = await page(flowhook, url, status="4xx", since=since, limit=1)
+    cursor = first["nextCursor"]
+    # The same listing: the same filters (a time written in another zone is the same instant), any page size.
+    rest = await page(flowhook, url, status="4xx", since="2000-01-01T05:00:00+05:00", limit=5, cursor=cursor)
+    assert [entry["id"] for entry in first["data"] + rest["data"]] == list(reversed(refused))
+    same_listing = await page(flowhook, "/v1/default/requests", triggerId=trigger["id"], status="4xx", since=since)
+    assert [entry["id"] for entry in same_listing["data"]] == list(reversed(refused))
+    for elsewhere, params in [
+        (url, {"status": "202", "since": since}),
+        (url, {"status": "422", "since": since}),
+        (url, {"status": "4xx", "since": since, "cause": "validation_error"}),
+        (url, {"status": "4xx"}),
+        (url, {"status": "4xx", "since": since, "until": "2999-01-01T00:00:00Z"}),
+        (f"/v1/default/triggers/{other['id']}/requests", {"status": "4xx", "since": since}),
+        ("/v1/default/requests", {"status": "4xx", "since": since}),
+    ]:
+        response = await flowhook.api.get(elsewhere, params={**params, "cursor": cursor})
+        assert response.status_code == 400, (elsewhere, params)
+        error = response.json()["error"]
+        assert (set(error), error["code"]) == ({"code", "message"}, "invalid_cursor")
+        assert "another listing" in error["message"]
+    assert [entry["id"] for entry in (await page(flowhook, url, status="202"))["data"]] == list(reversed(accepted))
+
+
+async def test_a_malformed_altered_or_old_cursor_is_400(flowhook) -> None:
+    trigger = await flowhook.trigger()
+    for _ in range(3):
+        await flowhook.post(trigger, OK)
+    url = f"/v1/default/triggers/{trigger['id']}/requests"
+    cursor = (await page(flowhook, url, limit=1))["nextCursor"]
+    altered = cursor[:-1] + ("A" if cursor[-1] != "A" else "B")
+    ahead = (await page(flowhook, url, limit=2))["nextCursor"]
+    spliced = ahead[:11] + cursor[11:]  # another position under this listing's digest
+    malformed = ["x", cursor + "AAAA", cursor[:-4], "é" * len(cursor), cursor + "!"]
+    for bad in [altered, spliced, *malformed, "12345"]:
+        response = await flowhook.api.get(url, params={"cursor": bad})
+        assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_cursor"), bad
+    old = (await flowhook.api.get(url, params={"cursor": "12345"})).json()["error"]["message"]
+    assert "earlier version" in old and "without a cursor" in old
+    unknown_trigger = await flowhook.api.get("/v1/default/triggers/trg_missing/requests", params={"cursor": "x"})
+    assert unknown_trigger.status_code == 400  # the parameters are checked first, as for a bad status
+
+
+async def test_the_openapi_document_describes_the_cursor_400(flowhook) -> None:
+    paths = (await flowhook.sender().get("/openapi.json")).json()["paths"]
+    for path in ("/v1/{env}/triggers/{triggerId}/requests", "/v1/{env}/requests"):
+        listing = paths[path]["get"]
+        refused = listing["responses"]["400"]
+        assert "invalid_cursor" in refused["description"]
+        assert refused["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+        [cursor] = [parameter for parameter in listing["parameters"] if parameter["name"] == "cursor"]
+        assert "invalid_cursor" in cursor["description"]
 
 
 async def test_the_environment_log_spans_triggers(flowhook) -> None:

@@ -159,8 +159,16 @@ PAGE = [
     query_param("since", TIME, "Only requests received at or after this time (ISO-8601; UTC without a zone)."),
     query_param("until", TIME, "Only requests received at or before this time."),
     limit_param(200, 50),
-    CURSOR,
+    query_param(
+        "cursor",
+        STRING,
+        "`nextCursor` of the previous page, sent with the same trigger and filters (`limit` may change); "
+        "a cursor of another listing, altered, or made by an earlier version is a 400 `invalid_cursor`.",
+    ),
 ]
+LOG_PAGE_400 = response(
+    "invalid_parameter (a bad status, cause, since, until or limit) or invalid_cursor (see `cursor`).", ref("Error")
+)
 
 
 def versioned(draft: dict[str, Schema]) -> Schema:
@@ -514,7 +522,7 @@ def _paths() -> dict[str, Any]:
             "get": operation(
                 "The trigger's request log, newest first",
                 "requests",
-                responses(200, ref("RequestPage"), "A page.", 400, 401, 404),
+                {**responses(200, ref("RequestPage"), "A page.", 401, 404), "400": LOG_PAGE_400},
                 parameters=PAGE,
             ),
         },
@@ -523,7 +531,7 @@ def _paths() -> dict[str, Any]:
             "get": operation(
                 "The environment's request log (and requests to unknown hooks)",
                 "requests",
-                responses(200, ref("RequestPage"), "A page.", 400, 401, 404),
+                {**responses(200, ref("RequestPage"), "A page.", 401, 404), "400": LOG_PAGE_400},
                 parameters=[*PAGE, query_param("triggerId", STRING, "Only this trigger.")],
             ),
         },

@@ -8,7 +8,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ingress.api.common import environment, not_found, query_int, read_found, services
-from ingress.api.queries import choice, cursor, timestamp, until
+from ingress.api.log_cursors import Listing
+from ingress.api.queries import choice, timestamp, until
 from ingress.api.views import request_summary, request_view
 from ingress.auth import admin_only
 from ingress.errors import ApiError
@@ -29,27 +30,20 @@ async def _page(request: Request, env: str, trigger_id: str | None) -> Response:
         except ValueError as error:
             raise ApiError(400, "invalid_parameter", str(error)) from None
     cause = choice(request, "cause", CAUSES)
-    since, up_to = timestamp(request, "since"), until(request)
-    limit, before = query_int(request, "limit", 50, 1, MAX_PAGE), cursor(request)
+    listing = Listing(env, trigger_id, status, cause, timestamp(request, "since"), until(request))
+    cursor = params.get("cursor") or None
+    limit, before = query_int(request, "limit", 50, 1, MAX_PAGE), None if cursor is None else listing.position(cursor)
 
-    def page(conn: Connection) -> tuple[list[LogEntry], int | None] | None:
+    def page(conn: Connection) -> tuple[list[LogEntry], str | None] | None:
         if trigger_id is not None and triggers.get_trigger(conn, env, trigger_id) is None:
             return None
-        return request_log.list_entries(
-            conn, env, trigger_id=trigger_id, status=status, cause=cause, since=since, until=up_to,
-            limit=limit, before=before,
-        )  # fmt: skip
+        return listing.page(conn, limit, before)
 
     found = await services(request).store.read(page)
     if found is None:
         raise not_found("trigger", trigger_id or "")
-    entries, next_seq = found
-    return json_response(
-        {
-            "data": [request_summary(entry) for entry in entries],
-            "nextCursor": str(next_seq) if next_seq is not None else None,
-        }
-    )
+    entries, next_cursor = found
+    return json_response({"data": [request_summary(entry) for entry in entries], "nextCursor": next_cursor})
 
 
 @admin_only
