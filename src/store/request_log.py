@@ -1,8 +1,9 @@
 """The request log: every request to a hook, accepted or not, with its cause.
 
 Bounded: `prune` keeps the newest N entries per trigger (and N for requests
-to unknown hooks, which belong to no trigger). Pages are newest first with
-an opaque cursor (the row sequence).
+to unknown hooks, which belong to no trigger). Pages are newest first; the
+next page starts below a row sequence, which the API hands out bound to its
+filters (ingress.api.log_cursors).
 """
 
 from __future__ import annotations
@@ -145,7 +146,12 @@ def get_entry(conn: Connection, environment_id: str, request_id: str) -> LogEntr
 
 def prune(conn: Connection, trigger_ids: Iterable[str | None], keep: int, limit: int | None = None) -> int:
     """Delete all but the newest `keep` entries of each trigger, oldest first and at most `limit` rows in all
-    (None: no limit); returns rows deleted. Fewer than `limit` deleted means nothing is left over."""
+    (None: no limit); returns rows deleted. Fewer than `limit` deleted means nothing is left over.
+
+    The last `seq` to delete is looked up first, so the DELETE is one range of
+    the (trigger, seq) index: with the chunk's bound inside the DELETE as an
+    `OR`, SQLite walked the trigger's whole backlog for every chunk.
+    """
     seq = request_log.c.seq
     deleted = 0
     for trigger_id in trigger_ids:
@@ -155,11 +161,13 @@ def prune(conn: Connection, trigger_ids: Iterable[str | None], keep: int, limit:
             request_log.c.trigger_id.is_(None) if trigger_id is None else request_log.c.trigger_id == trigger_id
         )
         entries = sa.select(seq).where(same_trigger).limit(1)
-        conditions = [same_trigger, seq <= entries.order_by(seq.desc()).offset(keep).scalar_subquery()]
+        last = conn.execute(entries.order_by(seq.desc()).offset(keep)).scalar()
+        if last is None:
+            continue
         if limit is not None:  # no further than the (limit - deleted)-th oldest, when there is one
-            last = entries.order_by(seq).offset(limit - deleted - 1).scalar_subquery()
-            conditions.append(sa.or_(seq <= last, last.is_(None)))
-        deleted += conn.execute(sa.delete(request_log).where(*conditions)).rowcount
+            chunk_end = conn.execute(entries.order_by(seq).offset(limit - deleted - 1)).scalar()
+            last = last if chunk_end is None else min(last, chunk_end)
+        deleted += conn.execute(sa.delete(request_log).where(same_trigger, seq <= last)).rowcount
     return deleted
 
 
