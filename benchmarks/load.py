@@ -1,7 +1,7 @@
 """Load script: end-to-end accepted webhooks/s and latency of `flowhook serve`
 beside a bare Starlette handler, measured in the same run.
 
-    python benchmarks/load.py --seconds 10 --connections 32 --workers 1 2 [--no-executor]
+    python benchmarks/load.py --seconds 10 --connections 32 --workers 1 2 [--no-executor] [--database URL]
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ def main() -> None:
     parser.add_argument(
         "--no-executor", action="store_true", help="ingestion alone: no flow executor in the serve processes"
     )
+    parser.add_argument("--database", help="a PostgreSQL URL instead of the embedded SQLite file")
     args = parser.parse_args()
     for workers in args.workers:
-        print("\n".join(table(measure(args.seconds, args.connections, workers, executor=not args.no_executor))))
+        figures = measure(args.seconds, args.connections, workers, executor=not args.no_executor, database=args.database)
+        print("\n".join(table(figures)))
 
 
 if __name__ == "__main__":

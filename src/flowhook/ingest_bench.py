@@ -226,12 +226,18 @@ def load(
 
 
 def measure(
-    seconds: float = 5.0, connections: int = 32, server_workers: int = 1, executor: bool = True
+    seconds: float = 5.0,
+    connections: int = 32,
+    server_workers: int = 1,
+    executor: bool = True,
+    database: str | None = None,
 ) -> list[LoadFigures]:
     """Figures for the bare handler and for `flowhook serve` with `server_workers` processes.
 
     `executor=False` measures ingestion alone: the flow executor, which `serve`
     runs in-process by default, is left to a separate `flowhook worker`.
+    `database` (a PostgreSQL URL) replaces the embedded SQLite file; each run
+    adds its own flow and trigger to it.
     """
     body = orjson.dumps(stripe_event())
     signature = stripe_signature(body, SIGNING_SECRET, int(time.time()))
@@ -268,12 +274,14 @@ def measure(
             data_dir,
             "--workers",
             str(server_workers),
+            *(["--database", database] if database else []),
         ]
         with running(serve, f"http://127.0.0.1:{port}/healthz", env=env) as pid:
             base = f"http://127.0.0.1:{port}"
             path = create_hook(base)
             name = f"flowhook serve ({server_workers} process{'es' if server_workers > 1 else ''})"
             name += "" if executor else ", no executor"
+            name += ", PostgreSQL" if database else ""
             figures.append(load(name, base + path, body, signature, seconds, connections, pid))
     return figures
 
