@@ -53,7 +53,7 @@ _ENCODING_MISMATCH: Final = {
     True: "an ed25519 public key is written in base64: secretEncoding base64 or whpk",
     False: "secretEncoding whpk names an ed25519 public key; an HMAC needs a shared secret",
 }
-_KEY_PREFIXES: Final = {"whsec": "whsec_", "whpk": "whpk_"}
+_KEY_PREFIXES: Final = {"whsec": "whsec_", "whpk": PUBLIC_KEY_PREFIX}  # prefixes a base64 key may carry
 DEFAULT_TOLERANCE_SECONDS: Final = 300
 MAX_SECRETS: Final = 10
 # Signatures tried per request: a rotation sends two or three. Each is checked against every key, and an
