@@ -222,10 +222,14 @@ class Interpreter:
         instance.released_by = None
 
     def _card_state(self, instance: FlowInstance, card_id: str) -> tuple[str | None, datetime | None]:
-        """The outcome if the card is already settled (or was never sent), None to wait; and its expiry."""
+        """The outcome if the card is already settled (or was never sent), None to wait; and its expiry.
+
+        A card in the store is read only for an instance the batch claimed, whose row it holds: a card
+        action locks that row before it reads the card (store.cards.act_on_card), so the two take turns.
+        """
         if card_id in self.effects.new_card_expiries:
             return None, self.effects.new_card_expiries[card_id]
-        card = get_card(self._conn, instance.environment_id, card_id, lock=True)
+        card = get_card(self._conn, instance.environment_id, card_id)
         if card is None:
             return "no-card", None
         return _CARD_OUTCOMES.get(card.status_at(self._now)), card.expires_at
@@ -233,8 +237,7 @@ class Interpreter:
     def _outcome_when_due(self, instance: FlowInstance, card_id: str) -> str:
         """An unreleased wait fell due: at the card's expiry if the card had expired by then, else at the timeout.
 
-        Judged at `due_at`, not now, so a late executor still tells which came first. No lock on the
-        card: a card action holding it waits for this instance's row, which the batch already holds.
+        Judged at `due_at`, not now, so a late executor still tells which came first.
         """
         card = get_card(self._conn, instance.environment_id, card_id)
         if card is not None and instance.due_at is not None and card.status_at(instance.due_at) == "expired":

@@ -2,13 +2,14 @@
 
 A card is created only by the executor, once per (flow instance, step): its
 id derives from both and a unique index backs it. Completing or dismissing a
-card records the analytics event and releases any flow instance waiting on
-that card, in one transaction.
+card records the analytics event and releases a wait of its flow instance on
+that card, in one transaction that takes turns with the executor's on that
+instance (see `act_on_card`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from store.analytics import EventSubject, event_row
+from store.flow_instances import FlowInstance
 from store.idempotent import insert_new
 from store.tables import analytics_events, cards, flow_instances
 
@@ -86,10 +88,8 @@ def list_user_cards(
     return found, None
 
 
-def get_card(conn: Connection, environment_id: str, card_id: str, *, lock: bool = False) -> Card | None:
+def get_card(conn: Connection, environment_id: str, card_id: str) -> Card | None:
     query = sa.select(cards).where(cards.c.id == card_id, cards.c.environment_id == environment_id)
-    if lock:
-        query = query.with_for_update()  # PostgreSQL: serialise with the executor's look at this card
     row = (conn.execute(query)).first()
     return Card(**row._mapping) if row else None
 
@@ -102,15 +102,27 @@ class ActionResult:
 
 
 def act_on_card(conn: Connection, environment_id: str, card_id: str, action: str, now: datetime) -> ActionResult:
-    """Complete or dismiss an active card, record the event, release waits on it."""
-    card = get_card(conn, environment_id, card_id, lock=True)
-    if card is None:
+    """Complete or dismiss an active card, record the event, release its flow's wait on it if not yet due.
+
+    The executor settles a wait on a card (at its timeout or at the card's
+    expiry) in a transaction of its own, concurrently on PostgreSQL. Both
+    sides lock the card's flow instance before they look at the card (the
+    executor when it claims the instance), so they take turns, and the
+    action is judged no earlier than the instance's last step: an action
+    that comes second sees the card expired if the flow went on as if it
+    were, and is recorded after a timeout that came first. A wait due at or
+    before the action is its timer's, whoever commits first.
+    """
+    instance = _lock_flow_instance(conn, environment_id, card_id)
+    card = get_card(conn, environment_id, card_id)
+    if instance is None or card is None:
         return ActionResult("not_found", None)
-    current = card.status_at(now)
+    at = max(now, instance.updated_at)
+    current = card.status_at(at)
     if current != "active":
         return ActionResult("not_active", card, current)
     status, event_name = ACTIONS[action]
-    conn.execute(sa.update(cards).where(cards.c.id == card_id).values(status=status, updated_at=now))
+    conn.execute(sa.update(cards).where(cards.c.id == card_id).values(status=status, updated_at=at))
     subject = EventSubject(
         environment_id=card.environment_id,
         end_user_id=card.user_id,
@@ -121,12 +133,21 @@ def act_on_card(conn: Connection, environment_id: str, card_id: str, action: str
         metadata=card.payload.get("metadata") or {},
     )
     properties = {"cardTemplateId": card.template_id, "templateVersion": card.template_version, "stepId": card.step_id}
-    event = event_row(subject, event_name, now, properties, effect=card.id, card_instance_id=card.id)
+    event = event_row(subject, event_name, at, properties, effect=card.id, card_instance_id=card.id)
     insert_new(conn, analytics_events, [event])
-    conn.execute(
-        sa.update(flow_instances)
-        .where(flow_instances.c.waiting_card_id == card_id, flow_instances.c.status == "waiting")
-        .values(due_at=now, released_by=event_name, updated_at=now)
-    )
-    updated = get_card(conn, environment_id, card_id)
-    return ActionResult("done", updated)
+    waits = instance.status == "waiting" and instance.waiting_card_id == card_id
+    if waits and instance.due_at is not None and at < instance.due_at:
+        conn.execute(
+            sa.update(flow_instances)
+            .where(flow_instances.c.id == instance.id)
+            .values(due_at=at, released_by=event_name, updated_at=at)
+        )
+    return ActionResult("done", replace(card, status=status, updated_at=at))
+
+
+def _lock_flow_instance(conn: Connection, environment_id: str, card_id: str) -> FlowInstance | None:
+    """The flow instance that sent the card, locked on PostgreSQL (SQLite's writer excludes everyone anyway)."""
+    sender = sa.select(cards.c.flow_instance_id).where(cards.c.id == card_id, cards.c.environment_id == environment_id)
+    query = sa.select(flow_instances).where(flow_instances.c.id == sender.scalar_subquery()).with_for_update()
+    row = conn.execute(query).first()
+    return FlowInstance(**row._mapping) if row else None
