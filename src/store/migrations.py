@@ -72,10 +72,17 @@ def _rebuild_sqlite_table(conn: Connection, table: sa.Table) -> None:
     conn.execute(sa.text(f"DROP TABLE {quote(old)}"))
 
 
+def _drop_waiting_card_index(conn: Connection) -> None:
+    """Card actions find their flow instance through the card, so nothing reads this index; every
+    instance write still paid for it."""
+    conn.execute(sa.text("DROP INDEX IF EXISTS ix_flow_instances_waiting_card"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "flows, cards, analytics, test users, credentials", _flows_and_api_triggers),
     Migration(3, "flowInvocationId unique per flow and mode", _idempotency_key_per_mode),
+    Migration(4, "no index on flow_instances.waiting_card_id", _drop_waiting_card_index),
 )
 
 

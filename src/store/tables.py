@@ -252,7 +252,6 @@ flow_instances = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.UniqueConstraint("invocation_id", "user_id", name="uq_flow_instances_invocation_user"),
     sa.Index("ix_flow_instances_due_at", "due_at"),
-    sa.Index("ix_flow_instances_waiting_card", "waiting_card_id"),
 )
 
 cards = sa.Table(

@@ -48,6 +48,19 @@ async def test_a_database_from_before_the_flow_tables_gets_them(tmp_path: Path) 
         assert versions == [migration.version for migration in MIGRATIONS]
 
 
+async def test_a_database_from_version_3_loses_the_unused_waiting_card_index(tmp_path: Path) -> None:
+    store = await Store.open(database_url(None, tmp_path))
+    await store.close()
+    with sqlite3.connect(tmp_path / "flowhook.db") as db:  # as version 3 left it
+        db.execute("CREATE INDEX ix_flow_instances_waiting_card ON flow_instances (waiting_card_id)")
+        db.execute("DELETE FROM schema_migrations WHERE version > 3")
+    store = await Store.open(database_url(None, tmp_path))
+    await store.close()
+    with sqlite3.connect(tmp_path / "flowhook.db") as db:
+        indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'flow_instances'")}
+        assert "ix_flow_instances_waiting_card" not in indexes and "ix_flow_instances_due_at" in indexes
+
+
 # The invocations table as migrations 1 and 2 left it: flowInvocationId unique per flow, whatever the mode.
 DOWNGRADE_INVOCATIONS_TO_VERSION_2 = """
 CREATE TABLE invocations_v2 (
