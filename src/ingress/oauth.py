@@ -75,6 +75,8 @@ async def _grant(request: Request) -> dict[str, Any]:
     if grant_type != "client_credentials":
         raise OAuthError("unsupported_grant_type", "only grant_type=client_credentials is supported")
     client = _client_authentication(request.headers.get("authorization"), form)
+    if "\x00" in client.client_id:  # no client id holds NUL, and PostgreSQL cannot even look one up
+        raise invalid_client("client authentication failed")
     credential = await services.store.read(lambda conn: get_credential(conn, client.client_id))
     if not await check_secret(client.client_secret, credential.secret_hash if credential else None):
         raise invalid_client("client authentication failed")

@@ -28,7 +28,7 @@ from starlette.routing import Route
 from flows.definition import duration_problems
 from flows.problems import Problem, problem
 from ingress.access_tokens import require_token
-from ingress.api.common import json_object, not_found, services
+from ingress.api.common import json_object, not_found, refuse_nul_parameters, services
 from ingress.errors import ApiError
 from ingress.jsonio import json_response
 from mapper.validation import schema_errors
@@ -65,6 +65,7 @@ async def start_test(request: Request) -> Response:
 
 async def _invoke(request: Request, mode: Mode) -> Response:
     await require_token(request, "events")
+    refuse_nul_parameters(request)
     env, flow_id = request.path_params["env"], request.path_params["flow_id"]
     variables = FlowVariables(await _declared_variables(request, env, flow_id, mode))
     entries = _entries(await json_object(request), variables)

@@ -19,6 +19,10 @@ T = TypeVar("T")
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 CLOSE = {"Connection": "close"}  # the rest of a body that was not read is never read
+# Nesting of arrays and objects in a body. Validators and the store recurse through documents (the store's JSON
+# encoder stops at 254 levels, the flow schema's validator far sooner), so deeper input is refused up front.
+MAX_DEPTH = 64
+NUL = "\x00"  # PostgreSQL text cannot hold it (SQLite can): refused everywhere, so both stores answer alike
 
 
 def services(request: Request) -> Services:
@@ -26,8 +30,19 @@ def services(request: Request) -> Services:
     return found
 
 
+def refuse_nul_parameters(request: Request) -> None:
+    """A 400 for a path or query parameter holding NUL: nothing stored can match it, and PostgreSQL fails on it."""
+    message = "must not contain the NUL character (U+0000)"
+    if any(NUL in str(value) for value in request.path_params.values()):
+        raise ApiError(400, "invalid_parameter", f"the path {message}")
+    for name, value in request.query_params.multi_items():
+        if NUL in name or NUL in value:
+            raise ApiError(400, "invalid_parameter", f"query parameter {name!r} {message}")
+
+
 async def environment(request: Request) -> str:
-    """The `{env}` of the path, which must exist (404 otherwise)."""
+    """The `{env}` of the path, which must exist (404 otherwise); no parameter may hold NUL (400)."""
+    refuse_nul_parameters(request)
     env_id: str = request.path_params["env"]
     if await services(request).store.read(lambda conn: get_environment(conn, env_id)) is None:
         raise not_found("environment", env_id)
@@ -35,7 +50,7 @@ async def environment(request: Request) -> str:
 
 
 async def json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object, or a 400/408/413 saying why not."""
+    """The body as a JSON object, or a 400/408/413/422 saying why not (422: see `refuse_unstorable`)."""
     timeout = services(request).settings.body_timeout_seconds
     try:
         raw = await read_body(request.receive, MAX_BODY_BYTES, request.headers.get("content-length"), timeout)
@@ -49,7 +64,36 @@ async def json_object(request: Request) -> dict[str, Any]:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {error}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    refuse_unstorable(data, look_for_nul=b"\\u0000" in raw)  # JSON text can hold NUL only escaped
     return data
+
+
+def refuse_unstorable(data: dict[str, Any], *, look_for_nul: bool) -> None:
+    """A 422 `invalid_field` at the first place nesting passes MAX_DEPTH or (when looked for) a key or string
+    holds NUL. Iterative, so that checking deep input cannot itself exhaust the stack."""
+    stack: list[tuple[dict[str, Any] | list[Any], str, int]] = [(data, "$", 1)]
+    while stack:
+        node, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _unstorable(path, f"the body nests deeper than {MAX_DEPTH} levels")
+        for key, child in node.items() if isinstance(node, dict) else enumerate(node):
+            if isinstance(child, dict | list):
+                stack.append((child, _child_path(path, key), depth + 1))
+            if look_for_nul and (_holds_nul(key) or _holds_nul(child)):
+                raise _unstorable(_child_path(path, key), "strings must not contain the NUL character (U+0000)")
+
+
+def _unstorable(path: str, message: str) -> ApiError:
+    """With `errors` too, the shape of the 422s that list every problem (a flow's, the Action Flow API's)."""
+    return ApiError(422, "invalid_field", message, path=path, errors=[{"path": path, "message": message}])
+
+
+def _holds_nul(value: object) -> bool:
+    return isinstance(value, str) and NUL in value
+
+
+def _child_path(path: str, key: str | int) -> str:
+    return f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}"
 
 
 def refuse_unknown(data: dict[str, Any], allowed: set[str]) -> None:
@@ -73,9 +117,14 @@ def query_int(request: Request, name: str, default: int, low: int, high: int) ->
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not decimal_digits(raw) or not low <= int(raw) <= high:
         raise ApiError(400, "invalid_parameter", f"{name} must be an integer from {low} to {high}")
     return int(raw)
+
+
+def decimal_digits(text: str) -> bool:
+    """ASCII 0-9 only: `str.isdigit` also takes "²" (which `int` refuses) and "１" (which it reads as 1)."""
+    return text.isascii() and text.isdigit()
 
 
 def not_found(kind: str, identifier: str) -> ApiError:

@@ -35,6 +35,7 @@ from store.clock import iso, utcnow
 from store.credentials import Credential
 
 CREATE_FIELDS = {"name", "roles"}
+MAX_NAME = 200  # as for environments and card templates
 
 
 def credential_view(credential: Credential) -> dict[str, Any]:
@@ -45,6 +46,10 @@ def credential_view(credential: Credential) -> dict[str, Any]:
         "roles": credential.roles,
         "createdAt": iso(credential.created_at),
     }
+
+
+def _name(value: Any) -> bool:
+    return isinstance(value, str) and value.strip() != "" and len(value) <= MAX_NAME
 
 
 def _roles(value: Any) -> bool:
@@ -61,7 +66,7 @@ async def create_credential(request: Request) -> Response:
     env = await environment(request)
     data = await json_object(request)
     refuse_unknown(data, CREATE_FIELDS)
-    name = field(data, "name", lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string", None)
+    name = field(data, "name", _name, f"a non-empty string of at most {MAX_NAME} characters", None)
     roles = field(data, "roles", _roles, f"a non-empty list of distinct roles from: {', '.join(ROLES)}", None)
     for missing, value in (("name", name), ("roles", roles)):
         if value is None:

@@ -70,11 +70,17 @@ SCHEMAS: dict[str, Schema] = {
         ("mode", "flows"),
     ),
     "ApiProblem": error_body(
-        {"errors": {"type": "array", "items": PROBLEM, "description": "Every problem, with its path."}}
+        {
+            "errors": {"type": "array", "items": PROBLEM, "description": "Every problem, with its path."},
+            "path": {**STRING, "description": "invalid_field: where in the body the problem is."},
+        }
     ),
     "CredentialInput": closed(
         obj(
-            {"name": NAME, "roles": {"type": "array", "items": ROLE, "minItems": 1, "uniqueItems": True}},
+            {
+                "name": {**NAME, "maxLength": 200},
+                "roles": {"type": "array", "items": ROLE, "minItems": 1, "uniqueItems": True},
+            },
             ("name", "roles"),
         )
     ),
@@ -146,15 +152,19 @@ def _start_operation(summary: str, description: str) -> dict[str, Any]:
                 "Stored durably (or a repeat answered as before, with `Idempotent-Replayed: true`).",
                 ref("ActionFlowStarted"),
             ),
-            "400": _problem("The body is not JSON."),
+            "400": _problem("invalid_json (the body is not a JSON object) or invalid_parameter (NUL in the path)."),
             "401": _problem("No access token, or one unknown, expired or revoked (the admin token is refused)."),
             "403": _problem(
                 "environment_mismatch (a token of another environment) or insufficient_scope (no `events` role)."
             ),
             "404": _problem("flow_not_found."),
+            "408": _problem("body_timeout: the body did not arrive within the time allowed."),
             "409": _problem("idempotency_conflict (with the entries' paths) or flow_not_published; nothing stored."),
             "413": _problem("Body too large."),
-            "422": _problem("validation_error: every problem in the body with its path; nothing stored."),
+            "422": _problem(
+                "validation_error: every problem in the body with its path; or invalid_field: a string holding NUL "
+                "or nesting deeper than 64 levels, with its path. Nothing stored."
+            ),
         },
         description=description,
         body=ref("ActionFlowStart"),

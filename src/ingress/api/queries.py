@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from starlette.requests import Request
 
+from ingress.api.common import decimal_digits
 from ingress.errors import ApiError
 
 EVENT_SOURCES = ("live", "test")
@@ -22,11 +23,16 @@ def choice(request: Request, name: str, allowed: tuple[str, ...]) -> str | None:
     return value
 
 
+MAX_CURSOR = 2**63 - 1  # a sequence number: a 64-bit integer in both stores
+
+
 def cursor(request: Request) -> int | None:
     value = request.query_params.get("cursor") or None
-    if value is not None and not value.isdigit():
+    if value is None:
+        return None
+    if not decimal_digits(value) or int(value) > MAX_CURSOR:
         raise ApiError(400, "invalid_parameter", "cursor must be a nextCursor from an earlier page")
-    return int(value) if value else None
+    return int(value)
 
 
 def timestamp(request: Request, name: str) -> datetime | None:
