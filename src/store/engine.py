@@ -110,7 +110,12 @@ def _json_serializer(value: Any) -> str:
 
 
 def create_engines(url: URL) -> Engines:
-    common: dict[str, Any] = {"json_serializer": _json_serializer, "json_deserializer": orjson.loads}
+    common: dict[str, Any] = {
+        "json_serializer": _json_serializer,
+        "json_deserializer": orjson.loads,
+        # A failed statement's error would otherwise quote its parameters: signing secrets, secret hashes.
+        "hide_parameters": True,
+    }
     if url.get_backend_name() != "sqlite":
         engine = sa.create_engine(url, pool_size=READ_POOL_SIZE + 1, **common)
         return Engines(write=engine, read=engine)

@@ -53,6 +53,16 @@ async def test_a_failing_write_fails_alone(store: Store) -> None:
     assert await count(store) == 3
 
 
+async def test_a_failed_statement_does_not_quote_its_parameters(store: Store) -> None:
+    """The error is logged; a parameter may be a webhook's signing secret."""
+    secret = "whsec_do_not_log_" + "s" * 16
+    insert = sa.insert(service_state).values(key="credential", value=secret)
+    await store.write(lambda conn: conn.execute(insert))
+    with pytest.raises(sa.exc.IntegrityError) as failed:
+        await store.write(lambda conn: conn.execute(insert))
+    assert secret not in str(failed.value) and "hidden" in str(failed.value)
+
+
 async def test_an_ad_hoc_write_that_raises_does_not_undo_its_batch(store: Store) -> None:
     def broken(conn: Connection) -> None:
         conn.execute(sa.insert(service_state).values(key="half", value="v"))
