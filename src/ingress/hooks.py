@@ -34,6 +34,7 @@ from ingress.jsonio import send_json
 from ingress.oversized import head_bytes, shortened, shortened_headers
 from ingress.redaction import redact_headers, redact_query
 from ingress.services import Services
+from ingress.storable import NUL, storable
 from ingress.verification import VerificationFailure
 from mapper import MappingResult, MappingSpecError, RequestBodyError, UnsupportedContentType
 from mapper.request import body_bytes, body_text, exact_text, normalize_headers, request_from, unreadable
@@ -146,7 +147,8 @@ class HookPipeline:
             message = f"the request's URL and headers exceed {self._settings.max_header_bytes} bytes"
             too_large = Outcome.error(431, "headers_too_large", message, request_id, headers={"Connection": "close"})
             return await self._finish(self._shortened_log_entry(arrival, hook_id), too_large)
-        config = await self._services.hook_configs.get(hook_id)
+        # An id with NUL cannot have been issued, and PostgreSQL could not even look it up.
+        config = None if NUL in hook_id else await self._services.hook_configs.get(hook_id)
         log = self._log_entry(arrival, hook_id, config)
         if arrival.method not in METHODS:  # logged like any request to a hook, under its trigger if it has one
             allow = {"Allow": ", ".join(METHODS)}
@@ -289,10 +291,10 @@ class HookPipeline:
     async def _capture(self, config: HookConfig, arrival: Arrival, log: LogEntry) -> Outcome | None:
         """Save the request as a sample if the trigger is still armed (exactly one request per arming).
 
-        A sample keeps the body as sent; one its charset cannot decode is left to the pipeline (400) and
-        capture stays armed for the next.
+        A sample keeps the body as sent; one that cannot be kept so (a charset that cannot decode it, answered
+        400 by the pipeline, or a NUL) is left to the pipeline, and capture stays armed for the next.
         """
-        body = exact_text(arrival.raw_body, arrival.content_type)
+        body = keepable_text(arrival.raw_body, arrival.content_type)
         if body is None:
             return None
         sample = new_sample(
@@ -375,10 +377,10 @@ class HookPipeline:
             id=arrival.request_id,
             environment_id=trigger.environment_id if trigger else None,
             trigger_id=trigger.id if trigger else None,
-            hook_id=hook_id,
+            hook_id=storable(hook_id),
             received_at=arrival.received_at,
             method=arrival.method,
-            path=arrival.path,
+            path=storable(arrival.path),
             query=redact_query(arrival.query),
             client_ip=arrival.client_ip or None,
             headers=redact_headers(arrival.headers, verifier.headers_to_redact if verifier else ()),
@@ -392,21 +394,27 @@ class HookPipeline:
     def _keep_body(self, log: LogEntry, body: bytes, *, truncated: bool = False, size: int | None = None) -> None:
         """The first `log_body_bytes` of `body`; `size` is the body's whole size when more was announced.
 
-        Bytes its charset cannot decode are kept as replacement characters, and the body then counts as
-        truncated too: the log no longer holds it as sent, so it cannot be replayed.
+        Bytes its charset cannot decode (and NUL, see ingress.storable) are kept as replacement characters,
+        and the body then counts as truncated too: the log no longer holds it as sent, so it cannot be replayed.
         """
         cap = self._settings.log_body_bytes
         cut = truncated or len(body) > cap
-        exact = exact_text(body[:cap], log.content_type, cut=cut)
-        log.body = exact if exact is not None else body_text(body[:cap], log.content_type, cut=cut)
+        exact = keepable_text(body[:cap], log.content_type, cut=cut)
+        log.body = exact if exact is not None else storable(body_text(body[:cap], log.content_type, cut=cut))
         log.body_truncated = cut or exact is None
         log.body_bytes = len(body) if size is None else size
+
+
+def keepable_text(raw_body: bytes, content_type: str | None, *, cut: bool = False) -> str | None:
+    """The body as text both stores keep exactly (decoded as declared, no NUL), or None."""
+    text = exact_text(raw_body, content_type, cut=cut)
+    return None if text is None or NUL in text else text
 
 
 def _record(log: LogEntry, outcome: Outcome) -> None:
     log.status = outcome.status
     log.cause = outcome.cause
-    log.message = outcome.message
+    log.message = None if outcome.message is None else storable(outcome.message)
     log.response = outcome.body
 
 

@@ -91,3 +91,39 @@ async def test_environments_are_created_once(flowhook) -> None:
     assert created.status_code == 201, created.text
     again = await flowhook.api.post("/v1/environments", json={"id": "pg-staging"})
     assert (again.status_code, again.json()["error"]["code"]) == (409, "environment_exists")
+
+
+async def test_nul_characters_from_a_sender_are_refused_or_stored_never_a_503(flowhook) -> None:
+    """PostgreSQL text cannot hold NUL (SQLite can): a mapped id with one is a 422, a body or path with one
+    is logged all the same, so the answers are SQLite's."""
+    flow = await flowhook.flow(publish=True, variables=[], steps=[])
+    trigger = await flowhook.trigger(flow, type="webhook", mapping={"kind": "javascript", "source": SOURCE})
+    for body, path in (({"user": "u\u00001", "id": "evt_nul_1"}, "$.targetUserIds[0]"),
+                       ({"user": "u1", "id": "evt\u0000nul"}, "$.flowInvocationId")):  # fmt: skip
+        refused = await flowhook.post(trigger, orjson.dumps(body))
+        assert (refused.status_code, refused.json()["error"]["code"]) == (422, "validation_error"), refused.text
+        assert path in refused.text
+    text = await flowhook.post(trigger, b"a\x00b", content_type="text/plain")
+    assert text.status_code == 422, text.text  # the mapping reads body.user of a string: no users
+    entries = await flowhook.log(trigger)
+    assert [entry["status"] for entry in entries] == [422, 422, 422]
+    kept = await flowhook.entry(text.json()["error"]["requestId"])
+    assert (kept["body"], kept["bodyTruncated"]) == ("a\ufffdb", True)  # not as sent: not replayable
+    throwing = {"kind": "javascript", "source": "function map(request) { throw new Error('a\\u0000b'); }"}
+    thrower = await flowhook.trigger(flow, type="webhook", mapping=throwing)
+    thrown = await flowhook.post(thrower, b"{}")
+    assert (thrown.status_code, thrown.json()["error"]["code"]) == (422, "mapping_error"), thrown.text
+    assert [entry["cause"] for entry in await flowhook.log(thrower)] == ["mapping_error"]
+    unknown = await flowhook.sender().post("/hooks/no%00such", json={})
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "hook_not_found"), unknown.text
+
+
+async def test_capture_leaves_a_body_with_nul_to_the_pipeline_and_stays_armed(flowhook) -> None:
+    flow = await flowhook.flow(publish=True, variables=[], steps=[])
+    trigger = await flowhook.trigger(flow, type="webhook", mapping={"kind": "javascript", "source": SOURCE})
+    armed = await flowhook.api.post(f"/v1/default/triggers/{trigger['id']}/capture")
+    assert armed.status_code == 200, armed.text
+    passed_on = await flowhook.post(trigger, b"a\x00b", content_type="text/plain")
+    assert passed_on.status_code == 422, passed_on.text
+    captured = await flowhook.post(trigger, b"ab", content_type="text/plain")
+    assert (captured.status_code, captured.json().get("captured")) == (202, True), captured.text
