@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from sqlalchemy.engine import Connection
@@ -25,7 +25,7 @@ from flows.templates import TemplateSource
 from store import expansions
 from store.analytics import event_row
 from store.clock import utcnow
-from store.flow_instances import FlowInstance, claim_due, save_states
+from store.flow_instances import FlowInstance, claim_due, save_states, set_aside_instance
 from store.flows import get_flow, published_definition
 from store.idempotent import derived_id, insert_new
 from store.invocations import Invocation
@@ -48,6 +48,29 @@ class Progress:
     @property
     def worked(self) -> bool:
         return bool(self.invocations or self.instances)
+
+    def add(self, other: Progress) -> None:
+        self.invocations += other.invocations
+        self.instances += other.instances
+        self.cards += other.cards
+        self.events += other.events
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """What a batch took on: an invocation it expanded or a flow instance it advanced."""
+
+    kind: Literal["invocation", "instance"]
+    id: str
+
+
+class BatchFailed(Exception):
+    """A batch raised (and was rolled back); `items` is what it had taken on, for setting one aside."""
+
+    def __init__(self, items: list[WorkItem], error: Exception) -> None:
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.items = items
+        self.error = error
 
 
 @dataclass
@@ -87,12 +110,16 @@ class Batch:
         self._finished: dict[str, list[str]] = {expansions.DONE: [], expansions.FAILED: []}
         self._finished_with_progress: list[str] = []  # finished now, partly expanded by an earlier batch
         self._test_users: dict[str, set[str]] = {}
+        self._items: list[WorkItem] = []
 
     def run(self) -> Progress:
-        self._expand()
-        if self._budget > 0:
-            self._resume()
-        self._commit()
+        try:
+            self._expand()
+            if self._budget > 0:
+                self._resume()
+            self._commit()
+        except Exception as error:  # noqa: BLE001 - re-raised with what the batch had taken on
+            raise BatchFailed(self._items, error) from error
         return Progress(
             invocations=len(self._finished[expansions.DONE]),
             instances=len(self._created) + len(self._advanced),
@@ -114,6 +141,7 @@ class Batch:
 
     def _expand_one(self, invocation: Invocation, known: expansions.Progress | None) -> None:
         """Start the invocation's next users (as many as the budget allows) and note how far it got."""
+        self._items.append(WorkItem("invocation", invocation.id))
         snapshot = self._snapshot(invocation, known)
         if snapshot is None:
             self._finish(invocation, known, expansions.FAILED)
@@ -218,6 +246,7 @@ class Batch:
         for key, definition in (expansions.load_snapshots(self._conn, needed - programs.keys())).items():
             programs[key] = self._caches.program(key, definition)
         runs: dict[str, Run] = {}
+        self._items += [WorkItem("instance", instance.id) for instance in due]
         for instance in due:
             if instance.invocation_id not in runs:
                 invocation = invocations[instance.invocation_id]
@@ -236,6 +265,15 @@ class Batch:
         for status, invocation_ids in self._finished.items():
             expansions.finish(self._conn, invocation_ids, status)
         expansions.forget_progress(self._conn, self._finished_with_progress)
+
+
+def set_aside(conn: Connection, item: WorkItem, reason: str) -> None:
+    """Mark work that fails whenever it runs as failed, so that it stops holding up the work behind it."""
+    if item.kind == "invocation":
+        expansions.finish(conn, [item.id], expansions.FAILED)
+        expansions.forget_progress(conn, [item.id])
+    else:
+        set_aside_instance(conn, item.id, reason, utcnow())
 
 
 def run_batches(conn: Connection, batches: list[tuple[Caches, RetryPolicy, int]]) -> list[Progress]:

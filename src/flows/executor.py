@@ -13,7 +13,9 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from flows.batch import Caches, Progress, run_batches
+import sqlalchemy as sa
+
+from flows.batch import BatchFailed, Caches, Progress, WorkItem, run_batches, set_aside
 from flows.interpreter import RetryPolicy
 from store import Store
 from store.clock import utcnow
@@ -58,22 +60,51 @@ class Executor:
         self._wake.set()
 
     async def step(self) -> Progress:
-        """Run one batch through the store's writer and return what it did."""
-        tick = (self._caches, self._config.retry, self._config.batch_size)
-        progress: Progress = await self._store.submit(run_batches, tick)
-        return progress
+        """Run one batch through the store's writer and return what it did.
+
+        A batch that fails for its data rather than for the store (see
+        `_transient`) is run again an item at a time, and the item that fails
+        alone is set aside, marked failed: claimed first again and again, it
+        would otherwise fail every batch and stop all work behind it.
+        """
+        try:
+            return await self._run(self._config.batch_size)
+        except BatchFailed as failed:
+            if _transient(failed.error):
+                raise
+            log.warning("executor batch of %d items failed (%s); running them one at a time", len(failed.items), failed)
+            return await self._one_at_a_time(len(failed.items))
 
     async def drain(self) -> Progress:
         """Run batches until nothing is due now; the totals of what they did."""
         total = Progress()
-        while True:
-            progress = await self.step()
+        while (progress := await self.step()).worked:
+            total.add(progress)
+        return total
+
+    async def _run(self, budget: int) -> Progress:
+        progress: Progress = await self._store.submit(run_batches, (self._caches, self._config.retry, budget))
+        return progress
+
+    async def _one_at_a_time(self, items: int) -> Progress:
+        """Batches of one, until one fails (its item is set aside) or `items` have run."""
+        total = Progress()
+        for _ in range(items):
+            try:
+                progress = await self._run(1)
+            except BatchFailed as failed:
+                if _transient(failed.error) or len(failed.items) != 1:
+                    raise
+                await self._set_aside(failed.items[0], str(failed))
+                break
             if not progress.worked:
-                return total
-            total.invocations += progress.invocations
-            total.instances += progress.instances
-            total.cards += progress.cards
-            total.events += progress.events
+                break
+            total.add(progress)
+        return total
+
+    async def _set_aside(self, item: WorkItem, reason: str) -> None:
+        await self._store.write(lambda conn: set_aside(conn, item, reason))
+        log.error("executor: %s %s fails whenever it runs (%s); marked failed", item.kind, item.id, reason)
 
     async def _loop(self) -> None:
         """Batches back to back while they come out full; after a partial one, a pause first.
@@ -109,3 +140,8 @@ class Executor:
         except TimeoutError:
             pass
         self._wake.clear()
+
+
+def _transient(error: Exception) -> bool:
+    """A failure of the store itself (connection, lock, disk), which running again later may not repeat."""
+    return isinstance(error, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError | OSError)

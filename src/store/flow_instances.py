@@ -83,6 +83,16 @@ def save_states(conn: Connection, instances: list[FlowInstance]) -> None:
         conn.execute(_UPDATE, rows)
 
 
+def set_aside_instance(conn: Connection, instance_id: str, reason: str, now: datetime) -> None:
+    """Fail an instance the executor cannot advance at all (its batch raises whenever it is in it)."""
+    statement = (
+        sa.update(flow_instances)
+        .where(flow_instances.c.id == instance_id)
+        .values(status="failed", due_at=None, last_error=reason, updated_at=now)
+    )
+    conn.execute(statement)
+
+
 def next_due(conn: Connection) -> datetime | None:
     """When the executor next has something to do: now if the inbox has work, else the earliest timer."""
     pending = conn.execute(sa.select(invocations.c.created_at).where(invocations.c.status == "pending").limit(1))

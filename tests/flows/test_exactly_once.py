@@ -1,4 +1,4 @@
-"""Store-level guarantees of the executor: claims, crashes before COMMIT, repeats, chunks, rivals.
+"""Store-level guarantees of the executor: claims, crashes before COMMIT, repeats, chunks, rivals, poison work.
 
 Each test drives real stores on a new database (SQLite, and PostgreSQL when
 FLOWHOOK_TEST_POSTGRES is set); a "crash" is a batch
@@ -19,7 +19,7 @@ from flows.executor import Executor, ExecutorConfig
 from flows.interpreter import RetryPolicy
 from store import Store, card_templates, flows
 from store.invocations import AcceptRequest, accept_batch
-from store.tables import analytics_events, cards, invocation_progress, invocations
+from store.tables import analytics_events, cards, flow_instances, invocation_progress, invocations
 from store.test_users import add_test_user
 
 pytestmark = pytest.mark.anyio
@@ -154,3 +154,47 @@ async def test_rival_executors_share_the_work_exactly_once(store: Store, databas
         await other.close()
     assert sum(progress.invocations for progress in done) == 30
     exactly_once(users, await counts(store))
+
+
+async def statuses(store: Store) -> dict[str, str]:
+    def read(conn: Connection) -> dict[str, str]:
+        rows = conn.execute(sa.select(invocations.c.flow_invocation_id, invocations.c.status))
+        return {key: status for key, status in rows}
+
+    return await store.read(read)
+
+
+# Work that fails whenever it runs: the executor claims the oldest first, so it was claimed first again after
+# every retry and no flow of any tenant ran again. The bad rows go straight into the store, past the checks
+# that keep such data out of the inbox today.
+
+
+async def test_an_invocation_that_always_fails_is_set_aside_and_the_rest_run(store: Store) -> None:
+    flow_id = await card_flow(store)
+    await enqueue(store, flow_id, ["u1"], "before")
+    broken = {"targetUserIds": 5}  # not a list: expanding it raises, in every batch that claims it
+    await store.submit(accept_batch, AcceptRequest("default", flow_id, None, "req-bad", "test", "bad", broken, None))
+    await enqueue(store, flow_id, ["u2"], "after")
+    progress = await Executor(store).drain()
+    assert await statuses(store) == {"before": "done", "bad": "failed", "after": "done"}
+    assert progress.cards == 2
+
+
+async def test_an_instance_that_always_fails_is_marked_failed_with_its_error(store: Store) -> None:
+    flow_id = await card_flow(store)
+    await enqueue(store, flow_id, ["u1"], "first")
+    executor = Executor(store)
+    await executor.drain()
+    lost = sa.update(flow_instances).values(status="active", due_at=sa.func.now(), snapshot_id="no-such-snapshot")
+    await store.write(lambda conn: conn.execute(lost))  # resuming it now raises, in every batch that claims it
+    await enqueue(store, flow_id, ["u2"], "second")
+    await executor.drain()
+
+    def read(conn: Connection) -> dict[str, tuple[str, str | None]]:
+        rows = conn.execute(sa.select(flow_instances.c.user_id, flow_instances.c.status, flow_instances.c.last_error))
+        return {user: (status, error) for user, status, error in rows}
+
+    found = await store.read(read)
+    assert found["u1"][0] == "failed" and "KeyError" in (found["u1"][1] or "")
+    assert found["u2"] == ("completed", None)
+    assert await statuses(store) == {"first": "done", "second": "done"}
