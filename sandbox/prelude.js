@@ -198,6 +198,25 @@
     return found;
   }
 
+  // A generator's throw() is the one way to throw a value of the mapping's
+  // choosing without a `throw` statement (which the host looks for in the
+  // source); it notes that it ran, so that a null it throws is not taken for
+  // the engine's out-of-memory null.
+  function flagGeneratorThrow(generatorPrototype) {
+    const generatorThrow = generatorPrototype.throw;
+    defineProperty(generatorPrototype, "throw", {
+      value: {
+        throw(value) {
+          throwsValues = true;
+          return apply(generatorThrow, this, [value]);
+        },
+      }.throw,
+      writable: true,
+      enumerable: false,
+      configurable: true,
+    });
+  }
+
   function lockdown(synchronous) {
     for (const name of ["SharedArrayBuffer", "Atomics", "WeakRef", "FinalizationRegistry", "performance"]) {
       delete globalThis[name];
@@ -225,6 +244,7 @@
       }
     }
     const intrinsics = hiddenIntrinsics();
+    flagGeneratorThrow(intrinsics[0].prototype);
     tameConstructor(OriginalFunction.prototype);
     tameConstructor(intrinsics[0]);
     tameConstructor(intrinsics[1]);
@@ -287,8 +307,9 @@
 
   function describeError(error) {
     // Out of memory surfaces as InternalError, or as a thrown null when even
-    // the error object could not be allocated.
-    if (error === null && !throwsNull) return memoryExceeded;
+    // the error object could not be allocated; a null is the mapping's own
+    // only if it has a way to throw one.
+    if (error === null && !throwsValues) return memoryExceeded;
     try {
       if (error instanceof OutputError) return { type: "InvalidOutput", message: error.message, stack: "" };
       if (error instanceof OutputTooLarge) return { type: "OutputTooLarge", message: error.message, stack: "" };
@@ -340,7 +361,8 @@
   }
 
   let maxOutputChars = 1048576;
-  let throwsNull = false;
+  let throwsStatically = false; // the source has a throw statement or settles Promises
+  let throwsValues = false; // … or this call has thrown into a generator
 
   function finish(value) {
     if (value === null || value === undefined) return "[1,null," + logsJson() + "]";
@@ -364,7 +386,8 @@
     const config = parse(configJson);
     maxLogLines = config.maxLogLines;
     maxOutputChars = config.maxOutputChars;
-    throwsNull = config.throwsNull;
+    throwsStatically = config.throwsValues;
+    throwsValues = throwsStatically;
     memoryExceeded = freeze({ type: "MemoryLimitExceeded", message: config.memoryMessage, stack: "" });
     timeExceeded = freeze({ type: "TimeLimitExceeded", message: config.timeMessage, stack: "" });
     let factory;
@@ -376,15 +399,21 @@
     lockdown(config.synchronous);
     let settled = null;
 
-    function start(requestJson) {
+    // The request comes as JSON text with `rawBody` left null (when it is a
+    // string), and the raw text on its own: a second copy of the body costs
+    // nothing to hand over as a string, but much to escape into JSON and parse.
+    function start(requestJson, rawBody) {
       logs = null;
       dropped = 0;
       settled = null;
+      throwsValues = throwsStatically;
       let result;
       try {
         const map = factory();
         if (typeof map !== "function") return "[2," + stringify({ type: "TypeError", message: "the mapping does not define a function map(request)", stack: "" }) + ",[]]";
-        result = map(parse(requestJson));
+        const request = parse(requestJson);
+        if (rawBody !== null) request.rawBody = rawBody;
+        result = map(request);
       } catch (error) {
         return failed(error);
       }
@@ -412,6 +441,7 @@
 
     // "" when the source defines map(); otherwise a described error.
     function check() {
+      throwsValues = throwsStatically;
       try {
         if (typeof factory() === "function") return "";
         return stringify({ type: "SpecError", message: "the mapping does not define a function map(request)", stack: "" });
@@ -422,6 +452,6 @@
 
     // Long concatenations are ropes, which the Python binding cannot read:
     // slice(0) hands back a flat copy.
-    return (op, requestJson) => apply(stringSlice, op === 0 ? start(requestJson) : op === 1 ? collect() : check(), [0]);
+    return (op, requestJson, rawBody) => apply(stringSlice, op === 0 ? start(requestJson, rawBody) : op === 1 ? collect() : check(), [0]);
   };
 })();

@@ -30,8 +30,14 @@ from mapper.watchdog import WATCHDOG
 _FUNCTION_HEADER_LINES = 2
 # Without these words a source cannot reach a Promise once the prelude has
 # removed the Promise-making globals, so its calls skip draining the job queue.
-_THROWS_NULL = re.compile(r"throw\s*\(?\s*null|reject\s*\(\s*null")
 _SCHEDULES_JOBS = re.compile(r"async|await|import|Promise|queueMicrotask|fromAsync|AsyncDisposableStack")
+# A throw statement cannot be written without this word (escaped keywords are
+# syntax errors, and code from strings is disabled).
+_THROW_STATEMENT = re.compile(r"\bthrow\b")
+
+Payload = tuple[str, str | None]
+"""A request as the engine takes it: its JSON text, with `rawBody` null when
+it is a string, and that string on its own (see `request_payload`)."""
 
 
 def _function_body(source: str) -> str:
@@ -101,9 +107,7 @@ class Engine:
                 "maxLogLines": limits.max_log_lines,
                 "maxOutputChars": limits.max_output_bytes,
                 "synchronous": not self.may_schedule_jobs,
-                # A thrown null is how the engine reports running out of memory
-                # while building the error, unless the source throws null itself.
-                "throwsNull": bool(_THROWS_NULL.search(source)),
+                "throwsValues": throws_values(source, self.may_schedule_jobs),
                 "memoryMessage": memory_message(limits),
                 "timeMessage": time_message(limits),
             }
@@ -117,7 +121,7 @@ class Engine:
 
     def check(self) -> None:
         """Run the top level once: it must define map() and not throw."""
-        problem = self.call(2, "")
+        problem = self.call(2, ("", None))
         if problem:
             data = orjson.loads(problem)
             info = described(data)
@@ -128,11 +132,11 @@ class Engine:
             )
             raise MappingSpecError(message, line=info["line"], column=info["column"])
 
-    def call(self, op: int, payload: str) -> str:
+    def call(self, op: int, payload: Payload) -> str:
         """One host call under the wall-clock watchdog; raises LimitExceeded."""
         deadline = self.watch.deadline = time.monotonic() + self.time_limit
         try:
-            answer: str = self.host(op, payload)
+            answer: str = self.host(op, *payload)
             if self.may_schedule_jobs or answer == PENDING:
                 self._drain(deadline)
                 if answer == PENDING:
@@ -166,8 +170,6 @@ class JavaScriptProducer:
     def __init__(self, source: str, limits: Limits):
         self.source = source
         self.limits = limits
-        # The request's rawBody is marshalled only for mappings that mention it.
-        self.reads_raw_body = reads_raw_body(source)
         self._local = threading.local()
         engine = Engine(source, limits)
         try:
@@ -182,12 +184,8 @@ class JavaScriptProducer:
             engine = self._local.engine = Engine(self.source, self.limits)
         return engine
 
-    def payload(self, request: dict[str, Any]) -> str:
-        """The request as the JSON text the engine parses."""
-        return request_payload(request, raw_body=self.reads_raw_body)
-
-    def answer(self, payload: str) -> str:
-        """Run map() on a JSON request; the answer text (see mapper.answer)."""
+    def answer(self, payload: Payload) -> str:
+        """Run map() on a request payload; the answer text (see mapper.answer)."""
         try:
             return self._engine().call(0, payload)
         except LimitExceeded as exceeded:
@@ -195,18 +193,24 @@ class JavaScriptProducer:
             return failure_answer(exceeded.info)
 
     def produce(self, request: dict[str, Any]) -> Produced:
-        return decode_answer(self.answer(self.payload(request)), self.limits)
+        return decode_answer(self.answer(request_payload(request)), self.limits)
 
 
-def reads_raw_body(source: str) -> bool:
-    """Whether a JavaScript source may read `rawBody`: marshalling the body
-    twice costs more than the rest of a small mapping, so it is sent only to
-    sources that mention it."""
-    return "rawBody" in source
+def throws_values(source: str, may_schedule_jobs: bool) -> bool:
+    """Whether a source can throw a value of its own choosing, null above all.
+
+    The engine throws null when it runs out of memory while building an error,
+    so a null is reported as the memory limit unless the mapping could have
+    thrown it: with a throw statement, by rejecting a Promise, or by a
+    generator's throw() (which the prelude notes when it runs).
+    """
+    return may_schedule_jobs or bool(_THROW_STATEMENT.search(source))
 
 
-def request_payload(request: dict[str, Any], *, raw_body: bool) -> str:
-    if not raw_body and "rawBody" in request:
-        request = request.copy()
-        del request["rawBody"]
-    return orjson.dumps(request).decode()
+def request_payload(request: dict[str, Any]) -> Payload:
+    """The engine's form of `request`: the body's text travels beside the
+    JSON rather than escaped into it (and parsed) a second time."""
+    raw_body = request.get("rawBody")
+    if not isinstance(raw_body, str):
+        return orjson.dumps(request).decode(), None
+    return orjson.dumps({**request, "rawBody": None}).decode(), raw_body

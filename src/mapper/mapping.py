@@ -9,7 +9,7 @@ import orjson
 
 from mapper.answer import decode_answer, encode_produced
 from mapper.errors import MappingSpecError
-from mapper.javascript import JavaScriptProducer, reads_raw_body, request_payload
+from mapper.javascript import JavaScriptProducer, Payload
 from mapper.jmes import ExpressionProducer, FieldsProducer, PassthroughProducer
 from mapper.limits import Limits
 from mapper.result import MappingResult, Produced
@@ -67,26 +67,19 @@ class Mapping:
         result.duration_ms = (time.perf_counter() - started) * 1000
         return result
 
-    def answer(self, payload: str) -> str:
-        """Run on a request given as `request_payload` text; the answer text
+    def answer(self, payload: Payload) -> str:
+        """Run on a request given as `request_payload` makes it; the answer text
         (mapper.answer) a sandbox worker sends back unvalidated."""
         if isinstance(self._producer, JavaScriptProducer):
             return self._producer.answer(payload)
-        return encode_produced(self._producer.produce(orjson.loads(payload)))
+        text, raw_body = payload
+        request = orjson.loads(text)
+        if raw_body is not None:
+            request["rawBody"] = raw_body
+        return encode_produced(self._producer.produce(request))
 
     def judge_answer(self, answer: str) -> MappingResult:
         return self.judge.judge(decode_answer(answer, self.limits))
-
-
-def payload_for(spec: dict[str, Any], request: dict[str, Any]) -> str:
-    """The JSON text of `request` that mapping `spec` needs (see Mapping.answer).
-
-    JMESPath may select the whole request (`@`), so only JavaScript that does
-    not mention `rawBody`, and passthrough, go without it.
-    """
-    kind = spec.get("kind")
-    raw_body = reads_raw_body(spec.get("source", "")) if kind == "javascript" else kind != "passthrough"
-    return request_payload(request, raw_body=raw_body)
 
 
 def _producer(spec: dict[str, Any], limits: Limits) -> Producer:

@@ -28,16 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 import mapper
 from mapper.answer import MalformedAnswer, decode_answer
 from mapper.confinement import Confinement, ProcessLimits
 from mapper.errors import MappingSpecError
+from mapper.javascript import Payload, request_payload
 from mapper.limits import Limits
-from mapper.mapping import Judge, payload_for
+from mapper.mapping import Judge
 from mapper.result import ErrorInfo, MappingResult, error_info
-from mapper.worker import HEADER, WorkerConfig, encode_frame
+from mapper.worker import HEADER, WorkerConfig, decode_frame, encode_frame, pack_requests
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +105,7 @@ class _Job:
     key: str
     spec: dict[str, Any]
     variables: list[dict[str, Any]] | None
-    payload: str
+    payload: Payload
     judge: Judge
     future: asyncio.Future[MappingResult]
     started: float = field(default_factory=time.perf_counter)
@@ -171,11 +170,11 @@ class _Process:
             except ProcessLookupError:
                 pass
 
-    async def send(self, message: Any) -> None:
+    async def send(self, message: Any, text: str = "") -> None:
         """Write one frame; a dead worker is noticed by the reader (EOF)."""
         assert self.process.stdin is not None
         try:
-            self.process.stdin.write(encode_frame(message))
+            self.process.stdin.write(encode_frame(message, text))
             await self.process.stdin.drain()
         except (BrokenPipeError, ConnectionResetError):
             pass
@@ -187,7 +186,8 @@ class _Process:
             (length,) = HEADER.unpack(await self.process.stdout.readexactly(HEADER.size))
             if length > self._max_frame:
                 raise ValueError(f"frame of {length} bytes")
-            return orjson.loads(await self.process.stdout.readexactly(length))
+            message, _ = decode_frame(await self.process.stdout.readexactly(length))
+            return message
         except asyncio.IncompleteReadError:
             raise WorkerDied(self.timed_out or crash_error(await self.process.wait())) from None
         except ValueError as error:  # orjson.JSONDecodeError is one
@@ -378,7 +378,7 @@ class SandboxPool:
             raise RuntimeError("the sandbox pool is not running")
         create_future = asyncio.get_running_loop().create_future
         judge = self._judge(key, variables)
-        jobs = [_Job(key, spec, variables, payload_for(spec, request), judge, create_future()) for request in requests]
+        jobs = [_Job(key, spec, variables, request_payload(request), judge, create_future()) for request in requests]
         self._submit(jobs)
         return [job.future for job in jobs]
 
@@ -439,7 +439,7 @@ class SandboxPool:
                     if not slot.batches:
                         process.arm(self._deadline_s(batch))
                     slot.batches.append(batch)
-                    await process.send(_map_message(batch))
+                    await process.send(*_map_message(batch))
             elif self._stopping and not slot.batches:
                 await process.stop()
             else:
@@ -489,9 +489,10 @@ class SandboxPool:
         return slot.process
 
 
-def _map_message(batch: list[_Job]) -> dict[str, Any]:
+def _map_message(batch: list[_Job]) -> tuple[dict[str, Any], str]:
     specs = {job.key: {"spec": job.spec, "variables": job.variables} for job in batch}
-    return {"op": "map", "specs": specs, "requests": [[job.key, job.payload] for job in batch]}
+    requests, text = pack_requests([(job.key, job.payload) for job in batch])
+    return {"op": "map", "specs": specs, "requests": requests}, text
 
 
 def _deliver(batch: list[_Job], answer: Any, limits: Limits) -> None:

@@ -3,19 +3,22 @@
 Started fresh by `SandboxPool` (never forked from the server, so no secrets
 are in its memory), it imports the mapper, confines itself (see
 `mapper.confinement`) and only then reads requests. Both pipes carry frames:
-a 4-byte big-endian length, then an orjson document.
+a 4-byte big-endian length, then the length of an orjson document, the
+document, and a text in UTF-8 (the requests' texts, see `pack_requests`).
 
-    pool -> worker  {"op": "map", "specs": {key: {"spec", "variables"}}, "requests": [[key, payload], ...]}
+    pool -> worker  {"op": "map", "specs": {key: {"spec", "variables"}}, "requests": [[key, size, size | null], ...]}
                     {"op": "probe"}
     worker -> pool  {"op": "hello", "pid", "confinement"}          once, when confined
                     {"results": [answer | {"specError": ...}], "retiring": bool}
                     {"probe": {operation: outcome}}
 
-A request travels as the JSON text `mapper.mapping.payload_for` makes and an
-answer as the engine's answer text (`mapper.answer`): the worker neither
-parses the request nor validates the output, the pool does that once, in the
-trusted process. A batch's results come back in one frame, in request order.
-Compiled mappings are cached by key (a mapping's id and version) in an LRU.
+A request travels as `mapper.javascript.request_payload` makes it, its JSON
+text and its body's text in the frame's text rather than as strings escaped
+into the document; an answer comes back as the engine's answer text
+(`mapper.answer`). The worker neither parses the request nor validates the
+output: the pool does that once, in the trusted process. A batch's results
+come back in one frame, in request order. Compiled mappings are cached by key
+(a mapping's id and version) in an LRU.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import signal
 import struct
 import sys
 from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from types import FrameType
 from typing import Any, BinaryIO
@@ -33,6 +37,7 @@ import orjson
 
 from mapper.confinement import ProcessLimits, apply, probe
 from mapper.errors import MappingSpecError
+from mapper.javascript import Payload
 from mapper.limits import Limits
 from mapper.mapping import Mapping, compile_mapping
 
@@ -41,9 +46,50 @@ HEADER = struct.Struct(">I")
 _WARM_UP_SPEC = {"kind": "javascript", "source": "function map(request) { return {targetUserIds: ['u']}; }"}
 
 
-def encode_frame(message: Any) -> bytes:
-    payload = orjson.dumps(message)
-    return HEADER.pack(len(payload)) + payload
+def encode_frame(message: Any, text: str = "") -> bytes:
+    """`message` as an orjson document, then `text` in UTF-8."""
+    document, tail = orjson.dumps(message), text.encode()
+    size = HEADER.size + len(document) + len(tail)
+    return b"".join((HEADER.pack(size), HEADER.pack(len(document)), document, tail))
+
+
+def decode_frame(content: bytes) -> tuple[Any, str]:
+    """A frame's document and text, from what follows its length."""
+    if len(content) < HEADER.size:
+        raise ValueError("frame too short")
+    (size,) = HEADER.unpack_from(content)
+    end = HEADER.size + size
+    if end > len(content):
+        raise ValueError("document longer than its frame")
+    return orjson.loads(content[HEADER.size : end]), str(memoryview(content)[end:], "utf-8")
+
+
+def pack_requests(requests: Sequence[tuple[str, Payload]]) -> tuple[list[list[Any]], str]:
+    """A map message's `requests` and its text: each request's JSON text, then
+    its body's text if it has one, back to back; the entries give their lengths."""
+    entries: list[list[Any]] = []
+    texts: list[str] = []
+    for key, (text, raw_body) in requests:
+        texts.append(text)
+        if raw_body is None:
+            entries.append([key, len(text), None])
+        else:
+            texts.append(raw_body)
+            entries.append([key, len(text), len(raw_body)])
+    return entries, "".join(texts)
+
+
+def unpack_requests(entries: list[list[Any]], texts: str) -> Iterator[tuple[str, Payload]]:
+    """Each request's key and payload, as `pack_requests` sent them."""
+    offset = 0
+    for key, size, body_size in entries:
+        text = texts[offset : offset + size]
+        offset += size
+        raw_body = None
+        if body_size is not None:
+            raw_body = texts[offset : offset + body_size]
+            offset += body_size
+        yield key, (text, raw_body)
 
 
 @dataclass(frozen=True)
@@ -100,13 +146,15 @@ class Worker:
 
     def serve(self) -> None:
         while not self.retiring:
-            message = self._read()
-            if message is None:
+            frame = self._read()
+            if frame is None:
                 return
+            message, texts = frame
             if message["op"] == "probe":
                 self.send({"probe": probe()})
             else:
-                results = [self._run(key, payload, message["specs"]) for key, payload in message["requests"]]
+                requests = unpack_requests(message["requests"], texts)
+                results = [self._run(key, payload, message["specs"]) for key, payload in requests]
                 self.send({"results": results, "retiring": self.retiring})
 
     def retire(self, signum: int, frame: FrameType | None) -> None:
@@ -116,18 +164,18 @@ class Worker:
         self._writer.write(encode_frame(message))
         self._writer.flush()
 
-    def _run(self, key: str, payload: str, specs: dict[str, dict[str, Any]]) -> str | dict[str, Any]:
+    def _run(self, key: str, payload: Payload, specs: dict[str, dict[str, Any]]) -> str | dict[str, Any]:
         mapping = self.cache.get(key, specs)
         if isinstance(mapping, MappingSpecError):
             return {"specError": mapping.to_dict()}
         return mapping.answer(payload)
 
-    def _read(self) -> Any:
+    def _read(self) -> tuple[Any, str] | None:
         header = self._reader.read(HEADER.size)
         if len(header) < HEADER.size:
             return None
         (length,) = HEADER.unpack(header)
-        return orjson.loads(self._reader.read(length))
+        return decode_frame(self._reader.read(length))
 
 
 def warm_up(limits: Limits) -> None:

@@ -29,14 +29,7 @@ BENIGN_RERUNS = 3
 MAX_RESULT_BYTES = 2 * 1024 * 1024
 
 # Cases that reveal a runtime bug: kept with their real expectation until it is fixed.
-KNOWN_BUGS: dict[str, str] = {
-    "61-throw-null-from-a-variable": (
-        "a null thrown by the mapping is reported as MemoryLimitExceeded unless the source spells `throw null`"
-    ),
-    "90-raw-body-read-dynamically": (
-        "rawBody is left out for sources that do not contain the word, even when read as request[key]"
-    ),
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 # Cases only a process boundary can stop: the mapping fills its memory and
 # catches every failure, so the engine cannot even allocate its interrupt.

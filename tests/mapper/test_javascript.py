@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import quickjs
 
 from mapper import Limits, Mapping, MappingResult, MappingSpecError, compile_mapping, make_request
 
@@ -467,6 +468,41 @@ def test_throwing_a_non_error_is_a_thrown_value(thrown: str, text: str) -> None:
     assert text in result.error["message"]
 
 
+@pytest.mark.parametrize(
+    ("source", "text"),
+    [
+        ("function fail(why) { throw why; }\nfunction map(request) { fail(request.body.missing ?? null); }", "null"),
+        ("function map(request) { const nothing = request.body.missing; throw nothing; }", "undefined"),
+        # a generator's throw() reached by a computed name: no throw statement in the source
+        ("function* g() {}\nfunction map(request) { g()[['thr', 'ow'].join('')](null); }", "null"),
+        ("function map(request) { return new Promise((ok, no) => no(request.body.missing ?? null)); }", "null"),
+    ],
+    ids=["null-parameter", "undefined-variable", "generator-throw", "promise-rejection"],
+)
+def test_a_null_or_undefined_the_mapping_throws_is_a_thrown_value(source: str, text: str) -> None:
+    """The engine throws null itself when it runs out of memory; the mapping's own null is not that."""
+    result = run(source)
+    assert result.error is not None
+    assert result.error["type"] == "ThrownValue"
+    assert result.error["message"] == f"the mapping threw a non-Error value: {text}"
+
+
+def test_a_generator_throw_in_one_call_leaves_the_next_call_out_of_memory() -> None:
+    mapping = javascript(
+        "function* g() {}\n"
+        "function map(request) {\n"
+        "  if (request.body.evil === 1) g()[['thr', 'ow'].join('')](null);\n"
+        "  const hoard = [];\n"
+        "  if (request.body.evil === 2) for (let i = 0; ; i++) hoard.push({ i, label: 'item-' + i });\n"
+        "  return { targetUserIds: ['u1'] };\n"
+        "}",
+        Limits(time_ms=2000, memory_bytes=8 * 1024 * 1024),
+    )
+    thrown, exhausted = mapping.run(request({"evil": 1})), mapping.run(request({"evil": 2}))
+    assert thrown.error is not None and exhausted.error is not None
+    assert (thrown.error["type"], exhausted.error["type"]) == ("ThrownValue", "MemoryLimitExceeded")
+
+
 def test_code_generation_is_an_eval_error() -> None:
     result = run("function map(request) {\n  return eval('1');\n}")
     assert result.error is not None
@@ -488,37 +524,70 @@ def test_result_round_trips_through_json() -> None:
 # ---- rawBody ------------------------------------------------------------------------
 
 
-KEYS = "Object.keys(request).sort()"
+REQUEST_VIEW = """\
+function map(request) {
+  const key = ['raw', 'Body'].join('');
+  return {
+    targetUserIds: ['u1'],
+    variables: { keys: Object.keys(request), json: JSON.stringify(request), raw: request[key], body: request.body },
+  };
+}
+"""
 
 
-def test_raw_body_is_not_marshalled_unless_the_source_mentions_it() -> None:
+def request_view(the_request: dict[str, Any]) -> dict[str, Any]:
+    result = javascript(REQUEST_VIEW).run(the_request)
+    assert result.ok and result.output is not None, result.to_dict()
+    variables: dict[str, Any] = result.output["variables"]
+    return variables
+
+
+def test_raw_body_is_in_every_request_whatever_the_source_says() -> None:
     the_request = request({"a": 1})
-    result = javascript(
-        f"function map(request) {{ return {{ targetUserIds: ['u1'], metadata: {{ keys: {KEYS} }} }}; }}"
-    ).run(the_request)
-    assert result.output is not None
-    assert result.output["metadata"]["keys"] == [
-        "body",
-        "contentType",
-        "headers",
-        "method",
-        "path",
-        "query",
-        "receivedAt",
-    ]
+    view = request_view(the_request)
+    assert view["keys"] == list(the_request)  # rawBody included, in the request's own order
+    assert view["raw"] == '{"a": 1}'
+    assert json.loads(view["json"]) == the_request
     assert the_request["rawBody"] == '{"a": 1}'  # the caller's request is left alone
 
 
-def test_raw_body_is_marshalled_when_the_source_mentions_it() -> None:
-    source = f"""\
-function map(request) {{
-  return {{ targetUserIds: ['u1'], metadata: {{ keys: {KEYS}, raw: request.rawBody }} }};
-}}
-"""
-    result = run(source, {"a": 1})
-    assert result.output is not None
-    assert "rawBody" in result.output["metadata"]["keys"]
-    assert result.output["metadata"]["raw"] == '{"a": 1}'
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{\r\n  "name" : "J\\u00f6rg \\ud83d\\ude00",\t"n": 1.50E+3 }\n',
+        b'{"a": 1, "a": 2, "__proto__": {"polluted": true}}',
+        b"[9223372036854775808, -0.0, 1e-7, 0.1, 123456789012345678901234567890]",
+        '{"caf\u00e9": "\u20ac \U0001f600", "nested": [[{"deep": [null, true, false]}]]}'.encode(),
+    ],
+    ids=["whitespace-and-escapes", "duplicate-keys", "numbers", "unicode-and-nesting"],
+)
+def test_raw_body_is_the_text_as_sent_and_body_its_parsed_value(raw: bytes) -> None:
+    the_request = make_request("POST", "/hooks/test", {}, "", raw, "application/json")
+    view = request_view(the_request)
+    assert view["raw"] == raw.decode()
+    assert view["body"] == as_javascript_parses_it(json.dumps(the_request["body"]))
+
+
+def as_javascript_parses_it(text: str) -> Any:
+    """JSON text through the engine's own JSON.parse and back (big integers become doubles)."""
+    return json.loads(quickjs.Context().eval(f"JSON.stringify(JSON.parse({json.dumps(text)}))"))
+
+
+def test_raw_body_of_a_form_and_of_text_in_a_declared_charset() -> None:
+    form = make_request("POST", "/h", {}, "", b"user_id=U1&tag=a&tag=b", "application/x-www-form-urlencoded")
+    assert request_view(form)["body"] == {"user_id": "U1", "tag": ["a", "b"]}
+    assert request_view(form)["raw"] == "user_id=U1&tag=a&tag=b"
+    text = make_request("POST", "/h", {}, "", "Grüße €".encode("iso-8859-15"), "text/plain; charset=iso-8859-15")
+    assert request_view(text)["raw"] == request_view(text)["body"] == "Grüße €"
+
+
+@pytest.mark.parametrize("raw_body", [None, 7, {"not": "text"}])
+def test_a_request_object_given_as_it_is_keeps_its_raw_body(raw_body: Any) -> None:
+    """A SPEC §2 request pasted into the preview API is mapped as it is, even odd."""
+    given = {"method": "POST", "body": {"a": 1}, "rawBody": raw_body, "contentType": "application/json"}
+    view = request_view(given)
+    assert (view["keys"], view.get("raw"), view["body"]) == (list(given), raw_body, {"a": 1})
+    assert "rawBody" not in request_view({"body": {"a": 1}})["keys"]
 
 
 # ---- result rules ----------------------------------------------------------------------
@@ -625,6 +694,12 @@ LIMIT_CASES = [
         id="memory-strings",
     ),
     pytest.param("(function down(n) { return down(n + 1) + 1; })(0);", SHORT, "StackLimitExceeded", id="stack"),
+    pytest.param(
+        "if (request.body.huge) throw new RangeError('no'); const all = []; for (;;) all.push(new Array(1e5).fill(1));",
+        Limits(time_ms=2000, memory_bytes=8 * 1024 * 1024),
+        "MemoryLimitExceeded",
+        id="memory-in-a-source-that-throws",
+    ),
 ]
 
 

@@ -17,7 +17,7 @@ import pytest
 from mapper import Limits, MappingSpecError, compile_mapping, make_request
 from mapper.confinement import ProcessLimits
 from mapper.pool import INHERITED_ENVIRONMENT, SandboxPool, worker_environment
-from mapper.worker import MappingCache
+from mapper.worker import HEADER, MappingCache, decode_frame, encode_frame, pack_requests, unpack_requests
 
 pytestmark = pytest.mark.anyio
 
@@ -169,10 +169,19 @@ async def test_variables_and_validation_apply_in_the_worker(pool: SandboxPool) -
     assert {error["path"] for error in invalid.validation_errors} >= {"$"}
 
 
-async def test_the_mapping_reads_raw_body_when_it_asks_for_it(pool: SandboxPool) -> None:
-    spec = {"kind": "javascript", "source": "function map(r) { return {targetUserIds: [String(r.rawBody.length)]}; }"}
-    result = await pool.run("raw:1", spec, None, request())
-    assert result.output == {"targetUserIds": [str(len(request()["rawBody"]))]}
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"kind": "javascript", "source": "function map(r) { return {targetUserIds: [r['raw' + 'Body']]}; }"},
+        {"kind": "jmespath", "fields": {"targetUserIds": "rawBody"}},
+    ],
+    ids=["javascript", "jmespath"],
+)
+async def test_the_mapping_reads_the_raw_body_through_the_pool(pool: SandboxPool, spec: dict[str, Any]) -> None:
+    raw = 'Grüße, "\\u00e9" \U0001f600'
+    the_request = make_request("POST", "/hooks/h", {}, "", raw.encode(), "text/plain")
+    result = await pool.run(f"raw:{spec['kind']}", spec, None, the_request)
+    assert result.output == {"targetUserIds": [raw]}, result.to_dict()
 
 
 async def test_a_user_error_comes_back_with_its_line(pool: SandboxPool) -> None:
@@ -222,6 +231,27 @@ def test_the_worker_cache_compiles_a_key_once_and_forgets_the_oldest() -> None:
     bad = {"bad": {"spec": {"kind": "javascript", "source": "nope("}, "variables": None}}
     assert isinstance(cache.get("bad", bad), MappingSpecError)
     assert isinstance(cache.get("bad", {}), MappingSpecError)
+
+
+def test_a_map_frame_carries_each_request_text_exactly() -> None:
+    requests = [
+        ("a", ('{"rawBody":null,"n":1}', "plain")),
+        ("b", ('{"body":"é"}', None)),
+        ("a", ('{"rawBody":null}', 'Grüße 😀 \\u00e9 "quoted"\r\n')),
+        ("c", ("{}", "")),
+    ]
+    entries, text = pack_requests(requests)
+    frame = encode_frame({"op": "map", "requests": entries}, text)
+    (length,) = HEADER.unpack(frame[: HEADER.size])
+    message, texts = decode_frame(frame[HEADER.size :])
+    assert length == len(frame) - HEADER.size
+    assert list(unpack_requests(message["requests"], texts)) == requests
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x00", b"\x00\x00\x00\x09{}"], ids=["empty", "short", "truncated"])
+def test_a_malformed_frame_is_a_value_error(content: bytes) -> None:
+    with pytest.raises(ValueError):
+        decode_frame(content)
 
 
 # ---- crash containment ---------------------------------------------------
