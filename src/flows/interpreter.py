@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from jmespath import visitor
+from jmespath.exceptions import JMESPathError
 from sqlalchemy.engine import Connection
 
 from flows.durations import DurationError, parse_duration
@@ -122,7 +124,7 @@ class Interpreter:
     def _step(self, instruction: Any, instance: FlowInstance, run: Run) -> bool:
         """Run one instruction; True to go on with the next, False when the instance now waits."""
         if isinstance(instruction, Branch):
-            taken = _truthy(instruction.condition.search({"variables": run.variables, "steps": instance.outcomes}))
+            taken = _truthy(_evaluate(instruction, {"variables": run.variables, "steps": instance.outcomes}))
             instance.pc = instance.pc + 1 if taken else instruction.else_pc
             return True
         if isinstance(instruction, Jump):
@@ -171,7 +173,7 @@ class Interpreter:
                 try:
                     expires_at = self._now + parse_duration(str(options["expiresAfter"]))
                 except DurationError as error:
-                    raise StepFailed(f"cardOptions.expiresAfter: {error}") from None
+                    raise StepFailed(f"cardOptions.expiresAfter: {error}", permanent=True) from None
             payload = {
                 "variables": run.variables,
                 "cardOptions": options,
@@ -261,7 +263,8 @@ class Interpreter:
             message = f"{type(error).__name__}: {error}"
         instance.attempts += 1
         instance.last_error = message
-        if instance.attempts < self._retry.max_attempts:
+        permanent = isinstance(error, StepFailed) and error.permanent
+        if instance.attempts < self._retry.max_attempts and not permanent:
             instance.due_at = self._now + self._retry.delay(instance.attempts)
             return
         instance.status = "failed"
@@ -270,6 +273,27 @@ class Interpreter:
         self.effects.events.append(
             event_row(subject_of(instance, run), "action-flow-failed", self._now, properties, effect=instance.id)
         )
+
+
+class _Conditions(visitor.TreeInterpreter):  # type: ignore[misc]  # jmespath has no type hints
+    """JMESPath as its spec says: ordering a string against a number is null (jmespath 1.1 raises TypeError)."""
+
+    def visit_comparator(self, node: dict[str, Any], value: Any) -> Any:
+        try:
+            return super().visit_comparator(node, value)
+        except TypeError:
+            return None
+
+
+_CONDITIONS = _Conditions()
+
+
+def _evaluate(branch: Branch, scope: dict[str, Any]) -> Any:
+    """The branch's condition over `scope`; an evaluation error (a function given the wrong type) is permanent."""
+    try:
+        return _CONDITIONS.visit(branch.condition.parsed, scope)
+    except (JMESPathError, TypeError) as error:  # TypeError: jmespath's sort_by/max_by on mixed types
+        raise StepFailed(f"condition: {error}", permanent=True) from None
 
 
 def _truthy(value: Any) -> bool:

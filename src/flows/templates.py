@@ -11,7 +11,15 @@ from store.card_templates import CardTemplate, get_template, published_draft
 
 
 class StepFailed(Exception):
-    """A step could not run (yet); the executor retries it with backoff, then gives up."""
+    """A step could not run (yet); the executor retries it with backoff, then gives up.
+
+    `permanent`: running it again cannot help (it depends only on the instance's own
+    variables and outcomes), so the instance fails at once instead of after every retry.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 @dataclass(frozen=True)

@@ -249,5 +249,5 @@ async def test_a_card_expiry_may_come_from_a_variable(flowhook) -> None:
     await flowhook.settle()
     [card] = await flowhook.cards("cvar-u1")
     assert (card["payload"]["cardOptions"], card["expiresAt"] is not None) == ({"expiresAfter": "PT1H"}, True)
-    [instance] = (await flowhook.invocation(flow, bad))["instances"]  # a step failure: retried, then failed
+    [instance] = (await flowhook.invocation(flow, bad))["instances"]  # a step failure, permanent: failed at once
     assert instance["attempts"] >= 1 and instance["lastError"].startswith("cardOptions.expiresAfter: 'soon'")

@@ -67,7 +67,7 @@ async def card_action(request: Request) -> Response:
 
 
 routes = [
-    Route("/users/{userId}/cards", list_user_cards, methods=["GET"]),
+    Route("/users/{userId:path}/cards", list_user_cards, methods=["GET"]),
     Route("/cards/{cardInstanceId}", get_card, methods=["GET"]),
     Route("/cards/{cardInstanceId}/actions", card_action, methods=["POST"]),
 ]

@@ -42,5 +42,5 @@ async def read_invocation(request: Request) -> Response:
 
 
 routes = [
-    Route("/action-flows/{flow_id}/invocations/{flowInvocationId}", read_invocation, methods=["GET"]),
+    Route("/action-flows/{flow_id}/invocations/{flowInvocationId:path}", read_invocation, methods=["GET"]),
 ]

@@ -53,5 +53,5 @@ async def remove_test_user(request: Request) -> Response:
 routes = [
     Route("/test-users", add_test_user, methods=["POST"]),
     Route("/test-users", list_test_users, methods=["GET"]),
-    Route("/test-users/{userId}", remove_test_user, methods=["DELETE"]),
+    Route("/test-users/{userId:path}", remove_test_user, methods=["DELETE"]),
 ]
