@@ -45,7 +45,7 @@ class FlowVariables:
                 raise MappingSpecError("a variable needs a non-empty name", path=where)
             if name in seen:
                 raise MappingSpecError(f"variable {name!r} is declared twice", path=where)
-            if type_name not in VARIABLE_TYPES:
+            if not isinstance(type_name, str) or type_name not in VARIABLE_TYPES:
                 raise MappingSpecError(
                     f"variable {name!r} has unknown type {type_name!r}; use one of {', '.join(VARIABLE_TYPES)}",
                     path=where,

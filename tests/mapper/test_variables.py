@@ -141,6 +141,8 @@ def test_schema_errors_come_before_variables() -> None:
         ([{"name": 5}], "$.variables[0]", "name"),
         ([{"name": "a"}, {"name": "a"}], "$.variables[1]", "twice"),
         ([{"name": "a"}, {"name": "d", "type": "date"}], "$.variables[1]", "date"),
+        ([{"name": "o", "type": {}}], "$.variables[0]", "unknown type {}"),
+        ([{"name": "l", "type": ["string"]}], "$.variables[0]", "unknown type ['string']"),
         ([{"name": "a", "type": "number", "default": "1"}], "$.variables[0]", "default"),
         ([{"name": "a", "type": "number", "default": True}], "$.variables[0]", "default"),
         ([{"name": "a", "type": "object", "default": []}], "$.variables[0]", "default"),
