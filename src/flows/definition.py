@@ -12,16 +12,15 @@ from typing import Any
 
 import jmespath
 from jmespath.exceptions import JMESPathError
-from jmespath.functions import Functions
 
 from flows.durations import DurationError, parse_duration
 from flows.placeholders import placeholder_problems
 from flows.problems import Problem, problem, schema_problems
 from mapper import MappingSpecError
+from mapper.jmes import call_problems
 from mapper.variables import FlowVariables
 
 Path = list[str | int]
-_FUNCTIONS = Functions().FUNCTION_TABLE
 
 
 def flow_problems(draft: Any) -> list[Problem]:
@@ -125,34 +124,11 @@ class _StepChecker:
             except JMESPathError as error:
                 problems.append(problem([*where, "condition"], f"not a JMESPath expression: {error}"))
             else:
-                problems += [problem([*where, "condition"], message) for message in _call_problems(parsed)]
+                problems += [problem([*where, "condition"], message) for message in call_problems(parsed)]
         for arm in ("then", "else"):
             if isinstance(step.get(arm), list):
                 problems += self.check(step[arm], [*where, arm], set(visible))
         return problems
-
-
-def _call_problems(node: dict[str, Any]) -> list[str]:
-    """Calls of unknown functions, or with the wrong number of arguments, anywhere in a parsed expression.
-
-    JMESPath only finds these when the expression runs; a branch would then fail every flow instance.
-    """
-    problems: list[str] = []
-    if node.get("type") == "function_expression":
-        name, given = node["value"], len(node["children"])
-        known = _FUNCTIONS.get(name)
-        if known is None:
-            problems.append(f"unknown JMESPath function {name}()")
-        else:
-            wanted = len(known["signature"])
-            variadic = wanted > 0 and known["signature"][-1].get("variadic", False)
-            if given < wanted or (given > wanted and not variadic):
-                count = f"{'at least ' if variadic else ''}{wanted} argument{'' if wanted == 1 else 's'}"
-                problems.append(f"{name}() takes {count}, not {given}")
-    for child in node.get("children", []):
-        if isinstance(child, dict):  # a slice's children are numbers
-            problems += _call_problems(child)
-    return problems
 
 
 def duration_problems(value: Any, where: Path) -> list[Problem]:

@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from jmespath import visitor
-from jmespath.exceptions import JMESPathError
 from sqlalchemy.engine import Connection
 
 from flows.durations import DurationError, parse_duration
 from flows.placeholders import render
 from flows.program import AwaitCard, Branch, Delay, Jump, Program, SendCard
 from flows.templates import StepFailed, TemplateSource
+from mapper.jmes import EVALUATION_ERRORS, INTERPRETER
 from store.analytics import EventSubject, event_row
 from store.cards import get_card
 from store.flow_instances import FlowInstance
@@ -275,24 +274,11 @@ class Interpreter:
         )
 
 
-class _Conditions(visitor.TreeInterpreter):  # type: ignore[misc]  # jmespath has no type hints
-    """JMESPath as its spec says: ordering a string against a number is null (jmespath 1.1 raises TypeError)."""
-
-    def visit_comparator(self, node: dict[str, Any], value: Any) -> Any:
-        try:
-            return super().visit_comparator(node, value)
-        except TypeError:
-            return None
-
-
-_CONDITIONS = _Conditions()
-
-
 def _evaluate(branch: Branch, scope: dict[str, Any]) -> Any:
     """The branch's condition over `scope`; an evaluation error (a function given the wrong type) is permanent."""
     try:
-        return _CONDITIONS.visit(branch.condition.parsed, scope)
-    except (JMESPathError, TypeError) as error:  # TypeError: jmespath's sort_by/max_by on mixed types
+        return INTERPRETER.visit(branch.condition.parsed, scope)
+    except EVALUATION_ERRORS as error:
         raise StepFailed(f"condition: {error}", permanent=True) from None
 
 

@@ -8,16 +8,57 @@ from typing import Any
 import jmespath
 from jmespath import visitor
 from jmespath.exceptions import JMESPathError, ParseError
+from jmespath.functions import Functions
 
 from mapper.errors import MappingSpecError
 from mapper.result import Produced, error_info
 
-_INTERPRETER = visitor.TreeInterpreter()
+_FUNCTIONS = Functions().FUNCTION_TABLE
+# What evaluating an expression over untrusted data may raise: jmespath's own errors, and TypeError from its
+# functions on mixed types (sort_by, max_by, min_by).
+EVALUATION_ERRORS = (JMESPathError, TypeError)
+
+
+class SpecInterpreter(visitor.TreeInterpreter):  # type: ignore[misc]  # jmespath has no type hints
+    """JMESPath as its spec says: ordering a string against a number is null (jmespath 1.1 raises TypeError)."""
+
+    def visit_comparator(self, node: dict[str, Any], value: Any) -> Any:
+        try:
+            return super().visit_comparator(node, value)
+        except TypeError:
+            return None
+
+
+INTERPRETER = SpecInterpreter()
+
+
+def call_problems(node: dict[str, Any]) -> list[str]:
+    """Calls of unknown functions, or with the wrong number of arguments, anywhere in a parsed expression.
+
+    JMESPath only finds these when the expression runs, so a mapping or a
+    branch condition holding one would fail on every request or instance.
+    """
+    problems: list[str] = []
+    if node.get("type") == "function_expression":
+        name, given = node["value"], len(node["children"])
+        known = _FUNCTIONS.get(name)
+        if known is None:
+            problems.append(f"unknown JMESPath function {name}()")
+        else:
+            wanted = len(known["signature"])
+            variadic = wanted > 0 and known["signature"][-1].get("variadic", False)
+            if given < wanted or (given > wanted and not variadic):
+                count = f"{'at least ' if variadic else ''}{wanted} argument{'' if wanted == 1 else 's'}"
+                problems.append(f"{name}() takes {count}, not {given}")
+    for child in node.get("children", []):
+        if isinstance(child, dict):  # a slice's children are numbers
+            problems += call_problems(child)
+    return problems
 
 
 def _compile(expression: str, where: str) -> Any:
     try:
-        return jmespath.compile(expression).parsed
+        parsed = jmespath.compile(expression).parsed
     except ParseError as error:
         column = getattr(error, "lex_position", None)
         raise MappingSpecError(
@@ -29,6 +70,10 @@ def _compile(expression: str, where: str) -> Any:
         ) from None
     except JMESPathError as error:
         raise MappingSpecError(f"invalid JMESPath expression: {error}", path=where) from None
+    problems = call_problems(parsed)
+    if problems:
+        raise MappingSpecError(f"invalid JMESPath expression: {problems[0]}", path=where)
+    return parsed
 
 
 def _is_finite_number(value: Any) -> bool:
@@ -63,8 +108,8 @@ class ExpressionProducer:
 
     def produce(self, request: dict[str, Any]) -> Produced:
         try:
-            return Produced(value=_INTERPRETER.visit(self._parsed, request))
-        except JMESPathError as error:
+            return Produced(value=INTERPRETER.visit(self._parsed, request))
+        except EVALUATION_ERRORS as error:
             return Produced(error=error_info("JMESPathError", f"$.expression: {error}"))
 
 
@@ -88,8 +133,8 @@ class FieldsProducer:
         output: dict[str, Any] = {}
         for name, parts, parsed in self._fields:
             try:
-                value = _INTERPRETER.visit(parsed, request)
-            except JMESPathError as error:
+                value = INTERPRETER.visit(parsed, request)
+            except EVALUATION_ERRORS as error:
                 return Produced(error=error_info("JMESPathError", f"field {name!r}: {error}"))
             if value is None:
                 continue

@@ -221,6 +221,20 @@ def test_malformed_specs_are_spec_errors(spec: dict[str, Any]) -> None:
     assert caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ({"kind": "jmespath", "expression": "{targetUserIds: nosuch(body.ids)}"}, "unknown JMESPath function nosuch()"),
+        ({"kind": "jmespath", "fields": {"targetUserIds": "length(body.ids, body.id)"}}, "length() takes 1 argument"),
+    ],
+)
+def test_calls_that_can_never_run_are_spec_errors(spec: dict[str, Any], says: str) -> None:
+    """JMESPath finds these only when it runs: saved, they would fail every request."""
+    with pytest.raises(MappingSpecError) as caught:
+        compile_mapping(spec)
+    assert says in caught.value.message
+
+
 def test_unknown_kind_is_named() -> None:
     with pytest.raises(MappingSpecError, match="'lua'"):
         compile_mapping({"kind": "lua"})
@@ -254,6 +268,17 @@ def test_runtime_error_in_a_field_is_a_jmespath_error() -> None:
     assert result.error["type"] == "JMESPathError"
     assert "variables.n" in result.error["message"]
     assert set(result.error) == {"type", "message", "line", "column", "stack"}
+
+
+def test_ordering_a_string_against_a_number_is_null_as_the_spec_says() -> None:
+    """jmespath 1.1 raises TypeError here; a sender controls the body, so it must not be able to crash a mapping."""
+    result = expression("{targetUserIds: [body.id > `4` && 'older' || 'younger']}", body={"id": "5"})
+    assert result.ok and result.output == {"targetUserIds": ["younger"]}
+
+
+def test_a_function_on_mixed_types_is_a_jmespath_error() -> None:
+    result = expression("{targetUserIds: [sort_by(body.items, &v)[0].id]}", body={"items": [{"v": 1}, {"v": "x"}]})
+    assert result.error is not None and result.error["type"] == "JMESPathError"
 
 
 def test_runtime_error_in_an_expression_is_a_jmespath_error() -> None:
