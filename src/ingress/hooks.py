@@ -9,6 +9,7 @@ with its cause:
     · 401 timestamp_out_of_tolerance · (armed capture: 202 captured)
     · 400 invalid_body · 200 skipped · 422 mapping_error · 422 validation_error
     · 409 idempotency_conflict · 409 flow_not_published · 202 accepted
+    · (500 internal_error: a failure of flowhook's own, logged when the log still works)
 
 The 202 is sent only once the invocation row is durably committed (group commit,
 see store.writer). A replay (`replay`) re-runs a logged request from the
@@ -74,6 +75,7 @@ CAUSES = (
     "validation_error",
     "idempotency_conflict",
     "flow_not_published",
+    "internal_error",
 )
 
 
@@ -138,8 +140,24 @@ class HookPipeline:
             logger.exception("could not store request %s", arrival.request_id)
             message = "the request could not be stored; retry later"
             outcome = Outcome.error(503, "store_unavailable", message, arrival.request_id)
+        except Exception:  # noqa: BLE001 - a bug of ours: answer and log it rather than reset the connection
+            logger.exception("request %s failed inside flowhook", arrival.request_id)
+            outcome = await self._internal_error(arrival, scope["path_params"]["hook_id"])
         if outcome.cause != "client_disconnected":  # nobody to answer
             await send_json(send, outcome.body, outcome.status, outcome.headers)
+
+    async def _internal_error(self, arrival: Arrival, hook_id: str) -> Outcome:
+        """A 500 for a request the pipeline failed on, logged under its trigger when the log still works."""
+        message = "flowhook failed to process this request; it was not accepted"
+        outcome = Outcome.error(500, "internal_error", message, arrival.request_id)
+        try:
+            config = None if NUL in hook_id else await self._services.hook_configs.get(hook_id)
+            log = self._log_entry(arrival, hook_id, config)
+            self._keep_body(log, arrival.raw_body)
+            await self._finish(log, outcome)
+        except Exception:  # noqa: BLE001 - the answer goes out all the same
+            logger.exception("could not log request %s", arrival.request_id)
+        return outcome
 
     async def _receive(self, receive: Receive, arrival: Arrival, hook_id: str) -> Outcome:
         request_id = arrival.request_id
