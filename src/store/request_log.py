@@ -3,7 +3,7 @@
 Bounded: `prune` keeps the newest N entries per trigger (and N for requests
 to unknown hooks, which belong to no trigger). Pages are newest first; the
 next page starts below a row sequence, which the API hands out bound to its
-filters (ingress.api.log_cursors).
+filters (ingress.api.cursors).
 """
 
 from __future__ import annotations

@@ -14,8 +14,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ingress.api.common import environment, query_int, services
+from ingress.api.cursors import Binding
 from ingress.api.flow_views import event_view
-from ingress.api.queries import EVENT_SOURCES, choice, cursor, timestamp, until
+from ingress.api.queries import EVENT_SOURCES, choice, timestamp, until
 from ingress.auth import admin_only
 from ingress.jsonio import json_response
 from store.analytics import AnalyticsEvent, EventFilter, list_events
@@ -34,7 +35,9 @@ async def list_analytics_events(request: Request) -> Response:
         since=timestamp(request, "since"),
         until=until(request),
     )
-    after, limit = cursor(request), query_int(request, "limit", 100, 1, 1000)
+    bound = (env, where.flow_id, where.event_name, where.event_source, where.user_id, where.since, where.until)
+    cursors = Binding("analytics-events", "flowId, eventName, eventSource, userId, since or until", bound)
+    after, limit = cursors.requested(request), query_int(request, "limit", 100, 1, 1000)
 
     def page(conn: Connection) -> tuple[list[AnalyticsEvent], int | None]:
         settings = get_settings(conn, env)
@@ -42,8 +45,7 @@ async def list_analytics_events(request: Request) -> Response:
         return list_events(conn, env, shown, after=after, limit=limit)
 
     events, next_seq = await services(request).store.read(page)
-    next_cursor = str(next_seq) if next_seq is not None else None
-    return json_response({"data": [event_view(event) for event in events], "nextCursor": next_cursor})
+    return json_response({"data": [event_view(event) for event in events], "nextCursor": cursors.next_cursor(next_seq)})
 
 
 routes = [Route("/analytics/events", list_analytics_events, methods=["GET"])]

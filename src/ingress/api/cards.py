@@ -12,8 +12,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ingress.api.common import environment, json_object, not_found, query_int, read_found, refuse_unknown, services
+from ingress.api.cursors import Binding
 from ingress.api.flow_views import card_view
-from ingress.api.queries import EVENT_SOURCES, choice, cursor
+from ingress.api.queries import EVENT_SOURCES, choice
 from ingress.auth import admin_only
 from ingress.errors import ApiError
 from ingress.jsonio import json_response
@@ -28,14 +29,16 @@ async def list_user_cards(request: Request) -> Response:
     user_id = request.path_params["userId"]
     event_source = choice(request, "eventSource", EVENT_SOURCES)
     status = choice(request, "status", cards.STATUSES)
-    limit, before = query_int(request, "limit", 50, 1, 200), cursor(request)
+    cursors = Binding("user-cards", "user, eventSource or status", (env, user_id, event_source, status))
+    limit, before = query_int(request, "limit", 50, 1, 200), cursors.requested(request)
     found, next_seq = await services(request).store.read(
         lambda conn: cards.list_user_cards(
             conn, env, user_id, now=now, event_source=event_source, status=status, limit=limit, before=before
         )
     )
-    next_cursor = str(next_seq) if next_seq is not None else None
-    return json_response({"data": [card_view(card, now) for card in found], "nextCursor": next_cursor})
+    return json_response(
+        {"data": [card_view(card, now) for card in found], "nextCursor": cursors.next_cursor(next_seq)}
+    )
 
 
 @admin_only

@@ -152,23 +152,29 @@ ENV = path_param("env", "Environment id: `default` (exists from the first start)
 FLOW = path_param("flowId", "Flow id (`flw_…`).")
 TRIGGER = path_param("triggerId", "Trigger id (`trg_…`).")
 REQUEST = path_param("requestId", "Request-log id (`req_…`).")
-CURSOR = query_param("cursor", STRING, "`nextCursor` of the previous page.")
+CURSOR = query_param(
+    "cursor",
+    STRING,
+    "`nextCursor` of the previous page, sent with the same environment, path ids and filters (`limit` may change); "
+    "a cursor of another listing, altered, or made by an earlier version is a 400 `invalid_cursor`.",
+)
+
+
+def page_responses(page: Schema, parameters: str) -> dict[str, Any]:
+    """A listing's answers: a page, or a 400 for a bad filter (`parameters` names them) or a cursor it did not issue."""
+    refused = response(f"invalid_parameter (a bad {parameters}) or invalid_cursor (see `cursor`).", ref("Error"))
+    return {**responses(200, page, "A page.", 401, 404), "400": refused}
+
+
 PAGE = [
     query_param("status", STRING, "An HTTP status (`202`) or a class (`4xx`)."),
     query_param("cause", {"enum": list(CAUSES)}, "Only entries with this cause."),
     query_param("since", TIME, "Only requests received at or after this time (ISO-8601; UTC without a zone)."),
     query_param("until", TIME, "Only requests received at or before this time."),
     limit_param(200, 50),
-    query_param(
-        "cursor",
-        STRING,
-        "`nextCursor` of the previous page, sent with the same trigger and filters (`limit` may change); "
-        "a cursor of another listing, altered, or made by an earlier version is a 400 `invalid_cursor`.",
-    ),
+    CURSOR,
 ]
-LOG_PAGE_400 = response(
-    "invalid_parameter (a bad status, cause, since, until or limit) or invalid_cursor (see `cursor`).", ref("Error")
-)
+LOG_PAGE = page_responses(ref("RequestPage"), "status, cause, since, until or limit")
 
 
 def versioned(draft: dict[str, Schema]) -> Schema:
@@ -522,7 +528,7 @@ def _paths() -> dict[str, Any]:
             "get": operation(
                 "The trigger's request log, newest first",
                 "requests",
-                {**responses(200, ref("RequestPage"), "A page.", 401, 404), "400": LOG_PAGE_400},
+                LOG_PAGE,
                 parameters=PAGE,
             ),
         },
@@ -531,7 +537,7 @@ def _paths() -> dict[str, Any]:
             "get": operation(
                 "The environment's request log (and requests to unknown hooks)",
                 "requests",
-                {**responses(200, ref("RequestPage"), "A page.", 401, 404), "400": LOG_PAGE_400},
+                LOG_PAGE,
                 parameters=[*PAGE, query_param("triggerId", STRING, "Only this trigger.")],
             ),
         },

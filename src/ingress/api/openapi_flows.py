@@ -26,6 +26,7 @@ from ingress.api.openapi import (
     obj,
     operation,
     page_of,
+    page_responses,
     path_param,
     query_param,
     ref,
@@ -148,7 +149,7 @@ def flow_paths() -> dict[str, Any]:
             "get": operation(
                 "A user's cards, newest first",
                 "cards",
-                responses(200, page_of("Card"), "A page.", 400, 401, 404),
+                page_responses(page_of("Card"), "eventSource, status or limit"),
                 parameters=[
                     query_param("eventSource", SOURCE, "Only live or only test cards."),
                     query_param("status", {"enum": list(STATUSES)}, "Only cards with this status."),
@@ -175,7 +176,7 @@ def flow_paths() -> dict[str, Any]:
             "get": operation(
                 "Analytics events, oldest first (test events only if testAnalytics is include)",
                 "analytics",
-                responses(200, page_of("AnalyticsEvent"), "A page.", 400, 401, 404),
+                page_responses(page_of("AnalyticsEvent"), "eventSource, since, until or limit"),
                 parameters=[
                     query_param("flowId", STRING, "Only this flow's events."),
                     query_param("eventName", STRING, "e.g. card-published."),

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 
 from starlette.requests import Request
 
-from ingress.api.common import decimal_digits
 from ingress.errors import ApiError
 
 EVENT_SOURCES = ("live", "test")
@@ -21,18 +20,6 @@ def choice(request: Request, name: str, allowed: tuple[str, ...]) -> str | None:
     if value is not None and value not in allowed:
         raise ApiError(400, "invalid_parameter", f"{name} must be one of {', '.join(allowed)}")
     return value
-
-
-MAX_CURSOR = 2**63 - 1  # a sequence number: a 64-bit integer in both stores
-
-
-def cursor(request: Request) -> int | None:
-    value = request.query_params.get("cursor") or None
-    if value is None:
-        return None
-    if not decimal_digits(value) or int(value) > MAX_CURSOR:
-        raise ApiError(400, "invalid_parameter", "cursor must be a nextCursor from an earlier page")
-    return int(value)
 
 
 def timestamp(request: Request, name: str) -> datetime | None:

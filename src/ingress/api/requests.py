@@ -8,7 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ingress.api.common import environment, not_found, query_int, read_found, services
-from ingress.api.log_cursors import Listing
+from ingress.api.cursors import Binding
 from ingress.api.queries import choice, timestamp, until
 from ingress.api.views import request_summary, request_view
 from ingress.auth import admin_only
@@ -21,29 +21,40 @@ from store.request_log import LogEntry, StatusFilter
 MAX_PAGE = 200
 
 
-async def _page(request: Request, env: str, trigger_id: str | None) -> Response:
-    params = request.query_params
-    status = None
-    if params.get("status"):
-        try:
-            status = StatusFilter.parse(params["status"])
-        except ValueError as error:
-            raise ApiError(400, "invalid_parameter", str(error)) from None
-    cause = choice(request, "cause", CAUSES)
-    listing = Listing(env, trigger_id, status, cause, timestamp(request, "since"), until(request))
-    cursor = params.get("cursor") or None
-    limit, before = query_int(request, "limit", 50, 1, MAX_PAGE), None if cursor is None else listing.position(cursor)
+def _status(request: Request) -> StatusFilter | None:
+    value = request.query_params.get("status") or None
+    try:
+        return None if value is None else StatusFilter.parse(value)
+    except ValueError as error:
+        raise ApiError(400, "invalid_parameter", str(error)) from None
 
-    def page(conn: Connection) -> tuple[list[LogEntry], str | None] | None:
+
+async def _page(request: Request, env: str, trigger_id: str | None) -> Response:
+    """A page of the log. Its cursor is bound to the trigger and every filter, not to the route:
+    `/triggers/{id}/requests` and `/requests?triggerId={id}` are one listing."""
+    status, cause = _status(request), choice(request, "cause", CAUSES)
+    since, until_ = timestamp(request, "since"), until(request)
+    status_range = None if status is None else f"{status.low}-{status.high}"
+    cursors = Binding(
+        "request-log", "trigger, status, cause, since or until", (env, trigger_id, status_range, cause, since, until_)
+    )
+    limit, before = query_int(request, "limit", 50, 1, MAX_PAGE), cursors.requested(request)
+
+    def page(conn: Connection) -> tuple[list[LogEntry], int | None] | None:
         if trigger_id is not None and triggers.get_trigger(conn, env, trigger_id) is None:
             return None
-        return listing.page(conn, limit, before)
+        return request_log.list_entries(
+            conn, env, trigger_id=trigger_id, status=status, cause=cause, since=since, until=until_, limit=limit,
+            before=before,
+        )  # fmt: skip
 
     found = await services(request).store.read(page)
     if found is None:
         raise not_found("trigger", trigger_id or "")
-    entries, next_cursor = found
-    return json_response({"data": [request_summary(entry) for entry in entries], "nextCursor": next_cursor})
+    entries, next_seq = found
+    return json_response(
+        {"data": [request_summary(entry) for entry in entries], "nextCursor": cursors.next_cursor(next_seq)}
+    )
 
 
 @admin_only
