@@ -403,10 +403,11 @@ ERROR_STATUSES = {
     415: "Unsupported content type.",
     422: "Invalid input (with `path`), mapping_error or validation_error.",
     431: "headers_too_large: the URL and headers of a webhook exceed the server's limit.",
+    500: "internal_error: flowhook failed on this request (logged); it was not accepted, retry later.",
     503: "sandbox_crashed or store_unavailable: retry later.",
 }
 
-WEBHOOK_ERRORS = (400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 431, 503)
+WEBHOOK_ERRORS = (400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 431, 500, 503)
 
 WEBHOOK_DESCRIPTION = """The webhook endpoint: no admin token; the hookId in the URL is the credential, \
 optionally with an IP allowlist and a signature check. Checks run in this order, each failure answered with \
@@ -416,8 +417,8 @@ and PUT), 404 hook_not_found, 403 trigger_disabled, \
 401 timestamp_out_of_tolerance, (armed capture: 202 {captured: true}), 400 invalid_body, 200 skipped, \
 422 mapping_error, 422 validation_error, 409 idempotency_conflict, 409 flow_not_published, \
 202 accepted (sent after the invocation is committed). A sender that hangs up before its body is complete \
-is logged as 499 client_disconnected. A repeat with the same flowInvocationId and payload gets the original \
-202 body and `Idempotent-Replayed: true`."""
+is logged as 499 client_disconnected, a failure of flowhook's own as 500 internal_error. A repeat with the \
+same flowInvocationId and payload gets the original 202 body and `Idempotent-Replayed: true`."""
 
 
 def _paths() -> dict[str, Any]:
