@@ -8,6 +8,7 @@ bare 500.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -18,6 +19,9 @@ from starlette.routing import BaseRoute, Match, Mount, Route
 from ingress.jsonio import json_response
 
 log = logging.getLogger("flowhook.ingress")
+
+#: How many `{path, message}` problems a 422 lists; its message counts them all.
+MAX_LISTED_PROBLEMS = 100
 
 
 class ApiError(Exception):
@@ -43,6 +47,16 @@ def error_body(code: str, message: str, request_id: str | None = None, **details
         error["requestId"] = request_id
     error.update({key: value for key, value in details.items() if value is not None})
     return {"error": error}
+
+
+def listed_problems(problems: Sequence[dict[str, str]]) -> tuple[str, list[dict[str, str]]]:
+    """The problems a 422 lists (the first MAX_LISTED_PROBLEMS), and how its message counts them:
+    `2 problems`, or `250 problems; the first 100 are listed`. A hostile input can hold hundreds of
+    thousands of problems; the answer stays a few dozen KiB."""
+    count = f"{len(problems)} problem{'' if len(problems) == 1 else 's'}"
+    if len(problems) > MAX_LISTED_PROBLEMS:
+        count += f"; the first {MAX_LISTED_PROBLEMS} are listed"
+    return count, list(problems[:MAX_LISTED_PROBLEMS])
 
 
 def error_response(status: int, code: str, message: str, request_id: str | None = None, **details: Any) -> Response:

@@ -29,7 +29,7 @@ from starlette.types import Receive, Scope, Send
 
 from ingress.allowlist import client_ip
 from ingress.body import BodyNotReceived, BodyTimedOut, BodyTooLarge, read_body
-from ingress.errors import error_body
+from ingress.errors import error_body, listed_problems
 from ingress.hook_configs import HookConfig
 from ingress.jsonio import send_json
 from ingress.oversized import head_bytes, shortened, shortened_headers
@@ -452,8 +452,10 @@ def _public_reason(failure: VerificationFailure) -> str:
 def _judge(result: MappingResult, request_id: str) -> Outcome | None:
     """The mapping's verdict as an answer; None when the output is a valid trigger request.
 
-    The sender learns the error's type and line, never its message or stack
-    (they may quote the request or the source); the log keeps everything.
+    The sender learns a mapping error's type and line, never its message or
+    stack (they may quote the request or the source); the log keeps
+    everything. Validation problems are answered with their path and message
+    (mapper.validation writes them without quoting the output's values).
     """
     if result.skipped:
         return Outcome(200, "skipped", {"skipped": True, "requestId": request_id}, "the mapping skipped this request")
@@ -467,14 +469,15 @@ def _judge(result: MappingResult, request_id: str) -> Outcome | None:
         message = f"the mapping failed: {error.get('type')}{where}"
         return Outcome.error(422, "mapping_error", message, request_id, detail=detail)
     if result.validation_errors:
-        problems = result.validation_errors
+        count, listed = listed_problems(result.validation_errors)
         return Outcome.error(
             422,
             "validation_error",
-            "the mapped output is not a valid trigger request",
+            f"the mapped output is not a valid trigger request ({count})",
             request_id,
-            detail="; ".join(f"{problem['path']}: {problem['message']}" for problem in problems),
-            paths=[problem["path"] for problem in problems],
+            detail=f"{count}: " + "; ".join(f"{problem['path']}: {problem['message']}" for problem in listed),
+            errors=listed,
+            paths=[problem["path"] for problem in listed],  # what the answer held before `errors`; kept for clients
         )
     return None
 

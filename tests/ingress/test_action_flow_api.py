@@ -125,8 +125,7 @@ async def test_every_problem_is_reported_with_its_path_and_nothing_is_stored(flo
         "$.flows[1].payload",
         "$.flows[1].payload.variables",
         "$.flows[1].target.usersById",
-        "$.flows[2].target.usersById",
-        "$.flows[2].target.usersById[2]",
+        "$.flows[2].target.usersById[2]",  # the repeated u1 is no problem: it is started once
         "$.flows[3]",
     ]
     assert stored(flowhook, flow["id"]) == []

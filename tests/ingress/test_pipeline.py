@@ -56,6 +56,9 @@ def signed(body: bytes, *, secret: str = SECRET, timestamp: int | None = None) -
     return {"stripe_signature": str(header)}
 
 
+ALLOWED = "flowInvocationId, metadata, notificationDetail, targetUserIds, variables"
+
+
 def data(value: Any) -> bytes:
     return orjson.dumps(value)
 
@@ -275,16 +278,74 @@ async def test_content_types_json_form_and_text_reach_the_mapping(flowhook) -> N
     assert multipart.status_code == 415
 
 
-async def test_validation_errors_name_their_paths(flowhook) -> None:
+async def test_a_validation_error_answers_each_problem_with_its_path_and_message(flowhook) -> None:
+    """The webhook 422 has the Action Flow API's `errors` list; the log keeps the same problems."""
     trigger = await flowhook.trigger(mapping={"kind": "passthrough"})
     response = await flowhook.post(trigger, data({"targetUserIds": [""], "extra": 1}))
     assert response.status_code == 422
     error = response.json()["error"]
     assert error["code"] == "validation_error"
-    assert set(error["paths"]) >= {"$.targetUserIds[0]"}
+    assert error["message"] == "the mapped output is not a valid trigger request (2 problems)"
+    problems = [
+        {"path": "$", "message": "unknown property 'extra'; allowed: " + ALLOWED},
+        {"path": "$.targetUserIds[0]", "message": "has 0 characters, fewer than the 1 required"},
+    ]
+    assert sorted(error["errors"], key=lambda problem: problem["path"]) == problems
+    assert error["paths"] == [problem["path"] for problem in error["errors"]]
     entry = await flowhook.entry(error["requestId"])
-    assert entry["mapping"]["validationErrors"]
+    assert entry["mapping"]["validationErrors"] == error["errors"]
     assert entry["output"] == {"targetUserIds": [""], "extra": 1}
+    assert entry["message"].startswith("2 problems: ")
+
+
+async def test_a_list_of_too_many_users_is_refused_with_the_reason(flowhook) -> None:
+    """10,001 ids: the message says so instead of quoting the ids, in the answer and in the log."""
+    source = "function map(r) { return {targetUserIds: Array.from({length: 10001}, (_, i) => 'user-' + i)}; }"
+    trigger = await flowhook.trigger(mapping={"kind": "javascript", "source": source})
+    response = await flowhook.post(trigger, data({}))
+    assert response.status_code == 422
+    problem = {"path": "$.targetUserIds", "message": "has 10001 items, more than the 10000 allowed"}
+    assert response.json()["error"]["errors"] == [problem]
+    entry = await flowhook.entry(response.json()["error"]["requestId"])
+    assert entry["message"] == "1 problem: $.targetUserIds: has 10001 items, more than the 10000 allowed"
+    assert entry["mapping"]["validationErrors"] == [problem]
+
+
+async def test_a_validation_answer_lists_100_problems_and_counts_them_all(flowhook) -> None:
+    trigger = await flowhook.trigger(mapping={"kind": "passthrough"})
+    response = await flowhook.post(trigger, data({"targetUserIds": [""] * 150}))
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["message"] == (
+        "the mapped output is not a valid trigger request (150 problems; the first 100 are listed)"
+    )
+    assert [problem["path"] for problem in error["errors"]] == [f"$.targetUserIds[{i}]" for i in range(100)]
+    assert error["paths"] == [problem["path"] for problem in error["errors"]]
+    entry = await flowhook.entry(error["requestId"])
+    assert len(entry["mapping"]["validationErrors"]) == 150  # the admin sees every one
+    assert entry["message"].startswith("150 problems; the first 100 are listed: $.targetUserIds[0]: ")
+
+
+async def test_validation_answers_never_echo_the_output_the_source_or_a_header(flowhook) -> None:
+    """The output holds what the request and the mapping's source held; messages name limits and types only."""
+    source = """
+const KEY = "sk_live_0123456789abcdef";
+function map(request) {
+  const header = request.headers["x-private"];
+  return {targetUserIds: [header + "\\u0000"], flowInvocationId: KEY.repeat(10), variables: KEY, metadata: [header]};
+}
+"""
+    trigger = await flowhook.trigger(mapping={"kind": "javascript", "source": source})
+    response = await flowhook.post(trigger, data({}), x_private="hunter2")
+    assert response.status_code == 422
+    assert [(problem["path"], problem["message"]) for problem in response.json()["error"]["errors"]] == [
+        ("$.targetUserIds[0]", "does not match the pattern ^[^\\u0000]*$"),
+        ("$.flowInvocationId", "has 240 characters, more than the 128 allowed"),
+        ("$.variables", "must be an object, not a string"),
+        ("$.metadata", "must be an object, not an array"),
+    ]
+    for leak in ("hunter2", "sk_live", "0123456789abcdef", "KEY"):
+        assert leak not in response.text
 
 
 async def test_flow_variables_apply_defaults_and_required(flowhook) -> None:
@@ -296,7 +357,12 @@ async def test_flow_variables_apply_defaults_and_required(flowhook) -> None:
     )
     trigger = await flowhook.trigger(flow, mapping={"kind": "passthrough"})
     missing = await flowhook.post(trigger, data({"targetUserIds": ["u1"]}))
-    assert missing.status_code == 422 and missing.json()["error"]["paths"] == ["$.variables.amount"]
+    assert missing.status_code == 422
+    problem = {"path": "$.variables.amount", "message": "required variable 'amount' is missing"}
+    assert missing.json()["error"]["errors"] == [problem]
+    wrong = await flowhook.post(trigger, data({"targetUserIds": ["u1"], "variables": {"amount": "5"}}))
+    problem = {"path": "$.variables.amount", "message": "variable 'amount' must be a number"}
+    assert wrong.status_code == 422 and wrong.json()["error"]["errors"] == [problem]
     given = await flowhook.post(trigger, data({"targetUserIds": ["u1"], "variables": {"amount": 5}}))
     assert given.status_code == 202
     entry = await flowhook.entry(given.json()["requestId"])

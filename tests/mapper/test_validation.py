@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from mapper import MappingResult, compile_mapping, make_request
+from mapper import MappingResult, MappingSpecError, compile_mapping, make_request
 from mapper.validation import MAX_MESSAGE_CHARS
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -110,11 +110,76 @@ def test_single_violation(output: dict[str, Any], path: str, says: str) -> None:
     assert says in result.validation_errors[0]["message"]
 
 
-def test_long_messages_are_shortened() -> None:
-    result = validate({"targetUserIds": ["u1"], "flowInvocationId": "x" * 5000})
-    (error,) = result.validation_errors
-    assert error["path"] == "$.flowInvocationId"
-    assert len(error["message"]) <= MAX_MESSAGE_CHARS
+LONG = "x" * 100_000
+IDS = [f"user-{index}" for index in range(10_001)]
+
+
+@pytest.mark.parametrize(
+    ("output", "path", "message"),
+    [
+        ({"targetUserIds": IDS}, "$.targetUserIds", "has 10001 items, more than the 10000 allowed"),
+        ({"targetUserIds": [], "variables": {"x": LONG}}, "$.targetUserIds", "has 0 items, fewer than the 1 required"),
+        ({"targetUserIds": ["u1"], "variables": [LONG]}, "$.variables", "must be an object, not an array"),
+        ({"targetUserIds": [LONG, None]}, "$.targetUserIds[1]", "must be a string, not null"),
+        ({"targetUserIds": [LONG + "\u0000"]}, "$.targetUserIds[0]", "does not match the pattern ^[^\\u0000]*$"),
+        (
+            {"targetUserIds": ["u1"], "flowInvocationId": LONG},
+            "$.flowInvocationId",
+            "has 100000 characters, more than the 128 allowed",
+        ),
+        (
+            {"targetUserIds": ["u1"], LONG: 1},
+            "$",
+            f"unknown property '{'x' * 39}…'; allowed: {', '.join(sorted(VALID))}",
+        ),
+        (
+            {f"extra{index}": LONG for index in range(1000)},
+            "$",
+            "required property 'targetUserIds' is missing",
+        ),
+    ],
+    ids=["maxItems", "minItems", "type", "type-in-list", "pattern", "maxLength", "additionalProperties", "required"],
+)
+def test_a_long_value_leaves_the_reason_whole(output: dict[str, Any], path: str, message: str) -> None:
+    """Messages are written from the error's kind and never quote the value: its size cannot crowd out the reason."""
+    result = validate(output)
+    assert {"path": path, "message": message} in result.validation_errors
+    assert all(len(error["message"]) <= MAX_MESSAGE_CHARS for error in result.validation_errors)
+    assert not any("user-" in error["message"] or "x" * 40 in error["message"] for error in result.validation_errors)
+
+
+def test_many_unknown_properties_are_counted_not_listed() -> None:
+    output = {"targetUserIds": ["u1"], **{f"field{index}": index for index in range(10_000)}}
+    (error,) = validate(output).validation_errors
+    assert error["path"] == "$"
+    assert error["message"].startswith("unknown properties 'field")
+    assert " and 9995 more; allowed: " in error["message"]
+
+
+def test_a_hostile_output_gets_every_error_each_with_a_bounded_message() -> None:
+    """A mapping can return about 1 MiB of output; every error is reported, none with a long message."""
+    ids = ["", *["\u0000" * 100] * 1000, *[[LONG]] * 9]
+    errors = validate({"targetUserIds": ids, LONG: [LONG], "variables": LONG}).validation_errors
+    assert len(errors) == 1 + 1000 + 9 + 1 + 1  # minLength, pattern, type (items); unknown property; variables
+    assert max(len(error["message"]) for error in errors) <= MAX_MESSAGE_CHARS
+
+
+@pytest.mark.parametrize(
+    ("spec", "nearest"),
+    [
+        ({"kind": "javascript", "source": "function map(r) { return r; }\n" * 200, "x": 1}, "$: unknown property 'x'"),
+        ({"kind": "javascript", "source": 5}, "$.source: must be a string, not a number"),
+        ({"kind": "jmespath", "fields": {"targetUserIds": ["body.id"]}}, "$.fields.targetUserIds: must be a string"),
+    ],
+    ids=["extra-field", "source-not-text", "field-not-text"],
+)
+def test_a_spec_error_gives_the_nearest_shapes_reason_without_quoting_the_spec(
+    spec: dict[str, Any], nearest: str
+) -> None:
+    with pytest.raises(MappingSpecError) as caught:
+        compile_mapping(spec)
+    assert caught.value.message.startswith(f"$: matches none of the 4 allowed shapes; nearest: {nearest}")
+    assert "function map" not in caught.value.message and "body.id" not in caught.value.message
 
 
 def test_invalid_output_is_still_returned_for_the_preview() -> None:

@@ -12,7 +12,8 @@ entry's `flowInvocationId` was already used with a different payload, the
 request is a 409 naming it and no entry is stored. An entry repeated with
 the same payload is answered as before and creates nothing. Keys are per
 mode: `/test` and `/start` never see each other's. The 202 comes only after
-the invocations are committed.
+the invocations are committed. A user listed twice in one entry is started
+once and answered once, as a webhook mapping's repeated `targetUserIds` are.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from flows.definition import duration_problems
 from flows.problems import Problem, problem
 from ingress.access_tokens import require_token
 from ingress.api.common import json_object, not_found, refuse_nul_parameters, services
-from ingress.errors import ApiError
+from ingress.errors import ApiError, listed_problems
 from ingress.jsonio import json_response
 from mapper.validation import schema_errors
 from mapper.variables import FlowVariables
@@ -50,7 +51,7 @@ class Entry:
 
     flow_invocation_id: str
     generated_key: bool  # no flowInvocationId was given: nothing can hold the new one yet
-    user_ids: list[str]
+    user_ids: list[str]  # each user once, as the executor starts them: a repeated id is not an error
     payload: dict[str, Any]
     given: dict[str, Any]  # the payload before variable defaults: what a repeat is compared by
 
@@ -166,7 +167,8 @@ def _entries(body: dict[str, Any], variables: FlowVariables) -> list[Entry]:
                 message = f"flowInvocationId {key!r} is already used by $.flows[{first_use[key]}] of this request"
                 problems.append({"path": f"{where}.flowInvocationId", "message": message})
             first_use.setdefault(key, index)
-        entries.append(Entry(key or new_uuid7(), key is None, payload["targetUserIds"], payload, as_given))
+        users = list(dict.fromkeys(payload["targetUserIds"]))
+        entries.append(Entry(key or new_uuid7(), key is None, users, payload, as_given))
     if problems:
         raise _invalid(
             sorted(problems, key=lambda problem: _entry_index(problem["path"]) or 0)
@@ -175,9 +177,9 @@ def _entries(body: dict[str, Any], variables: FlowVariables) -> list[Entry]:
 
 
 def _invalid(problems: list[dict[str, str]]) -> ApiError:
-    count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
+    count, listed = listed_problems(problems)
     message = f"the request is not valid ({count}); nothing was started"
-    return ApiError(422, "validation_error", message, errors=problems)
+    return ApiError(422, "validation_error", message, errors=listed)
 
 
 def _refuse_rejected(entries: list[Entry], verdicts: list[Acceptance]) -> None:

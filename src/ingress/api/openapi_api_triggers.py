@@ -29,6 +29,7 @@ from ingress.api.openapi import (
     response,
     responses,
 )
+from ingress.errors import MAX_LISTED_PROBLEMS
 from mapper.resources import load_schema
 
 FORM = "application/x-www-form-urlencoded"
@@ -56,11 +57,15 @@ SCHEMAS: dict[str, Schema] = {
                 "items": obj(
                     {
                         "flowInvocationId": {**STRING, "description": "The entry's, or a generated UUID."},
-                        "targetedUserIds": {"type": "array", "items": STRING},
+                        "targetedUserIds": {
+                            "type": "array",
+                            "items": STRING,
+                            "description": "Each user once, in the order given (a repeated id is started once).",
+                        },
                         "ignoredUserIds": {
                             "type": "array",
                             "items": STRING,
-                            "description": "/test only: users who are not test users; they receive nothing.",
+                            "description": "/test only: users who are not test users (each once); they get nothing.",
                         },
                     },
                     ("flowInvocationId", "targetedUserIds", "ignoredUserIds"),
@@ -71,7 +76,11 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "ApiProblem": error_body(
         {
-            "errors": {"type": "array", "items": PROBLEM, "description": "Every problem, with its path."},
+            "errors": {
+                "type": "array",
+                "items": PROBLEM,
+                "description": f"Each problem and its path; a 422 lists the first {MAX_LISTED_PROBLEMS}, counting all.",
+            },
             "path": {**STRING, "description": "invalid_field: where in the body the problem is."},
         }
     ),
