@@ -15,9 +15,9 @@ import jsonschema
 
 from mapper.jsonpath import format_path
 from mapper.resources import load_schema
+from mapper.validation import bounded_message
 
 Problem = dict[str, str]  # {"path": "$.steps[0].id", "message": "…"}
-MAX_MESSAGE_CHARS = 300
 
 
 def problem(path: Sequence[str | int], message: str) -> Problem:
@@ -62,11 +62,6 @@ def _explain(error: jsonschema.ValidationError) -> Iterable[Problem]:
         yield problem(path, f"give exactly one of: {', '.join(choices)}")
     elif error.validator == "pattern":
         expected = error.schema.get("description", f"text matching {error.validator_value}")
-        yield problem(path, f"{_shorten(repr(error.instance))} is not valid: {expected}")
+        yield problem(path, bounded_message(f"{repr(error.instance)} is not valid: {expected}"))
     else:
-        message = error.message
-        yield problem(path, _shorten(message))
-
-
-def _shorten(message: str) -> str:
-    return message if len(message) <= MAX_MESSAGE_CHARS else message[: MAX_MESSAGE_CHARS - 1] + "…"
+        yield problem(path, bounded_message(error.message))

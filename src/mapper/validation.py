@@ -56,7 +56,7 @@ def schema_errors(name: str, instance: Any) -> list[dict[str, str]]:
         return []
     schema = load_schema(name)
     return [
-        {"path": format_path(error.instance_path), "message": _bounded(_reason(error, schema))}
+        {"path": format_path(error.instance_path), "message": bounded_message(_reason(error, schema))}
         for error in validator.iter_errors(instance)
     ]
 
@@ -138,8 +138,8 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _bounded(message: str) -> str:
-    """Cut from the middle: jsonschema-rs messages quote the value first and give the reason last."""
+def bounded_message(message: str) -> str:
+    """Cut from the middle: validators' messages quote the value first and give the reason last."""
     if len(message) <= MAX_MESSAGE_CHARS:
         return message
     head = MAX_MESSAGE_CHARS // 3

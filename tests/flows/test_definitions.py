@@ -159,3 +159,12 @@ async def test_a_card_template_a_run_under_way_will_send_cannot_be_deleted(flowh
     refused = await flowhook.api.delete(f"/v1/default/card-templates/{template['id']}")
     assert (refused.status_code, refused.json()["error"]["code"]) == (409, "card_template_in_use")
     assert flow["id"] in refused.json()["error"]["message"]
+
+
+async def test_a_long_value_keeps_the_reason_in_its_problem(flowhook) -> None:
+    """A message quotes the value first and says why last: cut at the end, the why was lost."""
+    response = await flowhook.api.post("/v1/default/card-templates", json={"name": "n" * 5000, "definition": {}})
+    assert response.status_code == 422, response.text
+    [problem] = [found for found in response.json()["error"]["errors"] if found["path"] == "$.name"]
+    assert problem["message"].endswith("is too long")
+    assert len(problem["message"]) <= 300

@@ -246,6 +246,12 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
         {
             "requestId": {**STRING, "description": "Webhook requests only: the request-log id."},
             "path": {**STRING, "description": "Where in the submitted JSON the problem is."},
+            "errors": {
+                "type": "array",
+                "items": PROBLEM,
+                "description": "A webhook's validation_error: each problem (the first 100).",
+            },
+            "paths": {"type": "array", "items": STRING, "description": "The same problems' paths alone."},
         }
     ),
     "Problems": error_body(
