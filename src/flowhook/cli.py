@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -34,7 +35,7 @@ def _fail(message: str) -> int:
 def command_map(args: argparse.Namespace) -> int:
     """Run one mapping on one sample; print the MappingResult as JSON."""
     from flowhook.sample import request_from_sample
-    from mapper import Limits, MappingSpecError, RequestBodyError, UnsupportedContentType, compile_mapping
+    from mapper import Limits, MappingSpecError, compile_mapping
 
     spec = _read_json(args.mapping, "mapping")
     sample = _read_json(args.sample, "sample")
@@ -50,7 +51,7 @@ def command_map(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     try:
         request = request_from_sample(sample)
-    except (ValueError, RequestBodyError, UnsupportedContentType) as error:
+    except ValueError as error:
         return _fail(f"sample {args.sample}: {error}")
     result = mapping.run(request)
     print(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
@@ -90,7 +91,51 @@ def _database_url(database: str | None, data_dir: str) -> URL:
         raise SystemExit(
             _fail(f"unsupported database URL {_shown(given)}: no driver {driver} (use sqlite:// or postgresql://)")
         ) from None
+    _sqlite_directory(url)
     return given
+
+
+def _port(text: str) -> int:
+    """A TCP port to listen on (uvicorn would take 99999 as 99999 mod 65536 and say 99999)."""
+    if not text.isdecimal() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port from 1 to 65535")
+    return int(text)
+
+
+def _process_count(text: str) -> int:
+    """At least one (uvicorn quietly ran one process for `--workers 0`)."""
+    if not text.isdecimal() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes (1 or more)")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    """A positive, finite time (`nan` would make every measurement loop forever)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def _sqlite_directory(url: URL) -> None:
+    """An SQLite database's directory, created if missing: one that cannot be is a line on stderr, not a traceback.
+
+    An in-memory database is refused: it would vanish with the process, and every process has its own.
+    """
+    if url.get_backend_name() != "sqlite":
+        return
+    if not url.database or url.database == ":memory:":
+        raise SystemExit(_fail("an SQLite --database must name a file (sqlite:///path/flowhook.db)"))
+    directory = Path(url.database).parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise SystemExit(_fail(f"cannot keep the database in {directory}: it is not a directory")) from None
+    except OSError as error:
+        raise SystemExit(_fail(f"cannot keep the database in {directory}: {error.strerror}")) from None
 
 
 def _shown(url: URL) -> str:
@@ -111,9 +156,20 @@ def _connecting_to(url: URL) -> Iterator[None]:
         raise SystemExit(_fail(f"cannot connect to the database at {_shown(url)}: {reason}")) from None
 
 
+def _check_settings(args: argparse.Namespace) -> None:
+    """FLOWHOOK_* variables that do not parse are a line on stderr before anything starts."""
+    from ingress.settings import Settings
+
+    try:
+        Settings.from_env(data_dir=Path(args.data_dir), database=args.database)
+    except ValueError as error:
+        raise SystemExit(_fail(str(error))) from None
+
+
 def command_serve(args: argparse.Namespace) -> int:
     from ingress.serve import serve
 
+    _check_settings(args)
     with _connecting_to(_database_url(args.database, args.data_dir)):
         serve(host=args.host, port=args.port, data_dir=args.data_dir, database=args.database, workers=args.workers)
     return EXIT_OK
@@ -122,6 +178,7 @@ def command_serve(args: argparse.Namespace) -> int:
 def command_worker(args: argparse.Namespace) -> int:
     from flows.worker import run_worker
 
+    _check_settings(args)
     with _connecting_to(_database_url(args.database, args.data_dir)):
         run_worker(data_dir=args.data_dir, database=args.database)
     return EXIT_OK
@@ -133,10 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run ingress, APIs and executor")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--port", type=_port, default=8080)
     serve.add_argument("--data-dir", default="flowhook-data", help="where the SQLite database lives")
     serve.add_argument("--database", default=None, help="database URL (default: SQLite in --data-dir)")
-    serve.add_argument("--workers", type=int, default=1, help="server processes")
+    serve.add_argument("--workers", type=_process_count, default=1, help="server processes")
     serve.set_defaults(handler=command_serve)
 
     worker = commands.add_parser("worker", help="run the flow executor alone (no HTTP)")
@@ -152,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     map_.set_defaults(handler=command_map)
 
     bench = commands.add_parser("bench", help="print mapping and ingestion throughput on this machine")
-    bench.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
+    bench.add_argument("--seconds", type=_seconds, default=1.0, help="time per measurement")
     bench.add_argument("--mapping-only", action="store_true", help="skip the end-to-end ingestion figure")
     bench.set_defaults(handler=command_bench)
     return parser

@@ -1,41 +1,29 @@
-"""Read a sample file into the mapper's `request` object.
+"""Read a sample file into the mapper's `request` object, exactly as the preview API reads its `request`.
 
-A sample is either a request object as the mapper receives it (SPEC §2,
-recognised by `rawBody` or `contentType`) or a raw captured request
-`{method, headers, query, body}` whose body is JSON data or text.
+A sample is a SPEC §2 request object (recognised by `rawBody` or `receivedAt`),
+used as it is, or a raw request `{method?, path?, headers?, query?,
+contentType?, body}` like a pasted sample, checked as the API checks one. A
+sample as `GET …/samples` lists it is a raw request too: its `id`,
+`triggerId`, `source` and `createdAt` say where it came from and are ignored.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
+from ingress.api.preview import is_request_object, mapping_request
+from ingress.errors import ApiError
 
-from mapper import make_request
-from mapper.request import body_bytes
+#: What a listed sample says about itself rather than about the request it holds.
+SAMPLE_RECORD_FIELDS = frozenset({"id", "triggerId", "source", "createdAt"})
 
 
-def request_from_sample(sample: dict[str, Any]) -> dict[str, Any]:
-    if not isinstance(sample, dict):
-        raise ValueError("a sample must be a JSON object")
-    if "rawBody" in sample or "contentType" in sample:
-        return sample
-    headers = {str(k): str(v) for k, v in (sample.get("headers") or {}).items()}
-    body = sample.get("body")
-    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
-    if content_type is None and not isinstance(body, str) and body is not None:
-        content_type = "application/json"
-        headers["content-type"] = content_type
-    raw = body_bytes(body, content_type) if isinstance(body, str) else b"" if body is None else orjson.dumps(body)
-    query = sample.get("query") or {}
-    if isinstance(query, dict):
-        query = {k: v if isinstance(v, list) else [v] for k, v in query.items()}
-    return make_request(
-        sample.get("method", "POST"),
-        sample.get("path", "/"),
-        headers,
-        query,
-        raw,
-        content_type,
-        sample.get("receivedAt"),
-    )
+def request_from_sample(sample: Any) -> dict[str, Any]:
+    """The mapping's `request`; a ValueError says what is wrong with the sample and where."""
+    if isinstance(sample, dict) and not is_request_object(sample):
+        sample = {name: value for name, value in sample.items() if name not in SAMPLE_RECORD_FIELDS}
+    try:
+        return mapping_request(sample, at="$")
+    except ApiError as error:
+        path = error.details.get("path")
+        raise ValueError(f"{error.message} (at {path})" if path else error.message) from None

@@ -76,7 +76,11 @@ class Settings:
                 continue
             raw = environ.get(f"FLOWHOOK_{spec.name.upper()}")
             if raw is not None and raw != "":
-                values[spec.name] = _parse(spec.name, raw)
+                try:
+                    values[spec.name] = _parse(spec.name, raw)
+                except ValueError:  # int() or float() refused it
+                    kind = "an integer" if spec.type == "int" else "a number"
+                    raise ValueError(f"FLOWHOOK_{spec.name.upper()} must be {kind}, not {raw!r}") from None
         values.update({name: value for name, value in overrides.items() if value is not None})
         return replace(cls(), **values)
 

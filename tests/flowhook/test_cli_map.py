@@ -267,3 +267,60 @@ def test_invalid_time_limit_exits_2(flowhook_map: Any) -> None:
     outcome = flowhook_map(FIELDS, RAW_SAMPLE, None, "--time-limit-ms", "-1")
     assert outcome.code == EXIT_BAD_INPUT
     assert "Traceback" not in outcome.stderr
+
+
+def test_a_sample_as_the_api_lists_it_is_read_like_a_pasted_one(flowhook_map: Any) -> None:
+    """`GET …/samples` items carry `contentType` and a query string; they are raw requests, not SPEC §2 objects."""
+    listed = {
+        "id": "smp_1",
+        "triggerId": "trg_1",
+        "source": "captured",
+        "method": "POST",
+        "path": "/hooks/abc",
+        "headers": {"content-type": "application/json", "authorization": "[redacted]"},
+        "query": "token=[redacted]&many=a&many=b",
+        "contentType": "application/json",
+        "body": '{"user_id": "U5"}',
+        "createdAt": "2026-01-01T00:00:00.000Z",
+    }
+    outcome = flowhook_map(ECHO, listed)
+    assert outcome.code == EXIT_OK, outcome.stdout + outcome.stderr
+    assert outcome.json["output"]["variables"] == {
+        "body": {"user_id": "U5"},
+        "query": {"token": "[redacted]", "many": ["a", "b"]},
+        "contentType": "application/json",
+        "raw": '{"user_id": "U5"}',
+    }
+
+
+@pytest.mark.parametrize(
+    ("sample", "says"),
+    [
+        ({"headers": [1, 2], "body": "x"}, "(at $.headers)"),
+        ({"headers": {"x-n": None}, "body": "x"}, "(at $.headers)"),
+        ({"method": 5, "body": "x"}, "(at $.method)"),
+        ({"method": None, "body": "x"}, "(at $.method)"),
+        ({"query": [1, 2], "body": "x"}, "(at $.query)"),
+        ({"query": 5, "body": "x"}, "(at $.query)"),
+        ({"path": 5, "body": "x"}, "(at $.path)"),
+        ({"bogus": 1, "body": "x"}, "(at $.bogus)"),
+        ({"contentType": "text/plain; charset=us-ascii", "body": "café"}, "(at $.body)"),
+    ],
+    ids=[
+        "headers-list",
+        "header-null",
+        "method-number",
+        "method-null",
+        "query-list",
+        "query-number",
+        "path-number",
+        "unknown-field",
+        "body-outside-its-charset",
+    ],
+)
+def test_a_malformed_sample_is_one_line_naming_the_field(flowhook_map: Any, sample: Any, says: str) -> None:
+    """As the preview API refuses the same request: never a traceback, never silently coerced."""
+    outcome = flowhook_map(ECHO, sample)
+    assert (outcome.code, outcome.stdout) == (EXIT_BAD_INPUT, "")
+    assert outcome.stderr.startswith("flowhook: sample ") and says in outcome.stderr
+    assert outcome.stderr.count("\n") == 1

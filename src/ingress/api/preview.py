@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ingress.api.common import environment, json_object, read_found, refuse_unknown, services
+from ingress.api.common import environment, field, json_object, read_found, refuse_unknown, services
 from ingress.api.samples import mapping_input, raw_request, sample_input
 from ingress.api.triggers import checked_mapping, invalid_mapping
 from ingress.auth import admin_only
@@ -26,20 +26,41 @@ from store import flows, samples
 PREVIEW_FIELDS = {"mapping", "request", "sampleId", "variables", "flowId"}
 
 
+def is_request_object(given: dict[str, Any]) -> bool:
+    """A SPEC §2 request object (it has `rawBody` or `receivedAt`), which the mapping sees as it is."""
+    return "rawBody" in given or "receivedAt" in given
+
+
+def mapping_request(given: Any, at: str = "$.request") -> dict[str, Any]:
+    """The `request` a mapping sees for a request given inline: a SPEC §2 request object as it is,
+    anything else read as a raw request like a pasted sample. `at` is where `given` sits in what the
+    caller sent, so an error's `path` locates the problem there (`flowhook map` reads it from a file)."""
+    if not isinstance(given, dict):
+        raise ApiError(422, "invalid_field", "request must be an object", path=at)
+    if is_request_object(given):
+        return given
+    try:
+        raw = raw_request(given, "/hooks/preview")
+        return mapping_input(raw["method"], raw["path"], raw["headers"], raw["query"], raw["content_type"], raw["body"])
+    except ApiError as error:
+        path = error.details.get("path")
+        if isinstance(path, str):
+            error.details["path"] = at + path.removeprefix("$")
+        raise
+
+
 async def _request(request: Request, env: str, data: dict[str, Any]) -> dict[str, Any]:
     if ("request" in data) == ("sampleId" in data):
         raise ApiError(422, "invalid_field", "give exactly one of request or sampleId", path="$")
     if "sampleId" in data:
-        sample_id = str(data["sampleId"])
+        sample_id = field(data, "sampleId", _is_string, "a string", "")
         sample = await read_found(request, "sample", sample_id, lambda conn: samples.get_sample(conn, env, sample_id))
         return sample_input(sample)
-    given = data["request"]
-    if not isinstance(given, dict):
-        raise ApiError(422, "invalid_field", "request must be an object", path="$.request")
-    if "rawBody" in given or "receivedAt" in given:  # a SPEC §2 request object: the mapping sees it as it is
-        return given
-    raw = raw_request(given, "/hooks/preview")
-    return mapping_input(raw["method"], raw["path"], raw["headers"], raw["query"], raw["content_type"], raw["body"])
+    return mapping_request(data["request"])
+
+
+def _is_string(value: Any) -> bool:
+    return isinstance(value, str)
 
 
 async def _variables(request: Request, env: str, data: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -50,7 +71,7 @@ async def _variables(request: Request, env: str, data: dict[str, Any]) -> list[d
             raise ApiError(422, "invalid_field", "variables must be a list of variable objects", path="$.variables")
         return variables
     if "flowId" in data:
-        flow_id = str(data["flowId"])
+        flow_id = field(data, "flowId", _is_string, "a string", "")
         flow = await read_found(request, "flow", flow_id, lambda conn: flows.get_flow(conn, env, flow_id))
         return list(flow.draft.get("variables") or [])
     return None

@@ -1,0 +1,120 @@
+"""Arguments and settings `serve`, `worker` and `bench` cannot use: one line on stderr, exit 2, nothing started."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowhook import cli
+
+EXIT_BAD_INPUT = 2
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What would have started: `serve`, `worker` and `bench` replaced by recorders."""
+    calls: list[str] = []
+    monkeypatch.setattr("ingress.serve.serve", lambda **kwargs: calls.append("serve"))
+    monkeypatch.setattr("flows.worker.run_worker", lambda **kwargs: calls.append("worker"))
+    monkeypatch.setattr("flowhook.bench.run_bench", lambda **kwargs: calls.append("bench"))
+    return calls
+
+
+def refused(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """stderr of a command that must stop with exit 2 before starting anything."""
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(list(argv))
+    assert stopped.value.code == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("port", ["99999", "65536", "0", "-1", "http"])
+def test_a_port_outside_1_to_65535_is_refused(
+    started: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path, port: str
+) -> None:
+    """uvicorn took 99999 as 99999 mod 65536 while logging 99999, and -1 failed only after start-up."""
+    err = refused(capsys, "serve", "--port", port, "--data-dir", str(tmp_path))
+    assert "--port" in err and "1 to 65535" in err
+    assert started == []
+
+
+@pytest.mark.parametrize("workers", ["0", "-3"])
+def test_fewer_than_one_worker_is_refused(
+    started: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path, workers: str
+) -> None:
+    err = refused(capsys, "serve", "--workers", workers, "--data-dir", str(tmp_path))
+    assert "--workers" in err
+    assert started == []
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_data_dir_that_cannot_be_created_is_one_line(
+    started: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    err = refused(capsys, command, "--data-dir", str(tmp_path / "a-file"))
+    assert err == f"flowhook: cannot keep the database in {tmp_path / 'a-file'}: it is not a directory\n"
+    err = refused(capsys, command, "--data-dir", str(tmp_path / "a-file" / "below"))
+    assert err.startswith(f"flowhook: cannot keep the database in {tmp_path / 'a-file' / 'below'}: ")
+    assert started == []
+
+
+def test_a_missing_data_dir_is_created(started: list[str], tmp_path: Path) -> None:
+    assert cli.main(["serve", "--data-dir", str(tmp_path / "new" / "data")]) == 0
+    assert (tmp_path / "new" / "data").is_dir() and started == ["serve"]
+
+
+@pytest.mark.parametrize("database", ["sqlite://", "sqlite:///:memory:"])
+def test_an_in_memory_sqlite_database_is_refused(
+    started: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path, database: str
+) -> None:
+    """It would vanish with the process (and SQLAlchemy's pool options for it raised a TypeError)."""
+    err = refused(capsys, "serve", "--database", database, "--data-dir", str(tmp_path))
+    assert "must name a file" in err
+    assert started == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("FLOWHOOK_SAMPLE_RETENTION", "abc", "FLOWHOOK_SAMPLE_RETENTION must be an integer, not 'abc'"),
+        ("FLOWHOOK_SAMPLE_RETENTION", "1.5", "FLOWHOOK_SAMPLE_RETENTION must be an integer, not '1.5'"),
+        ("FLOWHOOK_BODY_TIMEOUT_SECONDS", "soon", "FLOWHOOK_BODY_TIMEOUT_SECONDS must be a number, not 'soon'"),
+        ("FLOWHOOK_DURABILITY", "maybe", "durability must be one of fsync, os"),
+    ],
+)
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_setting_that_does_not_parse_is_one_line(
+    started: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    command: str,
+    variable: str,
+    value: str,
+    says: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert refused(capsys, command, "--data-dir", str(tmp_path)) == f"flowhook: {says}\n"
+    assert started == []
+
+
+@pytest.mark.parametrize("seconds", ["nan", "inf", "0", "-1", "soon"])
+def test_bench_needs_a_positive_finite_time(
+    started: list[str], capsys: pytest.CaptureFixture[str], seconds: str
+) -> None:
+    """`nan` made every measurement loop run forever; 0 and below ran the whole bench anyway."""
+    err = refused(capsys, "bench", "--seconds", seconds)
+    assert "--seconds" in err
+    assert started == []
+
+
+def test_bench_passes_its_options_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr("flowhook.bench.run_bench", lambda **kwargs: seen.update(kwargs))
+    assert cli.main(["bench", "--seconds", "0.25", "--mapping-only"]) == 0
+    assert seen == {"seconds": 0.25, "include_ingest": False}
