@@ -13,6 +13,7 @@ happen once, in the trusted process:
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -44,10 +45,10 @@ def encode_produced(produced: Produced) -> str:
 def decode_answer(text: str, limits: Limits) -> Produced:
     try:
         if text[0] == "{":
-            return _output(text, text, orjson.loads(text), [], limits)
+            return _output(text, text, _loads(text), [], limits)
         if text == PENDING:
             return Produced(error=error_info("UnsettledPromise", "map() returned a Promise that never settled"))
-        tag, value, logs = orjson.loads(text)
+        tag, value, logs = _loads(text)
     except (IndexError, ValueError, TypeError) as error:
         raise MalformedAnswer(f"malformed answer: {error}") from None
     if tag == 0:
@@ -57,6 +58,26 @@ def decode_answer(text: str, limits: Limits) -> Produced:
     if tag == 2 and isinstance(value, dict):
         return Produced(error=value if "line" in value else described(value), logs=logs)
     raise MalformedAnswer(f"unknown answer tag {tag!r}")
+
+
+def _loads(text: str) -> Any:
+    """The answer's JSON. A string the mapping cut inside a surrogate pair (half an emoji) is written by
+    JSON.stringify as a lone `\\ud83d` escape, which orjson refuses; such a text is parsed by the standard
+    library instead, and each lone surrogate becomes U+FFFD, as TextEncoder makes it."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return _without_lone_surrogates(json.loads(text))
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(key): _without_lone_surrogates(item) for key, item in value.items()}
+    return value
 
 
 def described(data: dict[str, Any]) -> ErrorInfo:

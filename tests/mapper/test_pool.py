@@ -353,3 +353,30 @@ async def test_close_finishes_what_was_submitted_then_refuses_more() -> None:
     assert [worker.pid for worker in pool.workers] == [None]
     with pytest.raises(RuntimeError):
         await pool.run("js:1", JAVASCRIPT, None, request())
+
+
+HALF_AN_EMOJI = {
+    "kind": "javascript",
+    "source": "function map(request) {\n"
+    "  const cut = request.body.text.slice(0, 5);  // ends inside the emoji's surrogate pair\n"
+    "  console.log(cut);\n"
+    "  if (request.body.fail) throw new Error(cut);\n"
+    "  return {targetUserIds: ['u1'], variables: {cut}};\n"
+    "}",
+}
+
+
+@pytest.mark.parametrize("fail", [False, True])
+async def test_half_an_emoji_is_a_replacement_character_not_a_crash(pool: SandboxPool, fail: bool) -> None:
+    """JSON.stringify writes a lone surrogate as an escape that orjson refuses: the answer read as malformed
+    cost the worker and gave the sender a 503 sandbox_crashed, whoever sent such text."""
+    body = orjson.dumps({"text": "Hey 😀 there", "fail": fail})
+    the_request = make_request("POST", "/hooks/h", {"Content-Type": "application/json"}, "", body, "application/json")
+    pids = [worker.pid for worker in pool.workers]
+    result = await pool.run("half-an-emoji", HALF_AN_EMOJI, None, the_request)
+    assert result.logs == [{"level": "log", "message": "Hey \ufffd"}]
+    if fail:
+        assert result.error is not None and result.error["message"] == "Hey \ufffd"
+    else:
+        assert result.ok and result.output == {"targetUserIds": ["u1"], "variables": {"cut": "Hey \ufffd"}}
+    assert [worker.pid for worker in pool.workers] == pids
