@@ -14,6 +14,9 @@ from mapper import Limits
 KiB = 1024
 MiB = 1024 * KiB
 DURABILITY = ("fsync", "os")
+# Settings with no meaning below 1: a retention of 0 deleted each sample (and log entry) as it was stored,
+# so a paste answered 201 and a capture gave a `sampleId` for a sample that was already gone.
+AT_LEAST_ONE = ("request_log_retention", "sample_retention", "sandbox_workers")
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class Settings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))  # a str from a caller is fine too
+        for name in AT_LEAST_ONE:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} (FLOWHOOK_{name.upper()}) must be at least 1, not {getattr(self, name)}")
         if self.durability not in DURABILITY:
             raise ValueError(f"durability must be one of {', '.join(DURABILITY)}")
         object.__setattr__(self, "forwarded_header", self.forwarded_header.lower())

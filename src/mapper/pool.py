@@ -67,6 +67,13 @@ def crash_error(returncode: int | None) -> ErrorInfo:
     return error_info("SandboxCrashed", f"the sandbox worker crashed ({cause}); the request was not mapped")
 
 
+def _stop_signal(returncode: int | None) -> str | None:
+    """The name of the signal that ended a worker if it is one that asks a process to stop (sent from
+    outside: the pool itself closes stdin or sends SIGKILL), else None."""
+    stops = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    return signal.Signals(-returncode).name if returncode is not None and -returncode in stops else None
+
+
 def timeout_error(deadline_s: float) -> ErrorInfo:
     return error_info(
         "TimeLimitExceeded",
@@ -137,6 +144,7 @@ class _Process:
             sys.executable, "-P", "-m", "mapper.worker", config.to_json(),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env=worker_environment(), cwd="/",
+            start_new_session=True,  # only the pool stops it: not Ctrl-C or a signal to the server's process group
         )  # fmt: skip
         _widen_pipes(process)
         worker = cls(process, max_frame)
@@ -464,7 +472,10 @@ class SandboxPool:
                     return None
         except WorkerDied as death:
             await process.kill()
-            if slot.batches or not self._stopping:
+            signalled = _stop_signal(process.process.returncode)
+            if signalled and not slot.batches:  # e.g. systemd stopping the whole service: not a crash
+                logger.info("sandbox worker %d was stopped by %s while idle", process.pid, signalled)
+            elif slot.batches or not self._stopping:
                 logger.warning("sandbox worker %d ended: %s", process.pid, death.error["message"])
             return death.error
 

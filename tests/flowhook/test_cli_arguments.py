@@ -118,3 +118,23 @@ def test_bench_passes_its_options_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("flowhook.bench.run_bench", lambda **kwargs: seen.update(kwargs))
     assert cli.main(["bench", "--seconds", "0.25", "--mapping-only"]) == 0
     assert seen == {"seconds": 0.25, "include_ingest": False}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("FLOWHOOK_SAMPLE_RETENTION", "0"), ("FLOWHOOK_REQUEST_LOG_RETENTION", "-1"), ("FLOWHOOK_SANDBOX_WORKERS", "0")],
+)
+def test_a_retention_or_worker_count_below_one_is_one_line(
+    started: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    variable: str,
+    value: str,
+) -> None:
+    """A retention of 0 deleted each sample as it was stored; 0 sandbox workers failed only at app start-up."""
+    monkeypatch.setenv(variable, value)
+    name = variable.removeprefix("FLOWHOOK_").lower()
+    says = f"flowhook: {name} ({variable}) must be at least 1, not {value}\n"
+    assert refused(capsys, "serve", "--data-dir", str(tmp_path)) == says
+    assert started == []

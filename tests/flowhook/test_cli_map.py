@@ -297,7 +297,7 @@ def test_a_sample_as_the_api_lists_it_is_read_like_a_pasted_one(flowhook_map: An
     ("sample", "says"),
     [
         ({"headers": [1, 2], "body": "x"}, "(at $.headers)"),
-        ({"headers": {"x-n": None}, "body": "x"}, "(at $.headers)"),
+        ({"headers": {"x-n": None}, "body": "x"}, "(at $.headers.x-n)"),
         ({"method": 5, "body": "x"}, "(at $.method)"),
         ({"method": None, "body": "x"}, "(at $.method)"),
         ({"query": [1, 2], "body": "x"}, "(at $.query)"),

@@ -88,7 +88,7 @@ async def test_preview_a_javascript_mapping_against_a_pasted_sample(flowhook) ->
     assert pasted.status_code == 201
     sample = pasted.json()
     assert (sample["source"], sample["contentType"], sample["method"]) == ("pasted", "application/json", "POST")
-    assert sample["headers"] == {"x-api-key": "[redacted]", "x-other": "v"}
+    assert sample["headers"] == {"x-api-key": "[redacted]", "x-other": "v", "content-type": "application/json"}
 
     preview = await flowhook.api.post("/v1/default/mappings/preview", json={"mapping": JS, "sampleId": sample["id"]})
     assert preview.status_code == 200, preview.text

@@ -380,3 +380,55 @@ async def test_half_an_emoji_is_a_replacement_character_not_a_crash(pool: Sandbo
     else:
         assert result.ok and result.output == {"targetUserIds": ["u1"], "variables": {"cut": "Hey \ufffd"}}
     assert [worker.pid for worker in pool.workers] == pids
+
+
+STOPPED_BY_ITS_GROUP = """
+import asyncio, signal
+from mapper import make_request
+from mapper.pool import SandboxPool
+
+SPEC = {"kind": "javascript", "source": "function map(r) { return {targetUserIds: [r.body.user]}; }"}
+
+async def main() -> None:
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with SandboxPool(2) as pool:
+        print("ready", flush=True)
+        await stop.wait()  # as uvicorn does: finish the requests in hand, then close
+        webhook = make_request("POST", "/hooks/h", {}, "", b'{"user": "u7"}', "application/json")
+        print((await pool.run("js:1", SPEC, None, webhook)).output, flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_a_signal_to_the_servers_process_group_leaves_the_workers_to_the_pool() -> None:
+    """Ctrl-C in a terminal or `kill -- -PGID` stopping `flowhook serve` killed every idle worker first:
+    requests still in hand got sandbox_crashed and the log said "sandbox worker crashed" for each."""
+    server = subprocess.Popen(
+        [sys.executable, "-c", STOPPED_BY_ITS_GROUP],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a server started from a shell has
+    )
+    assert server.stdout is not None and server.stdout.readline() == "ready\n"
+    os.killpg(server.pid, signal.SIGTERM)
+    out, err = server.communicate(timeout=60)
+    assert server.returncode == 0, err
+    assert out == "{'targetUserIds': ['u7']}\n"
+    assert "crashed" not in err and "Traceback" not in err
+
+
+async def test_an_idle_worker_stopped_by_sigterm_is_not_reported_as_a_crash(
+    pool: SandboxPool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """systemd stops a service by sending SIGTERM to each of its processes, the workers included."""
+    before = [worker.pid for worker in pool.workers]
+    assert before[0] is not None
+    with caplog.at_level("INFO", logger="mapper.pool"):
+        os.kill(before[0], signal.SIGTERM)
+        await replaced(pool, before)
+    assert [record.getMessage() for record in caplog.records if record.name == "mapper.pool"] == [
+        f"sandbox worker {before[0]} was stopped by SIGTERM while idle"
+    ]
