@@ -144,3 +144,11 @@ def test_a_retention_or_worker_count_below_one_is_refused(name: str, value: int)
     for nothing."""
     with pytest.raises(ValueError, match=f"{name} \\(FLOWHOOK_{name.upper()}\\) must be at least 1, not {value}"):
         Settings(**{name: value})
+
+
+async def test_a_preview_request_is_held_to_the_servers_limits(flowhook) -> None:
+    preview = await flowhook.api.post(
+        "/v1/default/mappings/preview",
+        json={"mapping": {"kind": "passthrough"}, "request": {"body": "x" * (MAX_BODY + 1)}},
+    )
+    assert refusal(preview) == (413, "body_too_large", "$.request.body")

@@ -517,7 +517,7 @@ def _paths() -> dict[str, Any]:
             "post": operation(
                 "Paste a sample",
                 "samples",
-                responses(201, ref("Sample"), "Saved.", 401, 404, 422),
+                responses(201, ref("Sample"), "Saved.", 400, 401, 404, 413, 415, 422, 431),
                 body=ref("RawRequest"),
             ),
         },
@@ -526,7 +526,7 @@ def _paths() -> dict[str, Any]:
             "post": operation(
                 "Run a mapping on a request or sample",
                 "samples",
-                responses(200, ref("MappingResult"), "The result (ok or not).", 400, 401, 404, 415, 422),
+                responses(200, ref("MappingResult"), "The result (ok or not).", 400, 401, 404, 413, 415, 422, 431),
                 body=ref("PreviewInput"),
             ),
         },

@@ -14,12 +14,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ingress.api.common import environment, field, json_object, read_found, refuse_unknown, services
-from ingress.api.samples import mapping_input, raw_request, sample_input
+from ingress.api.samples import DEFAULT_SETTINGS, mapping_input, raw_request, sample_input
 from ingress.api.triggers import checked_mapping, invalid_mapping
 from ingress.auth import admin_only
 from ingress.errors import ApiError
 from ingress.jsonio import json_response
 from ingress.mapping_runner import content_key
+from ingress.settings import Settings
 from mapper import MappingSpecError
 from store import flows, samples
 
@@ -31,16 +32,17 @@ def is_request_object(given: dict[str, Any]) -> bool:
     return "rawBody" in given or "receivedAt" in given
 
 
-def mapping_request(given: Any, at: str = "$.request") -> dict[str, Any]:
+def mapping_request(given: Any, at: str = "$.request", settings: Settings = DEFAULT_SETTINGS) -> dict[str, Any]:
     """The `request` a mapping sees for a request given inline: a SPEC §2 request object as it is,
-    anything else read as a raw request like a pasted sample. `at` is where `given` sits in what the
-    caller sent, so an error's `path` locates the problem there (`flowhook map` reads it from a file)."""
+    anything else read as a raw request like a pasted sample, within `settings`' limits. `at` is where
+    `given` sits in what the caller sent, so an error's `path` locates the problem there (`flowhook map`
+    reads it from a file)."""
     if not isinstance(given, dict):
         raise ApiError(422, "invalid_field", "request must be an object", path=at)
     if is_request_object(given):
         return given
     try:
-        raw = raw_request(given, "/hooks/preview")
+        raw = raw_request(given, "/hooks/preview", settings)
         return mapping_input(raw["method"], raw["path"], raw["headers"], raw["query"], raw["content_type"], raw["body"])
     except ApiError as error:
         path = error.details.get("path")
@@ -56,7 +58,7 @@ async def _request(request: Request, env: str, data: dict[str, Any]) -> dict[str
         sample_id = field(data, "sampleId", _is_string, "a string", "")
         sample = await read_found(request, "sample", sample_id, lambda conn: samples.get_sample(conn, env, sample_id))
         return sample_input(sample)
-    return mapping_request(data["request"])
+    return mapping_request(data["request"], settings=services(request).settings)
 
 
 def _is_string(value: Any) -> bool:
