@@ -22,7 +22,9 @@ def main() -> None:
     parser.add_argument("--database", help="a PostgreSQL URL instead of the embedded SQLite file")
     args = parser.parse_args()
     for workers in args.workers:
-        figures = measure(args.seconds, args.connections, workers, executor=not args.no_executor, database=args.database)
+        figures = measure(
+            args.seconds, args.connections, workers, executor=not args.no_executor, database=args.database
+        )
         print("\n".join(table(figures)))
 
 
