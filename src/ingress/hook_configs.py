@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from ingress.allowlist import IpAllowlist
 from ingress.mapping_runner import MappingRunner, PreparedMapping
+from ingress.storable import NUL
 from ingress.verification import Verifier, compile_verification
 from store import Store
 from store.triggers import HookTarget, Trigger, hook_revisions, load_hook_target
@@ -49,8 +50,12 @@ class HookConfigs:
         """The compiled config for `hook_id`, or None for an unknown hook.
 
         A stored config that no longer compiles raises (and so fails closed:
-        the request is answered 500, never let through unverified).
+        the request is answered 500, never let through unverified). An id
+        with NUL cannot have been issued, and PostgreSQL could not even look
+        it up: it is unknown.
         """
+        if NUL in hook_id:
+            return None
         now = time.monotonic()
         entry = self._entries.get(hook_id)
         if entry is not None and now - entry.checked_at < self._ttl:

@@ -151,7 +151,7 @@ class HookPipeline:
         message = "flowhook failed to process this request; it was not accepted"
         outcome = Outcome.error(500, "internal_error", message, arrival.request_id)
         try:
-            config = None if NUL in hook_id else await self._services.hook_configs.get(hook_id)
+            config = await self._services.hook_configs.get(hook_id)
             log = self._log_entry(arrival, hook_id, config)
             self._keep_body(log, arrival.raw_body)
             await self._finish(log, outcome)
@@ -165,8 +165,7 @@ class HookPipeline:
             message = f"the request's URL and headers exceed {self._settings.max_header_bytes} bytes"
             too_large = Outcome.error(431, "headers_too_large", message, request_id, headers={"Connection": "close"})
             return await self._finish(self._shortened_log_entry(arrival, hook_id), too_large)
-        # An id with NUL cannot have been issued, and PostgreSQL could not even look it up.
-        config = None if NUL in hook_id else await self._services.hook_configs.get(hook_id)
+        config = await self._services.hook_configs.get(hook_id)
         log = self._log_entry(arrival, hook_id, config)
         if arrival.method not in METHODS:  # logged like any request to a hook, under its trigger if it has one
             allow = {"Allow": ", ".join(METHODS)}
