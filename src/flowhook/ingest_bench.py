@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -46,6 +47,7 @@ class LoadFigures:
     server_cpu_us: float = float("nan")  # CPU the server's processes spent per request (all threads and children)
     max_ms: float = float("nan")
     errors: int = 0  # requests the load generator gave up on (socket errors, timeouts)
+    client_cpu_us: float = float("nan")  # CPU the load generator spent per request
 
 
 def process_tree_cpu_seconds(root: int) -> float:
@@ -217,12 +219,33 @@ def load(
 ) -> LoadFigures:
     before, started = process_tree_cpu_seconds(server_pid), time.perf_counter()
     if shutil.which("wrk"):
+        client_before = _cpu_seconds(resource.RUSAGE_CHILDREN)  # wrk is the only child reaped meanwhile
         figures = load_with_wrk(name, url, body, signature, seconds, connections)
+        client = _cpu_seconds(resource.RUSAGE_CHILDREN) - client_before
     else:
+        client_before = _cpu_seconds(resource.RUSAGE_SELF)
         figures = asyncio.run(_load_with_httpx(name, url, body, signature, seconds, connections))
+        client = _cpu_seconds(resource.RUSAGE_SELF) - client_before
     spent, elapsed = process_tree_cpu_seconds(server_pid) - before, time.perf_counter() - started
-    figures.server_cpu_us = spent / (figures.requests_per_second * elapsed) * 1e6
+    handled = figures.requests_per_second * elapsed
+    figures.server_cpu_us, figures.client_cpu_us = spent / handled * 1e6, client / handled * 1e6
     return figures
+
+
+def _cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_budget_us(bare: LoadFigures, ratio: float = 0.5, cores: int | None = None) -> float:
+    """Server CPU per request this machine can afford at `ratio` × the bare handler's rate.
+
+    The cores the load generator does not take at that rate, shared out per request: whatever the
+    design, a server that spends more CPU per request than this cannot reach the rate here.
+    """
+    rate = ratio * bare.requests_per_second
+    cores = cores or os.cpu_count() or 1
+    return (cores * 1e6 - rate * bare.client_cpu_us) / rate
 
 
 def measure(
@@ -287,19 +310,24 @@ def measure(
 
 
 def table(figures: list[LoadFigures], title: str = "server") -> list[str]:
-    """Printable lines, each ratio against the first row (the bare handler of the same run)."""
+    """Printable lines, each ratio against the first row (the bare handler of the same run), then what
+    the 0.5× target leaves each request of the machine's CPU (`cpu_budget_us`)."""
     bare = figures[0]
     lines = [
         f"{title:44s} {'req/s':>9s} {'vs bare':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'max ms':>7s} {'non-2xx':>8s}"
-        f" {'errors':>7s} {'server CPU us/req':>18s}"
+        f" {'errors':>7s} {'server CPU us/req':>18s} {'client CPU us/req':>18s}"
     ]
     for figure in figures:
         lines.append(
             f"{figure.name:44s} {figure.requests_per_second:9,.0f}"
             f" {figure.requests_per_second / bare.requests_per_second:7.2f}x"
             f" {figure.p50_ms:7.2f} {figure.p99_ms:7.2f} {figure.max_ms:7.1f} {figure.non_2xx:8d} {figure.errors:7d}"
-            f" {figure.server_cpu_us:18.0f}"
+            f" {figure.server_cpu_us:18.0f} {figure.client_cpu_us:18.0f}"
         )
+    lines.append(
+        f"at 0.50x the bare handler ({bare.requests_per_second / 2:,.0f} req/s) this machine's {os.cpu_count()}"
+        f" cores leave {cpu_budget_us(bare):.0f} us of server CPU per request beside the load generator"
+    )
     return lines
 
 

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from flowhook.ingest_bench import LoadFigures, process_tree_cpu_seconds, table, wrk_figures
+from flowhook.ingest_bench import LoadFigures, cpu_budget_us, process_tree_cpu_seconds, table, wrk_figures
 
 BURN = (
     "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
@@ -33,12 +33,20 @@ def test_tree_cpu_of_a_missing_process_is_zero() -> None:
 
 
 def test_table_ratios_are_against_the_first_row() -> None:
-    bare = LoadFigures("bare", 20_000, 1.0, 2.0, 0, 30.0, max_ms=9.0)
-    served = LoadFigures("served", 5_000, 4.0, 12.5, 3, 180.0, max_ms=2100.0, errors=2)
-    header, first, second = table([bare, served])
+    bare = LoadFigures("bare", 20_000, 1.0, 2.0, 0, 30.0, max_ms=9.0, client_cpu_us=25.0)
+    served = LoadFigures("served", 5_000, 4.0, 12.5, 3, 180.0, max_ms=2100.0, errors=2, client_cpu_us=26.0)
+    header, first, second, budget = table([bare, served])
     assert header.split()[:2] == ["server", "req/s"]
-    assert first.split() == ["bare", "20,000", "1.00x", "1.00", "2.00", "9.0", "0", "0", "30"]
-    assert second.split() == ["served", "5,000", "0.25x", "4.00", "12.50", "2100.0", "3", "2", "180"]
+    assert first.split() == ["bare", "20,000", "1.00x", "1.00", "2.00", "9.0", "0", "0", "30", "25"]
+    assert second.split() == ["served", "5,000", "0.25x", "4.00", "12.50", "2100.0", "3", "2", "180", "26"]
+    assert budget.startswith("at 0.50x the bare handler (10,000 req/s)")
+
+
+def test_the_cpu_budget_is_what_the_load_generator_leaves_per_request() -> None:
+    """At 10,000 req/s two cores are 200 us per request; a client taking 25 us of them leaves 175."""
+    bare = LoadFigures("bare", 20_000, 1.0, 2.0, 0, 30.0, client_cpu_us=25.0)
+    assert cpu_budget_us(bare, 0.5, cores=2) == 175.0
+    assert cpu_budget_us(bare, 1.0, cores=1) == 25.0  # one core at 20,000 req/s: 50 us a request, half the client's
 
 
 WRK_REPORT = """Running 10s test @ http://127.0.0.1:8080/hooks/x
