@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from mapper.answer import decode_answer, encode_produced
+from mapper.answer import encode_produced
 from mapper.errors import MappingSpecError
 from mapper.javascript import JavaScriptProducer, Payload
 from mapper.jmes import ExpressionProducer, FieldsProducer, PassthroughProducer
@@ -77,9 +77,6 @@ class Mapping:
         if raw_body is not None:
             request["rawBody"] = raw_body
         return encode_produced(self._producer.produce(request))
-
-    def judge_answer(self, answer: str) -> MappingResult:
-        return self.judge.judge(decode_answer(answer, self.limits))
 
 
 def _producer(spec: dict[str, Any], limits: Limits) -> Producer:
