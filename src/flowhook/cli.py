@@ -34,8 +34,7 @@ def _fail(message: str) -> int:
 
 def command_map(args: argparse.Namespace) -> int:
     """Run one mapping on one sample; print the MappingResult as JSON."""
-    from flowhook.sample import request_from_sample
-    from mapper import Limits, MappingSpecError, compile_mapping
+    from mapper import Limits, MappingSpecError, SampleError, compile_mapping, request_from_file
 
     spec = _read_json(args.mapping, "mapping")
     sample = _read_json(args.sample, "sample")
@@ -50,8 +49,8 @@ def command_map(args: argparse.Namespace) -> int:
         print(orjson.dumps({"ok": False, "specError": error.to_dict()}, option=orjson.OPT_INDENT_2).decode())
         return EXIT_BAD_INPUT
     try:
-        request = request_from_sample(sample)
-    except ValueError as error:
+        request = request_from_file(sample)
+    except SampleError as error:
         return _fail(f"sample {args.sample}: {error}")
     result = mapping.run(request)
     print(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())

@@ -8,6 +8,7 @@ from mapper.limits import Limits
 from mapper.mapping import Mapping, compile_mapping
 from mapper.request import make_request
 from mapper.result import MappingResult
+from mapper.sample import SampleError, SampleLimits, read_sample, request_from_file
 
 __all__ = [
     "Limits",
@@ -15,7 +16,11 @@ __all__ = [
     "MappingResult",
     "MappingSpecError",
     "RequestBodyError",
+    "SampleError",
+    "SampleLimits",
     "UnsupportedContentType",
     "compile_mapping",
     "make_request",
+    "read_sample",
+    "request_from_file",
 ]

@@ -324,3 +324,31 @@ def test_a_malformed_sample_is_one_line_naming_the_field(flowhook_map: Any, samp
     assert (outcome.code, outcome.stdout) == (EXIT_BAD_INPUT, "")
     assert outcome.stderr.startswith("flowhook: sample ") and says in outcome.stderr
     assert outcome.stderr.count("\n") == 1
+
+
+def test_map_loads_neither_the_http_layer_nor_the_database(tmp_path: Path) -> None:
+    """SPEC §1: the mapper is the pure runtime, and `flowhook map` is the mapper alone (the ingress, its web
+    framework and the store cost a third of a second to import). The real command, its imports listed by
+    -X importtime."""
+    (tmp_path / "mapping.json").write_text(json.dumps(ECHO))
+    (tmp_path / "sample.json").write_text(json.dumps({**RAW_SAMPLE, "body": {"user_id": "U1"}}))
+    command = [sys.executable, "-X", "importtime", "-m", "flowhook", "map", "--mapping", "mapping.json"]
+    done = subprocess.run(
+        command + ["--sample", "sample.json"], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert done.returncode == EXIT_OK, done.stderr
+    imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "mapper.sample" in imported  # the listing is the one asked for
+    assert {name.split(".")[0] for name in imported} & {"ingress", "starlette", "sqlalchemy", "store"} == set()
+
+
+def test_a_sample_file_reaches_the_mapping_as_written(flowhook_map: Any) -> None:
+    """Unlike a pasted sample (stored, shown in the editor), a local file's secret headers are not redacted:
+    a mapping that reads one can be tried on the value it will see live."""
+    mapping = {
+        "kind": "jmespath",
+        "fields": {"targetUserIds": "body.user.id", "variables.auth": "headers.authorization"},
+    }
+    outcome = flowhook_map(mapping, {**RAW_SAMPLE, "headers": {"Authorization": "Bearer t0ken"}})
+    assert outcome.code == EXIT_OK, outcome.stderr
+    assert outcome.json["output"]["variables"] == {"auth": "Bearer t0ken"}
