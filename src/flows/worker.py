@@ -13,6 +13,7 @@ from pathlib import Path
 
 from flows.executor import Executor, ExecutorConfig
 from flows.interpreter import RetryPolicy
+from flows.retention import InvocationRetention
 from ingress.settings import Settings
 from store import Store, database_url
 
@@ -25,6 +26,11 @@ def executor_config(settings: Settings) -> ExecutorConfig:
     )
 
 
+def invocation_retention(store: Store, settings: Settings) -> InvocationRetention:
+    """Whoever runs the executor prunes what it finished (flows.retention)."""
+    return InvocationRetention(store, settings.invocation_retention_days, settings.prune_interval_seconds)
+
+
 def run_worker(data_dir: str | Path, database: str | None) -> None:
     """Run the executor until SIGINT or SIGTERM; other settings come from FLOWHOOK_* variables."""
     asyncio.run(_work(Settings.from_env(data_dir=Path(data_dir), database=database)))
@@ -34,13 +40,16 @@ async def _work(settings: Settings) -> None:
     url = database_url(settings.database, settings.data_dir)
     store = await Store.open(url, max_batch=settings.max_batch, fsync=settings.durability == "fsync")
     executor = Executor(store, executor_config(settings))
+    retention = invocation_retention(store, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     executor.start()
+    retention.start()
     try:
         await stop.wait()
     finally:
+        await retention.close()
         await executor.close()
         await store.close()

@@ -119,6 +119,7 @@ class Arrival:
     client_ip: str
     raw_body: bytes = b""
     head_bytes: int = 0  # path, query and headers as they came over the wire
+    flow_invocation_id: str | None = None  # a replay's, for when the mapping gives none (see `replay`)
 
 
 def normalized_headers(scope: Scope) -> dict[str, str]:
@@ -215,13 +216,19 @@ class HookPipeline:
         reason = unreadable(arrival.content_type, arrival.headers.get("content-encoding"))
         return None if reason is None else _unsupported(reason, arrival.request_id)
 
-    async def replay(self, original: LogEntry, config: HookConfig) -> tuple[LogEntry, Outcome]:
+    async def replay(
+        self, original: LogEntry, config: HookConfig, *, flow_invocation_id: str | None = None
+    ) -> tuple[LogEntry, Outcome]:
         """Re-run a logged request under the trigger's current configuration.
 
         Only requests that passed the IP and signature checks when they
         arrived can be replayed (the caller checks), so those checks are not
         repeated: the signed timestamp would be stale by now, and the
         signature headers were redacted from the log.
+
+        `flow_invocation_id` is used when the mapping gives none (the caller
+        derives it from an `Idempotency-Key`, so a retried replay repeats the
+        first); without it a fresh one is generated, as for a live request.
         """
         arrival = Arrival(
             request_id=new_id("req"),
@@ -233,6 +240,7 @@ class HookPipeline:
             content_type=original.content_type,
             client_ip=original.client_ip or "",
             raw_body=body_bytes(original.body, original.content_type),
+            flow_invocation_id=flow_invocation_id,
         )
         log = self._log_entry(arrival, original.hook_id, config)
         log.replay_of = original.id
@@ -274,7 +282,7 @@ class HookPipeline:
         trigger = config.trigger
         output = result.output
         assert output is not None  # judged valid
-        given_id = output.get("flowInvocationId")
+        given_id = output.get("flowInvocationId") or arrival.flow_invocation_id
         flow_invocation_id = given_id or new_uuid7()
         outcome: Outcome | None = None
 

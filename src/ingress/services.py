@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flows.executor import Executor
-from flows.worker import executor_config
+from flows.retention import InvocationRetention
+from flows.worker import executor_config, invocation_retention
 from ingress.allowlist import IpAllowlist
 from ingress.auth import AdminAuth, admin_token_hash
 from ingress.hook_configs import HookConfigs
 from ingress.mapping_runner import MappingRunner
+from ingress.preview_sandbox import PreviewSandbox
 from ingress.retention import RequestLogRetention
 from ingress.settings import Settings
 from mapper.pool import SandboxPool
@@ -26,7 +28,9 @@ class Services:
     admin_auth: AdminAuth
     retention: RequestLogRetention
     trusted_proxies: IpAllowlist
+    previews: PreviewSandbox
     executor: Executor | None = None
+    invocation_retention: InvocationRetention | None = None  # with the executor
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -42,9 +46,13 @@ class Services:
         runner = MappingRunner(pool, settings.mapping_limits)
         retention = RequestLogRetention(store, settings.request_log_retention, settings.prune_interval_seconds)
         retention.start()
-        executor = Executor(store, executor_config(settings)) if settings.executor else None
-        if executor is not None:
+        executor: Executor | None = None
+        finished_work: InvocationRetention | None = None
+        if settings.executor:
+            executor = Executor(store, executor_config(settings))
             executor.start()
+            finished_work = invocation_retention(store, settings)
+            finished_work.start()
         return cls(
             settings=settings,
             store=store,
@@ -54,14 +62,19 @@ class Services:
             admin_auth=AdminAuth(expected_hash),
             retention=retention,
             trusted_proxies=IpAllowlist(settings.trusted_proxies),
+            previews=PreviewSandbox(settings.mapping_limits),
             executor=executor,
+            invocation_retention=finished_work,
         )
 
     async def close(self) -> None:
         """Stop taking work, let queued writes commit, then release everything."""
+        if self.invocation_retention is not None:
+            await self.invocation_retention.close()
         if self.executor is not None:
             await self.executor.close()
         await self.retention.close()
+        await self.previews.close()
         await self.pool.close()
         await self.store.close()
 

@@ -16,7 +16,7 @@ MiB = 1024 * KiB
 DURABILITY = ("fsync", "os")
 # Settings with no meaning below 1: a retention of 0 deleted each sample (and log entry) as it was stored,
 # so a paste answered 201 and a capture gave a `sampleId` for a sample that was already gone.
-AT_LEAST_ONE = ("request_log_retention", "sample_retention", "sandbox_workers")
+AT_LEAST_ONE = ("request_log_retention", "sample_retention", "sandbox_workers", "invocation_retention_days")
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,9 @@ class Settings:
     survives a crash or kill -9 of flowhook, not of the machine; no fsync
     wait, so lower latency).
     `access_token_seconds`: the lifetime of OAuth2 access tokens (0: expired
-    at once, for tests).
+    at once, for tests). `invocation_retention_days`: how long finished
+    invocations and flow instances are kept, and so how long a
+    `flowInvocationId` is remembered (docs/flows.md, "Retention").
     """
 
     data_dir: Path = Path("flowhook-data")
@@ -48,6 +50,7 @@ class Settings:
     log_body_bytes: int = 64 * KiB
     request_log_retention: int = 1000
     sample_retention: int = 50
+    invocation_retention_days: int = 30
     prune_interval_seconds: float = 60.0
     config_cache_seconds: float = 1.0
     sandbox_workers: int = 2

@@ -113,11 +113,11 @@ def act_on_card(conn: Connection, environment_id: str, card_id: str, action: str
     were, and is recorded after a timeout that came first. A wait due at or
     before the action is its timer's, whoever commits first.
     """
-    instance = _lock_flow_instance(conn, environment_id, card_id)
+    instance = _lock_flow_instance(conn, environment_id, card_id)  # None once retention pruned it, long finished
     card = get_card(conn, environment_id, card_id)
-    if instance is None or card is None:
+    if card is None:
         return ActionResult("not_found", None)
-    at = max(now, instance.updated_at)
+    at = now if instance is None else max(now, instance.updated_at)
     current = card.status_at(at)
     if current != "active":
         return ActionResult("not_active", card, current)
@@ -135,8 +135,13 @@ def act_on_card(conn: Connection, environment_id: str, card_id: str, action: str
     properties = {"cardTemplateId": card.template_id, "templateVersion": card.template_version, "stepId": card.step_id}
     event = event_row(subject, event_name, at, properties, effect=card.id, card_instance_id=card.id)
     insert_new(conn, analytics_events, [event])
-    waits = instance.status == "waiting" and instance.waiting_card_id == card_id
-    if waits and instance.due_at is not None and at < instance.due_at:
+    if (
+        instance is not None
+        and instance.status == "waiting"
+        and instance.waiting_card_id == card_id
+        and instance.due_at is not None
+        and at < instance.due_at
+    ):
         conn.execute(
             sa.update(flow_instances)
             .where(flow_instances.c.id == instance.id)

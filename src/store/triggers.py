@@ -1,10 +1,17 @@
-"""Triggers: how the outside world starts a flow (here: webhooks)."""
+"""Triggers: how the outside world starts a flow.
+
+Webhook triggers are rows. Every flow also has exactly one API trigger (SPEC
+§5: it cannot be removed), which is derived from the flow instead of stored:
+it exists exactly as long as the flow and nothing about it can change, so a
+row would only be one more thing to keep in step with the flow (and a
+migration to add one to every existing flow). Its id is `api_` + the flow id.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -14,6 +21,7 @@ from store.ids import new_hook_id, new_id
 from store.tables import flow_versions, flows, request_log, samples, triggers
 
 MODES = ("test", "live", "disabled")
+API_TRIGGER_PREFIX = "api_"  # webhook trigger ids are `trg_…`: the two never collide
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,30 @@ class Trigger:
     revision: int
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ApiTrigger:
+    """A flow's API trigger: `POST /v1/{env}/action-flow/{flowId}/start` and `…/test`.
+
+    It has no hook (`hook_id` is None), hence no capture, samples or request
+    log: calls to it are answered directly and show up as invocations.
+    """
+
+    environment_id: str
+    flow_id: str
+    created_at: datetime  # the flow's: the trigger comes with it
+
+    type: ClassVar[str] = "api"
+    hook_id: ClassVar[None] = None  # code that takes any trigger (replay) checks it for a hook
+
+    @property
+    def id(self) -> str:
+        return api_trigger_id(self.flow_id)
+
+
+def api_trigger_id(flow_id: str) -> str:
+    return f"{API_TRIGGER_PREFIX}{flow_id}"
 
 
 @dataclass(frozen=True)
@@ -91,24 +123,41 @@ def insert_trigger(
     return trigger
 
 
-def get_trigger(conn: Connection, environment_id: str, trigger_id: str) -> Trigger | None:
+def get_trigger(conn: Connection, environment_id: str, trigger_id: str) -> Trigger | ApiTrigger | None:
+    """Any trigger of the environment: a webhook trigger, or the API trigger of one of its flows."""
+    if trigger_id.startswith(API_TRIGGER_PREFIX):
+        return _api_trigger(conn, environment_id, trigger_id.removeprefix(API_TRIGGER_PREFIX))
+    return _webhook_row(conn, environment_id, trigger_id)
+
+
+def _webhook_row(conn: Connection, environment_id: str, trigger_id: str) -> Trigger | None:
     query = sa.select(triggers).where(triggers.c.id == trigger_id, triggers.c.environment_id == environment_id)
     row = conn.execute(query).first()
     return Trigger(**row._mapping) if row else None
 
 
-def list_triggers(conn: Connection, environment_id: str, flow_id: str) -> list[Trigger]:
+def _api_trigger(conn: Connection, environment_id: str, flow_id: str) -> ApiTrigger | None:
+    query = sa.select(flows.c.created_at).where(flows.c.id == flow_id, flows.c.environment_id == environment_id)
+    created_at = conn.execute(query).scalar_one_or_none()
+    return None if created_at is None else ApiTrigger(environment_id, flow_id, created_at)
+
+
+def list_triggers(conn: Connection, environment_id: str, flow_id: str) -> list[Trigger | ApiTrigger] | None:
+    """The flow's API trigger, then its webhook triggers oldest first; None if there is no such flow."""
+    api_trigger = _api_trigger(conn, environment_id, flow_id)
+    if api_trigger is None:
+        return None
     query = (
         sa.select(triggers)
         .where(triggers.c.environment_id == environment_id, triggers.c.flow_id == flow_id)
         .order_by(triggers.c.created_at, triggers.c.id)
     )
-    return [Trigger(**row._mapping) for row in conn.execute(query)]
+    return [api_trigger, *(Trigger(**row._mapping) for row in conn.execute(query))]
 
 
 def update_trigger(conn: Connection, environment_id: str, trigger_id: str, changes: dict[str, Any]) -> Trigger | None:
     """Apply column changes and bump the revision (cached configs key on it)."""
-    current = get_trigger(conn, environment_id, trigger_id)
+    current = _webhook_row(conn, environment_id, trigger_id)
     if current is None:
         return None
     updated = replace(current, **changes, revision=current.revision + 1, updated_at=utcnow())

@@ -71,7 +71,7 @@ async def test_trigger_lifecycle(flowhook) -> None:
     patched = await flowhook.api.patch(url, json={"mode": "disabled", "allowedIps": ["192.0.2.0/24"]})
     assert (patched.json()["mode"], patched.json()["allowedIps"]) == ("disabled", ["192.0.2.0/24"])
     listed = (await flowhook.api.get(f"/v1/default/action-flows/{flow['id']}/triggers")).json()["data"]
-    assert [item["id"] for item in listed] == [trigger["id"]]
+    assert [item["id"] for item in listed] == [f"api_{flow['id']}", trigger["id"]]  # the API trigger leads
     assert (await flowhook.api.delete(url)).status_code == 204
     assert (await flowhook.api.get(url)).status_code == 404
     assert (await flowhook.post(trigger)).status_code == 404  # the URL is dead at once

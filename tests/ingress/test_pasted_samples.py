@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from ingress.api.samples import live_limits
 from ingress.settings import Settings
+from mapper.sample import LIVE_LIMITS
 
 pytestmark = pytest.mark.anyio
 MAX_BODY = 1000
@@ -152,3 +154,9 @@ async def test_a_preview_request_is_held_to_the_servers_limits(flowhook) -> None
         json={"mapping": {"kind": "passthrough"}, "request": {"body": "x" * (MAX_BODY + 1)}},
     )
     assert refusal(preview) == (413, "body_too_large", "$.request.body")
+
+
+def test_the_mapper_holds_a_sample_to_the_server_default_limits() -> None:
+    """`flowhook map` has no server settings; it reads a sample within the limits a default server sets."""
+    defaults = Settings()
+    assert live_limits(defaults) == LIVE_LIMITS

@@ -127,3 +127,17 @@ async def test_capture_leaves_a_body_with_nul_to_the_pipeline_and_stays_armed(fl
     assert passed_on.status_code == 422, passed_on.text
     captured = await flowhook.post(trigger, b"ab", content_type="text/plain")
     assert (captured.status_code, captured.json().get("captured")) == (202, True), captured.text
+
+
+async def test_a_replay_retried_under_one_idempotency_key_starts_the_flow_once(flowhook) -> None:
+    flow = await flowhook.flow(publish=True, variables=[], steps=[])
+    trigger = await flowhook.trigger(
+        flow, type="webhook", mapping={"kind": "jmespath", "fields": {"targetUserIds": "body.user"}}
+    )
+    sent = (await flowhook.post(trigger, orjson.dumps({"user": "u1"}))).json()
+    url, key = f"/v1/default/requests/{sent['requestId']}/replay", {"Idempotency-Key": "pg-retry"}
+    first, again = [(await flowhook.api.post(url, headers=key)).json() for _ in range(2)]
+    assert (first["cause"], again["cause"], again["response"]) == ("accepted", "duplicate", first["response"])
+    other = (await flowhook.api.post(url, headers={"Idempotency-Key": "pg-other"})).json()
+    assert other["cause"] == "accepted"
+    assert other["response"]["flowInvocationId"] != first["response"]["flowInvocationId"]

@@ -77,6 +77,11 @@ Security = list[dict[str, list[str]]]
 PUBLIC: Security = []
 
 
+def record(properties: dict[str, Schema]) -> Schema:
+    """An object the API always shows whole: every property is required (what tells `oneOf` branches apart)."""
+    return obj(properties, tuple(properties))
+
+
 def list_of(item: str) -> Schema:
     return obj({"data": {"type": "array", "items": ref(item)}})
 
@@ -99,6 +104,11 @@ def response(description: str, schema: Schema | None = None) -> dict[str, Any]:
     if schema is not None:
         found["content"] = {JSON: {"schema": schema}}
     return found
+
+
+def refusal(status: int, description: str) -> dict[str, Any]:
+    """An error status with what it means for this operation (instead of the shared component's text)."""
+    return {str(status): response(description, ref("Error"))}
 
 
 def responses(success: int, schema: Schema | None, description: str, *errors: int) -> dict[str, Any]:
@@ -150,7 +160,7 @@ def limit_param(maximum: int, default: int) -> dict[str, Any]:
 
 ENV = path_param("env", "Environment id: `default` (exists from the first start) or one made by POST /v1/environments.")
 FLOW = path_param("flowId", "Flow id (`flw_…`).")
-TRIGGER = path_param("triggerId", "Trigger id (`trg_…`).")
+TRIGGER = path_param("triggerId", "Trigger id: `trg_…` (a webhook trigger) or `api_flw_…` (a flow's API trigger).")
 REQUEST = path_param("requestId", "Request-log id (`req_…`).")
 CURSOR = query_param(
     "cursor",
@@ -273,9 +283,39 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
     "Flow": versioned(
         {"name": STRING, "variables": {"type": "array", "items": ref("Variable")}, "steps": {"type": "array"}}
     ),
-    "TriggerInput": closed(obj({"type": {"const": "webhook"}, **TRIGGER_FIELDS})),
+    "TriggerInput": closed(
+        obj(
+            {
+                "type": {
+                    "enum": ["webhook", "api"],
+                    "default": "webhook",
+                    "description": "`api` is refused (409 api_trigger_exists): every flow has its API trigger.",
+                },
+                **TRIGGER_FIELDS,
+            }
+        )
+    ),
     "TriggerPatch": closed(obj(TRIGGER_FIELDS)),
-    "Trigger": obj(
+    "Trigger": {
+        "oneOf": [ref("ApiTrigger"), ref("WebhookTrigger")],
+        "discriminator": {
+            "propertyName": "type",
+            "mapping": {"api": "#/components/schemas/ApiTrigger", "webhook": "#/components/schemas/WebhookTrigger"},
+        },
+    },
+    "ApiTrigger": record(
+        {
+            "id": {**STRING, "description": "`api_` + the flow id: it never changes."},
+            "environmentId": STRING,
+            "flowId": STRING,
+            "type": {"const": "api"},
+            "startUrl": {**STRING, "description": "Runs the published flow (an access token with the events role)."},
+            "testUrl": {**STRING, "description": "Runs the draft, for test users only."},
+            "tokenUrl": {**STRING, "description": "Where a credential gets its access token."},
+            "createdAt": {**TIME, "description": "The flow's: the API trigger comes with it."},
+        }
+    ),
+    "WebhookTrigger": record(
         {
             "id": STRING,
             "environmentId": STRING,
@@ -404,7 +444,8 @@ ERROR_STATUSES = {
     404: "Not found (hook, environment, flow, trigger, sample, request).",
     405: "method_not_allowed: the path does not take this method (see the Allow header).",
     408: "body_timeout: the body did not arrive within the time allowed.",
-    409: "idempotency_conflict / flow_not_published / replay_not_allowed.",
+    409: "idempotency_conflict / flow_not_published / replay_not_allowed / api_trigger_exists / "
+    "api_trigger_not_editable / api_trigger_required / not_a_webhook_trigger.",
     413: "Body too large.",
     415: "Unsupported content type.",
     422: "Invalid input (with `path`), mapping_error or validation_error.",
@@ -427,6 +468,25 @@ is logged as 499 client_disconnected, a failure of flowhook's own as 500 interna
 same flowInvocationId and payload gets the original 202 body and `Idempotent-Replayed: true`."""
 
 
+REPLAY_DESCRIPTION = """Runs a logged request again through the trigger's current mode, mapping and flow, and logs \
+it as a new request (`replayOf`). The answer is always 200: `status`, `cause` and `response` are what the \
+pipeline answered the replayed request. Without `Idempotency-Key` every replay is new: when the mapping gives \
+no flowInvocationId a fresh one is generated, so calling replay twice starts the flow twice. With the header, \
+the flowInvocationId (when the mapping gives none) is derived from the request id and the key, so repeating the \
+call with the same key answers `duplicate` with the first replay's response and starts nothing; if the \
+trigger's mapping changed in between, the payload differs and the replay answers 409 idempotency_conflict. \
+A flowInvocationId the mapping gives is used as always. 400 invalid_idempotency_key: the header is empty, \
+longer than 255 characters, not printable ASCII, or sent more than once."""
+
+REPLAY_IDEMPOTENCY_KEY: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
+    "description": "Makes retrying this replay safe: the same request and key start the flow at most once.",
+}
+
+
 def _paths() -> dict[str, Any]:
     captured = obj({"captured": {"const": True}, "requestId": STRING, "sampleId": STRING}, ("captured", "requestId"))
     accepted = {"oneOf": [ref("Accepted"), captured]}
@@ -446,6 +506,7 @@ def _paths() -> dict[str, Any]:
         "content": {media: {} for media in (JSON, "application/x-www-form-urlencoded", "text/plain")}
     }
     armed = obj({"triggerId": STRING, "armed": {"type": "boolean"}})
+    no_hook = refusal(409, "not_a_webhook_trigger: an API trigger has no hook to capture or paste samples for.")
     return {
         "/hooks/{hookId}": {"post": webhook, "put": webhook},
         "/healthz": {
@@ -472,11 +533,14 @@ def _paths() -> dict[str, Any]:
             "post": operation(
                 "Create a webhook trigger",
                 "triggers",
-                responses(201, ref("Trigger"), "Created (mode test unless given).", 401, 404, 422),
+                {
+                    **responses(201, ref("WebhookTrigger"), "Created (mode test unless given).", 401, 404, 422),
+                    **refusal(409, "api_trigger_exists: `type: api`; every flow already has its API trigger."),
+                },
                 body=ref("TriggerInput"),
             ),
             "get": operation(
-                "List the flow's triggers",
+                "List the flow's triggers: its API trigger first, then its webhook triggers, oldest first",
                 "triggers",
                 responses(200, list_of("Trigger"), "Triggers.", 401, 404),
             ),
@@ -485,13 +549,21 @@ def _paths() -> dict[str, Any]:
             "parameters": [ENV, TRIGGER],
             "get": operation("Read a trigger", "triggers", responses(200, ref("Trigger"), "The trigger.", 401, 404)),
             "patch": operation(
-                "Change mode, mapping, verification or allowedIps",
+                "Change a webhook trigger's mode, mapping, verification or allowedIps",
                 "triggers",
-                responses(200, ref("Trigger"), "Updated.", 401, 404, 422),
+                {
+                    **responses(200, ref("WebhookTrigger"), "Updated.", 401, 404, 422),
+                    **refusal(409, "api_trigger_not_editable: an API trigger has nothing to change."),
+                },
                 body=ref("TriggerPatch"),
             ),
             "delete": operation(
-                "Delete a trigger with its samples and log", "triggers", responses(204, None, "Deleted.", 401, 404)
+                "Delete a webhook trigger with its samples and log",
+                "triggers",
+                {
+                    **responses(204, None, "Deleted.", 401, 404),
+                    **refusal(409, "api_trigger_required: a flow's API trigger cannot be removed."),
+                },
             ),
         },
         "/v1/{env}/triggers/{triggerId}/capture": {
@@ -499,25 +571,25 @@ def _paths() -> dict[str, Any]:
             "post": operation(
                 "Arm capture: the next request becomes a sample and starts nothing",
                 "samples",
-                responses(200, armed, "Armed.", 401, 404),
+                {**responses(200, armed, "Armed.", 401, 404), **no_hook},
             ),
             "delete": operation(
                 "Disarm capture",
                 "samples",
-                responses(200, armed, "Disarmed.", 401, 404),
+                {**responses(200, armed, "Disarmed.", 401, 404), **no_hook},
             ),
         },
         "/v1/{env}/triggers/{triggerId}/samples": {
             "parameters": [ENV, TRIGGER],
             "get": operation(
-                "List samples, newest first",
+                "List samples, newest first (an API trigger has none)",
                 "samples",
                 responses(200, list_of("Sample"), "Samples.", 401, 404),
             ),
             "post": operation(
                 "Paste a sample",
                 "samples",
-                responses(201, ref("Sample"), "Saved.", 400, 401, 404, 413, 415, 422, 431),
+                {**responses(201, ref("Sample"), "Saved.", 400, 401, 404, 413, 415, 422, 431), **no_hook},
                 body=ref("RawRequest"),
             ),
         },
@@ -533,7 +605,7 @@ def _paths() -> dict[str, Any]:
         "/v1/{env}/triggers/{triggerId}/requests": {
             "parameters": [ENV, TRIGGER],
             "get": operation(
-                "The trigger's request log, newest first",
+                "The trigger's request log, newest first (empty for an API trigger: its calls are not logged)",
                 "requests",
                 LOG_PAGE,
                 parameters=PAGE,
@@ -557,7 +629,9 @@ def _paths() -> dict[str, Any]:
             "post": operation(
                 "Replay under the trigger's current configuration",
                 "requests",
-                responses(200, ref("Replay"), "The replay's outcome.", 401, 404, 409),
+                responses(200, ref("Replay"), "The replay's outcome.", 400, 401, 404, 409),
+                description=REPLAY_DESCRIPTION,
+                parameters=[REPLAY_IDEMPOTENCY_KEY],
             ),
         },
     }

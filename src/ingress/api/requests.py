@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import uuid
+
 from sqlalchemy.engine import Connection
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,6 +22,10 @@ from store import request_log, triggers
 from store.request_log import LogEntry, StatusFilter
 
 MAX_PAGE = 200
+#: Stripe's rule for an `Idempotency-Key`: up to 255 characters; here printable ASCII, so every client sends it alike.
+_IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
+#: The namespace of the flowInvocationIds derived from a replay's `Idempotency-Key` (a fixed, random UUID).
+_REPLAY_KEYS = uuid.UUID("12cc0939-e605-4396-9b78-8a6b00a9b3d9")
 
 
 def _status(request: Request) -> StatusFilter | None:
@@ -80,15 +87,39 @@ async def get_request(request: Request) -> Response:
     return json_response(request_view(await _entry(request, env)))
 
 
+def _idempotency_key(request: Request) -> str | None:
+    """The replay's `Idempotency-Key` header, if sent; a 400 if it is empty, too long, not printable or repeated."""
+    keys = request.headers.getlist("idempotency-key")
+    if not keys:
+        return None
+    if len(keys) > 1:
+        raise ApiError(400, "invalid_idempotency_key", "send one Idempotency-Key header, not several")
+    if not _IDEMPOTENCY_KEY.fullmatch(keys[0]):
+        message = "the Idempotency-Key header must be 1 to 255 printable ASCII characters"
+        raise ApiError(400, "invalid_idempotency_key", message)
+    return keys[0]
+
+
+def _replay_invocation_id(request_id: str, key: str) -> str:
+    """The flowInvocationId of a replay of `request_id` under Idempotency-Key `key`, for when the mapping gives none.
+
+    The same request and key always give the same id (a name-based UUID), so a retried replay is a repeat
+    that the invocations' own idempotency answers as before, and nothing needs to remember the key.
+    """
+    return str(uuid.uuid5(_REPLAY_KEYS, f"{request_id}:{key}"))
+
+
 @admin_only
 async def replay_request(request: Request) -> Response:
     """Run a logged request again through the trigger's current mode, mapping and flow.
 
     Refused for requests that never passed the IP and signature checks
     (replay must not launder a forged request) and for bodies the log
-    truncated.
+    truncated. With an `Idempotency-Key`, replaying the same request again
+    under the same key starts nothing new (see `_replay_invocation_id`).
     """
     env = await environment(request)
+    key = _idempotency_key(request)
     original = await _entry(request, env)
     if not original.verified:
         message = "only requests that passed the trigger's IP and signature checks can be replayed"
@@ -103,7 +134,8 @@ async def replay_request(request: Request) -> Response:
     if config is None:
         raise not_found("trigger", trigger.id)
     pipeline: HookPipeline = request.app.state.pipeline
-    log, outcome = await pipeline.replay(original, config)
+    flow_invocation_id = None if key is None else _replay_invocation_id(original.id, key)
+    log, outcome = await pipeline.replay(original, config, flow_invocation_id=flow_invocation_id)
     return json_response(
         {
             "requestId": log.id,

@@ -1,9 +1,13 @@
-"""Webhook triggers: create, read, change, delete, arm capture.
+"""Triggers: every flow's API trigger, and webhook triggers: create, read, change, delete, arm capture.
 
 Everything is checked before it is saved and a config that cannot work is
 refused (fail closed): the mapping must compile (422 with its location), the
 verification config must be usable (422 with its path), every allowlist entry
 must parse.
+
+The API trigger comes and goes with its flow (SPEC §5: it cannot be removed):
+it is listed first and read like any trigger, and creating, changing or
+deleting it, or anything that needs a hook, is a 409 that says so.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from ingress.jsonio import json_response
 from ingress.verification import VerificationConfigError, compile_verification
 from mapper import MappingSpecError
 from store import flows, triggers
-from store.triggers import MODES, Trigger
+from store.triggers import MODES, ApiTrigger, Trigger, api_trigger_id
 
 CREATE_FIELDS = {"type", "mode", "mapping", "verification", "allowedIps"}
 PATCH_FIELDS = CREATE_FIELDS - {"type"}
@@ -102,9 +106,23 @@ async def _flow_variables(request: Request, env: str, flow_id: str) -> list[dict
     return list(flow.draft.get("variables") or [])
 
 
-async def _trigger(request: Request, env: str) -> Trigger:
+async def _trigger(request: Request, env: str) -> Trigger | ApiTrigger:
     trigger_id = request.path_params["trigger_id"]
     return await read_found(request, "trigger", trigger_id, lambda conn: triggers.get_trigger(conn, env, trigger_id))
+
+
+def _webhook_only(trigger: Trigger | ApiTrigger, code: str, why: str) -> Trigger:
+    """`trigger` if it is a webhook trigger; for a flow's API trigger, a 409 `code` saying `why`."""
+    if isinstance(trigger, ApiTrigger):
+        raise ApiError(409, code, f"{trigger.id} is the API trigger of flow {trigger.flow_id}: {why}")
+    return trigger
+
+
+async def webhook_trigger(request: Request, env: str, needs_hook: str) -> Trigger:
+    """The path's trigger (404 if none); a 409 `not_a_webhook_trigger` if it is an API trigger, which has no
+    hook, hence no `needs_hook`."""
+    why = f"it has no hook URL, hence no {needs_hook} (its calls are answered directly and show up as invocations)"
+    return _webhook_only(await _trigger(request, env), "not_a_webhook_trigger", why)
 
 
 @admin_only
@@ -113,10 +131,14 @@ async def create_trigger(request: Request) -> Response:
     flow_id = request.path_params["flow_id"]
     data = await json_object(request)
     refuse_unknown(data, CREATE_FIELDS)
-    if data.get("type", "webhook") != "webhook":
-        message = "type must be webhook (other trigger types have their own APIs)"
+    kind = data.get("type", "webhook")
+    if kind not in ("webhook", "api"):
+        message = "type must be webhook (the API trigger comes with the flow; other trigger types have their own APIs)"
         raise ApiError(422, "invalid_field", message, path="$.type")
     variables = await _flow_variables(request, env, flow_id)
+    if kind == "api":
+        message = f"flow {flow_id} already has its API trigger, {api_trigger_id(flow_id)}: every flow has exactly one"
+        raise ApiError(409, "api_trigger_exists", message, path="$.type")
     changes = await checked_changes(request, {"mapping": DEFAULT_MAPPING, **data}, variables)
     trigger = await services(request).store.write(
         lambda conn: triggers.insert_trigger(
@@ -136,8 +158,7 @@ async def create_trigger(request: Request) -> Response:
 async def list_flow_triggers(request: Request) -> Response:
     env = await environment(request)
     flow_id = request.path_params["flow_id"]
-    await _flow_variables(request, env, flow_id)
-    found = await services(request).store.read(lambda conn: triggers.list_triggers(conn, env, flow_id))
+    found = await read_found(request, "flow", flow_id, lambda conn: triggers.list_triggers(conn, env, flow_id))
     return json_response({"data": [trigger_view(trigger, base_url(request)) for trigger in found]})
 
 
@@ -150,7 +171,11 @@ async def get_trigger(request: Request) -> Response:
 @admin_only
 async def patch_trigger(request: Request) -> Response:
     env = await environment(request)
-    current = await _trigger(request, env)
+    why = (
+        "it has nothing to change (/start runs the published flow, /test the draft); mode, mapping, verification "
+        "and allowedIps are settings of webhook triggers"
+    )
+    current = _webhook_only(await _trigger(request, env), "api_trigger_not_editable", why)
     data = await json_object(request)
     refuse_unknown(data, PATCH_FIELDS)
     variables = await _flow_variables(request, env, current.flow_id)
@@ -165,9 +190,13 @@ async def patch_trigger(request: Request) -> Response:
 @admin_only
 async def delete_trigger(request: Request) -> Response:
     env = await environment(request)
-    trigger_id = request.path_params["trigger_id"]
+    why = (
+        "every flow has one and it cannot be removed (ignore it if you do not need it: it starts nothing without "
+        "a credential's access token)"
+    )
+    trigger = _webhook_only(await _trigger(request, env), "api_trigger_required", why)
     response = await delete_found(
-        request, "trigger", trigger_id, lambda conn: triggers.delete_trigger(conn, env, trigger_id)
+        request, "trigger", trigger.id, lambda conn: triggers.delete_trigger(conn, env, trigger.id)
     )
     services(request).configuration_changed()
     return response
@@ -175,7 +204,7 @@ async def delete_trigger(request: Request) -> Response:
 
 async def _set_capture(request: Request, armed: bool) -> Response:
     env = await environment(request)
-    trigger = await _trigger(request, env)
+    trigger = await webhook_trigger(request, env, "capture")
     await services(request).store.write(
         lambda conn: triggers.update_trigger(conn, env, trigger.id, {"capture_armed": armed})
     )

@@ -8,7 +8,7 @@ from ingress.verification import public_view
 from store.clock import iso
 from store.request_log import LogEntry
 from store.samples import Sample
-from store.triggers import Trigger
+from store.triggers import ApiTrigger, Trigger
 from store.versioned import Versioned
 
 
@@ -25,7 +25,10 @@ def versioned_view(document: Versioned) -> dict[str, Any]:
     }
 
 
-def trigger_view(trigger: Trigger, base_url: str) -> dict[str, Any]:
+def trigger_view(trigger: Trigger | ApiTrigger, base_url: str) -> dict[str, Any]:
+    """A webhook trigger, or a flow's API trigger; `type` tells which. `base_url` is where the API is reached."""
+    if isinstance(trigger, ApiTrigger):
+        return _api_trigger_view(trigger, base_url)
     return {
         "id": trigger.id,
         "environmentId": trigger.environment_id,
@@ -40,6 +43,21 @@ def trigger_view(trigger: Trigger, base_url: str) -> dict[str, Any]:
         "captureArmed": trigger.capture_armed,
         "createdAt": iso(trigger.created_at),
         "updatedAt": iso(trigger.updated_at),
+    }
+
+
+def _api_trigger_view(trigger: ApiTrigger, base_url: str) -> dict[str, Any]:
+    """No mode, mapping or hook: `startUrl` runs the published flow, `testUrl` the draft for test users."""
+    flow_url = f"{base_url}/v1/{trigger.environment_id}/action-flow/{trigger.flow_id}"
+    return {
+        "id": trigger.id,
+        "environmentId": trigger.environment_id,
+        "flowId": trigger.flow_id,
+        "type": trigger.type,
+        "startUrl": f"{flow_url}/start",
+        "testUrl": f"{flow_url}/test",
+        "tokenUrl": f"{base_url}/oauth/token",
+        "createdAt": iso(trigger.created_at),
     }
 
 
