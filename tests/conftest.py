@@ -138,7 +138,7 @@ def _wait_until_up(process: subprocess.Popen[bytes], url: str, log_path: Path) -
     raise AssertionError("the server did not start")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def running_server() -> Callable[[Settings], AbstractContextManager[Server]]:
     """`with running_server(settings) as (process, url)`: `flowhook serve` in its own process (crash tests kill it).
 

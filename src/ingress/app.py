@@ -12,6 +12,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 
+from ingress import editor
 from ingress.api import (
     action_flow,
     analytics,
@@ -84,6 +85,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/healthz", health, methods=["GET"]),
             Route("/openapi.json", openapi_endpoint, methods=["GET"]),
             Route("/oauth/token", token_endpoint, methods=["POST"]),
+            *editor.routes,
             *environments.routes,
             Mount("/v1/{env}", routes=management_routes()),
         ],

@@ -1,0 +1,78 @@
+// The management API, called with the admin token in the Authorization header (never in a URL).
+
+/** An error answer `{"error": {code, message, path?, line?, column?}}`, or a failure to reach the server. */
+export class ApiError extends Error {
+  constructor(status, error) {
+    super(error.message);
+    this.status = status;
+    this.code = error.code;
+    this.path = error.path;
+    this.line = error.line;
+    this.column = error.column;
+  }
+
+  /** One line for the page: the message, where the problem is, the code. */
+  describe() {
+    const where = [];
+    if (this.path) where.push(`at ${this.path}`);
+    if (this.line) where.push(`line ${this.line}${this.column ? `, column ${this.column}` : ""}`);
+    const status = this.status ? `${this.status} ` : "";
+    return `${this.message}${where.length ? ` (${where.join(", ")})` : ""} [${status}${this.code}]`;
+  }
+}
+
+export class Api {
+  constructor(token, env, onUnauthorized = () => {}) {
+    this.token = token;
+    this.env = env;
+    this.onUnauthorized = onUnauthorized;
+  }
+
+  get(path) {
+    return this.call("GET", path);
+  }
+
+  post(path, body) {
+    return this.call("POST", path, body);
+  }
+
+  patch(path, body) {
+    return this.call("PATCH", path, body);
+  }
+
+  delete(path) {
+    return this.call("DELETE", path);
+  }
+
+  /** The answer's JSON; an ApiError for any other status than 2xx. */
+  async call(method, path, body) {
+    const headers = { authorization: `Bearer ${this.token}` };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    let response;
+    try {
+      response = await fetch(`/v1/${encodeURIComponent(this.env)}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        cache: "no-store",
+        credentials: "omit",
+      });
+    } catch (error) {
+      throw new ApiError(0, { code: "network_error", message: `flowhook did not answer: ${error.message}` });
+    }
+    const text = await response.text();
+    let data = null;
+    try {
+      data = text ? JSON.parse(text) : null;
+    } catch {
+      data = null;
+    }
+    if (response.ok) return data;
+    const error = new ApiError(response.status, data?.error ?? { code: "http_error", message: `HTTP ${response.status}` });
+    if (response.status === 401) this.onUnauthorized(error);
+    throw error;
+  }
+}
+
+/** `/triggers/{id}…` with the id escaped. */
+export const triggerPath = (id, rest = "") => `/triggers/${encodeURIComponent(id)}${rest}`;

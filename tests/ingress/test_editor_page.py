@@ -1,0 +1,344 @@
+"""The mapping editor in a real browser (Debian's Chromium through Playwright) against `flowhook serve`.
+
+Each test gets a fresh browser context (so an empty sessionStorage), signs in
+through the page's form and drives it as a user would; what it saved is
+checked through the API.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Error, Page, Route, expect, sync_playwright
+
+from ingress.settings import Settings
+
+CHROMIUM = "/usr/bin/chromium"
+TOKEN = "fh_admin_editor-test-token"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which(CHROMIUM) is None, reason=f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)"
+)
+
+Server = tuple[Any, str]
+
+
+@dataclass
+class Flowhook:
+    url: str
+    api: httpx.Client
+
+    def flow(self, name: str = "Welcome", *, publish: bool = False) -> dict[str, Any]:
+        flow: dict[str, Any] = self.ok(self.api.post("/action-flows", json={"name": name}))
+        if publish:
+            flow = self.ok(self.api.post(f"/action-flows/{flow['id']}/publish"))
+        return flow
+
+    def trigger(self, flow: dict[str, Any] | None = None, source: str | None = None) -> dict[str, Any]:
+        flow = flow or self.flow()
+        body = {} if source is None else {"mapping": {"kind": "javascript", "source": source}}
+        trigger: dict[str, Any] = self.ok(self.api.post(f"/action-flows/{flow['id']}/triggers", json=body))
+        return trigger
+
+    def sample(self, trigger: dict[str, Any], **sample: Any) -> dict[str, Any]:
+        pasted: dict[str, Any] = self.ok(self.api.post(f"/triggers/{trigger['id']}/samples", json=sample))
+        return pasted
+
+    def read(self, trigger: dict[str, Any]) -> dict[str, Any]:
+        found: dict[str, Any] = self.ok(self.api.get(f"/triggers/{trigger['id']}"))
+        return found
+
+    @staticmethod
+    def ok(response: httpx.Response) -> Any:
+        assert response.is_success, response.text
+        return response.json()
+
+
+@pytest.fixture(scope="module")
+def flowhook(
+    tmp_path_factory: pytest.TempPathFactory, running_server: Callable[[Settings], AbstractContextManager[Server]]
+) -> Iterator[Flowhook]:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("editor"), admin_token=TOKEN, sandbox_workers=1)
+    with running_server(settings) as (_, url):
+        headers = {"authorization": f"Bearer {TOKEN}"}
+        with httpx.Client(base_url=f"{url}/v1/default", headers=headers) as api:
+            yield Flowhook(url, api)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    playwright = sync_playwright().start()
+    launched = playwright.chromium.launch(executable_path=CHROMIUM)
+    yield launched
+    launched.close()
+    playwright.stop()
+
+
+@pytest.fixture
+def dialogs() -> list[str]:
+    """The type of every dialog the page opened (alert, confirm, beforeunload); each is dismissed."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Browser, dialogs: list[str]) -> Iterator[Page]:
+    """A fresh context's page at 1280×800; the test fails if the editor's script throws."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    opened = context.new_page()
+    opened.set_default_timeout(10_000)
+    opened.on("dialog", lambda dialog: (dialogs.append(dialog.type), dialog.dismiss()))
+    errors: list[Error] = []
+    opened.on("pageerror", lambda error: errors.append(error))
+    yield opened
+    context.close()
+    assert errors == [], "the page's script threw"
+
+
+def sign_in(page: Page, flowhook: Flowhook, trigger: dict[str, Any] | None = None) -> None:
+    """Open the editor (on `trigger` by deep link) and sign in with the admin token."""
+    page.goto(f"{flowhook.url}/editor" + (f"#trigger={trigger['id']}" if trigger else ""))
+    page.get_by_label("Admin token").fill(TOKEN)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#workspace")).to_be_visible()
+    if trigger:
+        expect(page.locator("#hook-url")).to_have_value(trigger["url"])
+
+
+def set_source(page: Page, source: str) -> None:
+    page.locator("#source").fill(source)
+
+
+def test_a_wrong_token_shows_the_api_error_and_the_right_one_lists_webhook_triggers(
+    page: Page, flowhook: Flowhook
+) -> None:
+    flow = flowhook.flow("Listed flow")
+    trigger = flowhook.trigger(flow)
+    listed = flowhook.ok(flowhook.api.get(f"/action-flows/{flow['id']}/triggers"))["data"]
+    page.goto(f"{flowhook.url}/editor")
+    page.get_by_label("Admin token").fill("fh_admin_wrong")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("the admin token is not valid")
+    expect(page.locator("#workspace")).to_be_hidden()
+
+    page.get_by_label("Admin token").fill(TOKEN)
+    page.get_by_role("button", name="Sign in").click()
+    entry = page.locator("#flows > li", has_text="Listed flow")
+    expect(entry).to_contain_text("not published")
+    buttons = entry.locator("button.trigger")
+    expect(buttons).to_have_count(1)
+    assert buttons.get_attribute("data-trigger-id") == trigger["id"]
+    others = [entry["id"] for entry in listed if entry["type"] != "webhook"]  # the flow's API trigger
+    assert all(page.locator(f'[data-trigger-id="{other}"]').count() == 0 for other in others)
+    storage = page.evaluate("() => [JSON.stringify(localStorage), sessionStorage.getItem('flowhook.editor')]")
+    assert storage[0] == "{}" and json.loads(storage[1]) == {"token": TOKEN, "env": "default"}
+    assert TOKEN not in page.url
+
+    buttons.click()  # a click opens the trigger and puts it in the fragment, as a deep link would
+    expect(page.locator("#hook-url")).to_have_value(trigger["url"])
+    assert page.url.endswith(f"/editor#trigger={trigger['id']}")
+
+
+def test_a_deep_link_opens_its_trigger_and_a_reload_keeps_the_session(page: Page, flowhook: Flowhook) -> None:
+    trigger = flowhook.trigger(source="function map(request) {\n  return null;\n}\n")
+    flowhook.sample(trigger, body={"user": "u1"})
+    sign_in(page, flowhook, trigger)
+    expect(page.locator("#mode")).to_have_value("test")
+    expect(page.locator("#kind")).to_have_value("javascript")
+    expect(page.locator("#preview-status")).to_contain_text("Skipped")
+    page.reload()
+    expect(page.locator("#hook-url")).to_have_value(trigger["url"])
+
+
+def test_capture_waits_for_a_real_webhook_and_previews_it(page: Page, flowhook: Flowhook) -> None:
+    trigger = flowhook.trigger(source="function map(r) {\n  return {targetUserIds: [r.body.customer]};\n}\n")
+    sign_in(page, flowhook, trigger)
+    expect(page.locator("#samples")).to_contain_text("No samples yet")
+    page.get_by_role("button", name="Capture next request").click()
+    expect(page.locator("#capture-status")).to_have_text(f"Waiting for a request to {trigger['url']}…")
+    assert flowhook.read(trigger)["captureArmed"] is True
+
+    sent = httpx.post(trigger["url"], json={"customer": "cus_captured"})
+    assert (sent.status_code, sent.json()["captured"]) == (202, True)
+    expect(page.locator("#capture-status")).to_contain_text("Captured a POST request")
+    captured = page.locator("#samples li", has_text="captured")
+    expect(captured.locator("input")).to_be_checked()
+    expect(page.locator("#output")).to_contain_text('"cus_captured"')
+
+    page.get_by_role("button", name="Capture next request").click()
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.locator("#capture-status")).to_have_text("Capture cancelled.")
+    assert flowhook.read(trigger)["captureArmed"] is False
+
+
+def test_the_preview_follows_the_source(page: Page, flowhook: Flowhook) -> None:
+    trigger = flowhook.trigger(source="function map(r) {\n  return {targetUserIds: [r.body.id]};\n}\n")
+    flowhook.sample(trigger, body={"id": "u-7", "n": 3})
+    sign_in(page, flowhook, trigger)
+    expect(page.locator("#output")).to_contain_text('"u-7"')
+    expect(page.locator("#preview-status")).to_contain_text("Valid trigger request")
+    expect(page.locator("#preview-status")).to_contain_text(" ms")
+
+    set_source(page, "function map(r) {\n  console.warn('seen', r.body.n);\n  return {targetUserIds: ['edited']};\n}\n")
+    expect(page.locator("#output")).to_contain_text('"edited"')
+    expect(page.locator("#console li")).to_have_text(["warn seen 3"])
+    expect(page.locator("#dirty")).to_be_visible()
+
+    set_source(page, "function map(r) {\n  return {targetUserIds: [r.body.n]};\n}\n")
+    expect(page.locator("#validation-errors li")).to_have_text(["$.targetUserIds[0] must be a string, not a number"])
+    expect(page.locator("#preview-status")).to_contain_text("not a valid trigger request")
+
+    set_source(page, "function map(r) {\n  const x = 1;\n  return r.body.missing.id;\n}\n")
+    expect(page.locator("#preview-error")).to_contain_text("TypeError")
+    expect(page.locator("#preview-error")).to_contain_text("line 3")
+    expect(page.locator("#gutter .error-line")).to_have_text("3\n")
+
+    set_source(page, "function map(r) {\n  return {targetUserIds: [\n}\n")
+    expect(page.locator("#preview-status")).to_have_text("The mapping does not compile")
+    expect(page.locator("#preview-error")).to_contain_text("invalid_mapping")
+
+    source = page.locator("#source")
+    source.fill("")
+    source.press("Tab")
+    assert source.input_value() == "  "
+    source.press("Escape")
+    source.press("Tab")  # Escape, then Tab: the focus moves on rather than being trapped in the editor
+    assert source.input_value() == "  "
+    assert page.evaluate("() => document.activeElement.id") != "source"
+
+
+def test_only_the_answer_to_the_latest_edit_is_shown(page: Page, flowhook: Flowhook) -> None:
+    trigger = flowhook.trigger(source="function map(r) {\n  return {targetUserIds: ['saved']};\n}\n")
+    flowhook.sample(trigger, body={})
+    sign_in(page, flowhook, trigger)
+    expect(page.locator("#output")).to_contain_text('"saved"')
+    held: list[Route] = []
+    page.route("**/mappings/preview", lambda route: held.append(route) if not held else route.continue_())
+    set_source(page, "function map(r) {\n  return {targetUserIds: ['stale']};\n}\n")
+    while not held:  # the stale edit's preview is on its way, and held there
+        page.wait_for_timeout(20)
+    set_source(page, "function map(r) {\n  return {targetUserIds: ['fresh']};\n}\n")
+    expect(page.locator("#output")).to_contain_text('"fresh"')
+
+    with page.expect_response("**/mappings/preview") as stale:
+        held[0].continue_()
+    stale.value.finished()
+    page.evaluate("() => new Promise((resolve) => setTimeout(resolve, 100))")  # let the page handle it
+    expect(page.locator("#output")).to_contain_text('"fresh"')
+
+
+def test_leaving_with_unsaved_changes_asks_first(page: Page, flowhook: Flowhook, dialogs: list[str]) -> None:
+    trigger = flowhook.trigger(source="function map(r) {\n  return null;\n}\n")
+    sign_in(page, flowhook, trigger)
+    page.locator("#source").press("End")
+    page.locator("#source").press_sequentially("// edited")
+    expect(page.locator("#dirty")).to_be_visible()
+    with page.expect_event("dialog"):
+        page.close(run_before_unload=True)
+    assert dialogs == ["beforeunload"]
+
+
+def test_a_jmespath_fields_mapping_previews(page: Page, flowhook: Flowhook) -> None:
+    trigger = flowhook.trigger()
+    flowhook.sample(trigger, body={"customer": {"id": "c-1", "first_name": "Ada"}})
+    sign_in(page, flowhook, trigger)
+    page.get_by_label("Kind").select_option("jmespath")
+    page.get_by_label("Expression 1").fill("body.customer.id")
+    page.get_by_role("button", name="Add field").click()
+    page.get_by_label("Output key 2").fill("variables.firstName")
+    page.get_by_label("Expression 2").fill("body.customer.first_name")
+    expect(page.locator("#output")).to_contain_text('"firstName": "Ada"')
+    expect(page.locator("#output")).to_contain_text('"c-1"')
+
+    page.get_by_role("button", name="Save mapping").click()
+    expect(page.locator("#save-status")).to_contain_text("Saved")
+    expect(page.locator("#dirty")).to_be_hidden()
+    fields = {"targetUserIds": "body.customer.id", "variables.firstName": "body.customer.first_name"}
+    assert flowhook.read(trigger)["mapping"] == {"kind": "jmespath", "fields": fields}
+
+
+def test_save_persists_and_shows_the_refusal_of_an_invalid_mapping(page: Page, flowhook: Flowhook) -> None:
+    trigger = flowhook.trigger()
+    sign_in(page, flowhook, trigger)
+    page.get_by_label("Kind").select_option("javascript")
+    source = "function map(r) {\n  return {targetUserIds: ['saved']};\n}\n"
+    set_source(page, source)
+    page.get_by_role("button", name="Save mapping").click()
+    expect(page.locator("#save-status")).to_contain_text("Saved")
+    assert flowhook.read(trigger)["mapping"] == {"kind": "javascript", "source": source}
+
+    set_source(page, "function map(r) {\n  return {;\n}\n")
+    page.get_by_role("button", name="Save mapping").click()
+    expect(page.locator("#save-status")).to_contain_text("Not saved")
+    expect(page.locator("#save-status")).to_contain_text("422 invalid_mapping")
+    expect(page.locator("#save-status")).to_contain_text("line 2")
+    expect(page.locator("#dirty")).to_be_visible()
+    assert flowhook.read(trigger)["mapping"]["source"] == source
+
+
+def test_the_mode_switch_persists_and_warns_about_an_unpublished_flow(page: Page, flowhook: Flowhook) -> None:
+    trigger = flowhook.trigger(flowhook.flow("Draft only"))
+    sign_in(page, flowhook, trigger)
+    page.get_by_label("Mode").select_option("disabled")
+    expect(page.locator("#mode-status")).to_contain_text("Mode saved: disabled")
+    assert flowhook.read(trigger)["mode"] == "disabled"
+    page.get_by_role("button", name="Capture next request").click()
+    expect(page.locator("#capture-status")).to_contain_text("The trigger is disabled")
+    page.get_by_role("button", name="Cancel").click()
+
+    page.get_by_label("Mode").select_option("live")
+    expect(page.locator("#mode-warning")).to_contain_text("is not published")
+    assert flowhook.read(trigger)["mode"] == "live"
+
+    published = flowhook.trigger(flowhook.flow("Published", publish=True))
+    page.goto(f"{flowhook.url}/editor#trigger={published['id']}")
+    expect(page.locator("#hook-url")).to_have_value(published["url"])
+    page.get_by_label("Mode").select_option("live")
+    expect(page.locator("#mode-warning")).to_contain_text("Switch it to test mode before editing")
+
+
+def test_a_pasted_sample_is_refused_with_the_api_error_and_accepted_when_valid(page: Page, flowhook: Flowhook) -> None:
+    trigger = flowhook.trigger()
+    sign_in(page, flowhook, trigger)
+    page.get_by_text("Paste a sample").click()
+    page.get_by_label("Body", exact=True).fill('{"targetUserIds": ["p-1"]}')
+    page.get_by_label("Headers (optional JSON object)").fill('{"bad name": "x"}')
+    page.get_by_role("button", name="Add sample").click()
+    expect(page.locator("#paste-error")).to_contain_text('at $.headers["bad name"]')
+
+    page.get_by_label("Headers (optional JSON object)").fill('{"X-Request-Id": "r-1"}')
+    page.get_by_role("button", name="Add sample").click()
+    expect(page.locator("#paste-error")).to_be_hidden()
+    expect(page.locator("#samples li input")).to_be_checked()
+    expect(page.locator("#output")).to_contain_text('"p-1"')
+
+
+def test_hostile_values_are_shown_as_text(page: Page, flowhook: Flowhook, dialogs: list[str]) -> None:
+    source = (
+        "function map(r) {\n  console.log('<script>alert(1)</script>');\n  return {targetUserIds: [r.rawBody]};\n}\n"
+    )
+    trigger = flowhook.trigger(source=source)
+    markup = "<img src=x onerror=alert(1)>"
+    flowhook.sample(trigger, body=markup, contentType="text/plain")
+    sign_in(page, flowhook, trigger)
+    expect(page.locator("#console li")).to_have_text(["log <script>alert(1)</script>"])
+    expect(page.locator("#output")).to_contain_text(markup)
+    expect(page.locator("#samples")).to_contain_text(markup)
+    assert page.locator("img").count() == 0
+    assert page.locator("script").count() == 1  # the editor's own module
+    assert dialogs == []
+
+
+def test_the_page_is_served_with_its_security_headers(page: Page, flowhook: Flowhook) -> None:
+    response = page.goto(f"{flowhook.url}/editor")
+    assert response is not None
+    headers = response.headers
+    assert headers["content-security-policy"].startswith("default-src 'none'; script-src 'self';")
+    assert (headers["x-content-type-options"], headers["referrer-policy"]) == ("nosniff", "no-referrer")
+    assert headers["cache-control"] == "no-store"
