@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 
+from flows.retention import InvocationRetention
 from store import Store, database_url
 from store.clock import utcnow
 from store.expansions import finish
@@ -218,3 +219,28 @@ async def test_a_chunk_walks_only_its_own_rows(tmp_path: Path) -> None:
     small = await chunk_steps(tmp_path / "small", 4 * PRUNE_CHUNK)
     large = await chunk_steps(tmp_path / "large", 40 * PRUNE_CHUNK)
     assert large < small * 1.5
+
+
+async def test_a_resumed_pass_walks_only_what_aged_since_and_a_full_one_finds_what_finished_meanwhile(
+    store: Store,
+) -> None:
+    """Flows whose waits outlast the period are walked past by every full pass; the passes between go on
+    from where the last one reached (flows.retention)."""
+    flow = await new_flow(store)
+    for index in range(6):
+        await invocation(store, flow, f"waiting-{index}", instances="waiting")
+    await invocation(store, flow, "done-early")
+    retention = InvocationRetention(store, days=30, interval_seconds=60, chunk=2)
+    month = timedelta(days=30)
+    assert await retention.prune(now=utcnow() + month) == 2  # done-early and its instance
+
+    await invocation(store, flow, "done-later")
+    before = retention.chunks
+    assert await retention.prune(now=utcnow() + month, resume=True) == 2
+    assert retention.chunks - before == 2  # done-later's chunk and the empty one that ends the walk, no more
+
+    finished = sa.update(flow_instances).where(flow_instances.c.flow_invocation_id == "waiting-0")
+    await store.write(lambda conn: conn.execute(finished.values(status="completed")))  # finished long ago
+    assert await retention.prune(now=utcnow() + month, resume=True) == 0  # behind where the passes reached
+    assert await retention.prune(now=utcnow() + month) == 2  # a full pass finds it
+    assert (await left(store))[0] == [f"waiting-{index}" for index in range(1, 6)]
