@@ -57,6 +57,7 @@ class Invocation:
     payload: dict[str, Any]
     status: str
     created_at: datetime
+    hop: int | None = None  # events in a row that led here (event triggers); None when no event did
     seq: int | None = None
 
 

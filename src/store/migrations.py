@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from store.tables import invocations, metadata, schema_migrations
+from store.tables import invocations, metadata, schema_migrations, triggers
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,9 @@ def _rebuild_sqlite_table(conn: Connection, table: sa.Table) -> None:
     conn.execute(sa.text(f"ALTER TABLE {quote(table.name)} RENAME TO {quote(old)}"))
     for index in sa.inspect(conn).get_indexes(old):  # without the automatic ones, which go with the table
         conn.execute(sa.text(f"DROP INDEX {quote(str(index['name']))}"))
+    kept = {column["name"] for column in sa.inspect(conn).get_columns(old)}
     table.create(conn)
-    columns = [column.name for column in table.columns]
+    columns = [column.name for column in table.columns if column.name in kept]  # a later migration adds the rest
     source = sa.table(old, *(sa.column(name) for name in columns))
     conn.execute(sa.insert(table).from_select(columns, sa.select(source)))
     conn.execute(sa.text(f"DROP TABLE {quote(old)}"))
@@ -78,11 +79,25 @@ def _drop_waiting_card_index(conn: Connection) -> None:
     conn.execute(sa.text("DROP INDEX IF EXISTS ix_flow_instances_waiting_card"))
 
 
+def _event_triggers(conn: Connection) -> None:
+    """Event triggers: the event a trigger listens for, the hops an invocation is from an API event, and
+    the deliveries outbox (created by create_all, which skips the tables a database already has)."""
+    for column in (triggers.c.event_name, invocations.c.hop):
+        if column.name in {found["name"] for found in sa.inspect(conn).get_columns(column.table.name)}:
+            continue  # migration 3 rebuilt `invocations` on SQLite with the current columns
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE {column.table.name} ADD COLUMN {column.name} {kind}"))
+    [index] = [index for index in triggers.indexes if index.name == "ix_triggers_environment_event"]
+    conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+    metadata.create_all(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "flows, cards, analytics, test users, credentials", _flows_and_api_triggers),
     Migration(3, "flowInvocationId unique per flow and mode", _idempotency_key_per_mode),
     Migration(4, "no index on flow_instances.waiting_card_id", _drop_waiting_card_index),
+    Migration(5, "event triggers", _event_triggers),
 )
 
 

@@ -105,6 +105,8 @@ triggers = sa.Table(
     sa.Column("revision", sa.Integer, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("event_name", sa.Text, nullable=True),  # an event trigger's event (migration 5)
+    sa.Index("ix_triggers_environment_event", "environment_id", "event_name"),
 )
 
 samples = sa.Table(
@@ -171,6 +173,8 @@ invocations = sa.Table(
     sa.Column("payload", Json, nullable=False),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    # Event triggers: how many events in a row led here (None: not started by an event; migration 5).
+    sa.Column("hop", sa.Integer, nullable=True),
     # The idempotency key: test and live are separate namespaces (migration 3).
     sa.Index("uq_invocations_flow_mode_key", "flow_id", "mode", "flow_invocation_id", unique=True),
     sa.Index("ix_invocations_status_seq", "status", "seq"),
@@ -317,4 +321,30 @@ access_tokens = sa.Table(
     sa.Column("roles", Json, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("expires_at", UtcDateTime, nullable=False),
+)
+
+
+# --- Event triggers (SPEC §6) ---
+
+# The outbox between an event (sent to the API, or emitted by a flow) and the event triggers it
+# fires: one row per (event, trigger), written in the event's transaction, turned into an
+# invocation (or a recorded refusal) by the event dispatcher.
+event_deliveries = sa.Table(
+    "event_deliveries",
+    metadata,
+    sa.Column("seq", Sequence, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.Text, nullable=False, unique=True),  # derived from (event, trigger): a repeat is a no-op
+    sa.Column("environment_id", sa.Text, nullable=False),
+    sa.Column("trigger_id", sa.Text, nullable=False),
+    sa.Column("event_id", sa.Text, nullable=False),  # analytics_events.id
+    sa.Column("hop", sa.Integer, nullable=False),  # 1 for an event sent to the API; a flow's events: its hop + 1
+    sa.Column("status", sa.Text, nullable=False),  # pending, then accepted | duplicate | skipped | failed
+    sa.Column("cause", sa.Text, nullable=True),
+    sa.Column("detail", Json, nullable=True),  # what the mapping gave: output, errors, logs
+    sa.Column("invocation_id", sa.Text, nullable=True),
+    sa.Column("flow_invocation_id", sa.Text, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Index("ix_event_deliveries_status_seq", "status", "seq"),
+    sa.Index("ix_event_deliveries_trigger_seq", "trigger_id", "seq"),
 )

@@ -39,6 +39,7 @@ class Trigger:
     revision: int
     created_at: datetime
     updated_at: datetime
+    event_name: str | None = None  # an event trigger's event
 
 
 @dataclass(frozen=True)

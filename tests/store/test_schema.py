@@ -61,6 +61,32 @@ async def test_a_database_from_version_3_loses_the_unused_waiting_card_index(tmp
         assert "ix_flow_instances_waiting_card" not in indexes and "ix_flow_instances_due_at" in indexes
 
 
+async def test_a_version_4_database_gets_event_triggers_and_keeps_its_rows(tmp_path: Path) -> None:
+    store = await Store.open(database_url(None, tmp_path))
+    flow = await store.write(lambda conn: insert_flow(conn, "default", {"name": "f"}))
+    accepted = await store.submit(accept_batch, accept(flow.id, "evt_1", {"targetUserIds": ["u1"]}))
+    await store.close()
+    with sqlite3.connect(tmp_path / "flowhook.db") as db:  # as version 4 left it
+        db.executescript(
+            "DROP TABLE event_deliveries; DROP INDEX ix_triggers_environment_event;"
+            " ALTER TABLE triggers DROP COLUMN event_name; ALTER TABLE invocations DROP COLUMN hop;"
+            " DELETE FROM schema_migrations WHERE version > 4;"
+        )
+    store = await Store.open(database_url(None, tmp_path))
+    try:
+        repeat = await store.submit(accept_batch, accept(flow.id, "evt_1", {"targetUserIds": ["u1"]}))
+    finally:
+        await store.close()
+    assert repeat.verdict == "duplicate" and repeat.invocation is not None and accepted.invocation is not None
+    assert repeat.invocation.id == accepted.invocation.id
+    with sqlite3.connect(tmp_path / "flowhook.db") as db:
+        versions = [row[0] for row in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
+        assert versions == [migration.version for migration in MIGRATIONS]
+        assert "hop" in {row[1] for row in db.execute("PRAGMA table_info(invocations)")}
+        assert "event_name" in {row[1] for row in db.execute("PRAGMA table_info(triggers)")}
+        assert db.execute("SELECT COUNT(*) FROM event_deliveries").fetchone()[0] == 0
+
+
 # The invocations table as migrations 1 and 2 left it: flowInvocationId unique per flow, whatever the mode.
 DOWNGRADE_INVOCATIONS_TO_VERSION_2 = """
 CREATE TABLE invocations_v2 (
@@ -81,7 +107,8 @@ CREATE TABLE invocations_v2 (
     CONSTRAINT uq_invocations_flow_key UNIQUE (flow_id, flow_invocation_id),
     UNIQUE (id)
 );
-INSERT INTO invocations_v2 SELECT * FROM invocations;
+INSERT INTO invocations_v2 SELECT seq, id, environment_id, flow_id, flow_version, trigger_id, request_id, mode,
+    flow_invocation_id, payload_hash, payload, status, created_at FROM invocations;
 DROP TABLE invocations;
 ALTER TABLE invocations_v2 RENAME TO invocations;
 CREATE INDEX ix_invocations_status_seq ON invocations (status, seq);
