@@ -12,6 +12,7 @@ import functools
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -177,23 +178,7 @@ async def test_processes_pruning_at_once_delete_everything_once(store: Store, da
 PRUNE_CHUNK = 50
 
 
-def counting_steps(conn: Connection, work: Callable[[Connection], Chunk]) -> tuple[Chunk, int]:
-    """`work`'s result and the number of SQLite virtual-machine steps it took (10 per tick)."""
-    driver = conn.connection.driver_connection
-    ticks = [0]
-
-    def tick() -> int:
-        ticks[0] += 1
-        return 0  # go on
-
-    driver.set_progress_handler(tick, 10)
-    try:
-        return work(conn), ticks[0]
-    finally:
-        driver.set_progress_handler(None, 0)
-
-
-async def chunk_steps(tmp_path: Path, backlog: int) -> int:
+async def chunk_steps(tmp_path: Path, backlog: int, vm_steps: Callable[..., tuple[Any, int]]) -> int:
     """Steps of the second chunk of a walk over `backlog` finished invocations, as many recent ones, and as many
     kept old ones ahead of them."""
     store = await Store.open(database_url(None, tmp_path), fsync=False)
@@ -207,17 +192,17 @@ async def chunk_steps(tmp_path: Path, backlog: int) -> int:
         first = await store.write(lambda conn: prune_finished(conn, cutoff, "", PRUNE_CHUNK))
         assert first.next_after is not None
         one_chunk = functools.partial(prune_finished, cutoff=cutoff, after=first.next_after, limit=PRUNE_CHUNK)
-        chunk, steps = await store.write(lambda conn: counting_steps(conn, one_chunk))
+        chunk, steps = await store.write(lambda conn: vm_steps(conn, one_chunk))
         assert chunk.deleted > 0  # of the 50 invocations read, those finished (about half), with their instances
         return steps
     finally:
         await store.close()
 
 
-async def test_a_chunk_walks_only_its_own_rows(tmp_path: Path) -> None:
+async def test_a_chunk_walks_only_its_own_rows(tmp_path: Path, vm_steps: Callable[..., tuple[Any, int]]) -> None:
     """Neither the backlog behind a chunk, nor the kept or recent rows beyond it, are walked by it."""
-    small = await chunk_steps(tmp_path / "small", 4 * PRUNE_CHUNK)
-    large = await chunk_steps(tmp_path / "large", 40 * PRUNE_CHUNK)
+    small = await chunk_steps(tmp_path / "small", 4 * PRUNE_CHUNK, vm_steps)
+    large = await chunk_steps(tmp_path / "large", 40 * PRUNE_CHUNK, vm_steps)
     assert large < small * 1.5
 
 

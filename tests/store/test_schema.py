@@ -7,10 +7,10 @@ import functools
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from store import Store, database_url
 from store.clock import utcnow
@@ -273,38 +273,22 @@ PRUNE_KEEP = 100
 PRUNE_CHUNK = 50
 
 
-def counting_steps(conn: Connection, work: Callable[[Connection], int]) -> tuple[int, int]:
-    """`work`'s result and the number of SQLite virtual-machine steps it took (10 per tick)."""
-    driver = conn.connection.driver_connection
-    ticks = [0]
-
-    def tick() -> int:
-        ticks[0] += 1
-        return 0  # go on
-
-    driver.set_progress_handler(tick, 10)
-    try:
-        return work(conn), ticks[0]
-    finally:
-        driver.set_progress_handler(None, 0)
-
-
-async def chunk_steps(tmp_path: Path, backlog: int) -> int:
+async def chunk_steps(tmp_path: Path, backlog: int, vm_steps: Callable[..., tuple[Any, int]]) -> int:
     store = await Store.open(database_url(None, tmp_path))
     try:
         rows = [entry(index, "t1", 202) for index in range(backlog)]
         await store.write(lambda conn: store_entries(conn, rows))
         one_chunk = functools.partial(prune, trigger_ids=["t1"], keep=PRUNE_KEEP, limit=PRUNE_CHUNK)
-        deleted, steps = await store.write(lambda conn: counting_steps(conn, one_chunk))
+        deleted, steps = await store.write(lambda conn: vm_steps(conn, one_chunk))
         assert deleted == PRUNE_CHUNK
         return steps
     finally:
         await store.close()
 
 
-async def test_a_chunk_walks_only_the_rows_it_deletes(tmp_path: Path) -> None:
+async def test_a_chunk_walks_only_the_rows_it_deletes(tmp_path: Path, vm_steps: Callable[..., tuple[Any, int]]) -> None:
     """A busy minute leaves a backlog of ~200,000 entries; a chunk that walked all of it held the
     store's writer, and every webhook waiting for a commit, for as long as the walk took."""
-    small = await chunk_steps(tmp_path / "small", PRUNE_KEEP + 4 * PRUNE_CHUNK)
-    large = await chunk_steps(tmp_path / "large", PRUNE_KEEP + 40 * PRUNE_CHUNK)
+    small = await chunk_steps(tmp_path / "small", PRUNE_KEEP + 4 * PRUNE_CHUNK, vm_steps)
+    large = await chunk_steps(tmp_path / "large", PRUNE_KEEP + 40 * PRUNE_CHUNK, vm_steps)
     assert large < small * 1.5
