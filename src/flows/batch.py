@@ -2,7 +2,8 @@
 
 A batch takes pending invocations from the inbox (expanding each into one
 flow instance per target user) and flow instances that are due, runs their
-steps in memory, then writes instances, cards, analytics events and the
+steps in memory, then writes instances, cards, analytics events (with the
+event trigger deliveries they cause, store.event_deliveries) and the
 inbox's progress together. Nothing is visible until COMMIT and everything is
 after it, so a kill -9 at any point either loses the whole batch (and the
 work is claimed again) or none of it: effects are never lost or doubled.
@@ -19,12 +20,12 @@ from typing import Any, Literal
 import orjson
 from sqlalchemy.engine import Connection
 
-from flows.interpreter import Effects, Interpreter, RetryPolicy, Run, subject_of
+from flows.interpreter import Effects, Interpreter, RetryPolicy, Run
 from flows.program import Program, compile_flow
 from flows.templates import TemplateSource
 from store import expansions
-from store.analytics import event_row
 from store.clock import utcnow
+from store.event_deliveries import enqueue_emitted
 from store.flow_instances import FlowInstance, claim_due, save_states, set_aside_instance
 from store.flows import get_flow, published_definition
 from store.idempotent import derived_id, insert_new
@@ -100,7 +101,7 @@ class Batch:
         self._caches = caches
         self._budget = budget
         self._now = utcnow()
-        self._effects = Effects()
+        self._effects = Effects(self._now)
         self._interpreter = Interpreter(
             conn, self._now, retry, TemplateSource(conn, caches.published_templates), self._effects
         )
@@ -204,6 +205,7 @@ class Batch:
             notification_detail=payload.get("notificationDetail") or {},
             flow_version=invocation.flow_version,
             trigger_id=invocation.trigger_id,
+            hop=invocation.hop or 0,
         )
 
     def _start(self, invocation: Invocation, snapshot: str, run: Run, user_id: str, *, ignored: bool) -> None:
@@ -232,8 +234,7 @@ class Batch:
         if ignored:
             return
         properties = {"flowVersion": run.flow_version, "triggerId": run.trigger_id}
-        started = event_row(subject_of(instance, run), "action-flow-started", self._now, properties, effect=instance.id)
-        self._effects.events.append(started)
+        self._effects.emit(instance, run, "action-flow-started", properties, effect=instance.id)
         self._interpreter.advance(instance, run)
 
     def _resume(self) -> None:
@@ -262,6 +263,7 @@ class Batch:
         save_states(self._conn, self._advanced)
         insert_new(self._conn, cards, self._effects.cards)
         insert_new(self._conn, analytics_events, self._effects.events)
+        enqueue_emitted(self._conn, self._effects.events, self._effects.event_hops, now=self._now)
         for status, invocation_ids in self._finished.items():
             expansions.finish(self._conn, invocation_ids, status)
         expansions.forget_progress(self._conn, self._finished_with_progress)

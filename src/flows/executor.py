@@ -13,14 +13,12 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-import sqlalchemy as sa
-
+from flows.background import BackgroundLoop, transient_failure
 from flows.batch import BatchFailed, Caches, Progress, WorkItem, run_batches, set_aside
 from flows.interpreter import RetryPolicy
 from store import Store
 from store.clock import utcnow
 from store.flow_instances import next_due
-from store.writer import WriterClosed
 
 log = logging.getLogger("flowhook.flows")
 
@@ -34,43 +32,25 @@ class ExecutorConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
-class Executor:
+class Executor(BackgroundLoop):
     def __init__(self, store: Store, config: ExecutorConfig | None = None) -> None:
-        self._store = store
         self._config = config or ExecutorConfig()
+        super().__init__("executor", self._config.poll_seconds)
+        self._store = store
         self._caches = Caches()
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="flowhook-executor")
-
-    async def close(self) -> None:
-        """Finish the batch in flight, then stop."""
-        if self._task is None:
-            return
-        self._stopping = True
-        self._wake.set()
-        await self._task
-        self._task = None
-
-    def wake(self) -> None:
-        """New work is due now (a card action released a wait, an invocation arrived)."""
-        self._wake.set()
 
     async def step(self) -> Progress:
         """Run one batch through the store's writer and return what it did.
 
         A batch that fails for its data rather than for the store (see
-        `_transient`) is run again an item at a time, and the item that fails
+        `transient_failure`) is run again an item at a time, and the item that fails
         alone is set aside, marked failed: claimed first again and again, it
         would otherwise fail every batch and stop all work behind it.
         """
         try:
             return await self._run(self._config.batch_size)
         except BatchFailed as failed:
-            if _transient(failed.error):
+            if transient_failure(failed.error):
                 raise
             log.warning("executor batch of %d items failed (%s); running them one at a time", len(failed.items), failed)
             return await self._one_at_a_time(len(failed.items))
@@ -93,7 +73,7 @@ class Executor:
             try:
                 progress = await self._run(1)
             except BatchFailed as failed:
-                if _transient(failed.error) or len(failed.items) != 1:
+                if transient_failure(failed.error) or len(failed.items) != 1:
                     raise
                 await self._set_aside(failed.items[0], str(failed))
                 break
@@ -106,42 +86,18 @@ class Executor:
         await self._store.write(lambda conn: set_aside(conn, item, reason))
         log.error("executor: %s %s fails whenever it runs (%s); marked failed", item.kind, item.id, reason)
 
-    async def _loop(self) -> None:
-        """Batches back to back while they come out full; after a partial one, a pause first.
+    async def _round(self) -> bool:
+        """A batch if work is due; at once again if it came out full, after a short pause if partial.
 
         Under a steady stream of webhooks, stepping again at once would run
         batches of a handful of invocations, each paying the batch's fixed
         cost (claim and finish queries, a commit); the pause lets arriving
         work gather, so a flow starts at most `gather_seconds` later.
         """
-        while not self._stopping:
-            try:
-                if await self._has_work():
-                    progress = await self.step()
-                    if progress.instances >= self._config.batch_size:
-                        continue
-                    if progress.worked:
-                        await asyncio.sleep(self._config.gather_seconds)  # not cut short by wake(): that is the point
-                        continue
-            except WriterClosed:
-                return
-            except Exception:  # noqa: BLE001 - keep executing; the failed batch was rolled back
-                log.exception("executor batch failed; retrying after a pause")
-            await self._pause(self._config.poll_seconds)
-
-    async def _has_work(self) -> bool:
         due = await self._store.read(next_due)
-        return due is not None and due <= utcnow()
-
-    async def _pause(self, seconds: float) -> None:
-        """Until `seconds` pass or `wake()` is called (at once if it was called meanwhile)."""
-        try:
-            await asyncio.wait_for(self._wake.wait(), seconds)
-        except TimeoutError:
-            pass
-        self._wake.clear()
-
-
-def _transient(error: Exception) -> bool:
-    """A failure of the store itself (connection, lock, disk), which running again later may not repeat."""
-    return isinstance(error, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError | OSError)
+        if due is None or due > utcnow():
+            return False
+        progress = await self.step()
+        if progress.worked and progress.instances < self._config.batch_size:
+            await asyncio.sleep(self._config.gather_seconds)  # not cut short by wake(): that is the point
+        return progress.worked

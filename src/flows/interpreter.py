@@ -57,6 +57,7 @@ class Run:
     notification_detail: dict[str, Any]
     flow_version: int | None
     trigger_id: str | None
+    hop: int = 0  # events in a row that started the invocation (0: no event did); its own events are one more
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,18 @@ class CardContent:
 
 @dataclass
 class Effects:
-    """Rows the batch inserts (ignoring repeats) when it commits."""
+    """Rows the batch inserts (ignoring repeats) when it commits, stamped `now`."""
 
+    now: datetime
     cards: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    event_hops: list[int] = field(default_factory=list)  # each event's hop, for the event triggers it fires
     new_card_expiries: dict[str, datetime | None] = field(default_factory=dict)  # card id -> expires_at
+
+    def emit(self, instance: FlowInstance, run: Run, name: str, properties: dict[str, Any], **ids: str) -> None:
+        """Record an analytics event of `instance` (`ids`: event_row's), one hop past the event that started it."""
+        self.events.append(event_row(subject_of(instance, run), name, self.now, properties, **ids))
+        self.event_hops.append(run.hop + 1)
 
 
 def subject_of(instance: FlowInstance, run: Run) -> EventSubject:
@@ -211,10 +219,7 @@ class Interpreter:
             "templateVersion": content.template_version,
             "stepId": step.step_id,
         }
-        subject = subject_of(instance, run)
-        self.effects.events.append(
-            event_row(subject, "card-published", self._now, properties, effect=card_id, card_instance_id=card_id)
-        )
+        self.effects.emit(instance, run, "card-published", properties, effect=card_id, card_instance_id=card_id)
 
     def _wait(self, instance: FlowInstance, until: datetime, card_id: str | None = None) -> None:
         instance.status = "waiting"
@@ -249,9 +254,7 @@ class Interpreter:
         instance.status = "completed"
         instance.due_at = None
         properties = {"flowVersion": run.flow_version}
-        self.effects.events.append(
-            event_row(subject_of(instance, run), "action-flow-completed", self._now, properties, effect=instance.id)
-        )
+        self.effects.emit(instance, run, "action-flow-completed", properties, effect=instance.id)
 
     def _failed(self, instance: FlowInstance, run: Run, instruction: Any, error: Exception) -> None:
         step_id = getattr(instruction, "step_id", None)
@@ -269,9 +272,7 @@ class Interpreter:
         instance.status = "failed"
         instance.due_at = None
         properties = {"stepId": step_id, "error": message, "attempts": instance.attempts}
-        self.effects.events.append(
-            event_row(subject_of(instance, run), "action-flow-failed", self._now, properties, effect=instance.id)
-        )
+        self.effects.emit(instance, run, "action-flow-failed", properties, effect=instance.id)
 
 
 def _evaluate(branch: Branch, scope: dict[str, Any]) -> Any:

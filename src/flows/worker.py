@@ -1,4 +1,4 @@
-"""`flowhook worker`: the flow executor without the HTTP service.
+"""`flowhook worker`: the flow executor and the event dispatcher without the HTTP service.
 
 On PostgreSQL any number of workers (and `serve` processes) share the work;
 on SQLite one executor per database file is enough, since SQLite has one
@@ -11,10 +11,14 @@ import asyncio
 import signal
 from pathlib import Path
 
+from flows.dispatcher import DispatcherConfig, EventDispatcher
 from flows.executor import Executor, ExecutorConfig
 from flows.interpreter import RetryPolicy
 from flows.retention import InvocationRetention
+from ingress.mapping_runner import MappingRunner
+from ingress.retention import EVENT_DELIVERIES, LogRetention
 from ingress.settings import Settings
+from mapper.pool import SandboxPool
 from store import Store, database_url
 
 
@@ -31,25 +35,51 @@ def invocation_retention(store: Store, settings: Settings) -> InvocationRetentio
     return InvocationRetention(store, settings.invocation_retention_days, settings.prune_interval_seconds)
 
 
+def event_dispatcher(
+    store: Store, runner: MappingRunner, settings: Settings, executor: Executor, retention: LogRetention
+) -> EventDispatcher:
+    """Whoever runs the executor dispatches events too, waking the executor for the runs they start."""
+    config = DispatcherConfig(poll_seconds=settings.executor_poll_seconds)
+    return EventDispatcher(store, runner, config, on_accepted=executor.wake, on_settled=retention.note)
+
+
+def delivery_retention(store: Store, settings: Settings) -> LogRetention:
+    """Settled event deliveries are kept as many per trigger as requests in the request log."""
+    return LogRetention(store, EVENT_DELIVERIES, settings.request_log_retention, settings.prune_interval_seconds)
+
+
 def run_worker(data_dir: str | Path, database: str | None) -> None:
-    """Run the executor until SIGINT or SIGTERM; other settings come from FLOWHOOK_* variables."""
+    """Run the executor and the event dispatcher until SIGINT or SIGTERM; other settings come from FLOWHOOK_*."""
     asyncio.run(_work(Settings.from_env(data_dir=Path(data_dir), database=database)))
 
 
 async def _work(settings: Settings) -> None:
     url = database_url(settings.database, settings.data_dir)
     store = await Store.open(url, max_batch=settings.max_batch, fsync=settings.durability == "fsync")
+    pool = SandboxPool(settings.sandbox_workers, limits=settings.mapping_limits)  # JavaScript event mappings
+    try:
+        await pool.start()
+    except BaseException:
+        await store.close()
+        raise
     executor = Executor(store, executor_config(settings))
     retention = invocation_retention(store, settings)
+    deliveries = delivery_retention(store, settings)
+    dispatcher = event_dispatcher(store, MappingRunner(pool, settings.mapping_limits), settings, executor, deliveries)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     executor.start()
     retention.start()
+    deliveries.start()
+    dispatcher.start()
     try:
         await stop.wait()
     finally:
         await retention.close()
+        await dispatcher.close()
+        await deliveries.close()
         await executor.close()
+        await pool.close()
         await store.close()

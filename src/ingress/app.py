@@ -19,8 +19,10 @@ from ingress.api import (
     card_templates,
     cards,
     credentials,
+    deliveries,
     environment_settings,
     environments,
+    events,
     flows,
     invocations,
     preview,
@@ -58,6 +60,8 @@ def management_routes() -> list[BaseRoute]:
         *invocations.routes,
         *credentials.routes,
         *action_flow.routes,
+        *events.routes,
+        *deliveries.routes,
     ]
 
 

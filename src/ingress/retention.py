@@ -1,6 +1,7 @@
-"""Bounded request log: prune each trigger's entries to the newest N, in the background.
+"""Bounded per-trigger logs (the request log, event deliveries): prune each trigger's rows to the newest N,
+in the background.
 
-Requests only note which triggers they logged to; a background task prunes
+Requests (and settled event deliveries) only note their triggers; a background task prunes
 those every `interval` seconds, so the hot path never pays for deletes. It
 deletes in transactions of at most `PRUNE_CHUNK` rows: a busy minute leaves
 hundreds of thousands of entries over the limit, and deleting them in one
@@ -12,18 +13,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-from store import Store
-from store.request_log import logged_trigger_ids, prune
+from sqlalchemy.engine import Connection
+
+from store import Store, event_deliveries, request_log
 
 log = logging.getLogger("flowhook.ingress")
 
 PRUNE_CHUNK = 500  # rows per transaction: ~5 ms of the writer, however large the backlog (store.request_log.prune)
 
 
-class RequestLogRetention:
-    def __init__(self, store: Store, keep: int, interval_seconds: float, chunk: int = PRUNE_CHUNK) -> None:
+@dataclass(frozen=True)
+class PrunedLog:
+    """A per-trigger log and how to prune it (store.pruning)."""
+
+    name: str  # names its task and its log lines
+    prune: Callable[[Connection, Iterable[str | None], int, int], int]  # (conn, triggers, keep, limit) -> deleted
+    trigger_ids: Callable[[Connection], list[str | None]]  # every trigger with rows
+
+
+REQUEST_LOG = PrunedLog("request-log", request_log.prune, request_log.logged_trigger_ids)
+EVENT_DELIVERIES = PrunedLog("event-deliveries", event_deliveries.prune, event_deliveries.delivered_trigger_ids)
+
+
+class LogRetention:
+    def __init__(
+        self, store: Store, pruned: PrunedLog, keep: int, interval_seconds: float, chunk: int = PRUNE_CHUNK
+    ) -> None:
         self._store = store
+        self._pruned = pruned
         self._keep = keep
         self._interval = interval_seconds
         self._chunk = chunk
@@ -35,7 +55,7 @@ class RequestLogRetention:
 
     async def prune_all(self) -> int:
         """Prune every trigger's log (at start, and on demand)."""
-        trigger_ids = await self._store.read(logged_trigger_ids)
+        trigger_ids = await self._store.read(self._pruned.trigger_ids)
         return await self._prune(trigger_ids)
 
     async def prune_noted(self) -> int:
@@ -45,7 +65,7 @@ class RequestLogRetention:
 
     async def _prune(self, trigger_ids: list[str | None] | set[str | None]) -> int:
         """Chunk after chunk, each its own write, so webhook commits go on in between."""
-        keep, chunk, total = self._keep, self._chunk, 0
+        prune, keep, chunk, total = self._pruned.prune, self._keep, self._chunk, 0
         while True:
             deleted = await self._store.write(lambda conn: prune(conn, trigger_ids, keep, chunk))
             total += deleted
@@ -53,7 +73,7 @@ class RequestLogRetention:
                 return total
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="flowhook-request-log-retention")
+        self._task = asyncio.create_task(self._run(), name=f"flowhook-{self._pruned.name}-retention")
 
     async def close(self) -> None:
         if self._task is not None:
@@ -67,4 +87,4 @@ class RequestLogRetention:
             try:
                 await self.prune_noted()
             except Exception:  # noqa: BLE001 - retention must not die; it retries next round
-                log.exception("pruning the request log failed")
+                log.exception("pruning %s failed", self._pruned.name)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flows.dispatcher import EventDispatcher
 from flows.executor import Executor
 from flows.retention import InvocationRetention
-from flows.worker import executor_config, invocation_retention
+from flows.worker import delivery_retention, event_dispatcher, executor_config, invocation_retention
 from ingress.allowlist import IpAllowlist
 from ingress.auth import AdminAuth, admin_token_hash
 from ingress.hook_configs import HookConfigs
 from ingress.mapping_runner import MappingRunner
 from ingress.preview_sandbox import PreviewSandbox
-from ingress.retention import RequestLogRetention
+from ingress.retention import REQUEST_LOG, LogRetention
 from ingress.settings import Settings
 from mapper.pool import SandboxPool
 from store import Store, database_url
@@ -26,11 +27,13 @@ class Services:
     runner: MappingRunner
     hook_configs: HookConfigs
     admin_auth: AdminAuth
-    retention: RequestLogRetention
+    retention: LogRetention  # of the request log
     trusted_proxies: IpAllowlist
     previews: PreviewSandbox
     executor: Executor | None = None
     invocation_retention: InvocationRetention | None = None  # with the executor
+    dispatcher: EventDispatcher | None = None  # with the executor
+    delivery_retention: LogRetention | None = None  # with the dispatcher
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -44,15 +47,21 @@ class Services:
             await store.close()
             raise
         runner = MappingRunner(pool, settings.mapping_limits)
-        retention = RequestLogRetention(store, settings.request_log_retention, settings.prune_interval_seconds)
+        retention = LogRetention(store, REQUEST_LOG, settings.request_log_retention, settings.prune_interval_seconds)
         retention.start()
         executor: Executor | None = None
         finished_work: InvocationRetention | None = None
+        dispatcher: EventDispatcher | None = None
+        deliveries: LogRetention | None = None
         if settings.executor:
             executor = Executor(store, executor_config(settings))
             executor.start()
             finished_work = invocation_retention(store, settings)
             finished_work.start()
+            deliveries = delivery_retention(store, settings)
+            deliveries.start()
+            dispatcher = event_dispatcher(store, runner, settings, executor, deliveries)
+            dispatcher.start()
         return cls(
             settings=settings,
             store=store,
@@ -65,12 +74,18 @@ class Services:
             previews=PreviewSandbox(settings.mapping_limits),
             executor=executor,
             invocation_retention=finished_work,
+            dispatcher=dispatcher,
+            delivery_retention=deliveries,
         )
 
     async def close(self) -> None:
         """Stop taking work, let queued writes commit, then release everything."""
         if self.invocation_retention is not None:
             await self.invocation_retention.close()
+        if self.dispatcher is not None:
+            await self.dispatcher.close()
+        if self.delivery_retention is not None:
+            await self.delivery_retention.close()
         if self.executor is not None:
             await self.executor.close()
         await self.retention.close()
@@ -79,9 +94,12 @@ class Services:
         await self.store.close()
 
     def work_arrived(self) -> None:
-        """An invocation was accepted or a wait released: start it now rather than at the executor's next poll."""
+        """An invocation was accepted, a wait released or an event stored: start on it now rather than at
+        the executor's (and the event dispatcher's) next poll."""
         if self.executor is not None:
             self.executor.wake()
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
 
     def configuration_changed(self) -> None:
         """Every write that changes what a webhook request sees (a trigger, a flow's variables or

@@ -2,7 +2,8 @@
 
 A card is created only by the executor, once per (flow instance, step): its
 id derives from both and a unique index backs it. Completing or dismissing a
-card records the analytics event and releases a wait of its flow instance on
+card records the analytics event (with the event trigger deliveries it causes,
+store.event_deliveries) and releases a wait of its flow instance on
 that card, in one transaction that takes turns with the executor's on that
 instance (see `act_on_card`).
 """
@@ -17,9 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from store.analytics import EventSubject, event_row
+from store.event_deliveries import enqueue_emitted
 from store.flow_instances import FlowInstance
 from store.idempotent import insert_new
-from store.tables import analytics_events, cards, flow_instances
+from store.tables import analytics_events, cards, flow_instances, invocations
 
 #: action -> (the card's new status, the analytics event it emits)
 ACTIONS = {"complete": ("completed", "card-completed"), "dismiss": ("dismissed", "card-dismissed")}
@@ -135,6 +137,7 @@ def act_on_card(conn: Connection, environment_id: str, card_id: str, action: str
     properties = {"cardTemplateId": card.template_id, "templateVersion": card.template_version, "stepId": card.step_id}
     event = event_row(subject, event_name, at, properties, effect=card.id, card_instance_id=card.id)
     insert_new(conn, analytics_events, [event])
+    enqueue_emitted(conn, [event], [_hop(conn, instance) + 1], now=at)
     if (
         instance is not None
         and instance.status == "waiting"
@@ -148,6 +151,15 @@ def act_on_card(conn: Connection, environment_id: str, card_id: str, action: str
             .values(due_at=at, released_by=event_name, updated_at=at)
         )
     return ActionResult("done", replace(card, status=status, updated_at=at))
+
+
+def _hop(conn: Connection, instance: FlowInstance | None) -> int:
+    """The hop of the run that sent the card (store.event_deliveries); 0 once retention pruned it, or if no event
+    started it."""
+    if instance is None:
+        return 0
+    query = sa.select(invocations.c.hop).where(invocations.c.id == instance.invocation_id)
+    return conn.execute(query).scalar() or 0
 
 
 def _lock_flow_instance(conn: Connection, environment_id: str, card_id: str) -> FlowInstance | None:

@@ -5,30 +5,38 @@ analytics event) fires every event trigger of its environment that listens
 for its name and is not disabled, except the triggers of the flow that
 emitted it (the seed: a flow's events never start that same flow). Each
 (event, trigger) pair becomes one pending row here, written with the event
-itself, so a crash loses neither; the event dispatcher then runs the
-trigger's mapping and turns the row into an invocation or a recorded refusal.
-The row's id derives from the pair, so writing it again is a no-op.
+itself, so a crash loses neither; the event dispatcher (flows.dispatcher,
+with store.event_dispatch) then runs the trigger's mapping and turns the row
+into an invocation or a recorded refusal. The row's id derives from the
+pair, so writing it again is a no-op.
 
 `hop` counts the events in a row: 1 for an event sent to the API, and the
 emitting invocation's hop + 1 for a flow's own events. Past `MAX_HOPS` an
 event fires nothing more, which ends cycles across flows (A's event starts
 B, whose event starts A, …).
+
+Settled deliveries are kept like the request log: the newest N per trigger
+(`prune`, run in the background by ingress.retention).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from store.idempotent import derived_id, insert_new
+from store.pruning import prune_newest
 from store.tables import event_deliveries, triggers
 
 MAX_HOPS = 5
 PENDING = "pending"
+
+Listeners = dict[tuple[str, str], list[tuple[str, str]]]  # (environment, event name) -> [(trigger, flow)]
 
 
 @dataclass(frozen=True)
@@ -46,17 +54,53 @@ def enqueue(conn: Connection, events: Sequence[FiredEvent], *, hop: int, now: da
     (for an event written before, its deliveries are already there and are left as they are)."""
     if hop > MAX_HOPS or not events:
         return 0
-    listening: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (environment, event name) -> (trigger, flow)
-    for environment_id in {event.environment_id for event in events}:
-        names = {event.name for event in events if event.environment_id == environment_id}
-        query = sa.select(triggers.c.id, triggers.c.flow_id, triggers.c.event_name).where(
-            triggers.c.environment_id == environment_id,
-            triggers.c.type == "event",
-            triggers.c.mode != "disabled",
-            triggers.c.event_name.in_(names),
-        )
-        for trigger_id, flow_id, name in conn.execute(query):
-            listening.setdefault((environment_id, name), []).append((trigger_id, flow_id))
+    names: dict[str, set[str]] = {}
+    for event in events:
+        names.setdefault(event.environment_id, set()).add(event.name)
+    return _write(conn, [(event, hop) for event in events], _listeners(conn, names), now)
+
+
+def enqueue_emitted(conn: Connection, rows: Sequence[dict[str, Any]], hops: Sequence[int], *, now: datetime) -> int:
+    """`enqueue` for a flow's own events: `analytics_events` rows as inserted, each at its hop.
+
+    The executor calls this for every batch, so an environment without event
+    triggers must cost next to nothing: one query per environment tells
+    which of the names have triggers, and only those events go further.
+    """
+    names: dict[str, set[str]] = {}
+    for row in rows:
+        names.setdefault(row["environment_id"], set()).add(row["event_name"])
+    listeners = _listeners(conn, names)
+    if not listeners:
+        return 0
+    fired = [
+        (FiredEvent(row["id"], row["environment_id"], row["event_name"], row["flow_id"]), hop)
+        for row, hop in zip(rows, hops, strict=True)
+        if hop <= MAX_HOPS and (row["environment_id"], row["event_name"]) in listeners
+    ]
+    return _write(conn, fired, listeners, now)
+
+
+# Built once: the executor runs it every batch, and compiling it cost more than running it. The names are
+# compared here rather than in SQL: an expanding IN made the query cost twice as much.
+_LISTENING = sa.select(triggers.c.id, triggers.c.flow_id, triggers.c.event_name).where(
+    triggers.c.environment_id == sa.bindparam("environment_id"),
+    triggers.c.type == "event",
+    triggers.c.mode != "disabled",
+)
+
+
+def _listeners(conn: Connection, names: dict[str, set[str]]) -> Listeners:
+    """The event triggers listening for each (environment, name): one query per environment."""
+    listening: Listeners = {}
+    for environment_id, wanted in names.items():
+        for trigger_id, flow_id, name in conn.execute(_LISTENING, {"environment_id": environment_id}):
+            if name in wanted:
+                listening.setdefault((environment_id, name), []).append((trigger_id, flow_id))
+    return listening
+
+
+def _write(conn: Connection, fired: Sequence[tuple[FiredEvent, int]], listeners: Listeners, now: datetime) -> int:
     rows = [
         {
             "id": derived_id("dlv", event.id, trigger_id),
@@ -68,9 +112,20 @@ def enqueue(conn: Connection, events: Sequence[FiredEvent], *, hop: int, now: da
             "created_at": now,
             "updated_at": now,
         }
-        for event in events
-        for trigger_id, flow_id in listening.get((event.environment_id, event.name), [])
+        for event, hop in fired
+        if hop <= MAX_HOPS
+        for trigger_id, flow_id in listeners.get((event.environment_id, event.name), [])
         if flow_id != event.flow_id
     ]
     insert_new(conn, event_deliveries, rows)
     return len(rows)
+
+
+def prune(conn: Connection, trigger_ids: Iterable[str | None], keep: int, limit: int | None = None) -> int:
+    """Delete all but the newest `keep` settled deliveries of each trigger (store.pruning); pending ones stay."""
+    return prune_newest(conn, event_deliveries, trigger_ids, keep, limit, prunable=event_deliveries.c.status != PENDING)
+
+
+def delivered_trigger_ids(conn: Connection) -> list[str | None]:
+    """Every trigger with deliveries; for a full prune at start."""
+    return list(conn.execute(sa.select(event_deliveries.c.trigger_id).distinct()).scalars())

@@ -89,6 +89,7 @@ class AcceptRequest:
     finish_log: Callable[[LogEntry, Acceptance], None] | None = None
     fresh_key: bool = False  # flow_invocation_id was just generated (`new_uuid7`): nothing can hold it yet
     given: dict[str, Any] | None = None  # the request before variable defaults (None: `payload` is as given)
+    hop: int | None = None  # an event trigger's: events in a row that led here (store.event_deliveries)
 
     @property
     def as_given(self) -> dict[str, Any]:
@@ -197,6 +198,7 @@ def accept_batch(conn: Connection, requests: list[AcceptRequest]) -> list[Accept
             payload=request.payload,
             status="pending",
             created_at=now,
+            hop=request.hop,
         )
         existing[request.key] = invocation
         created.append(invocation)

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from store.bulk import BulkInsert
+from store.pruning import prune_newest
 from store.tables import request_log, triggers
 
 
@@ -145,30 +146,8 @@ def get_entry(conn: Connection, environment_id: str, request_id: str) -> LogEntr
 
 
 def prune(conn: Connection, trigger_ids: Iterable[str | None], keep: int, limit: int | None = None) -> int:
-    """Delete all but the newest `keep` entries of each trigger, oldest first and at most `limit` rows in all
-    (None: no limit); returns rows deleted. Fewer than `limit` deleted means nothing is left over.
-
-    The last `seq` to delete is looked up first, so the DELETE is one range of
-    the (trigger, seq) index: with the chunk's bound inside the DELETE as an
-    `OR`, SQLite walked the trigger's whole backlog for every chunk.
-    """
-    seq = request_log.c.seq
-    deleted = 0
-    for trigger_id in trigger_ids:
-        if limit is not None and deleted >= limit:
-            break
-        same_trigger = (
-            request_log.c.trigger_id.is_(None) if trigger_id is None else request_log.c.trigger_id == trigger_id
-        )
-        entries = sa.select(seq).where(same_trigger).limit(1)
-        last = conn.execute(entries.order_by(seq.desc()).offset(keep)).scalar()
-        if last is None:
-            continue
-        if limit is not None:  # no further than the (limit - deleted)-th oldest, when there is one
-            chunk_end = conn.execute(entries.order_by(seq).offset(limit - deleted - 1)).scalar()
-            last = last if chunk_end is None else min(last, chunk_end)
-        deleted += conn.execute(sa.delete(request_log).where(same_trigger, seq <= last)).rowcount
-    return deleted
+    """Delete all but the newest `keep` entries of each trigger (store.pruning); returns rows deleted."""
+    return prune_newest(conn, request_log, trigger_ids, keep, limit)
 
 
 def logged_trigger_ids(conn: Connection) -> list[str | None]:

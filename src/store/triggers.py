@@ -1,10 +1,12 @@
 """Triggers: how the outside world starts a flow.
 
-Webhook triggers are rows. Every flow also has exactly one API trigger (SPEC
-§5: it cannot be removed), which is derived from the flow instead of stored:
-it exists exactly as long as the flow and nothing about it can change, so a
-row would only be one more thing to keep in step with the flow (and a
-migration to add one to every existing flow). Its id is `api_` + the flow id.
+Webhook triggers and event triggers are rows (an event trigger has no hook:
+`hook_id` is None and `event_name` says which event it listens for). Every
+flow also has exactly one API trigger (SPEC §5: it cannot be removed), which
+is derived from the flow instead of stored: it exists exactly as long as the
+flow and nothing about it can change, so a row would only be one more thing
+to keep in step with the flow (and a migration to add one to every existing
+flow). Its id is `api_` + the flow id.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from sqlalchemy.engine import Connection
 
 from store.clock import utcnow
 from store.ids import new_hook_id, new_id
-from store.tables import flow_versions, flows, request_log, samples, triggers
+from store.tables import event_deliveries, flow_versions, flows, request_log, samples, triggers
 
 MODES = ("test", "live", "disabled")
-API_TRIGGER_PREFIX = "api_"  # webhook trigger ids are `trg_…`: the two never collide
+API_TRIGGER_PREFIX = "api_"  # stored trigger ids are `trg_…`: the two never collide
 
 
 @dataclass(frozen=True)
@@ -101,37 +103,40 @@ def insert_trigger(
     *,
     mode: str,
     mapping: dict[str, Any],
-    verification: dict[str, Any] | None,
-    allowed_ips: list[str],
+    verification: dict[str, Any] | None = None,
+    allowed_ips: list[str] | None = None,
+    event_name: str | None = None,
 ) -> Trigger:
+    """A webhook trigger (with a new hook URL), or with `event_name` an event trigger (no hook)."""
     now = utcnow()
     trigger = Trigger(
         id=new_id("trg"),
         environment_id=environment_id,
         flow_id=flow_id,
-        type="webhook",
-        hook_id=new_hook_id(),
+        type="webhook" if event_name is None else "event",
+        hook_id=new_hook_id() if event_name is None else None,
         mode=mode,
         mapping=mapping,
         verification=verification,
-        allowed_ips=allowed_ips,
+        allowed_ips=allowed_ips or [],
         capture_armed=False,
         revision=1,
         created_at=now,
         updated_at=now,
+        event_name=event_name,
     )
     conn.execute(sa.insert(triggers).values(**trigger.__dict__))
     return trigger
 
 
 def get_trigger(conn: Connection, environment_id: str, trigger_id: str) -> Trigger | ApiTrigger | None:
-    """Any trigger of the environment: a webhook trigger, or the API trigger of one of its flows."""
+    """Any trigger of the environment: a stored one (webhook or event), or the API trigger of one of its flows."""
     if trigger_id.startswith(API_TRIGGER_PREFIX):
         return _api_trigger(conn, environment_id, trigger_id.removeprefix(API_TRIGGER_PREFIX))
-    return _webhook_row(conn, environment_id, trigger_id)
+    return _stored(conn, environment_id, trigger_id)
 
 
-def _webhook_row(conn: Connection, environment_id: str, trigger_id: str) -> Trigger | None:
+def _stored(conn: Connection, environment_id: str, trigger_id: str) -> Trigger | None:
     query = sa.select(triggers).where(triggers.c.id == trigger_id, triggers.c.environment_id == environment_id)
     row = conn.execute(query).first()
     return Trigger(**row._mapping) if row else None
@@ -144,7 +149,8 @@ def _api_trigger(conn: Connection, environment_id: str, flow_id: str) -> ApiTrig
 
 
 def list_triggers(conn: Connection, environment_id: str, flow_id: str) -> list[Trigger | ApiTrigger] | None:
-    """The flow's API trigger, then its webhook triggers oldest first; None if there is no such flow."""
+    """The flow's API trigger, then its stored triggers (webhook and event) oldest first; None if there is no
+    such flow."""
     api_trigger = _api_trigger(conn, environment_id, flow_id)
     if api_trigger is None:
         return None
@@ -158,7 +164,7 @@ def list_triggers(conn: Connection, environment_id: str, flow_id: str) -> list[T
 
 def update_trigger(conn: Connection, environment_id: str, trigger_id: str, changes: dict[str, Any]) -> Trigger | None:
     """Apply column changes and bump the revision (cached configs key on it)."""
-    current = _webhook_row(conn, environment_id, trigger_id)
+    current = _stored(conn, environment_id, trigger_id)
     if current is None:
         return None
     updated = replace(current, **changes, revision=current.revision + 1, updated_at=utcnow())
@@ -168,16 +174,34 @@ def update_trigger(conn: Connection, environment_id: str, trigger_id: str, chang
 
 
 def delete_trigger(conn: Connection, environment_id: str, trigger_id: str) -> bool:
-    """Remove the trigger with its samples and request log (invocations stay)."""
+    """Remove the trigger with its samples, request log and event deliveries (invocations stay): a pending
+    delivery of a removed trigger has nothing left to run."""
     statement = sa.delete(triggers).where(triggers.c.id == trigger_id, triggers.c.environment_id == environment_id)
     if conn.execute(statement).rowcount == 0:
         return False
-    conn.execute(sa.delete(samples).where(samples.c.trigger_id == trigger_id))
-    conn.execute(sa.delete(request_log).where(request_log.c.trigger_id == trigger_id))
+    for table in (samples, request_log, event_deliveries):
+        conn.execute(sa.delete(table).where(table.c.trigger_id == trigger_id))
     return True
 
 
-def load_hook_target(conn: Connection, hook_id: str) -> HookTarget | None:
+@dataclass(frozen=True)
+class TriggerWithFlow:
+    """A stored trigger with its flow's definitions, as one read saw them."""
+
+    trigger: Trigger
+    draft: dict[str, Any]
+    published: dict[str, Any] | None  # None: never published
+    draft_revision: int
+    published_version: int | None
+
+    def variables(self, *, live: bool) -> list[dict[str, Any]]:
+        """The flow variables a mapping applies for a run: the published version's for a live run
+        (the draft's until the first publish), the draft's for a test run."""
+        definition = self.published if live and self.published is not None else self.draft
+        return list(definition.get("variables") or [])
+
+
+def triggers_with_flows(conn: Connection, where: sa.ColumnElement[bool]) -> list[TriggerWithFlow]:
     published = flow_versions.alias("published")
     query = (
         sa.select(
@@ -192,23 +216,27 @@ def load_hook_target(conn: Connection, hook_id: str) -> HookTarget | None:
             published,
             sa.and_(published.c.flow_id == flows.c.id, published.c.version == flows.c.published_version),
         )
-        .where(triggers.c.hook_id == hook_id)
+        .where(where)
     )
-    row = conn.execute(query).first()
-    if row is None:
+    found = []
+    for row in conn.execute(query):
+        values = dict(row._mapping)
+        draft, definition = values.pop("draft"), values.pop("published_definition")
+        draft_revision, published_version = values.pop("draft_revision"), values.pop("published_version")
+        found.append(TriggerWithFlow(Trigger(**values), draft, definition, draft_revision, published_version))
+    return found
+
+
+def load_hook_target(conn: Connection, hook_id: str) -> HookTarget | None:
+    found = triggers_with_flows(conn, triggers.c.hook_id == hook_id)
+    if not found:
         return None
-    values = dict(row._mapping)
-    draft = values.pop("draft")
-    published_definition = values.pop("published_definition")
-    draft_revision = values.pop("draft_revision")
-    published_version = values.pop("published_version")
-    trigger = Trigger(**values)
-    definition = published_definition if trigger.mode == "live" and published_definition is not None else draft
+    (target,) = found
     return HookTarget(
-        trigger=trigger,
-        variables=list(definition.get("variables") or []),
-        published_version=published_version,
-        draft_revision=draft_revision,
+        trigger=target.trigger,
+        variables=target.variables(live=target.trigger.mode == "live"),
+        published_version=target.published_version,
+        draft_revision=target.draft_revision,
     )
 
 

@@ -190,6 +190,7 @@ async def test_the_openapi_document_describes_every_cursor_and_its_400(flowhook)
     assert sorted(paged) == [
         "/v1/{env}/analytics/events",
         "/v1/{env}/requests",
+        "/v1/{env}/triggers/{triggerId}/deliveries",
         "/v1/{env}/triggers/{triggerId}/requests",
         "/v1/{env}/users/{userId}/cards",
     ]

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from authlib.integrations.httpx_client import AsyncOAuth2Client
+from sqlalchemy.engine import URL
 from starlette.applications import Starlette
 
 from ingress.services import Services
@@ -135,6 +136,16 @@ class Flowhook:
         client = self.oauth_client(await self.credential(env=env))
         await client.fetch_token()
         return client
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def either_database(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings that run a module's app on SQLite, then again on PostgreSQL (skipped without a server):
+    the module's `settings_overrides` returns them, with its own."""
+    if request.param == "sqlite":
+        return {}
+    database: URL = request.getfixturevalue("postgres_database")
+    return {"database": database.render_as_string(hide_password=False), "durability": "os"}
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ import pytest
 import sqlalchemy as sa
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
-from sqlalchemy.engine import URL
 
 from store.tables import flows
 
@@ -23,12 +22,9 @@ pytestmark = pytest.mark.anyio
 JSON = "application/json"
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
-    if request.param == "sqlite":
-        return {}
-    database: URL = request.getfixturevalue("postgres_database")
-    return {"database": database.render_as_string(hide_password=False), "durability": "os"}
+@pytest.fixture(scope="module")
+def settings_overrides(either_database: dict[str, Any]) -> dict[str, Any]:
+    return either_database
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +228,7 @@ async def test_the_openapi_document_describes_both_kinds_of_trigger(openapi) -> 
     kinds = {
         schemas[item["$ref"].rsplit("/", 1)[1]]["properties"]["type"]["const"] for item in schemas["Trigger"]["oneOf"]
     }
-    assert kinds == {"api", "webhook"}
+    assert kinds == {"api", "webhook", "event"}
     assert "mode" not in schemas["ApiTrigger"]["properties"]
     paths = openapi["paths"]
     for path, method, code in [

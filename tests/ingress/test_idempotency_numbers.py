@@ -53,12 +53,9 @@ def api_body(fields: bytes, key: str) -> bytes:
     )
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
-    if request.param == "sqlite":
-        return {}
-    database = request.getfixturevalue("postgres_database")
-    return {"database": database.render_as_string(hide_password=False), "durability": "os"}
+@pytest.fixture(scope="module")
+def settings_overrides(either_database: dict[str, Any]) -> dict[str, Any]:
+    return either_database
 
 
 async def stored_keys(flowhook, flow_id: str) -> list[str]:

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from sqlalchemy.engine import Connection
 
-from ingress.retention import RequestLogRetention
+from ingress.retention import REQUEST_LOG, LogRetention
 from store import Store
 
 T = TypeVar("T")
@@ -197,7 +197,7 @@ async def test_a_large_backlog_is_pruned_a_chunk_per_transaction(flowhook) -> No
     trigger = await flowhook.trigger()
     ids = [(await flowhook.post(trigger, OK)).json()["requestId"] for _ in range(RETENTION + 7)]
     store = CountedWrites(flowhook.services.store)
-    chunked = RequestLogRetention(store, RETENTION, 3600.0, chunk=2)  # type: ignore[arg-type]
+    chunked = LogRetention(store, REQUEST_LOG, RETENTION, 3600.0, chunk=2)  # type: ignore[arg-type]
     chunked.note(trigger["id"])
     assert await chunked.prune_noted() == 7
     assert store.writes == 4  # 2 + 2 + 2 + 1, each its own transaction: the writer was free in between

@@ -12,7 +12,6 @@ import base64
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import URL
 
 pytestmark = pytest.mark.anyio
 
@@ -20,12 +19,9 @@ NUL = "\u0000"
 MAX_DEPTH = 64  # documented: docs/webhooks.md, management API
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
-    if request.param == "sqlite":
-        return {}
-    database: URL = request.getfixturevalue("postgres_database")
-    return {"database": database.render_as_string(hide_password=False), "durability": "os"}
+@pytest.fixture(scope="module")
+def settings_overrides(either_database: dict[str, Any]) -> dict[str, Any]:
+    return either_database
 
 
 def nested_branches(levels: int) -> dict[str, Any]:

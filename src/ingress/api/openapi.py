@@ -17,6 +17,7 @@ from starlette.responses import Response
 from ingress.hooks import CAUSES
 from ingress.jsonio import json_response
 from mapper.resources import load_schema
+from store.event_delivery_log import STATUSES as DELIVERY_STATUSES
 from store.triggers import MODES
 
 JSON = "application/json"
@@ -160,7 +161,9 @@ def limit_param(maximum: int, default: int) -> dict[str, Any]:
 
 ENV = path_param("env", "Environment id: `default` (exists from the first start) or one made by POST /v1/environments.")
 FLOW = path_param("flowId", "Flow id (`flw_…`).")
-TRIGGER = path_param("triggerId", "Trigger id: `trg_…` (a webhook trigger) or `api_flw_…` (a flow's API trigger).")
+TRIGGER = path_param(
+    "triggerId", "Trigger id: `trg_…` (a webhook or event trigger) or `api_flw_…` (a flow's API trigger)."
+)
 REQUEST = path_param("requestId", "Request-log id (`req_…`).")
 CURSOR = query_param(
     "cursor",
@@ -249,7 +252,9 @@ TRIGGER_FIELDS: dict[str, Schema] = {
     "mapping": ref("MappingSpec"),
     "verification": {"oneOf": [ref("Verification"), {"type": "null"}]},
     "allowedIps": {"type": "array", "items": STRING, "description": "IPv4/IPv6 addresses and CIDR ranges."},
+    "eventName": {**NAME, "maxLength": 128, "description": "Event triggers only: the event name it listens for."},
 }
+STORED_TRIGGER: Schema = {"oneOf": [ref("WebhookTrigger"), ref("EventTrigger")]}
 
 COMPONENT_SCHEMAS: dict[str, Schema] = {
     "Error": error_body(
@@ -287,20 +292,31 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
         obj(
             {
                 "type": {
-                    "enum": ["webhook", "api"],
+                    "enum": ["webhook", "event", "api"],
                     "default": "webhook",
-                    "description": "`api` is refused (409 api_trigger_exists): every flow has its API trigger.",
+                    "description": "`event` needs `eventName` and takes no `verification` or `allowedIps` (422); "
+                    "`api` is refused (409 api_trigger_exists): every flow has its API trigger.",
                 },
                 **TRIGGER_FIELDS,
+                "mapping": {
+                    **ref("MappingSpec"),
+                    "description": "Default: passthrough for a webhook trigger; for an event trigger "
+                    '`{"kind": "jmespath", "fields": {"targetUserIds": "body.endUserId", '
+                    '"variables": "body.properties"}}` (the mapped request\'s body is the event).',
+                },
             }
         )
     ),
     "TriggerPatch": closed(obj(TRIGGER_FIELDS)),
     "Trigger": {
-        "oneOf": [ref("ApiTrigger"), ref("WebhookTrigger")],
+        "oneOf": [ref("ApiTrigger"), ref("WebhookTrigger"), ref("EventTrigger")],
         "discriminator": {
             "propertyName": "type",
-            "mapping": {"api": "#/components/schemas/ApiTrigger", "webhook": "#/components/schemas/WebhookTrigger"},
+            "mapping": {
+                "api": "#/components/schemas/ApiTrigger",
+                "webhook": "#/components/schemas/WebhookTrigger",
+                "event": "#/components/schemas/EventTrigger",
+            },
         },
     },
     "ApiTrigger": record(
@@ -332,6 +348,34 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
             "updatedAt": TIME,
         }
     ),
+    "EventTrigger": record(
+        {
+            "id": STRING,
+            "environmentId": STRING,
+            "flowId": STRING,
+            "type": {"const": "event"},
+            "eventName": {**STRING, "description": "Events of this name sent to POST /v1/{env}/events fire it."},
+            "mode": {"enum": list(MODES)},
+            "mapping": ref("MappingSpec"),
+            "createdAt": TIME,
+            "updatedAt": TIME,
+        }
+    ),
+    "Delivery": record(
+        {
+            "id": STRING,
+            "eventId": {**STRING, "description": "The event (an analytics event id)."},
+            "hop": {**INTEGER, "description": "1 for an event sent to the API; a flow's event: its run's hop + 1."},
+            "status": {"enum": list(DELIVERY_STATUSES)},
+            "cause": NULLABLE_STRING,
+            "detail": {"type": ["object", "null"], "description": "What the mapping gave: output, errors, logs."},
+            "invocationId": NULLABLE_STRING,
+            "flowInvocationId": NULLABLE_STRING,
+            "createdAt": TIME,
+            "updatedAt": TIME,
+        }
+    ),
+    "DeliveryPage": page_of("Delivery"),
     "RawRequest": closed(
         obj(
             {
@@ -506,7 +550,9 @@ def _paths() -> dict[str, Any]:
         "content": {media: {} for media in (JSON, "application/x-www-form-urlencoded", "text/plain")}
     }
     armed = obj({"triggerId": STRING, "armed": {"type": "boolean"}})
-    no_hook = refusal(409, "not_a_webhook_trigger: an API trigger has no hook to capture or paste samples for.")
+    no_hook = refusal(
+        409, "not_a_webhook_trigger: an API or event trigger has no hook to capture or paste samples for."
+    )
     return {
         "/hooks/{hookId}": {"post": webhook, "put": webhook},
         "/healthz": {
@@ -531,16 +577,16 @@ def _paths() -> dict[str, Any]:
         "/v1/{env}/action-flows/{flowId}/triggers": {
             "parameters": [ENV, FLOW],
             "post": operation(
-                "Create a webhook trigger",
+                "Create a webhook or event trigger",
                 "triggers",
                 {
-                    **responses(201, ref("WebhookTrigger"), "Created (mode test unless given).", 401, 404, 422),
+                    **responses(201, STORED_TRIGGER, "Created (mode test unless given).", 401, 404, 422),
                     **refusal(409, "api_trigger_exists: `type: api`; every flow already has its API trigger."),
                 },
                 body=ref("TriggerInput"),
             ),
             "get": operation(
-                "List the flow's triggers: its API trigger first, then its webhook triggers, oldest first",
+                "List the flow's triggers: its API trigger first, then its webhook and event triggers, oldest first",
                 "triggers",
                 responses(200, list_of("Trigger"), "Triggers.", 401, 404),
             ),
@@ -549,16 +595,17 @@ def _paths() -> dict[str, Any]:
             "parameters": [ENV, TRIGGER],
             "get": operation("Read a trigger", "triggers", responses(200, ref("Trigger"), "The trigger.", 401, 404)),
             "patch": operation(
-                "Change a webhook trigger's mode, mapping, verification or allowedIps",
+                "Change a trigger's mode and mapping; a webhook trigger's verification or allowedIps; an event "
+                "trigger's eventName",
                 "triggers",
                 {
-                    **responses(200, ref("WebhookTrigger"), "Updated.", 401, 404, 422),
+                    **responses(200, STORED_TRIGGER, "Updated.", 401, 404, 422),
                     **refusal(409, "api_trigger_not_editable: an API trigger has nothing to change."),
                 },
                 body=ref("TriggerPatch"),
             ),
             "delete": operation(
-                "Delete a webhook trigger with its samples and log",
+                "Delete a webhook or event trigger with its samples, log and deliveries",
                 "triggers",
                 {
                     **responses(204, None, "Deleted.", 401, 404),
@@ -582,7 +629,7 @@ def _paths() -> dict[str, Any]:
         "/v1/{env}/triggers/{triggerId}/samples": {
             "parameters": [ENV, TRIGGER],
             "get": operation(
-                "List samples, newest first (an API trigger has none)",
+                "List samples, newest first (an API or event trigger has none)",
                 "samples",
                 responses(200, list_of("Sample"), "Samples.", 401, 404),
             ),
@@ -605,10 +652,24 @@ def _paths() -> dict[str, Any]:
         "/v1/{env}/triggers/{triggerId}/requests": {
             "parameters": [ENV, TRIGGER],
             "get": operation(
-                "The trigger's request log, newest first (empty for an API trigger: its calls are not logged)",
+                "The trigger's request log, newest first (empty for an API or event trigger: it has no hook)",
                 "requests",
                 LOG_PAGE,
                 parameters=PAGE,
+            ),
+        },
+        "/v1/{env}/triggers/{triggerId}/deliveries": {
+            "parameters": [ENV, TRIGGER],
+            "get": operation(
+                "An event trigger's deliveries, newest first: what each event it was sent became (empty for "
+                "other triggers)",
+                "events",
+                page_responses(ref("DeliveryPage"), "status or limit"),
+                parameters=[
+                    query_param("status", {"enum": list(DELIVERY_STATUSES)}, "Only deliveries in this status."),
+                    limit_param(200, 50),
+                    CURSOR,
+                ],
             ),
         },
         "/v1/{env}/requests": {

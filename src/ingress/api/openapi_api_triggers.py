@@ -1,7 +1,9 @@
-"""The OpenAPI description of the OAuth2 token endpoint, the Credentials API and the Action Flow API.
+"""The OpenAPI description of the OAuth2 token endpoint, the Credentials API, the Action Flow API and the
+events API.
 
 Merged into `/openapi.json` by ingress.api.openapi. The start request body
-is `schemas/action-flow-start.schema.json` itself.
+is `schemas/action-flow-start.schema.json` itself, the events body
+`schemas/events.schema.json`.
 """
 
 from __future__ import annotations
@@ -73,6 +75,30 @@ SCHEMAS: dict[str, Schema] = {
             },
         },
         ("mode", "flows"),
+    ),
+    "Events": load_schema("events"),
+    "EventsAccepted": obj(
+        {
+            "events": {
+                "type": "array",
+                "description": "One per event sent, in its order.",
+                "items": obj(
+                    {
+                        "id": {**STRING, "description": "The stored event's id (analytics events show it)."},
+                        "deliveries": {
+                            **INTEGER,
+                            "description": "How many event triggers it fired (a repeat: the original's).",
+                        },
+                        "duplicate": {
+                            "type": "boolean",
+                            "description": "An event with this `id` was stored before: nothing new was stored.",
+                        },
+                    },
+                    ("id", "deliveries", "duplicate"),
+                ),
+            }
+        },
+        ("events",),
     ),
     "ApiProblem": error_body(
         {
@@ -181,6 +207,42 @@ def _start_operation(summary: str, description: str) -> dict[str, Any]:
     )
 
 
+def _events_operation() -> dict[str, Any]:
+    return operation(
+        "Send custom events: event triggers listening for their names start their flows",
+        "events",
+        {
+            "202": response(
+                "Stored durably with the deliveries they fired (or a repeat of stored ones, answered as before, "
+                "with `Idempotent-Replayed: true` when every event is one).",
+                ref("EventsAccepted"),
+            ),
+            "400": _problem("invalid_json (the body is not a JSON object) or invalid_parameter (NUL in the path)."),
+            "401": _problem("No access token, or one unknown, expired or revoked (the admin token is refused)."),
+            "403": _problem(
+                "environment_mismatch (a token of another environment) or insufficient_scope (no `events` role)."
+            ),
+            "408": _problem("body_timeout: the body did not arrive within the time allowed."),
+            "409": _problem("idempotency_conflict: an `id` already stored with another event (paths); nothing stored."),
+            "413": _problem("Body too large."),
+            "422": _problem(
+                "validation_error: every problem with its path (the first as `path`); reserved_event_name when the "
+                "only problems are names flows and segments emit; invalid_field: a string holding NUL or nesting "
+                "deeper than 64 levels. Nothing stored."
+            ),
+        },
+        description=(
+            'One event, or `{"events": [...]}` with 1 to 100. Each is stored as a live analytics event; '
+            "every event trigger of the environment listening for its name (and not disabled) gets a delivery, "
+            "which the event dispatcher maps into a flow invocation (see the trigger's deliveries). An `id` makes "
+            "retries safe: an event sent again with the same id is stored and fires its triggers once. "
+            "See docs/events.md."
+        ),
+        body=ref("Events"),
+        security=OAUTH_SECURITY,
+    )
+
+
 def api_trigger_paths() -> dict[str, Any]:
     created = {
         "allOf": [
@@ -219,6 +281,7 @@ def api_trigger_paths() -> dict[str, Any]:
                 responses(204, None, "Revoked.", 401, 404),
             ),
         },
+        "/v1/{env}/events": {"parameters": [ENV], "post": _events_operation()},
         "/v1/{env}/action-flow/{flowId}/start": {
             "parameters": [ENV, FLOW],
             "post": _start_operation(

@@ -1,9 +1,14 @@
-"""Triggers: every flow's API trigger, and webhook triggers: create, read, change, delete, arm capture.
+"""Triggers: every flow's API trigger, webhook and event triggers: create, read, change, delete, arm capture.
 
 Everything is checked before it is saved and a config that cannot work is
 refused (fail closed): the mapping must compile (422 with its location), the
 verification config must be usable (422 with its path), every allowlist entry
-must parse.
+must parse. A setting of the other kind (`verification` on an event trigger,
+`eventName` on a webhook trigger) is a 422 rather than ignored.
+
+An event trigger (docs/events.md) listens for one event name: it has no hook,
+so capture and samples are refused as for the API trigger, and its request
+log is empty; what its events did is its delivery log.
 
 The API trigger comes and goes with its flow (SPEC §5: it cannot be removed):
 it is listed first and read like any trigger, and creating, changing or
@@ -36,11 +41,20 @@ from ingress.jsonio import json_response
 from ingress.verification import VerificationConfigError, compile_verification
 from mapper import MappingSpecError
 from store import flows, triggers
+from store.events import EVENT_NAME_RULE, valid_event_name
 from store.triggers import MODES, ApiTrigger, Trigger, api_trigger_id
 
-CREATE_FIELDS = {"type", "mode", "mapping", "verification", "allowedIps"}
+CREATE_FIELDS = {"type", "mode", "mapping", "verification", "allowedIps", "eventName"}
 PATCH_FIELDS = CREATE_FIELDS - {"type"}
+#: The settings only one kind of stored trigger has.
+KIND_FIELDS = {"webhook": {"verification", "allowedIps"}, "event": {"eventName"}}
 DEFAULT_MAPPING = {"kind": "passthrough"}
+#: The seed's default: the event's user is the target, its properties the variables (the mapper's
+#: `request.body` for an event is the event itself).
+DEFAULT_EVENT_MAPPING = {
+    "kind": "jmespath",
+    "fields": {"targetUserIds": "body.endUserId", "variables": "body.properties"},
+}
 
 
 def base_url(request: Request) -> str:
@@ -60,7 +74,22 @@ async def checked_changes(request: Request, data: dict[str, Any], variables: lis
         changes["verification"] = _checked_verification(data["verification"])
     if "allowedIps" in data:
         changes["allowed_ips"] = _checked_allowlist(data["allowedIps"])
+    if "eventName" in data:
+        changes["event_name"] = field(data, "eventName", valid_event_name, EVENT_NAME_RULE, None)
     return changes
+
+
+def _refuse_other_kinds_fields(data: dict[str, Any], kind: str) -> None:
+    """A 422 for a setting that only the other kind of trigger has: it would be silently meaningless."""
+    for other, names in KIND_FIELDS.items():
+        given = sorted(names & set(data)) if other != kind else []
+        if given:
+            message = f"{given[0]} is a setting of {other} triggers; this is {_a(kind)} trigger"
+            raise ApiError(422, "invalid_field", message, path=f"$.{given[0]}")
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
 
 
 async def checked_mapping(request: Request, spec: Any, variables: list[dict[str, Any]] | None) -> dict[str, Any]:
@@ -111,18 +140,25 @@ async def _trigger(request: Request, env: str) -> Trigger | ApiTrigger:
     return await read_found(request, "trigger", trigger_id, lambda conn: triggers.get_trigger(conn, env, trigger_id))
 
 
-def _webhook_only(trigger: Trigger | ApiTrigger, code: str, why: str) -> Trigger:
-    """`trigger` if it is a webhook trigger; for a flow's API trigger, a 409 `code` saying `why`."""
+def _stored_only(trigger: Trigger | ApiTrigger, code: str, why: str) -> Trigger:
+    """`trigger` if it is a stored (webhook or event) trigger; for a flow's API trigger, a 409 `code` saying `why`."""
     if isinstance(trigger, ApiTrigger):
         raise ApiError(409, code, f"{trigger.id} is the API trigger of flow {trigger.flow_id}: {why}")
     return trigger
 
 
 async def webhook_trigger(request: Request, env: str, needs_hook: str) -> Trigger:
-    """The path's trigger (404 if none); a 409 `not_a_webhook_trigger` if it is an API trigger, which has no
-    hook, hence no `needs_hook`."""
+    """The path's trigger (404 if none); a 409 `not_a_webhook_trigger` if it is an API or event trigger,
+    which has no hook, hence no `needs_hook`."""
     why = f"it has no hook URL, hence no {needs_hook} (its calls are answered directly and show up as invocations)"
-    return _webhook_only(await _trigger(request, env), "not_a_webhook_trigger", why)
+    trigger = _stored_only(await _trigger(request, env), "not_a_webhook_trigger", why)
+    if trigger.hook_id is None:
+        message = (
+            f"{trigger.id} is an event trigger: it has no hook URL, hence no {needs_hook} (events reach it "
+            "through POST /v1/{env}/events; see its deliveries)"
+        )
+        raise ApiError(409, "not_a_webhook_trigger", message)
+    return trigger
 
 
 @admin_only
@@ -132,14 +168,23 @@ async def create_trigger(request: Request) -> Response:
     data = await json_object(request)
     refuse_unknown(data, CREATE_FIELDS)
     kind = data.get("type", "webhook")
-    if kind not in ("webhook", "api"):
-        message = "type must be webhook (the API trigger comes with the flow; other trigger types have their own APIs)"
+    if kind not in ("webhook", "event", "api"):
+        message = (
+            "type must be webhook or event (the API trigger comes with the flow; other trigger types have their "
+            "own APIs)"
+        )
         raise ApiError(422, "invalid_field", message, path="$.type")
     variables = await _flow_variables(request, env, flow_id)
     if kind == "api":
         message = f"flow {flow_id} already has its API trigger, {api_trigger_id(flow_id)}: every flow has exactly one"
         raise ApiError(409, "api_trigger_exists", message, path="$.type")
-    changes = await checked_changes(request, {"mapping": DEFAULT_MAPPING, **data}, variables)
+    _refuse_other_kinds_fields(data, kind)
+    if kind == "event" and "eventName" not in data:
+        raise ApiError(
+            422, "invalid_field", "an event trigger needs eventName, the event it listens for", path="$.eventName"
+        )
+    default = DEFAULT_EVENT_MAPPING if kind == "event" else DEFAULT_MAPPING
+    changes = await checked_changes(request, {"mapping": default, **data}, variables)
     trigger = await services(request).store.write(
         lambda conn: triggers.insert_trigger(
             conn,
@@ -149,6 +194,7 @@ async def create_trigger(request: Request) -> Response:
             mapping=changes["mapping"],
             verification=changes.get("verification"),
             allowed_ips=changes.get("allowed_ips", []),
+            event_name=changes.get("event_name"),
         )
     )
     return json_response(trigger_view(trigger, base_url(request)), 201)
@@ -175,9 +221,10 @@ async def patch_trigger(request: Request) -> Response:
         "it has nothing to change (/start runs the published flow, /test the draft); mode, mapping, verification "
         "and allowedIps are settings of webhook triggers"
     )
-    current = _webhook_only(await _trigger(request, env), "api_trigger_not_editable", why)
+    current = _stored_only(await _trigger(request, env), "api_trigger_not_editable", why)
     data = await json_object(request)
     refuse_unknown(data, PATCH_FIELDS)
+    _refuse_other_kinds_fields(data, current.type)
     variables = await _flow_variables(request, env, current.flow_id)
     changes = await checked_changes(request, data, variables)
     updated = await services(request).store.write(lambda conn: triggers.update_trigger(conn, env, current.id, changes))
@@ -194,7 +241,7 @@ async def delete_trigger(request: Request) -> Response:
         "every flow has one and it cannot be removed (ignore it if you do not need it: it starts nothing without "
         "a credential's access token)"
     )
-    trigger = _webhook_only(await _trigger(request, env), "api_trigger_required", why)
+    trigger = _stored_only(await _trigger(request, env), "api_trigger_required", why)
     response = await delete_found(
         request, "trigger", trigger.id, lambda conn: triggers.delete_trigger(conn, env, trigger.id)
     )

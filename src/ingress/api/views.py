@@ -6,6 +6,7 @@ from typing import Any
 
 from ingress.verification import public_view
 from store.clock import iso
+from store.event_delivery_log import Delivery
 from store.request_log import LogEntry
 from store.samples import Sample
 from store.triggers import ApiTrigger, Trigger
@@ -26,9 +27,11 @@ def versioned_view(document: Versioned) -> dict[str, Any]:
 
 
 def trigger_view(trigger: Trigger | ApiTrigger, base_url: str) -> dict[str, Any]:
-    """A webhook trigger, or a flow's API trigger; `type` tells which. `base_url` is where the API is reached."""
+    """A webhook, event or a flow's API trigger; `type` tells which. `base_url` is where the API is reached."""
     if isinstance(trigger, ApiTrigger):
         return _api_trigger_view(trigger, base_url)
+    if trigger.type == "event":
+        return _event_trigger_view(trigger)
     return {
         "id": trigger.id,
         "environmentId": trigger.environment_id,
@@ -58,6 +61,36 @@ def _api_trigger_view(trigger: ApiTrigger, base_url: str) -> dict[str, Any]:
         "testUrl": f"{flow_url}/test",
         "tokenUrl": f"{base_url}/oauth/token",
         "createdAt": iso(trigger.created_at),
+    }
+
+
+def _event_trigger_view(trigger: Trigger) -> dict[str, Any]:
+    """No hook, verification or allowlist: events reach it through `POST /v1/{env}/events`."""
+    return {
+        "id": trigger.id,
+        "environmentId": trigger.environment_id,
+        "flowId": trigger.flow_id,
+        "type": trigger.type,
+        "eventName": trigger.event_name,
+        "mode": trigger.mode,
+        "mapping": trigger.mapping,
+        "createdAt": iso(trigger.created_at),
+        "updatedAt": iso(trigger.updated_at),
+    }
+
+
+def delivery_view(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "eventId": delivery.event_id,
+        "hop": delivery.hop,
+        "status": delivery.status,
+        "cause": delivery.cause,
+        "detail": delivery.detail,
+        "invocationId": delivery.invocation_id,
+        "flowInvocationId": delivery.flow_invocation_id,
+        "createdAt": iso(delivery.created_at),
+        "updatedAt": iso(delivery.updated_at),
     }
 
 

@@ -1,0 +1,202 @@
+"""The event dispatcher: a loop that turns pending event deliveries into invocations.
+
+An event that fires an event trigger leaves a pending delivery in the
+outbox (store.event_deliveries), committed with the event. The dispatcher
+takes the oldest, runs each trigger's mapping on the event (JavaScript in
+the sandbox pool, JMESPath inline, as for a webhook), and settles the batch
+in one transaction (store.event_dispatch): the trigger requests become
+invocations, which the executor runs, and every delivery records what
+became of it. Like the executor it keeps no state the store does not: a
+process that dies between the event and its dispatch leaves the delivery
+pending for the next one, and a delivery settled by two processes starts
+one run (its invocation key derives from it).
+
+A run is live only when both the trigger and the event are live: a test
+event (or any event of a test run) starts test runs, which reach test users
+only, and a test trigger starts test runs whatever the event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from flows.background import BackgroundLoop, transient_failure
+from ingress.mapping_runner import MappingRunner, PreparedMapping
+from mapper import MappingResult, MappingSpecError
+from mapper.result import error_info
+from store import Store
+from store.analytics import AnalyticsEvent
+from store.clock import iso
+from store.event_dispatch import (
+    ACCEPTED,
+    FAILED,
+    SKIPPED,
+    PendingDelivery,
+    Settled,
+    Settlement,
+    has_pending,
+    pending,
+    set_aside,
+    settle_batches,
+)
+from store.invocations import AcceptRequest
+from store.triggers import TriggerWithFlow
+from store.writer import WriterClosed
+
+log = logging.getLogger("flowhook.flows")
+
+MAX_PREPARED = 1024
+
+
+@dataclass(frozen=True)
+class DispatcherConfig:
+    batch_size: int = 100  # deliveries mapped and settled per transaction
+    poll_seconds: float = 0.1
+
+
+class EventDispatcher(BackgroundLoop):
+    def __init__(
+        self,
+        store: Store,
+        runner: MappingRunner,
+        config: DispatcherConfig | None = None,
+        *,
+        on_accepted: Callable[[], None] = lambda: None,
+        on_settled: Callable[[str], None] = lambda trigger_id: None,
+    ) -> None:
+        self._config = config or DispatcherConfig()
+        super().__init__("event-dispatcher", self._config.poll_seconds)
+        self._store = store
+        self._runner = runner
+        self._on_accepted = on_accepted  # wakes the executor
+        self._on_settled = on_settled  # notes a trigger whose deliveries to prune (ingress.retention)
+        self._prepared: dict[str, PreparedMapping] = {}  # keyed by trigger and flow revisions: never stale
+
+    async def step(self) -> int:
+        """Map and settle one batch of the oldest pending deliveries; how many were settled."""
+        deliveries = await self._store.read(lambda conn: pending(conn, self._config.batch_size))
+        if not deliveries:
+            return 0
+        settlements = list(await asyncio.gather(*(self._decide(delivery) for delivery in deliveries)))
+        settled = await self._settle(settlements)
+        for trigger_id in {delivery.trigger_id for delivery in deliveries}:
+            self._on_settled(trigger_id)
+        if settled.accepted:
+            self._on_accepted()
+        return settled.settled
+
+    async def drain(self) -> int:
+        """Run batches until no pending delivery is left that this dispatcher can settle; how many it settled."""
+        total = 0
+        while settled := await self.step():
+            total += settled
+        return total
+
+    async def _decide(self, delivery: PendingDelivery) -> Settlement:
+        target = delivery.target
+        if target is None:  # removed since the read began; settling finds its deliveries gone with it
+            return Settlement(delivery.id, None, SKIPPED, "trigger_deleted")
+        trigger = target.trigger
+        if trigger.mode == "disabled":
+            return Settlement(delivery.id, trigger.revision, SKIPPED, "trigger_disabled")
+        live = trigger.mode == "live" and delivery.event.event_source == "live"
+        result = await self._map(target, live, delivery.event)
+        decided = Settlement(delivery.id, trigger.revision, FAILED, detail=result.to_dict())
+        if result.skipped:
+            decided.status, decided.cause = SKIPPED, "skipped"
+        elif result.error is not None:
+            decided.cause = "sandbox_crashed" if result.error.get("type") == "SandboxCrashed" else "mapping_error"
+        elif result.validation_errors or result.output is None:
+            decided.cause = "validation_error"
+        else:
+            decided.status = ACCEPTED
+            decided.accept = AcceptRequest(
+                environment_id=trigger.environment_id,
+                flow_id=trigger.flow_id,
+                trigger_id=trigger.id,
+                request_id=delivery.id,
+                mode="live" if live else "test",
+                flow_invocation_id=result.output.get("flowInvocationId") or delivery.id,
+                payload=result.output,
+                log=None,
+                given=result.mapped,
+                hop=delivery.hop,
+            )
+        return decided
+
+    async def _map(self, target: TriggerWithFlow, live: bool, event: AnalyticsEvent) -> MappingResult:
+        """The trigger's mapping run on the event, with the variables of the flow version the run uses."""
+        trigger = target.trigger
+        revisions = f"{trigger.revision}:{target.draft_revision}:{target.published_version}"
+        key = f"{trigger.id}:{revisions}:{'live' if live else 'test'}"
+        try:
+            if key not in self._prepared:
+                if len(self._prepared) >= MAX_PREPARED:
+                    self._prepared.clear()
+                self._prepared[key] = self._runner.prepare(key, trigger.mapping, target.variables(live=live))
+            return await self._runner.run(self._prepared[key], mapping_request(event))
+        except MappingSpecError as error:  # saved specs compile; this is a stored spec from an older version
+            return MappingResult(ok=False, error=error_info("MappingSpecError", error.message, line=error.line))
+
+    async def _settle(self, settlements: list[Settlement]) -> Settled:
+        """Settle the batch; if it fails for its data, one delivery at a time, setting aside (and counting as
+        settled) any that fails alone."""
+        try:
+            return await self._submit(settlements)
+        except Exception as error:
+            if transient_failure(error) or isinstance(error, WriterClosed):
+                raise
+            log.warning("settling %d event deliveries failed (%s); one at a time", len(settlements), error)
+        settled, accepted = 0, 0
+        for settlement in settlements:
+            try:
+                one = await self._submit([settlement])
+            except Exception as error:
+                if transient_failure(error) or isinstance(error, WriterClosed):
+                    raise
+                await self._set_aside(settlement.delivery_id, f"{type(error).__name__}: {error}")
+                one = Settled(1, 0)
+            settled, accepted = settled + one.settled, accepted + one.accepted
+        return Settled(settled, accepted)
+
+    async def _set_aside(self, delivery_id: str, reason: str) -> None:
+        await self._store.write(lambda conn: set_aside(conn, delivery_id, reason))
+        log.error("event delivery %s fails whenever it is settled (%s); marked failed", delivery_id, reason)
+
+    async def _submit(self, settlements: list[Settlement]) -> Settled:
+        settled: Settled = await self._store.submit(settle_batches, settlements)
+        return settled
+
+    async def _round(self) -> bool:
+        """A batch if deliveries are pending; at once again if it came out full."""
+        return await self._store.read(has_pending) and await self.step() >= self._config.batch_size
+
+
+def mapping_request(event: AnalyticsEvent) -> dict[str, Any]:
+    """The request a trigger's mapping sees: the event as the JSON body of a `POST /v1/{env}/events`."""
+    body = {
+        "id": event.id,
+        "eventName": event.event_name,
+        "endUserId": event.end_user_id,
+        "properties": event.properties,
+        "metadata": event.metadata,
+        "timestamp": iso(event.timestamp),
+        "eventSource": event.event_source,
+        "flowId": event.flow_id,
+    }
+    return {
+        "method": "POST",
+        "path": f"/v1/{event.environment_id}/events",
+        "headers": {},
+        "query": {},
+        "body": body,
+        "rawBody": orjson.dumps(body).decode(),
+        "contentType": "application/json",
+        "receivedAt": iso(event.timestamp),
+    }

@@ -1,0 +1,188 @@
+"""The event dispatcher's side of the outbox: read pending deliveries, settle them with their invocations.
+
+The dispatcher (flows.dispatcher) reads a batch of pending deliveries with
+their events and triggers, runs the mappings outside any transaction (a
+JavaScript mapping may take a second), then settles the batch in one write
+transaction: each delivery still pending is claimed again (on PostgreSQL
+with FOR UPDATE SKIP LOCKED, so a delivery another process is settling is
+left to it), its trigger request accepted as an invocation, and its row
+marked accepted, duplicate, skipped or failed. A delivery's invocation key
+derives from the delivery, so even a delivery settled twice starts one run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from store.analytics import AnalyticsEvent
+from store.clock import utcnow
+from store.event_deliveries import PENDING
+from store.invocations import Acceptance, AcceptRequest, accept_batch
+from store.tables import analytics_events, event_deliveries, triggers
+from store.triggers import TriggerWithFlow, triggers_with_flows
+
+ACCEPTED, DUPLICATE, SKIPPED, FAILED = "accepted", "duplicate", "skipped", "failed"
+
+#: An acceptance's verdict as a delivery's (status, cause).
+_VERDICTS = {
+    "accepted": (ACCEPTED, None),
+    "duplicate": (DUPLICATE, None),
+    "conflict": (FAILED, "idempotency_conflict"),
+    "flow_not_published": (FAILED, "flow_not_published"),
+}
+
+
+@dataclass(frozen=True)
+class PendingDelivery:
+    id: str
+    trigger_id: str
+    hop: int
+    event: AnalyticsEvent
+    target: TriggerWithFlow | None  # None: the trigger is gone
+
+
+@dataclass
+class Settlement:
+    """What the dispatcher made of one delivery: a request to accept, or the status to record."""
+
+    delivery_id: str
+    trigger_revision: int | None  # the trigger's revision the decision was made under
+    status: str  # ACCEPTED when `accept` is set: the acceptance's verdict decides
+    cause: str | None = None
+    detail: dict[str, Any] | None = None
+    accept: AcceptRequest | None = None
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What one settle did: deliveries settled, and how many of them started a run."""
+
+    settled: int
+    accepted: int
+
+
+_PENDING = (
+    sa.select(event_deliveries.c.id, event_deliveries.c.trigger_id, event_deliveries.c.hop, analytics_events)
+    .join(analytics_events, analytics_events.c.id == event_deliveries.c.event_id)
+    .where(event_deliveries.c.status == PENDING)
+    .order_by(event_deliveries.c.seq)
+    .limit(sa.bindparam("limit"))
+)
+_EVENT_COLUMNS = tuple(column.name for column in analytics_events.columns)
+
+
+def pending(conn: Connection, limit: int) -> list[PendingDelivery]:
+    """The oldest pending deliveries, each with its event and its trigger's target."""
+    rows = conn.execute(_PENDING, {"limit": limit}).all()
+    targets = load_targets(conn, {row.trigger_id for row in rows})
+    found = []
+    for row in rows:
+        values = row._mapping
+        event = AnalyticsEvent(**{name: values[analytics_events.c[name]] for name in _EVENT_COLUMNS})
+        delivery_id = values[event_deliveries.c.id]
+        found.append(PendingDelivery(delivery_id, row.trigger_id, row.hop, event, targets.get(row.trigger_id)))
+    return found
+
+
+def has_pending(conn: Connection) -> bool:
+    query = sa.select(event_deliveries.c.seq).where(event_deliveries.c.status == PENDING).limit(1)
+    return conn.execute(query).first() is not None
+
+
+def load_targets(conn: Connection, trigger_ids: set[str]) -> dict[str, TriggerWithFlow]:
+    if not trigger_ids:
+        return {}
+    return {found.trigger.id: found for found in triggers_with_flows(conn, triggers.c.id.in_(trigger_ids))}
+
+
+_CLAIM = (
+    sa.select(event_deliveries.c.id, triggers.c.mode, triggers.c.revision)
+    .outerjoin(triggers, triggers.c.id == event_deliveries.c.trigger_id)
+    .where(event_deliveries.c.id.in_(sa.bindparam("ids", expanding=True)), event_deliveries.c.status == PENDING)
+    .with_for_update(of=event_deliveries, skip_locked=True)
+)
+
+_SETTLE = (
+    sa.update(event_deliveries)
+    .where(event_deliveries.c.id == sa.bindparam("delivery_id"))
+    .values(
+        status=sa.bindparam("new_status"),
+        cause=sa.bindparam("new_cause"),
+        detail=sa.bindparam("new_detail"),
+        invocation_id=sa.bindparam("new_invocation_id"),
+        flow_invocation_id=sa.bindparam("new_flow_invocation_id"),
+        updated_at=sa.bindparam("now"),
+    )
+)
+
+
+def settle_batches(conn: Connection, batches: list[list[Settlement]]) -> list[Settled]:
+    """A `store.writer` batch apply: each queued dispatcher batch settled in the shared transaction."""
+    return [settle(conn, batch) for batch in batches]
+
+
+def settle(conn: Connection, settlements: list[Settlement]) -> Settled:
+    """Record what the dispatcher decided for the deliveries that are still pending, under the same trigger.
+
+    A delivery another process settled (or holds) is left alone; one whose
+    trigger changed since its mapping ran is left pending and mapped again;
+    one whose trigger was disabled or removed meanwhile is skipped.
+    """
+    if not settlements:
+        return Settled(0, 0)
+    claimed = {
+        delivery_id: (mode, revision)
+        for delivery_id, mode, revision in conn.execute(_CLAIM, {"ids": [s.delivery_id for s in settlements]})
+    }
+    now = utcnow()
+    decided: list[Settlement] = []
+    accepting: list[Settlement] = []
+    for settlement in settlements:
+        if settlement.delivery_id not in claimed:
+            continue
+        mode, revision = claimed[settlement.delivery_id]
+        if mode is None:
+            decided.append(Settlement(settlement.delivery_id, None, SKIPPED, "trigger_deleted"))
+        elif mode == "disabled":
+            decided.append(Settlement(settlement.delivery_id, revision, SKIPPED, "trigger_disabled"))
+        elif revision == settlement.trigger_revision:
+            (accepting if settlement.accept is not None else decided).append(settlement)
+    verdicts = accept_batch(conn, [settlement.accept for settlement in accepting if settlement.accept is not None])
+    rows = [_row(settlement, None, now) for settlement in decided]
+    rows += [_row(settlement, verdict, now) for settlement, verdict in zip(accepting, verdicts, strict=True)]
+    if rows:
+        conn.execute(_SETTLE, rows)
+    accepted = sum(verdict.verdict == "accepted" for verdict in verdicts)
+    return Settled(len(rows), accepted)
+
+
+def _row(settlement: Settlement, acceptance: Acceptance | None, now: datetime) -> dict[str, Any]:
+    status, cause, invocation_id = settlement.status, settlement.cause, None
+    if acceptance is not None:
+        status, cause = _VERDICTS[acceptance.verdict]
+        if acceptance.invocation is not None:
+            invocation_id = acceptance.invocation.id
+    key = settlement.accept.flow_invocation_id if settlement.accept is not None else None
+    return {
+        "delivery_id": settlement.delivery_id,
+        "new_status": status,
+        "new_cause": cause,
+        "new_detail": settlement.detail,
+        "new_invocation_id": invocation_id,
+        "new_flow_invocation_id": key,
+        "now": now,
+    }
+
+
+def set_aside(conn: Connection, delivery_id: str, reason: str) -> None:
+    """Mark a delivery that fails whenever it is settled as failed, so it stops holding up the rest."""
+    values = {"status": FAILED, "cause": "internal_error", "detail": {"error": reason}, "updated_at": utcnow()}
+    statement = sa.update(event_deliveries).where(
+        event_deliveries.c.id == delivery_id, event_deliveries.c.status == PENDING
+    )
+    conn.execute(statement.values(**values))

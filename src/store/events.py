@@ -1,0 +1,147 @@
+"""Custom events: sent to `POST /v1/{env}/events`, kept as analytics events, firing event triggers.
+
+An event and the deliveries it fires (store.event_deliveries) are written in
+one transaction, so an accepted event never misses its triggers. An event
+sent with the client's `id` is stored under an id derived from (environment,
+that id): a retry finds it and stores nothing, fires nothing, and is
+answered with the original's id and deliveries. The derived id is a stable
+hash with no time part (the retry's time differs, so no time can lead it);
+an event without a client id gets a new, time-ordered id.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from store.analytics import FLOW_EVENTS
+from store.event_deliveries import FiredEvent, enqueue
+from store.idempotent import derived_id, insert_new
+from store.ids import new_id
+from store.tables import analytics_events, event_deliveries, triggers
+
+MAX_EVENT_NAME = 128
+EVENT_NAME_RULE = f"a string of 1 to {MAX_EVENT_NAME} characters"
+#: What flows and segments emit: an event sent under one of these names would pass for theirs.
+RESERVED_EVENT_NAMES = frozenset((*FLOW_EVENTS, "segment-entered", "segment-exited"))
+#: What a stored event is compared by when its client id comes again (not its time: a retry may default it anew).
+COMPARED = ("event_name", "end_user_id", "properties", "metadata")
+LOOKUP_CHUNK = 1000  # ids per IN list: SQLite takes at most 32766 parameters a statement
+
+
+def valid_event_name(value: Any) -> bool:
+    return isinstance(value, str) and 1 <= len(value) <= MAX_EVENT_NAME
+
+
+@dataclass(frozen=True)
+class CustomEvent:
+    environment_id: str
+    name: str
+    end_user_id: str
+    properties: dict[str, Any]
+    metadata: dict[str, Any]
+    timestamp: datetime
+    client_id: str | None  # the sender's `id`, which makes a retry a repeat
+
+    @property
+    def stored_id(self) -> str | None:
+        """The id a client id stores the event under (None without one: each event is new)."""
+        if self.client_id is None:
+            return None
+        return derived_id("evt", self.environment_id, "custom-event", self.client_id)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    id: str
+    deliveries: int  # event triggers it fired (a repeat: the original's)
+    duplicate: bool  # an event with this client id was stored before; nothing new was
+
+
+class ClientIdConflict(Exception):
+    """Client ids already stored with another event; nothing was written."""
+
+    def __init__(self, indexes: list[int]) -> None:
+        super().__init__(f"client ids reused with another event at {indexes}")
+        self.indexes = indexes
+
+
+def record_events(conn: Connection, events: Sequence[CustomEvent], *, now: datetime) -> list[Recorded]:
+    """Store the new `events` with their deliveries (hop 1); repeats are left as stored. All or nothing:
+    a client id stored with another event raises ClientIdConflict before anything is written."""
+    ids = [event.stored_id or new_id("evt") for event in events]
+    stored = _stored(conn, [event.stored_id for event in events if event.stored_id is not None])
+    conflicts = [
+        index
+        for index, (event, event_id) in enumerate(zip(events, ids, strict=True))
+        if event_id in stored and stored[event_id] != _compared(event)
+    ]
+    if conflicts:
+        raise ClientIdConflict(conflicts)
+    new = [(event, event_id) for event, event_id in zip(events, ids, strict=True) if event_id not in stored]
+    insert_new(conn, analytics_events, [_row(event, event_id) for event, event_id in new])
+    fired = [FiredEvent(event_id, event.environment_id, event.name, None) for event, event_id in new]
+    enqueue(conn, fired, hop=1, now=now)
+    counts = _delivery_counts(conn, events, ids)
+    return [Recorded(event_id, counts.get(event_id, 0), event_id in stored) for event_id in ids]
+
+
+def _compared(event: CustomEvent) -> tuple[Any, ...]:
+    return (event.name, event.end_user_id, event.properties, event.metadata)
+
+
+def _stored(conn: Connection, ids: list[str]) -> dict[str, tuple[Any, ...]]:
+    if not ids:
+        return {}
+    columns = [analytics_events.c[name] for name in COMPARED]
+    query = sa.select(analytics_events.c.id, *columns).where(analytics_events.c.id.in_(ids))
+    return {row[0]: tuple(row[1:]) for row in conn.execute(query)}
+
+
+def _row(event: CustomEvent, event_id: str) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "environment_id": event.environment_id,
+        "event_name": event.name,
+        "timestamp": event.timestamp,
+        "end_user_id": event.end_user_id,
+        "flow_id": None,
+        "flow_instance_id": None,
+        "flow_invocation_id": None,
+        "card_instance_id": None,
+        "event_source": "live",
+        "properties": event.properties,
+        "metadata": event.metadata,
+    }
+
+
+def _delivery_counts(conn: Connection, events: Sequence[CustomEvent], ids: list[str]) -> dict[str, int]:
+    """How many deliveries each event has, looked up by their ids (derived from (event, trigger) as
+    store.event_deliveries derives them) for every event trigger of the event's name: deliveries have no
+    index by event."""
+    query = sa.select(triggers.c.id, triggers.c.environment_id, triggers.c.event_name).where(
+        triggers.c.environment_id.in_({event.environment_id for event in events}),
+        triggers.c.type == "event",
+        triggers.c.event_name.in_({event.name for event in events}),
+    )
+    listening: dict[tuple[str, str], list[str]] = {}
+    for trigger_id, environment_id, name in conn.execute(query):
+        listening.setdefault((environment_id, name), []).append(trigger_id)
+    candidates = {
+        derived_id("dlv", event_id, trigger_id): event_id
+        for event, event_id in zip(events, ids, strict=True)
+        for trigger_id in listening.get((event.environment_id, event.name), [])
+    }
+    counts: Counter[str] = Counter()
+    keys = list(candidates)
+    for start in range(0, len(keys), LOOKUP_CHUNK):
+        chunk = keys[start : start + LOOKUP_CHUNK]
+        found = conn.execute(sa.select(event_deliveries.c.id).where(event_deliveries.c.id.in_(chunk))).scalars()
+        counts.update(candidates[delivery_id] for delivery_id in found)
+    return counts
