@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -82,14 +83,25 @@ def _drop_waiting_card_index(conn: Connection) -> None:
 def _event_triggers(conn: Connection) -> None:
     """Event triggers: the event a trigger listens for, the hops an invocation is from an API event, and
     the deliveries outbox (created by create_all, which skips the tables a database already has)."""
-    for column in (triggers.c.event_name, invocations.c.hop):
-        if column.name in {found["name"] for found in sa.inspect(conn).get_columns(column.table.name)}:
-            continue  # migration 3 rebuilt `invocations` on SQLite with the current columns
-        kind = column.type.compile(dialect=conn.dialect)
-        conn.execute(sa.text(f"ALTER TABLE {column.table.name} ADD COLUMN {column.name} {kind}"))
+    _add_columns(conn, triggers.c.event_name, invocations.c.hop)
     [index] = [index for index in triggers.indexes if index.name == "ix_triggers_environment_event"]
     conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
     metadata.create_all(conn)
+
+
+def _customers_and_segments(conn: Connection) -> None:
+    """Customer profiles, segments and their members, bulk start tasks, and a segment trigger's segment."""
+    _add_columns(conn, triggers.c.segment_id)
+    metadata.create_all(conn)
+
+
+def _add_columns(conn: Connection, *columns: sa.Column[Any]) -> None:
+    """ALTER TABLE … ADD COLUMN for each column its table lacks (a SQLite rebuild may have added it already)."""
+    for column in columns:
+        if column.name in {found["name"] for found in sa.inspect(conn).get_columns(column.table.name)}:
+            continue
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE {column.table.name} ADD COLUMN {column.name} {kind}"))
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -98,6 +110,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "flowInvocationId unique per flow and mode", _idempotency_key_per_mode),
     Migration(4, "no index on flow_instances.waiting_card_id", _drop_waiting_card_index),
     Migration(5, "event triggers", _event_triggers),
+    Migration(6, "customers, segments, bulk starts", _customers_and_segments),
 )
 
 

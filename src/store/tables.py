@@ -106,6 +106,7 @@ triggers = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("event_name", sa.Text, nullable=True),  # an event trigger's event (migration 5)
+    sa.Column("segment_id", sa.Text, nullable=True),  # a segment trigger's segment (migration 6)
     sa.Index("ix_triggers_environment_event", "environment_id", "event_name"),
 )
 
@@ -347,4 +348,65 @@ event_deliveries = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Index("ix_event_deliveries_status_seq", "status", "seq"),
     sa.Index("ix_event_deliveries_trigger_seq", "trigger_id", "seq"),
+)
+
+
+# --- Customers, segments, bulk starts (SPEC §6; migration 6) ---
+
+# A customer profile: the attributes segments filter on and bulk starts match (`target.attributes.<field>`).
+customers = sa.Table(
+    "customers",
+    metadata,
+    sa.Column("seq", Sequence, primary_key=True, autoincrement=True),
+    sa.Column("environment_id", sa.Text, nullable=False),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("attributes", Json, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Index("uq_customers_environment_user", "environment_id", "user_id", unique=True),
+)
+
+# A segment: filter rules over profile attributes and events; its members are kept in segment_members,
+# and every entry and exit is a `segment-entered` / `segment-exited` analytics event.
+segments = sa.Table(
+    "segments",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("environment_id", sa.Text, nullable=False, index=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("rules", Json, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+segment_members = sa.Table(
+    "segment_members",
+    metadata,
+    sa.Column("segment_id", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Text, primary_key=True),
+    sa.Column("environment_id", sa.Text, nullable=False),
+    sa.Column("entered_at", UtcDateTime, nullable=False),
+    sa.Index("ix_segment_members_environment_user", "environment_id", "user_id"),
+)
+
+# A bulk start processed in the background with its progress: a CSV task (`csv`, `csv-test`) or a
+# manual start for selected customers (`manual`).
+bulk_tasks = sa.Table(
+    "bulk_tasks",
+    metadata,
+    sa.Column("seq", Sequence, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.Text, nullable=False, unique=True),
+    sa.Column("environment_id", sa.Text, nullable=False),
+    sa.Column("flow_id", sa.Text, nullable=True),  # None for a test sender task naming a flow per row
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # pending | running | done | failed
+    sa.Column("input", Json, nullable=False),  # the rows (CSV) or the selection (manual)
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("processed", sa.Integer, nullable=False),
+    sa.Column("started", sa.Integer, nullable=False),  # invocations accepted
+    sa.Column("skipped", Json, nullable=False),  # [{row or userId, reason}], in order
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Index("ix_bulk_tasks_status_seq", "status", "seq"),
 )

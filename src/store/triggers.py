@@ -42,6 +42,7 @@ class Trigger:
     created_at: datetime
     updated_at: datetime
     event_name: str | None = None  # an event trigger's event
+    segment_id: str | None = None  # a segment trigger's segment
 
 
 @dataclass(frozen=True)
