@@ -1,4 +1,4 @@
-"""`flowhook worker`: the flow executor and the event dispatcher without the HTTP service.
+"""`flowhook worker`: the flow executor, the event dispatcher and the bulk runner without the HTTP service.
 
 On PostgreSQL any number of workers (and `serve` processes) share the work;
 on SQLite one executor per database file is enough, since SQLite has one
@@ -11,6 +11,7 @@ import asyncio
 import signal
 from pathlib import Path
 
+from flows.bulk_runner import BulkRunner
 from flows.dispatcher import DispatcherConfig, EventDispatcher
 from flows.executor import Executor, ExecutorConfig
 from flows.interpreter import RetryPolicy
@@ -43,6 +44,11 @@ def event_dispatcher(
     return EventDispatcher(store, runner, config, on_accepted=executor.wake, on_settled=retention.note)
 
 
+def bulk_runner(store: Store, executor: Executor) -> BulkRunner:
+    """Whoever runs the executor works through bulk start tasks too, waking the executor for the runs they start."""
+    return BulkRunner(store, on_started=executor.wake)
+
+
 def delivery_retention(store: Store, settings: Settings) -> LogRetention:
     """Settled event deliveries are kept as many per trigger as requests in the request log."""
     return LogRetention(store, EVENT_DELIVERIES, settings.request_log_retention, settings.prune_interval_seconds)
@@ -66,6 +72,7 @@ async def _work(settings: Settings) -> None:
     retention = invocation_retention(store, settings)
     deliveries = delivery_retention(store, settings)
     dispatcher = event_dispatcher(store, MappingRunner(pool, settings.mapping_limits), settings, executor, deliveries)
+    bulk = bulk_runner(store, executor)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -74,10 +81,12 @@ async def _work(settings: Settings) -> None:
     retention.start()
     deliveries.start()
     dispatcher.start()
+    bulk.start()
     try:
         await stop.wait()
     finally:
         await retention.close()
+        await bulk.close()
         await dispatcher.close()
         await deliveries.close()
         await executor.close()

@@ -16,9 +16,11 @@ from ingress import editor
 from ingress.api import (
     action_flow,
     analytics,
+    bulk_starts,
     card_templates,
     cards,
     credentials,
+    customers,
     deliveries,
     environment_settings,
     environments,
@@ -28,6 +30,7 @@ from ingress.api import (
     preview,
     requests,
     samples,
+    segments,
     test_users,
     triggers,
 )
@@ -62,6 +65,9 @@ def management_routes() -> list[BaseRoute]:
         *action_flow.routes,
         *events.routes,
         *deliveries.routes,
+        *customers.routes,
+        *segments.routes,
+        *bulk_starts.routes,
     ]
 
 

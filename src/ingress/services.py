@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flows.bulk_runner import BulkRunner
 from flows.dispatcher import EventDispatcher
 from flows.executor import Executor
 from flows.retention import InvocationRetention
-from flows.worker import delivery_retention, event_dispatcher, executor_config, invocation_retention
+from flows.worker import bulk_runner, delivery_retention, event_dispatcher, executor_config, invocation_retention
 from ingress.allowlist import IpAllowlist
 from ingress.auth import AdminAuth, admin_token_hash
 from ingress.hook_configs import HookConfigs
@@ -34,6 +35,7 @@ class Services:
     invocation_retention: InvocationRetention | None = None  # with the executor
     dispatcher: EventDispatcher | None = None  # with the executor
     delivery_retention: LogRetention | None = None  # with the dispatcher
+    bulk_runner: BulkRunner | None = None  # with the executor
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -53,6 +55,7 @@ class Services:
         finished_work: InvocationRetention | None = None
         dispatcher: EventDispatcher | None = None
         deliveries: LogRetention | None = None
+        bulk: BulkRunner | None = None
         if settings.executor:
             executor = Executor(store, executor_config(settings))
             executor.start()
@@ -62,6 +65,8 @@ class Services:
             deliveries.start()
             dispatcher = event_dispatcher(store, runner, settings, executor, deliveries)
             dispatcher.start()
+            bulk = bulk_runner(store, executor)
+            bulk.start()
         return cls(
             settings=settings,
             store=store,
@@ -76,12 +81,15 @@ class Services:
             invocation_retention=finished_work,
             dispatcher=dispatcher,
             delivery_retention=deliveries,
+            bulk_runner=bulk,
         )
 
     async def close(self) -> None:
         """Stop taking work, let queued writes commit, then release everything."""
         if self.invocation_retention is not None:
             await self.invocation_retention.close()
+        if self.bulk_runner is not None:
+            await self.bulk_runner.close()
         if self.dispatcher is not None:
             await self.dispatcher.close()
         if self.delivery_retention is not None:

@@ -3,7 +3,10 @@
 An event (sent to `POST /v1/{env}/events`, or emitted by a flow as an
 analytics event) fires every event trigger of its environment that listens
 for its name and is not disabled, except the triggers of the flow that
-emitted it (the seed: a flow's events never start that same flow). Each
+emitted it (the seed: a flow's events never start that same flow). A
+segment trigger (store.segments) listens for `segment-entered` or
+`segment-exited` of one segment: it fires only for the events whose
+`segment_id` is its segment. Each
 (event, trigger) pair becomes one pending row here, written with the event
 itself, so a crash loses neither; the event dispatcher (flows.dispatcher,
 with store.event_dispatch) then runs the trigger's mapping and turns the row
@@ -21,6 +24,7 @@ Settled deliveries are kept like the request log: the newest N per trigger
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +40,8 @@ from store.tables import event_deliveries, triggers
 MAX_HOPS = 5
 PENDING = "pending"
 
-Listeners = dict[tuple[str, str], list[tuple[str, str]]]  # (environment, event name) -> [(trigger, flow)]
+# (environment, event name) -> [(trigger, flow, segment)]; the segment of a segment trigger, else None
+Listeners = dict[tuple[str, str], list[tuple[str, str, str | None]]]
 
 
 @dataclass(frozen=True)
@@ -47,20 +52,41 @@ class FiredEvent:
     environment_id: str
     name: str
     flow_id: str | None  # the flow that emitted it; None for an event sent to the API
+    segment_id: str | None = None  # the segment a `segment-entered` / `segment-exited` event is about
 
 
 def enqueue(conn: Connection, events: Sequence[FiredEvent], *, hop: int, now: datetime) -> int:
     """Write a pending delivery for every event trigger each of `events` fires; how many they fire
     (for an event written before, its deliveries are already there and are left as they are)."""
+    return enqueue_each(conn, events, hop=hop, now=now).total()
+
+
+def enqueue_each(conn: Connection, events: Sequence[FiredEvent], *, hop: int, now: datetime) -> Counter[str]:
+    """`enqueue`, telling how many deliveries each event (by id) fires."""
     if hop > MAX_HOPS or not events:
-        return 0
+        return Counter()
     names: dict[str, set[str]] = {}
     for event in events:
         names.setdefault(event.environment_id, set()).add(event.name)
     return _write(conn, [(event, hop) for event in events], _listeners(conn, names), now)
 
 
-def enqueue_emitted(conn: Connection, rows: Sequence[dict[str, Any]], hops: Sequence[int], *, now: datetime) -> int:
+def delivery_counts(conn: Connection, event_ids: Iterable[str]) -> Counter[str]:
+    """How many deliveries each of these stored events fired."""
+    wanted = list(event_ids)
+    if not wanted:
+        return Counter()
+    query = (
+        sa.select(event_deliveries.c.event_id, sa.func.count())
+        .where(event_deliveries.c.event_id.in_(wanted))
+        .group_by(event_deliveries.c.event_id)
+    )
+    return Counter({event_id: count for event_id, count in conn.execute(query)})
+
+
+def enqueue_emitted(
+    conn: Connection, rows: Sequence[dict[str, Any]], hops: Sequence[int], *, now: datetime
+) -> Counter[str]:
     """`enqueue` for a flow's own events: `analytics_events` rows as inserted, each at its hop.
 
     The executor calls this for every batch, so an environment without event
@@ -72,7 +98,7 @@ def enqueue_emitted(conn: Connection, rows: Sequence[dict[str, Any]], hops: Sequ
         names.setdefault(row["environment_id"], set()).add(row["event_name"])
     listeners = _listeners(conn, names)
     if not listeners:
-        return 0
+        return Counter()
     fired = [
         (FiredEvent(row["id"], row["environment_id"], row["event_name"], row["flow_id"]), hop)
         for row, hop in zip(rows, hops, strict=True)
@@ -83,25 +109,27 @@ def enqueue_emitted(conn: Connection, rows: Sequence[dict[str, Any]], hops: Sequ
 
 # Built once: the executor runs it every batch, and compiling it cost more than running it. The names are
 # compared here rather than in SQL: an expanding IN made the query cost twice as much.
-_LISTENING = sa.select(triggers.c.id, triggers.c.flow_id, triggers.c.event_name).where(
+_LISTENING = sa.select(triggers.c.id, triggers.c.flow_id, triggers.c.event_name, triggers.c.segment_id).where(
     triggers.c.environment_id == sa.bindparam("environment_id"),
-    triggers.c.type == "event",
+    triggers.c.type.in_(("event", "segment")),
     triggers.c.mode != "disabled",
 )
 
 
 def _listeners(conn: Connection, names: dict[str, set[str]]) -> Listeners:
-    """The event triggers listening for each (environment, name): one query per environment."""
+    """The event and segment triggers listening for each (environment, name): one query per environment."""
     listening: Listeners = {}
     for environment_id, wanted in names.items():
-        for trigger_id, flow_id, name in conn.execute(_LISTENING, {"environment_id": environment_id}):
+        for trigger_id, flow_id, name, segment_id in conn.execute(_LISTENING, {"environment_id": environment_id}):
             if name in wanted:
-                listening.setdefault((environment_id, name), []).append((trigger_id, flow_id))
+                listening.setdefault((environment_id, name), []).append((trigger_id, flow_id, segment_id))
     return listening
 
 
-def _write(conn: Connection, fired: Sequence[tuple[FiredEvent, int]], listeners: Listeners, now: datetime) -> int:
-    rows = [
+def _write(
+    conn: Connection, fired: Sequence[tuple[FiredEvent, int]], listeners: Listeners, now: datetime
+) -> Counter[str]:
+    rows: list[dict[str, Any]] = [
         {
             "id": derived_id("dlv", event.id, trigger_id),
             "environment_id": event.environment_id,
@@ -114,11 +142,11 @@ def _write(conn: Connection, fired: Sequence[tuple[FiredEvent, int]], listeners:
         }
         for event, hop in fired
         if hop <= MAX_HOPS
-        for trigger_id, flow_id in listeners.get((event.environment_id, event.name), [])
-        if flow_id != event.flow_id
+        for trigger_id, flow_id, segment_id in listeners.get((event.environment_id, event.name), [])
+        if flow_id != event.flow_id and segment_id in (None, event.segment_id)
     ]
     insert_new(conn, event_deliveries, rows)
-    return len(rows)
+    return Counter(row["event_id"] for row in rows)
 
 
 def prune(conn: Connection, trigger_ids: Iterable[str | None], keep: int, limit: int | None = None) -> int:

@@ -11,7 +11,6 @@ an event without a client id gets a new, time-ordered id.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,10 +20,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from store.analytics import FLOW_EVENTS
-from store.event_deliveries import FiredEvent, enqueue
+from store.event_deliveries import FiredEvent, delivery_counts, enqueue_each
 from store.idempotent import derived_id, insert_new
 from store.ids import new_id
-from store.tables import analytics_events, event_deliveries, triggers
+from store.segments import events_recorded
+from store.tables import analytics_events
 
 MAX_EVENT_NAME = 128
 EVENT_NAME_RULE = f"a string of 1 to {MAX_EVENT_NAME} characters"
@@ -32,7 +32,6 @@ EVENT_NAME_RULE = f"a string of 1 to {MAX_EVENT_NAME} characters"
 RESERVED_EVENT_NAMES = frozenset((*FLOW_EVENTS, "segment-entered", "segment-exited"))
 #: What a stored event is compared by when its client id comes again (not its time: a retry may default it anew).
 COMPARED = ("event_name", "end_user_id", "properties", "metadata")
-LOOKUP_CHUNK = 1000  # ids per IN list: SQLite takes at most 32766 parameters a statement
 
 
 def valid_event_name(value: Any) -> bool:
@@ -73,8 +72,9 @@ class ClientIdConflict(Exception):
 
 
 def record_events(conn: Connection, events: Sequence[CustomEvent], *, now: datetime) -> list[Recorded]:
-    """Store the new `events` with their deliveries (hop 1); repeats are left as stored. All or nothing:
-    a client id stored with another event raises ClientIdConflict before anything is written."""
+    """Store the new `events` with their deliveries (hop 1) and the segment entries and exits they cause;
+    repeats are left as stored. All or nothing: a client id stored with another event raises ClientIdConflict
+    before anything is written."""
     ids = [event.stored_id or new_id("evt") for event in events]
     stored = _stored(conn, [event.stored_id for event in events if event.stored_id is not None])
     conflicts = [
@@ -87,9 +87,9 @@ def record_events(conn: Connection, events: Sequence[CustomEvent], *, now: datet
     new = [(event, event_id) for event, event_id in zip(events, ids, strict=True) if event_id not in stored]
     insert_new(conn, analytics_events, [_row(event, event_id) for event, event_id in new])
     fired = [FiredEvent(event_id, event.environment_id, event.name, None) for event, event_id in new]
-    enqueue(conn, fired, hop=1, now=now)
-    counts = _delivery_counts(conn, events, ids)
-    return [Recorded(event_id, counts.get(event_id, 0), event_id in stored) for event_id in ids]
+    counts = enqueue_each(conn, fired, hop=1, now=now) + delivery_counts(conn, stored)
+    events_recorded(conn, [(event.environment_id, event.end_user_id, event.name) for event, _ in new])
+    return [Recorded(event_id, counts[event_id], event_id in stored) for event_id in ids]
 
 
 def _compared(event: CustomEvent) -> tuple[Any, ...]:
@@ -119,29 +119,3 @@ def _row(event: CustomEvent, event_id: str) -> dict[str, Any]:
         "properties": event.properties,
         "metadata": event.metadata,
     }
-
-
-def _delivery_counts(conn: Connection, events: Sequence[CustomEvent], ids: list[str]) -> dict[str, int]:
-    """How many deliveries each event has, looked up by their ids (derived from (event, trigger) as
-    store.event_deliveries derives them) for every event trigger of the event's name: deliveries have no
-    index by event."""
-    query = sa.select(triggers.c.id, triggers.c.environment_id, triggers.c.event_name).where(
-        triggers.c.environment_id.in_({event.environment_id for event in events}),
-        triggers.c.type == "event",
-        triggers.c.event_name.in_({event.name for event in events}),
-    )
-    listening: dict[tuple[str, str], list[str]] = {}
-    for trigger_id, environment_id, name in conn.execute(query):
-        listening.setdefault((environment_id, name), []).append(trigger_id)
-    candidates = {
-        derived_id("dlv", event_id, trigger_id): event_id
-        for event, event_id in zip(events, ids, strict=True)
-        for trigger_id in listening.get((event.environment_id, event.name), [])
-    }
-    counts: Counter[str] = Counter()
-    keys = list(candidates)
-    for start in range(0, len(keys), LOOKUP_CHUNK):
-        chunk = keys[start : start + LOOKUP_CHUNK]
-        found = conn.execute(sa.select(event_deliveries.c.id).where(event_deliveries.c.id.in_(chunk))).scalars()
-        counts.update(candidates[delivery_id] for delivery_id in found)
-    return counts

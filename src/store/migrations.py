@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from store.tables import invocations, metadata, schema_migrations, triggers
+from store.tables import analytics_events, event_deliveries, invocations, metadata, schema_migrations, triggers
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,16 @@ def _customers_and_segments(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
+def _event_count_indexes(conn: Connection) -> None:
+    """A customer's events of a name (segment rules count them) and an event's deliveries (a repeated
+    event is answered with them): both were walks of a whole table."""
+    wanted = {"ix_analytics_events_environment_user_event", "ix_event_deliveries_event"}
+    for table in (analytics_events, event_deliveries):
+        for index in table.indexes:
+            if index.name in wanted:
+                conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+
+
 def _add_columns(conn: Connection, *columns: sa.Column[Any]) -> None:
     """ALTER TABLE … ADD COLUMN for each column its table lacks (a SQLite rebuild may have added it already)."""
     for column in columns:
@@ -111,6 +121,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "no index on flow_instances.waiting_card_id", _drop_waiting_card_index),
     Migration(5, "event triggers", _event_triggers),
     Migration(6, "customers, segments, bulk starts", _customers_and_segments),
+    Migration(7, "indexes for event counts", _event_count_indexes),
 )
 
 

@@ -300,6 +300,8 @@ analytics_events = sa.Table(
     sa.Column("properties", Json, nullable=False),
     sa.Column("metadata", Json, nullable=False),
     sa.Index("ix_analytics_events_environment_seq", "environment_id", "seq"),
+    # A customer's events of a name, counted by segment rules (store.segments; migration 7).
+    sa.Index("ix_analytics_events_environment_user_event", "environment_id", "end_user_id", "event_name"),
 )
 
 credentials = sa.Table(
@@ -348,6 +350,7 @@ event_deliveries = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Index("ix_event_deliveries_status_seq", "status", "seq"),
     sa.Index("ix_event_deliveries_trigger_seq", "trigger_id", "seq"),
+    sa.Index("ix_event_deliveries_event", "event_id"),  # a repeated event's deliveries (migration 7)
 )
 
 

@@ -1,7 +1,9 @@
 """Triggers: how the outside world starts a flow.
 
-Webhook triggers and event triggers are rows (an event trigger has no hook:
-`hook_id` is None and `event_name` says which event it listens for). Every
+Webhook, event and segment triggers are rows (an event trigger has no hook:
+`hook_id` is None and `event_name` says which event it listens for; a
+segment trigger is an event trigger on `segment-entered` or `segment-exited`
+that fires only for its `segment_id`, see store.event_deliveries). Every
 flow also has exactly one API trigger (SPEC §5: it cannot be removed), which
 is derived from the flow instead of stored: it exists exactly as long as the
 flow and nothing about it can change, so a row would only be one more thing
@@ -107,14 +109,17 @@ def insert_trigger(
     verification: dict[str, Any] | None = None,
     allowed_ips: list[str] | None = None,
     event_name: str | None = None,
+    segment_id: str | None = None,
 ) -> Trigger:
-    """A webhook trigger (with a new hook URL), or with `event_name` an event trigger (no hook)."""
+    """A webhook trigger (with a new hook URL), or with `event_name` an event trigger (no hook), a segment
+    trigger with `segment_id` too."""
     now = utcnow()
+    kind = "webhook" if event_name is None else "event" if segment_id is None else "segment"
     trigger = Trigger(
         id=new_id("trg"),
         environment_id=environment_id,
         flow_id=flow_id,
-        type="webhook" if event_name is None else "event",
+        type=kind,
         hook_id=new_hook_id() if event_name is None else None,
         mode=mode,
         mapping=mapping,
@@ -125,6 +130,7 @@ def insert_trigger(
         created_at=now,
         updated_at=now,
         event_name=event_name,
+        segment_id=segment_id,
     )
     conn.execute(sa.insert(triggers).values(**trigger.__dict__))
     return trigger

@@ -121,7 +121,7 @@ async def test_a_mapping_and_mode_can_be_given(flowhook) -> None:
         ({"type": "event", "eventName": "e", "verification": None}, "$.verification"),
         ({"type": "event", "eventName": "e", "allowedIps": []}, "$.allowedIps"),
         ({"eventName": "e"}, "$.eventName"),  # a webhook trigger
-        ({"type": "segment"}, "$.type"),
+        ({"type": "manual"}, "$.type"),
     ],
 )
 async def test_invalid_settings_are_refused_with_their_path(flowhook, body, path) -> None:

@@ -108,7 +108,7 @@ async def test_trigger_input_is_checked(flowhook) -> None:
     flow = await flowhook.flow()
     url = f"/v1/default/action-flows/{flow['id']}/triggers"
     for body, code, path in [
-        ({"type": "segment"}, "invalid_field", "$.type"),
+        ({"type": "manual"}, "invalid_field", "$.type"),
         ({"mode": "on"}, "invalid_field", "$.mode"),
         ({"hookId": "mine"}, "unknown_field", "$.hookId"),
     ]:

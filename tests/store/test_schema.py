@@ -61,7 +61,7 @@ async def test_a_database_from_version_3_loses_the_unused_waiting_card_index(tmp
         assert "ix_flow_instances_waiting_card" not in indexes and "ix_flow_instances_due_at" in indexes
 
 
-async def test_a_version_4_database_gets_event_triggers_customers_and_segments_and_keeps_its_rows(tmp_path: Path) -> None:
+async def test_a_version_4_database_gets_the_tables_and_indexes_of_5_to_7_and_keeps_its_rows(tmp_path: Path) -> None:
     store = await Store.open(database_url(None, tmp_path))
     flow = await store.write(lambda conn: insert_flow(conn, "default", {"name": "f"}))
     accepted = await store.submit(accept_batch, accept(flow.id, "evt_1", {"targetUserIds": ["u1"]}))
@@ -69,6 +69,7 @@ async def test_a_version_4_database_gets_event_triggers_customers_and_segments_a
     with sqlite3.connect(tmp_path / "flowhook.db") as db:  # as version 4 left it
         db.executescript(
             "DROP TABLE event_deliveries; DROP INDEX ix_triggers_environment_event;"
+            " DROP INDEX ix_analytics_events_environment_user_event;"
             " DROP TABLE customers; DROP TABLE segments; DROP TABLE segment_members; DROP TABLE bulk_tasks;"
             " ALTER TABLE triggers DROP COLUMN event_name; ALTER TABLE triggers DROP COLUMN segment_id;"
             " ALTER TABLE invocations DROP COLUMN hop; DELETE FROM schema_migrations WHERE version > 4;"
@@ -86,6 +87,8 @@ async def test_a_version_4_database_gets_event_triggers_customers_and_segments_a
         assert "hop" in {row[1] for row in db.execute("PRAGMA table_info(invocations)")}
         assert {"event_name", "segment_id"} <= {row[1] for row in db.execute("PRAGMA table_info(triggers)")}
         assert db.execute("SELECT COUNT(*) FROM customers").fetchone()[0] == 0
+        indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {"ix_analytics_events_environment_user_event", "ix_event_deliveries_event"} <= indexes
         assert db.execute("SELECT COUNT(*) FROM event_deliveries").fetchone()[0] == 0
 
 

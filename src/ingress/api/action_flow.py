@@ -18,7 +18,6 @@ once and answered once, as a webhook mapping's repeated `targetUserIds` are.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy.engine import Connection
@@ -26,8 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from flows.definition import duration_problems
-from flows.problems import Problem, problem
+from flows.start_entries import Entry, build_entry
 from ingress.access_tokens import require_token
 from ingress.api.common import json_object, not_found, refuse_nul_parameters, services
 from ingress.errors import ApiError, listed_problems
@@ -36,24 +34,12 @@ from mapper.validation import schema_errors
 from mapper.variables import FlowVariables
 from store import flows
 from store.flows import Flow
-from store.ids import new_id, new_uuid7
-from store.invocations import Acceptance, AcceptRequest, accept_all_or_nothing
+from store.ids import new_id
+from store.invocations import Acceptance, accept_all_or_nothing
 from store.test_users import test_user_ids
 
 Mode = Literal["live", "test"]
 SCHEMA = "action-flow-start"
-PAYLOAD_FIELDS = ("variables", "cardOptions", "metadata", "notificationDetail")
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One validated entry of the body, as the trigger request it stores."""
-
-    flow_invocation_id: str
-    generated_key: bool  # no flowInvocationId was given: nothing can hold the new one yet
-    user_ids: list[str]  # each user once, as the executor starts them: a repeated id is not an error
-    payload: dict[str, Any]
-    given: dict[str, Any]  # the payload before variable defaults: what a repeat is compared by
 
 
 async def start_live(request: Request) -> Response:
@@ -71,21 +57,7 @@ async def _invoke(request: Request, mode: Mode) -> Response:
     variables = FlowVariables(await _declared_variables(request, env, flow_id, mode))
     entries = _entries(await json_object(request), variables)
     request_id = new_id("req")
-    accepts = [
-        AcceptRequest(
-            environment_id=env,
-            flow_id=flow_id,
-            trigger_id=None,
-            request_id=request_id,
-            mode=mode,
-            flow_invocation_id=entry.flow_invocation_id,
-            payload=entry.payload,
-            log=None,
-            fresh_key=entry.generated_key,
-            given=entry.given,
-        )
-        for entry in entries
-    ]
+    accepts = [entry.accept_request(env, flow_id, mode, request_id) for entry in entries]
     store = services(request).store
     verdicts = await store.submit(accept_all_or_nothing, accepts)
     _refuse_rejected(entries, verdicts)
@@ -116,17 +88,6 @@ def _flow_with_published(conn: Connection, env: str, flow_id: str) -> tuple[Flow
     return flow, flows.published_definition(conn, flow_id, flow.published_version)
 
 
-def _card_option_problems(options: Any, index: int) -> list[Problem]:
-    """A caller's `expiresAfter` must be a duration now: it overrides the step's, and nothing renders it later."""
-    if not isinstance(options, dict) or "expiresAfter" not in options:
-        return []
-    value = options["expiresAfter"]
-    at: list[str | int] = ["flows", index, "payload", "cardOptions", "expiresAfter"]
-    if not isinstance(value, str):  # the body's schema leaves cardOptions open
-        return [problem(at, "expiresAfter must be an ISO-8601 duration like P1D")]
-    return duration_problems(value, at)
-
-
 def _entry_index(path: str) -> int | None:
     """The entry a schema problem is in (`$.flows[2].target` -> 2); None for one about the body itself."""
     prefix = "$.flows["
@@ -152,23 +113,18 @@ def _entries(body: dict[str, Any], variables: FlowVariables) -> list[Entry]:
         if index in broken:
             continue
         where = f"$.flows[{index}]"
-        given = item.get("payload", {})
-        payload: dict[str, Any] = {"targetUserIds": item["target"]["usersById"]}
-        payload.update({name: given[name] for name in PAYLOAD_FIELDS if name in given})
-        as_given = dict(payload)  # `apply` replaces `variables` in `payload`
+        key = item.get("flowInvocationId")
+        entry, entry_problems = build_entry(item["target"]["usersById"], item.get("payload", {}), key, variables)
         problems += [
             {"path": where + ".payload" + problem["path"][1:], "message": problem["message"]}
-            for problem in variables.apply(payload)
+            for problem in entry_problems
         ]
-        problems += _card_option_problems(payload.get("cardOptions"), index)
-        key = item.get("flowInvocationId")
         if key is not None:
             if key in first_use:
                 message = f"flowInvocationId {key!r} is already used by $.flows[{first_use[key]}] of this request"
                 problems.append({"path": f"{where}.flowInvocationId", "message": message})
             first_use.setdefault(key, index)
-        users = list(dict.fromkeys(payload["targetUserIds"]))
-        entries.append(Entry(key or new_uuid7(), key is None, users, payload, as_given))
+        entries.append(entry)
     if problems:
         raise _invalid(
             sorted(problems, key=lambda problem: _entry_index(problem["path"]) or 0)

@@ -1,16 +1,24 @@
-"""Flows: create, read, edit the draft (checked whole: every problem with its path), publish."""
+"""Flows: create, read, edit the draft (checked whole: every problem with its path), publish (with what its
+segment triggers can start)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Connection
+from starlette.requests import Request
+from starlette.responses import Response
 
 from flows.definition import flow_problems
 from ingress.api.card_templates import unpublished_templates
+from ingress.api.common import environment, not_found, services
 from ingress.api.problems import refuse_problems
 from ingress.api.versioned import VersionedEndpoints
-from store import flows
+from ingress.api.views import versioned_view
+from ingress.jsonio import json_response
+from store import flows, segments, triggers
+from store.segments import ENTERED
 
 
 def flow_draft(data: dict[str, Any]) -> dict[str, Any]:
@@ -29,8 +37,57 @@ def publish_checked(conn: Connection, environment_id: str, flow_id: str) -> flow
     return flows.publish(conn, environment_id, flow_id)
 
 
+@dataclass(frozen=True)
+class Published:
+    flow: flows.Flow
+    segment_triggers: list[dict[str, Any]]  # what the answer reports per segment trigger on `entered`
+
+
+def publish_with_report(conn: Connection, environment_id: str, flow_id: str) -> Published | None:
+    """Publish (as `publish_checked`), and count the customers already in each segment a trigger of the flow
+    enters on: the seed's "publishing reports how many customers are already in the segment"."""
+    flow = publish_checked(conn, environment_id, flow_id)
+    if flow is None:
+        return None
+    entering = [
+        trigger
+        for trigger in triggers.list_triggers(conn, environment_id, flow_id) or []
+        if isinstance(trigger, triggers.Trigger) and trigger.type == "segment" and trigger.event_name == ENTERED
+    ]
+    counts = segments.member_counts(conn, {trigger.segment_id for trigger in entering if trigger.segment_id})
+    report = [
+        {
+            "triggerId": trigger.id,
+            "segmentId": trigger.segment_id,
+            "mode": trigger.mode,
+            "membersNow": counts.get(trigger.segment_id or "", 0),
+            "startExisting": {
+                "method": "POST",
+                "path": f"/v1/{environment_id}/action-flows/{flow_id}/manual-starts",
+                "body": {"segmentId": trigger.segment_id},
+            },
+        }
+        for trigger in entering
+    ]
+    return Published(flow, report)
+
+
+class FlowEndpoints(VersionedEndpoints):
+    """A flow's publish answer also has `segmentTriggers`: customers already in a segment are not started by
+    its trigger (they entered before), and a manual start with the segment starts them (docs/customers.md)."""
+
+    async def publish(self, request: Request) -> Response:
+        env = await environment(request)
+        flow_id = request.path_params["flow_id"]
+        published = await services(request).store.write(lambda conn: publish_with_report(conn, env, flow_id))
+        if published is None:
+            raise not_found("flow", flow_id)
+        services(request).configuration_changed()
+        return json_response({**versioned_view(published.flow), "segmentTriggers": published.segment_triggers})
+
+
 # Hooks map payloads with the flow's variables, so its edits and publications reload their configuration.
-routes = VersionedEndpoints(
+routes = FlowEndpoints(
     "/action-flows",
     id_param="flow_id",
     kind="flow",

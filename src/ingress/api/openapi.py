@@ -162,7 +162,7 @@ def limit_param(maximum: int, default: int) -> dict[str, Any]:
 ENV = path_param("env", "Environment id: `default` (exists from the first start) or one made by POST /v1/environments.")
 FLOW = path_param("flowId", "Flow id (`flw_…`).")
 TRIGGER = path_param(
-    "triggerId", "Trigger id: `trg_…` (a webhook or event trigger) or `api_flw_…` (a flow's API trigger)."
+    "triggerId", "Trigger id: `trg_…` (a webhook, event or segment trigger) or `api_flw_…` (a flow's API trigger)."
 )
 REQUEST = path_param("requestId", "Request-log id (`req_…`).")
 CURSOR = query_param(
@@ -206,13 +206,21 @@ def versioned(draft: dict[str, Schema]) -> Schema:
 
 
 def versioned_paths(
-    path: str, item: dict[str, Any], *, what: str, tag: str, schema: str, publish_refusal: str | None = None
+    path: str,
+    item: dict[str, Any],
+    *,
+    what: str,
+    tag: str,
+    schema: str,
+    publish_refusal: str | None = None,
+    published: Schema | None = None,
 ) -> dict[str, Any]:
     """Create, list, read, replace the draft, publish: the endpoints flows and card templates share.
 
     `item` is the id's path parameter; `schema` names the document and
     `{schema}Input` its body, refused whole (every problem) when invalid;
-    `publish_refusal` says when a draft cannot be published (a 422).
+    `publish_refusal` says when a draft cannot be published (a 422);
+    `published` is the publish answer when it is more than the document.
     """
     one = f"{path}/{{{item['name']}}}"
     document = ref(schema)
@@ -239,7 +247,7 @@ def versioned_paths(
                 "Publish the draft as the next version (live runs use the latest)",
                 tag,
                 {
-                    **responses(200, document, "Published.", 401, 404),
+                    **responses(200, published or document, "Published.", 401, 404),
                     **({"422": response(publish_refusal, ref("Problems"))} if publish_refusal else {}),
                 },
             ),
@@ -253,8 +261,14 @@ TRIGGER_FIELDS: dict[str, Schema] = {
     "verification": {"oneOf": [ref("Verification"), {"type": "null"}]},
     "allowedIps": {"type": "array", "items": STRING, "description": "IPv4/IPv6 addresses and CIDR ranges."},
     "eventName": {**NAME, "maxLength": 128, "description": "Event triggers only: the event name it listens for."},
+    "segmentId": {**STRING, "description": "Segment triggers only: an existing segment (else 422 segment_not_found)."},
+    "on": {
+        "enum": ["entered", "exited"],
+        "default": "entered",
+        "description": "Segment triggers only: fire when a customer enters the segment or exits it.",
+    },
 }
-STORED_TRIGGER: Schema = {"oneOf": [ref("WebhookTrigger"), ref("EventTrigger")]}
+STORED_TRIGGER: Schema = {"oneOf": [ref("WebhookTrigger"), ref("EventTrigger"), ref("SegmentTrigger")]}
 
 COMPONENT_SCHEMAS: dict[str, Schema] = {
     "Error": error_body(
@@ -292,9 +306,10 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
         obj(
             {
                 "type": {
-                    "enum": ["webhook", "event", "api"],
+                    "enum": ["webhook", "event", "segment", "api"],
                     "default": "webhook",
                     "description": "`event` needs `eventName` and takes no `verification` or `allowedIps` (422); "
+                    "`segment` needs `segmentId` (docs/customers.md); "
                     "`api` is refused (409 api_trigger_exists): every flow has its API trigger.",
                 },
                 **TRIGGER_FIELDS,
@@ -302,20 +317,22 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
                     **ref("MappingSpec"),
                     "description": "Default: passthrough for a webhook trigger; for an event trigger "
                     '`{"kind": "jmespath", "fields": {"targetUserIds": "body.endUserId", '
-                    '"variables": "body.properties"}}` (the mapped request\'s body is the event).',
+                    '"variables": "body.properties"}}` (the mapped request\'s body is the event); for a segment '
+                    'trigger `{"kind": "jmespath", "fields": {"targetUserIds": "body.endUserId"}}`.',
                 },
             }
         )
     ),
     "TriggerPatch": closed(obj(TRIGGER_FIELDS)),
     "Trigger": {
-        "oneOf": [ref("ApiTrigger"), ref("WebhookTrigger"), ref("EventTrigger")],
+        "oneOf": [ref("ApiTrigger"), ref("WebhookTrigger"), ref("EventTrigger"), ref("SegmentTrigger")],
         "discriminator": {
             "propertyName": "type",
             "mapping": {
                 "api": "#/components/schemas/ApiTrigger",
                 "webhook": "#/components/schemas/WebhookTrigger",
                 "event": "#/components/schemas/EventTrigger",
+                "segment": "#/components/schemas/SegmentTrigger",
             },
         },
     },
@@ -551,7 +568,7 @@ def _paths() -> dict[str, Any]:
     }
     armed = obj({"triggerId": STRING, "armed": {"type": "boolean"}})
     no_hook = refusal(
-        409, "not_a_webhook_trigger: an API or event trigger has no hook to capture or paste samples for."
+        409, "not_a_webhook_trigger: an API, event or segment trigger has no hook to capture or paste samples for."
     )
     return {
         "/hooks/{hookId}": {"post": webhook, "put": webhook},
@@ -573,11 +590,12 @@ def _paths() -> dict[str, Any]:
             schema="Flow",
             publish_refusal="flow_not_publishable: a send-card step names a card template with no published "
             "version; every such step, with its path.",
+            published=ref("PublishedFlow"),
         ),
         "/v1/{env}/action-flows/{flowId}/triggers": {
             "parameters": [ENV, FLOW],
             "post": operation(
-                "Create a webhook or event trigger",
+                "Create a webhook, event or segment trigger",
                 "triggers",
                 {
                     **responses(201, STORED_TRIGGER, "Created (mode test unless given).", 401, 404, 422),
@@ -586,7 +604,8 @@ def _paths() -> dict[str, Any]:
                 body=ref("TriggerInput"),
             ),
             "get": operation(
-                "List the flow's triggers: its API trigger first, then its webhook and event triggers, oldest first",
+                "List the flow's triggers: its API trigger first, then its webhook, event and segment triggers, "
+                "oldest first",
                 "triggers",
                 responses(200, list_of("Trigger"), "Triggers.", 401, 404),
             ),
@@ -596,7 +615,7 @@ def _paths() -> dict[str, Any]:
             "get": operation("Read a trigger", "triggers", responses(200, ref("Trigger"), "The trigger.", 401, 404)),
             "patch": operation(
                 "Change a trigger's mode and mapping; a webhook trigger's verification or allowedIps; an event "
-                "trigger's eventName",
+                "trigger's eventName; a segment trigger's segmentId or on",
                 "triggers",
                 {
                     **responses(200, STORED_TRIGGER, "Updated.", 401, 404, 422),
@@ -605,7 +624,7 @@ def _paths() -> dict[str, Any]:
                 body=ref("TriggerPatch"),
             ),
             "delete": operation(
-                "Delete a webhook or event trigger with its samples, log and deliveries",
+                "Delete a webhook, event or segment trigger with its samples, log and deliveries",
                 "triggers",
                 {
                     **responses(204, None, "Deleted.", 401, 404),
@@ -661,7 +680,7 @@ def _paths() -> dict[str, Any]:
         "/v1/{env}/triggers/{triggerId}/deliveries": {
             "parameters": [ENV, TRIGGER],
             "get": operation(
-                "An event trigger's deliveries, newest first: what each event it was sent became (empty for "
+                "An event or segment trigger's deliveries, newest first: what each event it was sent became (empty for "
                 "other triggers)",
                 "events",
                 page_responses(ref("DeliveryPage"), "status or limit"),
@@ -701,6 +720,8 @@ def _paths() -> dict[str, Any]:
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     from ingress.api import openapi_api_triggers as api_triggers  # noqa: PLC0415 - it builds on this module
+    from ingress.api import openapi_bulk_starts as bulk_starts  # noqa: PLC0415 - it builds on this module
+    from ingress.api import openapi_customers as customers  # noqa: PLC0415 - it builds on this module
     from ingress.api import openapi_environments as environments  # noqa: PLC0415 - it builds on this module
     from ingress.api.openapi_flows import FLOW_SCHEMAS, flow_paths  # noqa: PLC0415 - it builds on this module
 
@@ -712,6 +733,8 @@ def openapi_document() -> dict[str, Any]:
         "TriggerRequest": load_schema("trigger-request"),
         **api_triggers.SCHEMAS,
         **environments.SCHEMAS,
+        **bulk_starts.SCHEMAS,
+        **customers.SCHEMAS,
     }
     schemas = {name: embedded(name, schema) if "$id" in schema else schema for name, schema in schemas.items()}
     return {
@@ -722,7 +745,14 @@ def openapi_document() -> dict[str, Any]:
             "description": "Webhook ingress and management API. See docs/webhooks.md.",
         },
         "security": [{"adminToken": []}],
-        "paths": {**_paths(), **environments.environment_paths(), **flow_paths(), **api_triggers.api_trigger_paths()},
+        "paths": {
+            **_paths(),
+            **environments.environment_paths(),
+            **flow_paths(),
+            **api_triggers.api_trigger_paths(),
+            **bulk_starts.bulk_start_paths(),
+            **customers.customer_paths(),
+        },
         "components": {
             "securitySchemes": {
                 "adminToken": {

@@ -1,4 +1,4 @@
-"""Triggers: every flow's API trigger, webhook and event triggers: create, read, change, delete, arm capture.
+"""Triggers: every flow's API trigger, webhook, event and segment triggers: create, read, change, delete, arm capture.
 
 Everything is checked before it is saved and a config that cannot work is
 refused (fail closed): the mapping must compile (422 with its location), the
@@ -8,7 +8,9 @@ must parse. A setting of the other kind (`verification` on an event trigger,
 
 An event trigger (docs/events.md) listens for one event name: it has no hook,
 so capture and samples are refused as for the API trigger, and its request
-log is empty; what its events did is its delivery log.
+log is empty; what its events did is its delivery log. A segment trigger
+(docs/customers.md) is one on a segment's `segment-entered` or
+`segment-exited` events: `segmentId` (an existing segment, else 422) and `on`.
 
 The API trigger comes and goes with its flow (SPEC §5: it cannot be removed):
 it is listed first and read like any trigger, and creating, changing or
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.engine import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -40,14 +43,14 @@ from ingress.errors import ApiError
 from ingress.jsonio import json_response
 from ingress.verification import VerificationConfigError, compile_verification
 from mapper import MappingSpecError
-from store import flows, triggers
+from store import flows, segments, triggers
 from store.events import EVENT_NAME_RULE, valid_event_name
 from store.triggers import MODES, ApiTrigger, Trigger, api_trigger_id
 
-CREATE_FIELDS = {"type", "mode", "mapping", "verification", "allowedIps", "eventName"}
+CREATE_FIELDS = {"type", "mode", "mapping", "verification", "allowedIps", "eventName", "segmentId", "on"}
 PATCH_FIELDS = CREATE_FIELDS - {"type"}
 #: The settings only one kind of stored trigger has.
-KIND_FIELDS = {"webhook": {"verification", "allowedIps"}, "event": {"eventName"}}
+KIND_FIELDS = {"webhook": {"verification", "allowedIps"}, "event": {"eventName"}, "segment": {"segmentId", "on"}}
 DEFAULT_MAPPING = {"kind": "passthrough"}
 #: The seed's default: the event's user is the target, its properties the variables (the mapper's
 #: `request.body` for an event is the event itself).
@@ -55,6 +58,16 @@ DEFAULT_EVENT_MAPPING = {
     "kind": "jmespath",
     "fields": {"targetUserIds": "body.endUserId", "variables": "body.properties"},
 }
+#: A segment trigger's: the customer who entered or exited (the event's properties name the segment only).
+DEFAULT_SEGMENT_MAPPING = {"kind": "jmespath", "fields": {"targetUserIds": "body.endUserId"}}
+DEFAULT_MAPPINGS = {"webhook": DEFAULT_MAPPING, "event": DEFAULT_EVENT_MAPPING, "segment": DEFAULT_SEGMENT_MAPPING}
+#: How what starts a trigger without a hook reaches it.
+REACHED_BY = {
+    "event": "events reach it through POST /v1/{env}/events",
+    "segment": "its segment's entries or exits reach it",
+}
+#: A segment trigger's `on`, as the event it listens for.
+SEGMENT_EVENTS = {"entered": segments.ENTERED, "exited": segments.EXITED}
 
 
 def base_url(request: Request) -> str:
@@ -76,6 +89,12 @@ async def checked_changes(request: Request, data: dict[str, Any], variables: lis
         changes["allowed_ips"] = _checked_allowlist(data["allowedIps"])
     if "eventName" in data:
         changes["event_name"] = field(data, "eventName", valid_event_name, EVENT_NAME_RULE, None)
+    if "on" in data:
+        changes["event_name"] = SEGMENT_EVENTS[
+            field(data, "on", lambda v: v in SEGMENT_EVENTS, "entered | exited", None)
+        ]
+    if "segmentId" in data:
+        changes["segment_id"] = field(data, "segmentId", lambda v: isinstance(v, str), "a segment id", None)
     return changes
 
 
@@ -154,8 +173,8 @@ async def webhook_trigger(request: Request, env: str, needs_hook: str) -> Trigge
     trigger = _stored_only(await _trigger(request, env), "not_a_webhook_trigger", why)
     if trigger.hook_id is None:
         message = (
-            f"{trigger.id} is an event trigger: it has no hook URL, hence no {needs_hook} (events reach it "
-            "through POST /v1/{env}/events; see its deliveries)"
+            f"{trigger.id} is {_a(trigger.type)} trigger: it has no hook URL, hence no {needs_hook} "
+            f"({REACHED_BY[trigger.type]}; see its deliveries)"
         )
         raise ApiError(409, "not_a_webhook_trigger", message)
     return trigger
@@ -168,10 +187,10 @@ async def create_trigger(request: Request) -> Response:
     data = await json_object(request)
     refuse_unknown(data, CREATE_FIELDS)
     kind = data.get("type", "webhook")
-    if kind not in ("webhook", "event", "api"):
+    if kind not in ("webhook", "event", "segment", "api"):
         message = (
-            "type must be webhook or event (the API trigger comes with the flow; other trigger types have their "
-            "own APIs)"
+            "type must be webhook, event or segment (the API trigger comes with the flow; other trigger types have "
+            "their own APIs)"
         )
         raise ApiError(422, "invalid_field", message, path="$.type")
     variables = await _flow_variables(request, env, flow_id)
@@ -183,10 +202,14 @@ async def create_trigger(request: Request) -> Response:
         raise ApiError(
             422, "invalid_field", "an event trigger needs eventName, the event it listens for", path="$.eventName"
         )
-    default = DEFAULT_EVENT_MAPPING if kind == "event" else DEFAULT_MAPPING
-    changes = await checked_changes(request, {"mapping": default, **data}, variables)
-    trigger = await services(request).store.write(
-        lambda conn: triggers.insert_trigger(
+    if kind == "segment" and "segmentId" not in data:
+        raise ApiError(422, "invalid_field", "a segment trigger needs segmentId, the segment", path="$.segmentId")
+    defaults = {"mapping": DEFAULT_MAPPINGS[kind], **({"on": "entered"} if kind == "segment" else {})}
+    changes = await checked_changes(request, {**defaults, **data}, variables)
+
+    def insert(conn: Connection) -> Trigger:
+        _refuse_unknown_segment(conn, env, changes)
+        return triggers.insert_trigger(
             conn,
             env,
             flow_id,
@@ -195,9 +218,18 @@ async def create_trigger(request: Request) -> Response:
             verification=changes.get("verification"),
             allowed_ips=changes.get("allowed_ips", []),
             event_name=changes.get("event_name"),
+            segment_id=changes.get("segment_id"),
         )
-    )
+
+    trigger = await services(request).store.write(insert)
     return json_response(trigger_view(trigger, base_url(request)), 201)
+
+
+def _refuse_unknown_segment(conn: Connection, env: str, changes: dict[str, Any]) -> None:
+    """A 422 for a segment trigger naming a segment the environment does not have (checked as it is saved)."""
+    segment_id = changes.get("segment_id")
+    if segment_id is not None and segments.get_segment(conn, env, segment_id) is None:
+        raise ApiError(422, "segment_not_found", f"no segment {segment_id!r} in this environment", path="$.segmentId")
 
 
 @admin_only
@@ -227,7 +259,12 @@ async def patch_trigger(request: Request) -> Response:
     _refuse_other_kinds_fields(data, current.type)
     variables = await _flow_variables(request, env, current.flow_id)
     changes = await checked_changes(request, data, variables)
-    updated = await services(request).store.write(lambda conn: triggers.update_trigger(conn, env, current.id, changes))
+
+    def update(conn: Connection) -> Trigger | None:
+        _refuse_unknown_segment(conn, env, changes)
+        return triggers.update_trigger(conn, env, current.id, changes)
+
+    updated = await services(request).store.write(update)
     if updated is None:
         raise not_found("trigger", current.id)
     services(request).configuration_changed()

@@ -9,6 +9,7 @@ from store.clock import iso
 from store.event_delivery_log import Delivery
 from store.request_log import LogEntry
 from store.samples import Sample
+from store.segments import ENTERED
 from store.triggers import ApiTrigger, Trigger
 from store.versioned import Versioned
 
@@ -27,11 +28,14 @@ def versioned_view(document: Versioned) -> dict[str, Any]:
 
 
 def trigger_view(trigger: Trigger | ApiTrigger, base_url: str) -> dict[str, Any]:
-    """A webhook, event or a flow's API trigger; `type` tells which. `base_url` is where the API is reached."""
+    """A webhook, event, segment or a flow's API trigger; `type` tells which. `base_url` is where the API is
+    reached."""
     if isinstance(trigger, ApiTrigger):
         return _api_trigger_view(trigger, base_url)
     if trigger.type == "event":
         return _event_trigger_view(trigger)
+    if trigger.type == "segment":
+        return _segment_trigger_view(trigger)
     return {
         "id": trigger.id,
         "environmentId": trigger.environment_id,
@@ -72,6 +76,22 @@ def _event_trigger_view(trigger: Trigger) -> dict[str, Any]:
         "flowId": trigger.flow_id,
         "type": trigger.type,
         "eventName": trigger.event_name,
+        "mode": trigger.mode,
+        "mapping": trigger.mapping,
+        "createdAt": iso(trigger.created_at),
+        "updatedAt": iso(trigger.updated_at),
+    }
+
+
+def _segment_trigger_view(trigger: Trigger) -> dict[str, Any]:
+    """An event trigger on its segment's `segment-entered` (`on: entered`) or `segment-exited` events."""
+    return {
+        "id": trigger.id,
+        "environmentId": trigger.environment_id,
+        "flowId": trigger.flow_id,
+        "type": trigger.type,
+        "segmentId": trigger.segment_id,
+        "on": "entered" if trigger.event_name == ENTERED else "exited",
         "mode": trigger.mode,
         "mapping": trigger.mapping,
         "createdAt": iso(trigger.created_at),

@@ -1,0 +1,211 @@
+"""The bulk runner: a background loop that works through bulk start tasks (CSV files, manual starts).
+
+Each round takes the oldest open task and its next chunk of rows: it decides
+each row on a read connection (match customers, type the variables, build
+the entry as `/start` would), then stores the chunk's invocations and moves
+the task's progress on in one write transaction (store.bulk_tasks.advance).
+The task is the whole queue: a process that dies mid-chunk leaves the task
+where the last committed chunk left it, and the next runner (here or in
+another process) carries on from there. A row's invocation key is its
+`flowInvocationId`, or one derived from the task and the row, so a row is
+never started twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from flows.background import BackgroundLoop, transient_failure
+from flows.csv_rows import ATTRIBUTE, Row, read_row, typed_variables
+from flows.start_entries import build_entry
+from mapper.variables import FlowVariables
+from store import Store, flows
+from store.bulk_tasks import (
+    Advanced,
+    BulkTask,
+    Chunk,
+    Outcome,
+    advance_batches,
+    existing_customers,
+    matching_customers,
+    next_open_task,
+    task_input,
+)
+from store.writer import WriterClosed
+
+log = logging.getLogger("flowhook.flows")
+
+#: A CSV row whose attributes match more customers than this is skipped (the seed's rule).
+MAX_MATCHES = 10
+NO_PROFILE = "no customer profile: manual starts reach existing customers only"
+
+
+@dataclass(frozen=True)
+class BulkRunnerConfig:
+    chunk_size: int = 200  # rows decided and committed per transaction
+    poll_seconds: float = 0.5
+
+
+class BulkRunner(BackgroundLoop):
+    def __init__(
+        self, store: Store, config: BulkRunnerConfig | None = None, *, on_started: Callable[[], None] = lambda: None
+    ) -> None:
+        self._config = config or BulkRunnerConfig()
+        super().__init__("bulk-runner", self._config.poll_seconds)
+        self._store = store
+        self._on_started = on_started  # wakes the executor
+        self._inputs: dict[str, dict[str, Any]] = {}  # a task's input never changes: read it once
+
+    async def step(self) -> int:
+        """Decide and commit the next chunk of the oldest open task; how many rows it moved on."""
+        task = await self._store.read(next_open_task)
+        if task is None:
+            return 0
+        if task.id not in self._inputs:
+            self._inputs = {task.id: await self._store.read(lambda conn: task_input(conn, task.id))}
+        rows = self._inputs[task.id]
+        chunk = await self._store.read(lambda conn: plan_chunk(conn, task, rows, self._config.chunk_size))
+        try:
+            advanced: Advanced = await self._store.submit(advance_batches, chunk)
+        except Exception as error:
+            if transient_failure(error) or isinstance(error, WriterClosed):
+                raise
+            log.exception("bulk task %s: a chunk fails whenever it is stored; marking the task failed", task.id)
+            await self._store.submit(advance_batches, Chunk(task.id, chunk.offset, failed=True))
+            return 1
+        if advanced.started:
+            self._on_started()
+        return advanced.processed or int(chunk.failed)
+
+    async def drain(self) -> int:
+        """Run chunks until no task is open; how many rows they moved on."""
+        total = 0
+        while moved := await self.step():
+            total += moved
+        return total
+
+    async def _round(self) -> bool:
+        return await self.step() > 0
+
+
+def plan_chunk(conn: Connection, task: BulkTask, rows: dict[str, Any], size: int) -> Chunk:
+    """The outcome of each of the task's next `size` rows (a read: nothing is stored)."""
+    chunk = Chunk(task.id, task.processed)
+    if task.kind == "manual":
+        declarations = published_variables(conn, task.environment_id, task.flow_id)
+        if declarations is None:
+            chunk.failed = True
+        else:
+            users = rows["userIds"][task.processed : task.processed + size]
+            chunk.outcomes = _manual_outcomes(conn, task, users, rows["payload"], declarations)
+        return chunk
+    flows_seen: dict[str, list[dict[str, Any]] | None] = {}
+    if task.kind == "csv" and task.flow_id is not None:
+        flows_seen[task.flow_id] = published_variables(conn, task.environment_id, task.flow_id)
+        chunk.failed = flows_seen[task.flow_id] is None
+    if chunk.failed:
+        return chunk
+    cut = rows["rows"][task.processed : task.processed + size]
+    read = [(number, read_row(rows["columns"], cells)) for number, cells in cut]
+    by_attributes = [row for _, row in read if isinstance(row, Row) and row.attributes]
+    names = [name for name, _ in by_attributes[0].attributes] if by_attributes else []  # every row's columns
+    wanted = [_texts(row) for row in by_attributes]
+    matches = matching_customers(conn, task.environment_id, names, wanted, MAX_MATCHES + 1) if wanted else {}
+    for number, row in read:
+        chunk.outcomes.append(_csv_outcome(conn, task, number, row, flows_seen, matches))
+    return chunk
+
+
+def _texts(row: Row) -> tuple[str, ...]:
+    return tuple(text for _, text in row.attributes)
+
+
+def published_variables(conn: Connection, environment_id: str, flow_id: str | None) -> list[dict[str, Any]] | None:
+    """The published flow's variable declarations; None when the flow is gone or was never published."""
+    flow = flows.get_flow(conn, environment_id, flow_id) if flow_id is not None else None
+    if flow is None or flow.published_version is None:
+        return None
+    definition = flows.published_definition(conn, flow.id, flow.published_version) or {}
+    return list(definition.get("variables") or [])
+
+
+def _draft_variables(conn: Connection, environment_id: str, flow_id: str) -> list[dict[str, Any]] | None:
+    flow = flows.get_flow(conn, environment_id, flow_id)
+    return None if flow is None else list(flow.draft.get("variables") or [])
+
+
+def _csv_outcome(
+    conn: Connection,
+    task: BulkTask,
+    number: int,
+    row: Row | str,
+    flows_seen: dict[str, list[dict[str, Any]] | None],
+    matches: dict[tuple[str, ...], list[str]],
+) -> Outcome:
+    ref = {"row": number}
+    if isinstance(row, str):
+        return Outcome(ref, reason=row)
+    flow_id = row.flow_id or task.flow_id
+    assert flow_id is not None  # a task without a flow is refused at upload
+    if flow_id not in flows_seen:
+        flows_seen[flow_id] = _draft_variables(conn, task.environment_id, flow_id)
+    declarations = flows_seen[flow_id]
+    if declarations is None:
+        return Outcome(ref, reason=f"flowConfigId {flow_id!r}: no such flow in this environment")
+    users = row.user_ids if row.user_ids is not None else _matched(row, matches[_texts(row)])
+    if isinstance(users, str):
+        return Outcome(ref, reason=users)
+    variables = typed_variables(row.sections.get("variables", {}), declarations)
+    if isinstance(variables, str):
+        return Outcome(ref, reason=variables)
+    given = {**row.sections, "variables": variables} if variables else row.sections
+    key = row.key or f"{task.id}:{number}"
+    mode = "test" if task.kind == "csv-test" else "live"
+    return _outcome(ref, users, given, key, declarations, task, flow_id, mode)
+
+
+def _matched(row: Row, users: list[str]) -> list[str] | str:
+    """The customers the row's attributes match, or why the row reaches nobody (none, or too many)."""
+    wanted = " and ".join(f"{ATTRIBUTE}{name} = {text!r}" for name, text in row.attributes)
+    if not users:
+        return f"no customer matches {wanted}"
+    if len(users) > MAX_MATCHES:
+        return f"more than {MAX_MATCHES} customers match {wanted}"
+    return users
+
+
+def _manual_outcomes(
+    conn: Connection, task: BulkTask, users: list[str], payload: dict[str, Any], declarations: list[dict[str, Any]]
+) -> list[Outcome]:
+    existing = existing_customers(conn, task.environment_id, users)
+    outcomes = []
+    for index, user in enumerate(users, task.processed + 1):
+        if user not in existing:
+            outcomes.append(Outcome({"userId": user}, reason=NO_PROFILE))
+            continue
+        key = f"{task.id}:{index}"
+        assert task.flow_id is not None  # a manual start names its flow
+        outcomes.append(_outcome({"userId": user}, [user], payload, key, declarations, task, task.flow_id, "live"))
+    return outcomes
+
+
+def _outcome(
+    ref: dict[str, Any],
+    users: list[str],
+    given: dict[str, Any],
+    key: str,
+    declarations: list[dict[str, Any]],
+    task: BulkTask,
+    flow_id: str,
+    mode: str,
+) -> Outcome:
+    """The entry `/start` would store for these users and payload, or its problems as the reason."""
+    entry, problems = build_entry(users, given, key, FlowVariables(declarations))
+    if problems:
+        return Outcome(ref, reason="; ".join(problem["message"] for problem in problems))
+    return Outcome(ref, accept=entry.accept_request(task.environment_id, flow_id, mode, task.id))

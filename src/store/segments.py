@@ -1,0 +1,390 @@
+"""Segments and their members: the segments themselves, and every change of membership with its event.
+
+A segment holds the customers (profiles, store.customers) its rules match
+(flows.segment_rules). Membership is decided in the transaction of whatever
+may change it: a profile written or deleted, a custom event stored (only for
+segments that count that event), a segment created or edited (all the
+environment's customers, a chunk per transaction). Each entry and exit is a
+`segment-entered` / `segment-exited` analytics event (live, no flow,
+properties `{segmentId, segmentName}`) written with the change and handed to
+store.event_deliveries.enqueue in the same transaction, so a segment trigger
+never misses one.
+
+A change is what the store did, not what was decided: an entry is a member
+row inserted (a row already there inserts nothing), an exit a row deleted,
+and the customers being evaluated are locked first (FOR UPDATE on
+PostgreSQL), so two processes deciding the same change emit it once. Deleting
+a segment removes its members without exit events (docs/customers.md).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from flows.segment_rules import event_names, matches
+from store.clock import utcnow
+from store.event_deliveries import FiredEvent, enqueue
+from store.idempotent import insert_new, insert_or_skip
+from store.ids import new_id
+from store.tables import analytics_events, customers, segment_members, segments, triggers
+
+ENTERED, EXITED = "segment-entered", "segment-exited"
+MAX_SEGMENTS = 200  # per environment: a profile write evaluates every one of them in its transaction
+CHUNK = 500  # customers evaluated per transaction when a segment is created or edited
+
+Attributes = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Segment:
+    id: str
+    environment_id: str
+    name: str
+    rules: dict[str, Any]
+    revision: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What an evaluation changed: entries, exits, and the trigger deliveries their events fired."""
+
+    entered: int = 0
+    exited: int = 0
+    deliveries: int = 0
+
+    def __add__(self, other: Changes) -> Changes:
+        return Changes(self.entered + other.entered, self.exited + other.exited, self.deliveries + other.deliveries)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One transaction's share of evaluating a segment over its environment's customers."""
+
+    examined: int
+    changes: Changes
+    last_seq: int | None  # the last customer examined; the next chunk starts after it
+    done: bool  # no customer is left after `last_seq`
+    superseded: bool  # the segment was edited (or deleted) since: the newer revision's evaluation takes over
+
+
+@dataclass(frozen=True)
+class Member:
+    seq: int  # the customer's: members are listed in the order customers were created
+    user_id: str
+    entered_at: datetime
+
+
+class TooManySegments(Exception):
+    """The environment has MAX_SEGMENTS segments already."""
+
+
+class SegmentInUse(Exception):
+    """Triggers start flows on the segment's entries or exits; they must go first."""
+
+    def __init__(self, trigger_ids: list[str]) -> None:
+        super().__init__(f"segment triggers {trigger_ids} use the segment")
+        self.trigger_ids = trigger_ids
+
+
+# --- the segments ---
+
+
+def insert_segment(conn: Connection, environment_id: str, name: str, rules: dict[str, Any]) -> Segment:
+    """A new segment with no members yet (`evaluate_chunk` fills it); TooManySegments past the limit."""
+    if len(list_segments(conn, environment_id)) >= MAX_SEGMENTS:
+        raise TooManySegments(f"an environment holds at most {MAX_SEGMENTS} segments")
+    now = utcnow()
+    segment = Segment(new_id("seg"), environment_id, name, rules, 1, now, now)
+    conn.execute(sa.insert(segments).values(**segment.__dict__))
+    return segment
+
+
+def get_segment(conn: Connection, environment_id: str, segment_id: str) -> Segment | None:
+    query = sa.select(segments).where(segments.c.id == segment_id, segments.c.environment_id == environment_id)
+    row = conn.execute(query).first()
+    return Segment(**row._mapping) if row else None
+
+
+def list_segments(conn: Connection, environment_id: str) -> list[Segment]:
+    """Every segment of the environment, oldest first (at most MAX_SEGMENTS)."""
+    query = (
+        sa.select(segments)
+        .where(segments.c.environment_id == environment_id)
+        .order_by(segments.c.created_at, segments.c.id)
+    )
+    return [Segment(**row._mapping) for row in conn.execute(query)]
+
+
+def update_segment(
+    conn: Connection, environment_id: str, segment_id: str, name: str, rules: dict[str, Any]
+) -> Segment | None:
+    """Replace the name and rules and bump the revision; members stay until `evaluate_chunk` re-evaluates them."""
+    current = get_segment(conn, environment_id, segment_id)
+    if current is None:
+        return None
+    updated = Segment(current.id, environment_id, name, rules, current.revision + 1, current.created_at, utcnow())
+    values = {"name": name, "rules": rules, "revision": updated.revision, "updated_at": updated.updated_at}
+    conn.execute(sa.update(segments).where(segments.c.id == segment_id).values(**values))
+    return updated
+
+
+def delete_segment(conn: Connection, environment_id: str, segment_id: str) -> bool:
+    """Remove the segment and its members (no exit events); SegmentInUse while triggers name it."""
+    if get_segment(conn, environment_id, segment_id) is None:
+        return False
+    query = sa.select(triggers.c.id).where(triggers.c.segment_id == segment_id).order_by(triggers.c.id)
+    users = list(conn.execute(query).scalars())
+    if users:
+        raise SegmentInUse(users)
+    conn.execute(sa.delete(segment_members).where(segment_members.c.segment_id == segment_id))
+    conn.execute(sa.delete(segments).where(segments.c.id == segment_id))
+    return True
+
+
+def member_counts(conn: Connection, segment_ids: Iterable[str]) -> dict[str, int]:
+    """How many customers each segment holds now (0 for one with none)."""
+    wanted = list(segment_ids)
+    query = (
+        sa.select(segment_members.c.segment_id, sa.func.count())
+        .where(segment_members.c.segment_id.in_(wanted))
+        .group_by(segment_members.c.segment_id)
+    )
+    return {segment_id: 0 for segment_id in wanted} | {row[0]: row[1] for row in conn.execute(query)}
+
+
+def list_members(
+    conn: Connection, environment_id: str, segment_id: str, *, limit: int, after: int | None
+) -> tuple[list[Member], int | None]:
+    """A page of the segment's members in the order the customers were created, and the next page's cursor."""
+    query = (
+        sa.select(customers.c.seq, segment_members.c.user_id, segment_members.c.entered_at)
+        .join(
+            customers,
+            sa.and_(
+                customers.c.environment_id == segment_members.c.environment_id,
+                customers.c.user_id == segment_members.c.user_id,
+            ),
+        )
+        .where(segment_members.c.segment_id == segment_id, segment_members.c.environment_id == environment_id)
+    )
+    if after is not None:
+        query = query.where(customers.c.seq > after)
+    found = [Member(*row) for row in conn.execute(query.order_by(customers.c.seq).limit(limit + 1))]
+    if len(found) > limit:
+        return found[:limit], found[limit - 1].seq
+    return found, None
+
+
+def memberships(conn: Connection, environment_id: str, user_ids: Iterable[str]) -> dict[str, list[str]]:
+    """user id -> the ids of the segments that customer is in, sorted ([] for none)."""
+    wanted = list(user_ids)
+    query = (
+        sa.select(segment_members.c.user_id, segment_members.c.segment_id)
+        .where(segment_members.c.environment_id == environment_id, segment_members.c.user_id.in_(wanted))
+        .order_by(segment_members.c.segment_id)
+    )
+    found: dict[str, list[str]] = {user_id: [] for user_id in wanted}
+    for user_id, segment_id in conn.execute(query):
+        found[user_id].append(segment_id)
+    return found
+
+
+# --- membership ---
+
+
+def evaluate_chunk(
+    conn: Connection, environment_id: str, segment_id: str, revision: int, after: int | None, *, limit: int
+) -> Chunk:
+    """Evaluate the segment (as of `revision`) for the next `limit` customers after `after` (a customer seq).
+
+    The seed's semantics for an edit: a member who no longer matches exits,
+    one who still matches stays and emits nothing, a customer who now
+    matches enters.
+    """
+    segment = get_segment(conn, environment_id, segment_id)
+    if segment is None or segment.revision != revision:
+        return Chunk(0, Changes(), after, True, True)
+    query = sa.select(customers.c.seq, customers.c.user_id, customers.c.attributes).where(
+        customers.c.environment_id == environment_id
+    )
+    if after is not None:
+        query = query.where(customers.c.seq > after)
+    rows = conn.execute(query.order_by(customers.c.seq).limit(limit).with_for_update()).all()
+    changes = reconcile(conn, environment_id, [segment], {row.user_id: row.attributes for row in rows})
+    last_seq = rows[-1].seq if rows else after
+    return Chunk(len(rows), changes, last_seq, len(rows) < limit, False)
+
+
+def evaluate_customer(conn: Connection, environment_id: str, user_id: str, attributes: Attributes) -> Changes:
+    """A profile just written (and so locked) against every segment of its environment."""
+    return reconcile(conn, environment_id, list_segments(conn, environment_id), {user_id: attributes})
+
+
+def events_recorded(conn: Connection, events: Sequence[tuple[str, str, str]]) -> Changes:
+    """Custom events just stored, as (environment, user, event name): their customers against the segments
+    that count those events. An environment without such segments costs one query."""
+    names: dict[str, set[str]] = defaultdict(set)
+    users: dict[str, set[str]] = defaultdict(set)
+    for environment_id, user_id, name in events:
+        names[environment_id].add(name)
+        users[environment_id].add(user_id)
+    changes = Changes()
+    for environment_id, counted in names.items():
+        concerned = [s for s in list_segments(conn, environment_id) if event_names(s.rules) & counted]
+        if concerned:
+            found = _locked_customers(conn, environment_id, users[environment_id])
+            changes += reconcile(conn, environment_id, concerned, found)
+    return changes
+
+
+def customer_removed(conn: Connection, environment_id: str, user_id: str) -> Changes:
+    """A deleted profile exits every segment it was in, each exit with its event."""
+    statement = (
+        sa.delete(segment_members)
+        .where(segment_members.c.environment_id == environment_id, segment_members.c.user_id == user_id)
+        .returning(segment_members.c.segment_id)
+    )
+    left = set(conn.execute(statement).scalars())
+    names = _names(conn, left)
+    return _emit(conn, environment_id, [], [(segment_id, names[segment_id], user_id) for segment_id in sorted(left)])
+
+
+def reconcile(
+    conn: Connection, environment_id: str, evaluated: Sequence[Segment], profiles: Mapping[str, Attributes]
+) -> Changes:
+    """Make each segment's membership of each customer (user id -> attributes) what its rules say."""
+    if not evaluated or not profiles:
+        return Changes()
+    users = list(profiles)
+    counts = _event_counts(conn, environment_id, users, set().union(*(event_names(s.rules) for s in evaluated)))
+    current = _members(conn, [segment.id for segment in evaluated], users)
+    entering: dict[str, list[str]] = defaultdict(list)
+    leaving: dict[str, list[str]] = defaultdict(list)
+    for segment in evaluated:
+        for user_id, attributes in profiles.items():
+            belongs = matches(segment.rules, attributes, counts.get(user_id, {}))
+            if belongs != ((segment.id, user_id) in current):
+                (entering if belongs else leaving)[segment.id].append(user_id)
+    now = utcnow()
+    names = {segment.id: segment.name for segment in evaluated}
+    entered = [
+        (segment_id, names[segment_id], user_id)
+        for segment_id, user_ids in entering.items()
+        for user_id in _insert_members(conn, environment_id, segment_id, user_ids, now)
+    ]
+    exited = [
+        (segment_id, names[segment_id], user_id)
+        for segment_id, user_ids in leaving.items()
+        for user_id in _delete_members(conn, segment_id, user_ids)
+    ]
+    return _emit(conn, environment_id, entered, exited)
+
+
+def _locked_customers(conn: Connection, environment_id: str, user_ids: set[str]) -> dict[str, Attributes]:
+    """The profiles of those of `user_ids` who are customers, locked for this transaction."""
+    query = (
+        sa.select(customers.c.user_id, customers.c.attributes)
+        .where(customers.c.environment_id == environment_id, customers.c.user_id.in_(sorted(user_ids)))
+        .order_by(customers.c.seq)
+        .with_for_update()
+    )
+    return {row.user_id: row.attributes for row in conn.execute(query)}
+
+
+def _event_counts(
+    conn: Connection, environment_id: str, user_ids: list[str], names: set[str]
+) -> dict[str, dict[str, int]]:
+    """user -> event name -> how many of the user's analytics events have that name."""
+    if not names:
+        return {}
+    query = (
+        sa.select(analytics_events.c.end_user_id, analytics_events.c.event_name, sa.func.count())
+        .where(
+            analytics_events.c.environment_id == environment_id,
+            analytics_events.c.end_user_id.in_(user_ids),
+            analytics_events.c.event_name.in_(sorted(names)),
+        )
+        .group_by(analytics_events.c.end_user_id, analytics_events.c.event_name)
+    )
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
+    for user_id, name, count in conn.execute(query):
+        counts[user_id][name] = count
+    return counts
+
+
+def _members(conn: Connection, segment_ids: list[str], user_ids: list[str]) -> set[tuple[str, str]]:
+    query = sa.select(segment_members.c.segment_id, segment_members.c.user_id).where(
+        segment_members.c.segment_id.in_(segment_ids), segment_members.c.user_id.in_(user_ids)
+    )
+    return {(row.segment_id, row.user_id) for row in conn.execute(query)}
+
+
+def _insert_members(
+    conn: Connection, environment_id: str, segment_id: str, user_ids: list[str], now: datetime
+) -> list[str]:
+    """The users actually added (one another writer added first is not)."""
+    rows = [
+        {"segment_id": segment_id, "user_id": user_id, "environment_id": environment_id, "entered_at": now}
+        for user_id in user_ids
+    ]
+    statement = insert_or_skip(conn.dialect, segment_members).values(rows).returning(segment_members.c.user_id)
+    return sorted(conn.execute(statement).scalars())
+
+
+def _delete_members(conn: Connection, segment_id: str, user_ids: list[str]) -> list[str]:
+    """The users actually removed (one another writer removed first is not)."""
+    statement = (
+        sa.delete(segment_members)
+        .where(segment_members.c.segment_id == segment_id, segment_members.c.user_id.in_(user_ids))
+        .returning(segment_members.c.user_id)
+    )
+    return sorted(conn.execute(statement).scalars())
+
+
+def _names(conn: Connection, segment_ids: set[str]) -> dict[str, str]:
+    query = sa.select(segments.c.id, segments.c.name).where(segments.c.id.in_(sorted(segment_ids)))
+    return {row.id: row.name for row in conn.execute(query)}
+
+
+Change = tuple[str, str, str]  # (segment id, segment name, user id)
+
+
+def _emit(conn: Connection, environment_id: str, entered: list[Change], exited: list[Change]) -> Changes:
+    """The analytics event of every exit, then of every entry, with the trigger deliveries they fire (hop 1: a segment
+    changes only by a profile, a custom event or an edit, never by a flow's own events)."""
+    now = utcnow()
+    changes = [(EXITED, change) for change in exited] + [(ENTERED, change) for change in entered]
+    rows = [_event_row(environment_id, name, change, now) for name, change in changes]
+    insert_new(conn, analytics_events, rows)
+    fired = [
+        FiredEvent(row["id"], environment_id, name, None, segment_id=change[0])
+        for row, (name, change) in zip(rows, changes, strict=True)
+    ]
+    return Changes(len(entered), len(exited), enqueue(conn, fired, hop=1, now=now))
+
+
+def _event_row(environment_id: str, name: str, change: Change, now: datetime) -> dict[str, Any]:
+    segment_id, segment_name, user_id = change
+    return {
+        "id": new_id("evt"),
+        "environment_id": environment_id,
+        "event_name": name,
+        "timestamp": now,
+        "end_user_id": user_id,
+        "flow_id": None,
+        "flow_instance_id": None,
+        "flow_invocation_id": None,
+        "card_instance_id": None,
+        "event_source": "live",
+        "properties": {"segmentId": segment_id, "segmentName": segment_name},
+        "metadata": {},
+    }

@@ -1,0 +1,206 @@
+"""Segment triggers over HTTP: managed with the other triggers, fired by their segment's entries or exits.
+
+The app runs its executor and event dispatcher; `settle` drives both until
+nothing is left, so a customer entering a segment ends with a card in front
+of them. Each test's segments match only its own customers (a `cohort`
+attribute of its own). Runs on SQLite, and on PostgreSQL too when
+FLOWHOOK_TEST_POSTGRES names a server.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from store.event_dispatch import has_pending
+from store.tables import event_deliveries
+
+pytestmark = pytest.mark.anyio
+_cohorts = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def settings_overrides(either_database: dict[str, Any]) -> dict[str, Any]:
+    return either_database
+
+
+@pytest.fixture
+def cohort() -> str:
+    return f"trig-{next(_cohorts)}"
+
+
+async def ok(flowhook, method: str, url: str, status: int = 200, **kwargs: Any) -> Any:
+    response = await flowhook.api.request(method, f"/v1/default{url}", **kwargs)
+    assert response.status_code == status, response.text
+    return response.json() if response.content else None
+
+
+async def card_flow(flowhook, title: str) -> dict[str, Any]:
+    """A published flow sending one published card."""
+    template = await ok(flowhook, "POST", "/card-templates", 201, json={"name": "t", "definition": {"title": title}})
+    await ok(flowhook, "POST", f"/card-templates/{template['id']}/publish")
+    steps = [{"type": "send-card", "id": "s", "cardTemplateId": template["id"]}]
+    flow = await ok(flowhook, "POST", "/action-flows", 201, json={"name": "f", "steps": steps})
+    await ok(flowhook, "POST", f"/action-flows/{flow['id']}/publish")
+    return flow  # type: ignore[no-any-return]
+
+
+async def cohort_segment(flowhook, cohort: str, **extra: Any) -> dict[str, Any]:
+    rules = {"all": [{"attribute": "cohort", "op": "eq", "value": cohort}]}
+    for name, value in extra.items():
+        rules["all"].append({"attribute": name, "op": "eq", "value": value})
+    return await ok(flowhook, "POST", "/segments", 201, json={"name": cohort, "rules": rules})  # type: ignore[no-any-return]
+
+
+async def segment_trigger(flowhook, flow: dict[str, Any], segment: dict[str, Any], **body: Any) -> dict[str, Any]:
+    url = f"/action-flows/{flow['id']}/triggers"
+    return await ok(flowhook, "POST", url, 201, json={"type": "segment", "segmentId": segment["id"], **body})  # type: ignore[no-any-return]
+
+
+async def put(flowhook, user: str, attributes: dict[str, Any]) -> None:
+    response = await flowhook.api.put(f"/v1/default/customers/{user}", json={"attributes": attributes})
+    assert response.status_code in (200, 201), response.text
+
+
+async def settle(flowhook) -> None:
+    """Rounds of the dispatcher, then the executor, until a round has nothing to do (no sleeping, no timing)."""
+    services = flowhook.services
+    for _ in range(50):
+        busy = [await services.dispatcher.drain(), (await services.executor.drain()).worked]
+        if not any(busy) and not await services.store.read(has_pending):
+            return
+    raise AssertionError("the segment's events kept coming")
+
+
+async def cards(flowhook, user: str) -> list[dict[str, Any]]:
+    return (await ok(flowhook, "GET", f"/users/{user}/cards"))["data"]  # type: ignore[no-any-return]
+
+
+async def deliveries(flowhook, trigger_id: str) -> list[str]:
+    query = sa.select(event_deliveries.c.status).where(event_deliveries.c.trigger_id == trigger_id)
+    return list(await flowhook.services.store.read(lambda conn: conn.execute(query).scalars().all()))
+
+
+def refused(response: Any) -> tuple[int, str]:
+    return response.status_code, response.json()["error"]["code"]
+
+
+async def test_a_segment_trigger_is_created_read_changed_and_deleted(flowhook, cohort) -> None:
+    flow, segment = await card_flow(flowhook, "x"), await cohort_segment(flowhook, cohort)
+    trigger = await segment_trigger(flowhook, flow, segment)
+    assert {key: trigger[key] for key in ("type", "segmentId", "on", "mode")} == {
+        "type": "segment",
+        "segmentId": segment["id"],
+        "on": "entered",
+        "mode": "test",
+    }
+    assert trigger["mapping"] == {"kind": "jmespath", "fields": {"targetUserIds": "body.endUserId"}}
+    assert "hookId" not in trigger and "eventName" not in trigger
+    assert await ok(flowhook, "GET", f"/triggers/{trigger['id']}") == trigger
+    listed = await ok(flowhook, "GET", f"/action-flows/{flow['id']}/triggers")
+    assert [found["type"] for found in listed["data"]] == ["api", "segment"]
+    changed = await ok(flowhook, "PATCH", f"/triggers/{trigger['id']}", json={"on": "exited", "mode": "live"})
+    assert (changed["on"], changed["mode"]) == ("exited", "live")
+    capture = await flowhook.api.post(f"/v1/default/triggers/{trigger['id']}/capture")
+    assert refused(capture) == (409, "not_a_webhook_trigger")
+    assert "is a segment trigger" in capture.json()["error"]["message"]
+    in_use = await flowhook.api.delete(f"/v1/default/segments/{segment['id']}")
+    assert refused(in_use) == (409, "segment_in_use")
+    assert trigger["id"] in in_use.json()["error"]["message"]
+    await ok(flowhook, "DELETE", f"/triggers/{trigger['id']}", 204)
+    await ok(flowhook, "DELETE", f"/segments/{segment['id']}", 204)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "path"),
+    [
+        ({"type": "segment"}, 422, "invalid_field", "$.segmentId"),
+        ({"type": "segment", "segmentId": "seg_missing"}, 422, "segment_not_found", "$.segmentId"),
+        ({"type": "segment", "segmentId": "SEGMENT", "on": "left"}, 422, "invalid_field", "$.on"),
+        ({"type": "segment", "segmentId": "SEGMENT", "eventName": "x"}, 422, "invalid_field", "$.eventName"),
+        ({"type": "event", "eventName": "x", "segmentId": "SEGMENT"}, 422, "invalid_field", "$.segmentId"),
+        ({"type": "webhook", "on": "entered"}, 422, "invalid_field", "$.on"),
+    ],
+)
+async def test_invalid_segment_triggers_are_refused(flowhook, cohort, body, status, code, path) -> None:
+    flow, segment = await card_flow(flowhook, "x"), await cohort_segment(flowhook, cohort)
+    body = {key: segment["id"] if value == "SEGMENT" else value for key, value in body.items()}
+    response = await flowhook.api.post(f"/v1/default/action-flows/{flow['id']}/triggers", json=body)
+    assert refused(response) == (status, code)
+    assert response.json()["error"]["path"] == path
+
+
+async def test_patching_to_an_unknown_segment_is_a_422(flowhook, cohort) -> None:
+    flow, segment = await card_flow(flowhook, "x"), await cohort_segment(flowhook, cohort)
+    trigger = await segment_trigger(flowhook, flow, segment)
+    response = await flowhook.api.patch(f"/v1/default/triggers/{trigger['id']}", json={"segmentId": "seg_gone"})
+    assert refused(response) == (422, "segment_not_found")
+    assert (await ok(flowhook, "GET", f"/triggers/{trigger['id']}"))["segmentId"] == segment["id"]
+
+
+async def test_entering_the_segment_sends_the_card_to_a_test_user(flowhook, cohort) -> None:
+    flow, segment = await card_flow(flowhook, "Welcome"), await cohort_segment(flowhook, cohort, plan="pro")
+    user = f"{cohort}-tester"
+    await ok(flowhook, "POST", "/test-users", 201, json={"userId": user})
+    trigger = await segment_trigger(flowhook, flow, segment)  # test mode: the draft, test users only
+    await put(flowhook, user, {"cohort": cohort, "plan": "free"})
+    await settle(flowhook)
+    assert await cards(flowhook, user) == []
+    await put(flowhook, user, {"cohort": cohort, "plan": "pro"})
+    await settle(flowhook)
+    [card] = await cards(flowhook, user)
+    assert (card["definition"], card["eventSource"], card["flowConfigId"]) == ({"title": "Welcome"}, "test", flow["id"])
+    assert await deliveries(flowhook, trigger["id"]) == ["accepted"]
+    await put(flowhook, user, {"cohort": cohort, "plan": "pro", "seats": 3})  # stays: no second run
+    await settle(flowhook)
+    assert len(await cards(flowhook, user)) == 1
+
+
+async def test_exiting_fires_exited_triggers_and_other_segments_triggers_stay_quiet(flowhook, cohort) -> None:
+    flow, segment = await card_flow(flowhook, "Come back"), await cohort_segment(flowhook, cohort, plan="pro")
+    other = await cohort_segment(flowhook, f"{cohort}-other")
+    exited = await segment_trigger(flowhook, flow, segment, on="exited", mode="live")
+    entered = await segment_trigger(flowhook, await card_flow(flowhook, "Hi"), segment, mode="live")
+    elsewhere = await segment_trigger(flowhook, await card_flow(flowhook, "Other"), other, mode="live")
+    user = f"{cohort}-leaver"
+    await put(flowhook, user, {"cohort": cohort, "plan": "pro"})
+    await put(flowhook, user, {"cohort": cohort, "plan": "free"})
+    await settle(flowhook)
+    titles = sorted(card["definition"]["title"] for card in await cards(flowhook, user))
+    assert titles == ["Come back", "Hi"]
+    assert (await deliveries(flowhook, exited["id"]), await deliveries(flowhook, entered["id"])) == (
+        ["accepted"],
+        ["accepted"],
+    )
+    assert await deliveries(flowhook, elsewhere["id"]) == []
+
+
+async def test_publishing_reports_the_customers_already_in_each_entered_segment(flowhook, cohort) -> None:
+    segment = await cohort_segment(flowhook, cohort)
+    for index in range(2):
+        await put(flowhook, f"{cohort}-{index}", {"cohort": cohort})
+    flow = await card_flow(flowhook, "x")
+    entered = await segment_trigger(flowhook, flow, segment, mode="live")
+    await segment_trigger(flowhook, flow, segment, on="exited")  # an exited trigger has nobody to start now
+    published = await ok(flowhook, "POST", f"/action-flows/{flow['id']}/publish")
+    assert published["publishedVersion"] == 2
+    assert published["segmentTriggers"] == [
+        {
+            "triggerId": entered["id"],
+            "segmentId": segment["id"],
+            "mode": "live",
+            "membersNow": 2,
+            "startExisting": {
+                "method": "POST",
+                "path": f"/v1/default/action-flows/{flow['id']}/manual-starts",
+                "body": {"segmentId": segment["id"]},
+            },
+        }
+    ]
+    await settle(flowhook)
+    assert await cards(flowhook, f"{cohort}-0") == []  # members before the trigger are not started by it
+    plain = await ok(flowhook, "POST", f"/action-flows/{(await card_flow(flowhook, 'y'))['id']}/publish")
+    assert plain["segmentTriggers"] == []
