@@ -46,7 +46,7 @@ async def send_events(request: Request) -> Response:
         recorded = await services(request).store.write(lambda conn: record_events(conn, events, now=now))
     except ClientIdConflict as conflict:
         raise _conflict([_where(batch, index) for index in conflict.indexes]) from None
-    if any(record.deliveries and not record.duplicate for record in recorded):
+    if not all(record.duplicate for record in recorded):  # its deliveries, or a segment's it entered or exited
         services(request).work_arrived()
     replayed = all(record.duplicate for record in recorded)
     answer = {"events": [_answer(record) for record in recorded]}
