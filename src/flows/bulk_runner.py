@@ -1,4 +1,5 @@
-"""The bulk runner: a background loop that works through bulk start tasks (CSV files, manual starts).
+"""The bulk runner: a background loop that works through bulk start tasks (CSV files, manual starts, and
+Marketo batches of leads, which `flows.marketo_leads` decides and `flows.marketo_callbacks` reports on).
 
 Each round takes the oldest open task and its next chunk of rows: it decides
 each row on a read connection (match customers, type the variables, build
@@ -22,10 +23,13 @@ from sqlalchemy.engine import Connection
 
 from flows.background import BackgroundLoop, transient_failure
 from flows.csv_rows import ATTRIBUTE, Row, read_row, typed_variables
+from flows.marketo_callbacks import MarketoCallbacks
+from flows.marketo_leads import MarketoLeads
 from flows.start_entries import build_entry
 from mapper.variables import FlowVariables
 from store import Store, flows
 from store.bulk_tasks import (
+    MARKETO,
     Advanced,
     BulkTask,
     Chunk,
@@ -53,23 +57,33 @@ class BulkRunnerConfig:
 
 class BulkRunner(BackgroundLoop):
     def __init__(
-        self, store: Store, config: BulkRunnerConfig | None = None, *, on_started: Callable[[], None] = lambda: None
+        self,
+        store: Store,
+        config: BulkRunnerConfig | None = None,
+        *,
+        on_started: Callable[[], None] = lambda: None,
+        marketo: tuple[MarketoLeads, MarketoCallbacks] | None = None,
     ) -> None:
         self._config = config or BulkRunnerConfig()
         super().__init__("bulk-runner", self._config.poll_seconds)
         self._store = store
         self._on_started = on_started  # wakes the executor
+        self._marketo = marketo  # without it a Marketo task fails (a runner built for CSV tasks only)
         self._inputs: dict[str, dict[str, Any]] = {}  # a task's input never changes: read it once
 
     async def step(self) -> int:
-        """Decide and commit the next chunk of the oldest open task; how many rows it moved on."""
+        """Decide and commit the next chunk of the oldest open task, else make a due Marketo callback's next
+        attempt; how many rows (or callbacks) it moved on."""
         task = await self._store.read(next_open_task)
         if task is None:
-            return 0
+            return await self._marketo[1].send_due() if self._marketo is not None else 0
         if task.id not in self._inputs:
             self._inputs = {task.id: await self._store.read(lambda conn: task_input(conn, task.id))}
         rows = self._inputs[task.id]
-        chunk = await self._store.read(lambda conn: plan_chunk(conn, task, rows, self._config.chunk_size))
+        if task.kind == MARKETO:
+            chunk = await self._marketo_chunk(task, rows)
+        else:
+            chunk = await self._store.read(lambda conn: plan_chunk(conn, task, rows, self._config.chunk_size))
         try:
             advanced: Advanced = await self._store.submit(advance_batches, chunk)
         except Exception as error:
@@ -82,8 +96,13 @@ class BulkRunner(BackgroundLoop):
             self._on_started()
         return advanced.processed or int(chunk.failed)
 
+    async def _marketo_chunk(self, task: BulkTask, rows: dict[str, Any]) -> Chunk:
+        if self._marketo is None:
+            return Chunk(task.id, task.processed, failed=True)
+        return await self._marketo[0].plan_chunk(task, rows, self._config.chunk_size)
+
     async def drain(self) -> int:
-        """Run chunks until no task is open; how many rows they moved on."""
+        """Run chunks (and callbacks) until no task is open or due; how many rows they moved on."""
         total = 0
         while moved := await self.step():
             total += moved

@@ -15,6 +15,8 @@ from flows.bulk_runner import BulkRunner
 from flows.dispatcher import DispatcherConfig, EventDispatcher
 from flows.executor import Executor, ExecutorConfig
 from flows.interpreter import RetryPolicy
+from flows.marketo_callbacks import CallbackConfig, MarketoCallbacks
+from flows.marketo_leads import MarketoLeads
 from flows.retention import InvocationRetention
 from ingress.mapping_runner import MappingRunner
 from ingress.retention import EVENT_DELIVERIES, LogRetention
@@ -44,9 +46,11 @@ def event_dispatcher(
     return EventDispatcher(store, runner, config, on_accepted=executor.wake, on_settled=retention.note)
 
 
-def bulk_runner(store: Store, executor: Executor) -> BulkRunner:
-    """Whoever runs the executor works through bulk start tasks too, waking the executor for the runs they start."""
-    return BulkRunner(store, on_started=executor.wake)
+def bulk_runner(store: Store, runner: MappingRunner, settings: Settings, executor: Executor) -> BulkRunner:
+    """Whoever runs the executor works through bulk start tasks too (Marketo's, with their mappings and
+    callbacks), waking the executor for the runs they start."""
+    callbacks = MarketoCallbacks(store, CallbackConfig(allow_http=settings.marketo_allow_http_callbacks))
+    return BulkRunner(store, on_started=executor.wake, marketo=(MarketoLeads(store, runner), callbacks))
 
 
 def delivery_retention(store: Store, settings: Settings) -> LogRetention:
@@ -71,8 +75,9 @@ async def _work(settings: Settings) -> None:
     executor = Executor(store, executor_config(settings))
     retention = invocation_retention(store, settings)
     deliveries = delivery_retention(store, settings)
-    dispatcher = event_dispatcher(store, MappingRunner(pool, settings.mapping_limits), settings, executor, deliveries)
-    bulk = bulk_runner(store, executor)
+    runner = MappingRunner(pool, settings.mapping_limits)
+    dispatcher = event_dispatcher(store, runner, settings, executor, deliveries)
+    bulk = bulk_runner(store, runner, settings, executor)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

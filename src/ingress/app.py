@@ -12,7 +12,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 
-from ingress import editor
+from ingress import editor, marketo, sfmc
 from ingress.api import (
     action_flow,
     analytics,
@@ -96,6 +96,8 @@ def create_app(settings: Settings) -> Starlette:
             Route("/openapi.json", openapi_endpoint, methods=["GET"]),
             Route("/oauth/token", token_endpoint, methods=["POST"]),
             *editor.routes,
+            *sfmc.routes,
+            *marketo.routes,
             *environments.routes,
             Mount("/v1/{env}", routes=management_routes()),
         ],

@@ -65,7 +65,7 @@ class Services:
             deliveries.start()
             dispatcher = event_dispatcher(store, runner, settings, executor, deliveries)
             dispatcher.start()
-            bulk = bulk_runner(store, executor)
+            bulk = bulk_runner(store, runner, settings, executor)
             bulk.start()
         return cls(
             settings=settings,

@@ -32,6 +32,8 @@ class Settings:
     "fsync" (an acknowledged webhook survives a power cut) or "os" (it
     survives a crash or kill -9 of flowhook, not of the machine; no fsync
     wait, so lower latency).
+    `marketo_allow_http_callbacks`: call Marketo callback URLs over plain
+    http too (tests and local setups; Marketo's own are https).
     `access_token_seconds`: the lifetime of OAuth2 access tokens (0: expired
     at once, for tests). `invocation_retention_days`: how long finished
     invocations and flow instances are kept, and so how long a
@@ -63,6 +65,7 @@ class Settings:
     executor_poll_seconds: float = 0.1
     executor_max_attempts: int = 5
     executor_retry_seconds: float = 1.0
+    marketo_allow_http_callbacks: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))  # a str from a caller is fine too

@@ -30,7 +30,8 @@ from store.tables import bulk_tasks, customers, segment_members, segments
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 OPEN = (PENDING, RUNNING)
-KINDS = ("csv", "csv-test", "manual")
+MARKETO = "marketo"  # a Marketo flow step's batch of leads (flows.marketo_leads), with its callback
+KINDS = ("csv", "csv-test", "manual", MARKETO)
 
 
 @dataclass(frozen=True)
@@ -46,16 +47,23 @@ class BulkTask:
     skipped: list[dict[str, Any]]
     created_at: datetime
     updated_at: datetime
+    callback: dict[str, Any] | None = None  # a Marketo task's: status, attempts, outcome (flows.marketo_callbacks)
 
 
 _COLUMNS = [bulk_tasks.c[name] for name in BulkTask.__dataclass_fields__]
 
 
 def create_task(
-    conn: Connection, environment_id: str, flow_id: str | None, kind: str, task_input: dict[str, Any], total: int
+    conn: Connection,
+    environment_id: str,
+    flow_id: str | None,
+    kind: str,
+    task_input: dict[str, Any],
+    total: int,
+    callback: dict[str, Any] | None = None,
 ) -> BulkTask:
     now = utcnow()
-    task = BulkTask(new_id("bulk"), environment_id, flow_id, kind, PENDING, total, 0, 0, [], now, now)
+    task = BulkTask(new_id("bulk"), environment_id, flow_id, kind, PENDING, total, 0, 0, [], now, now, callback)
     conn.execute(sa.insert(bulk_tasks).values(**task.__dict__, input=task_input))
     return task
 
@@ -76,6 +84,44 @@ def next_open_task(conn: Connection) -> BulkTask | None:
 def task_input(conn: Connection, task_id: str) -> dict[str, Any]:
     found: dict[str, Any] = conn.execute(sa.select(bulk_tasks.c.input).where(bulk_tasks.c.id == task_id)).scalar_one()
     return found
+
+
+def callbacks_owed(conn: Connection, limit: int = 20) -> list[BulkTask]:
+    """Finished Marketo tasks whose callback is still pending, oldest first (a read: `claim_callback` claims)."""
+    query = (
+        sa.select(*_COLUMNS)
+        .where(
+            bulk_tasks.c.kind == MARKETO,
+            bulk_tasks.c.status.in_((DONE, FAILED)),
+            bulk_tasks.c.callback["status"].as_string() == PENDING,
+        )
+        .order_by(bulk_tasks.c.seq)
+        .limit(limit)
+    )
+    return [BulkTask(**row._mapping) for row in conn.execute(query)]
+
+
+def claim_callback(conn: Connection, task_id: str, seen: dict[str, Any], claimed: dict[str, Any]) -> bool:
+    """Set the task's callback state to `claimed` if it is still `seen` (the row locked on PostgreSQL, the
+    database on SQLite): of two processes due to send the same callback, one claims it."""
+    query = sa.select(bulk_tasks.c.callback).where(bulk_tasks.c.id == task_id).with_for_update()
+    if conn.execute(query).scalar_one_or_none() != seen:
+        return False
+    record_callback(conn, task_id, claimed)
+    return True
+
+
+def record_callback(conn: Connection, task_id: str, callback: dict[str, Any]) -> None:
+    conn.execute(sa.update(bulk_tasks).where(bulk_tasks.c.id == task_id).values(callback=callback))
+
+
+def skipped_verdict(entry: dict[str, Any]) -> str | None:
+    """The acceptance verdict (`duplicate`, `conflict`, …) a skipped entry with its `flowInvocationId`
+    records, or None when it was skipped for a reason of its own."""
+    for verdict, reason in _VERDICT_REASONS.items():
+        if entry.get("reason") == reason.format(key=entry.get("flowInvocationId")):
+            return verdict
+    return None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from store.tables import analytics_events, event_deliveries, invocations, metadata, schema_migrations, triggers
+from store.tables import (
+    analytics_events,
+    bulk_tasks,
+    event_deliveries,
+    invocations,
+    metadata,
+    schema_migrations,
+    triggers,
+)
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,11 @@ def _event_count_indexes(conn: Connection) -> None:
                 conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
 
+def _bulk_task_callbacks(conn: Connection) -> None:
+    """A Marketo task's callback state (flows.marketo_callbacks)."""
+    _add_columns(conn, bulk_tasks.c.callback)
+
+
 def _add_columns(conn: Connection, *columns: sa.Column[Any]) -> None:
     """ALTER TABLE … ADD COLUMN for each column its table lacks (a SQLite rebuild may have added it already)."""
     for column in columns:
@@ -122,6 +135,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "event triggers", _event_triggers),
     Migration(6, "customers, segments, bulk starts", _customers_and_segments),
     Migration(7, "indexes for event counts", _event_count_indexes),
+    Migration(8, "bulk task callbacks", _bulk_task_callbacks),
 )
 
 

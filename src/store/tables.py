@@ -409,6 +409,7 @@ bulk_tasks = sa.Table(
     sa.Column("processed", sa.Integer, nullable=False),
     sa.Column("started", sa.Integer, nullable=False),  # invocations accepted
     sa.Column("skipped", Json, nullable=False),  # [{row or userId, reason}], in order
+    sa.Column("callback", Json, nullable=True),  # a Marketo task's callback: status, attempts, outcome
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Index("ix_bulk_tasks_status_seq", "status", "seq"),

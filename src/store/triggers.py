@@ -110,11 +110,12 @@ def insert_trigger(
     allowed_ips: list[str] | None = None,
     event_name: str | None = None,
     segment_id: str | None = None,
+    kind: str | None = None,
 ) -> Trigger:
     """A webhook trigger (with a new hook URL), or with `event_name` an event trigger (no hook), a segment
-    trigger with `segment_id` too."""
+    trigger with `segment_id` too. `kind` names another type reached by a hook id of its own (`sfmc`)."""
     now = utcnow()
-    kind = "webhook" if event_name is None else "event" if segment_id is None else "segment"
+    kind = kind or ("webhook" if event_name is None else "event" if segment_id is None else "segment")
     trigger = Trigger(
         id=new_id("trg"),
         environment_id=environment_id,
@@ -235,7 +236,8 @@ def triggers_with_flows(conn: Connection, where: sa.ColumnElement[bool]) -> list
 
 
 def load_hook_target(conn: Connection, hook_id: str) -> HookTarget | None:
-    found = triggers_with_flows(conn, triggers.c.hook_id == hook_id)
+    """A webhook trigger by its hook id: another kind's key (an SFMC activity's) is no webhook URL."""
+    found = triggers_with_flows(conn, sa.and_(triggers.c.hook_id == hook_id, triggers.c.type == "webhook"))
     if not found:
         return None
     (target,) = found
@@ -245,6 +247,12 @@ def load_hook_target(conn: Connection, hook_id: str) -> HookTarget | None:
         published_version=target.published_version,
         draft_revision=target.draft_revision,
     )
+
+
+def load_keyed_trigger(conn: Connection, kind: str, hook_id: str) -> TriggerWithFlow | None:
+    """A trigger of `kind` reached by its URL key (its `hook_id`), with its flow; None if there is none."""
+    found = triggers_with_flows(conn, sa.and_(triggers.c.hook_id == hook_id, triggers.c.type == kind))
+    return found[0] if found else None
 
 
 def hook_revisions(conn: Connection, hook_id: str) -> Revisions | None:

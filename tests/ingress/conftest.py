@@ -63,6 +63,15 @@ class Flowhook:
             flow = published.json()
         return flow
 
+    async def card_flow(self, title: str = "Hi", *, publish: bool = True) -> dict[str, Any]:
+        """A flow whose one step sends a published card titled `title`."""
+        template = await self.api.post("/v1/default/card-templates", json={"name": "t", "definition": {"title": title}})
+        assert template.status_code == 201, template.text
+        template_id = template.json()["id"]
+        published = await self.api.post(f"/v1/default/card-templates/{template_id}/publish")
+        assert published.status_code == 200, published.text
+        return await self.flow(publish=publish, steps=[{"type": "send-card", "id": "s", "cardTemplateId": template_id}])
+
     async def trigger(self, flow: dict[str, Any] | None = None, **body: Any) -> dict[str, Any]:
         flow = flow or await self.flow()
         response = await self.api.post(f"/v1/{flow['environmentId']}/action-flows/{flow['id']}/triggers", json=body)

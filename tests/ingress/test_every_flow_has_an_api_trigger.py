@@ -228,7 +228,7 @@ async def test_the_openapi_document_describes_both_kinds_of_trigger(openapi) -> 
     kinds = {
         schemas[item["$ref"].rsplit("/", 1)[1]]["properties"]["type"]["const"] for item in schemas["Trigger"]["oneOf"]
     }
-    assert kinds == {"api", "webhook", "event", "segment"}
+    assert kinds == {"api", "webhook", "event", "segment", "sfmc", "marketo"}
     assert "mode" not in schemas["ApiTrigger"]["properties"]
     paths = openapi["paths"]
     for path, method, code in [

@@ -38,16 +38,6 @@ async def ok(flowhook, method: str, url: str, status: int = 200, **kwargs: Any) 
     return response.json() if response.content else None
 
 
-async def card_flow(flowhook, title: str) -> dict[str, Any]:
-    """A published flow sending one published card."""
-    template = await ok(flowhook, "POST", "/card-templates", 201, json={"name": "t", "definition": {"title": title}})
-    await ok(flowhook, "POST", f"/card-templates/{template['id']}/publish")
-    steps = [{"type": "send-card", "id": "s", "cardTemplateId": template["id"]}]
-    flow = await ok(flowhook, "POST", "/action-flows", 201, json={"name": "f", "steps": steps})
-    await ok(flowhook, "POST", f"/action-flows/{flow['id']}/publish")
-    return flow  # type: ignore[no-any-return]
-
-
 async def cohort_segment(flowhook, cohort: str, **extra: Any) -> dict[str, Any]:
     rules = {"all": [{"attribute": "cohort", "op": "eq", "value": cohort}]}
     for name, value in extra.items():
@@ -89,7 +79,7 @@ def refused(response: Any) -> tuple[int, str]:
 
 
 async def test_a_segment_trigger_is_created_read_changed_and_deleted(flowhook, cohort) -> None:
-    flow, segment = await card_flow(flowhook, "x"), await cohort_segment(flowhook, cohort)
+    flow, segment = await flowhook.card_flow("x"), await cohort_segment(flowhook, cohort)
     trigger = await segment_trigger(flowhook, flow, segment)
     assert {key: trigger[key] for key in ("type", "segmentId", "on", "mode")} == {
         "type": "segment",
@@ -126,7 +116,7 @@ async def test_a_segment_trigger_is_created_read_changed_and_deleted(flowhook, c
     ],
 )
 async def test_invalid_segment_triggers_are_refused(flowhook, cohort, body, status, code, path) -> None:
-    flow, segment = await card_flow(flowhook, "x"), await cohort_segment(flowhook, cohort)
+    flow, segment = await flowhook.card_flow("x"), await cohort_segment(flowhook, cohort)
     body = {key: segment["id"] if value == "SEGMENT" else value for key, value in body.items()}
     response = await flowhook.api.post(f"/v1/default/action-flows/{flow['id']}/triggers", json=body)
     assert refused(response) == (status, code)
@@ -134,7 +124,7 @@ async def test_invalid_segment_triggers_are_refused(flowhook, cohort, body, stat
 
 
 async def test_patching_to_an_unknown_segment_is_a_422(flowhook, cohort) -> None:
-    flow, segment = await card_flow(flowhook, "x"), await cohort_segment(flowhook, cohort)
+    flow, segment = await flowhook.card_flow("x"), await cohort_segment(flowhook, cohort)
     trigger = await segment_trigger(flowhook, flow, segment)
     response = await flowhook.api.patch(f"/v1/default/triggers/{trigger['id']}", json={"segmentId": "seg_gone"})
     assert refused(response) == (422, "segment_not_found")
@@ -142,7 +132,7 @@ async def test_patching_to_an_unknown_segment_is_a_422(flowhook, cohort) -> None
 
 
 async def test_entering_the_segment_sends_the_card_to_a_test_user(flowhook, cohort) -> None:
-    flow, segment = await card_flow(flowhook, "Welcome"), await cohort_segment(flowhook, cohort, plan="pro")
+    flow, segment = await flowhook.card_flow("Welcome"), await cohort_segment(flowhook, cohort, plan="pro")
     user = f"{cohort}-tester"
     await ok(flowhook, "POST", "/test-users", 201, json={"userId": user})
     trigger = await segment_trigger(flowhook, flow, segment)  # test mode: the draft, test users only
@@ -160,11 +150,11 @@ async def test_entering_the_segment_sends_the_card_to_a_test_user(flowhook, coho
 
 
 async def test_exiting_fires_exited_triggers_and_other_segments_triggers_stay_quiet(flowhook, cohort) -> None:
-    flow, segment = await card_flow(flowhook, "Come back"), await cohort_segment(flowhook, cohort, plan="pro")
+    flow, segment = await flowhook.card_flow("Come back"), await cohort_segment(flowhook, cohort, plan="pro")
     other = await cohort_segment(flowhook, f"{cohort}-other")
     exited = await segment_trigger(flowhook, flow, segment, on="exited", mode="live")
-    entered = await segment_trigger(flowhook, await card_flow(flowhook, "Hi"), segment, mode="live")
-    elsewhere = await segment_trigger(flowhook, await card_flow(flowhook, "Other"), other, mode="live")
+    entered = await segment_trigger(flowhook, await flowhook.card_flow("Hi"), segment, mode="live")
+    elsewhere = await segment_trigger(flowhook, await flowhook.card_flow("Other"), other, mode="live")
     user = f"{cohort}-leaver"
     await put(flowhook, user, {"cohort": cohort, "plan": "pro"})
     await put(flowhook, user, {"cohort": cohort, "plan": "free"})
@@ -182,7 +172,7 @@ async def test_publishing_reports_the_customers_already_in_each_entered_segment(
     segment = await cohort_segment(flowhook, cohort)
     for index in range(2):
         await put(flowhook, f"{cohort}-{index}", {"cohort": cohort})
-    flow = await card_flow(flowhook, "x")
+    flow = await flowhook.card_flow("x")
     entered = await segment_trigger(flowhook, flow, segment, mode="live")
     await segment_trigger(flowhook, flow, segment, on="exited")  # an exited trigger has nobody to start now
     published = await ok(flowhook, "POST", f"/action-flows/{flow['id']}/publish")
@@ -202,5 +192,5 @@ async def test_publishing_reports_the_customers_already_in_each_entered_segment(
     ]
     await settle(flowhook)
     assert await cards(flowhook, f"{cohort}-0") == []  # members before the trigger are not started by it
-    plain = await ok(flowhook, "POST", f"/action-flows/{(await card_flow(flowhook, 'y'))['id']}/publish")
+    plain = await ok(flowhook, "POST", f"/action-flows/{(await flowhook.card_flow('y'))['id']}/publish")
     assert plain["segmentTriggers"] == []

@@ -26,17 +26,16 @@ from flows.csv_rows import CsvRefused, parse_csv
 from flows.start_entries import build_entry
 from ingress.access_tokens import require_token
 from ingress.api.common import (
-    CLOSE,
     environment,
     field,
     json_object,
     not_found,
     refuse_nul_parameters,
     refuse_unknown,
+    request_body,
     services,
 )
 from ingress.auth import admin_only
-from ingress.body import BodyTimedOut, BodyTooLarge, read_body
 from ingress.errors import ApiError, listed_problems
 from ingress.jsonio import json_response
 from mapper.variables import FlowVariables
@@ -74,7 +73,7 @@ async def _csv_task(request: Request, *, test: bool) -> Response:
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type not in CSV_TYPES:
         raise ApiError(415, "unsupported_media_type", "send the file as the body, with Content-Type: text/csv")
-    raw = await _csv_body(request)
+    raw = await request_body(request, MAX_CSV_BYTES)
     try:
         rows = parse_csv(raw, test=test)
     except CsvRefused as refused:
@@ -88,16 +87,6 @@ async def _csv_task(request: Request, *, test: bool) -> Response:
     task_input = {"columns": rows.columns, "rows": rows.rows}
     kind = "csv-test" if test else "csv"
     return await _created(request, env, flow_id, kind, task_input, len(rows.rows))
-
-
-async def _csv_body(request: Request) -> bytes:
-    timeout = services(request).settings.body_timeout_seconds
-    try:
-        return await read_body(request.receive, MAX_CSV_BYTES, request.headers.get("content-length"), timeout)
-    except BodyTooLarge:
-        raise ApiError(413, "body_too_large", f"the file exceeds {MAX_CSV_BYTES} bytes", headers=CLOSE) from None
-    except BodyTimedOut:
-        raise ApiError(408, "body_timeout", f"the file did not arrive within {timeout:g} s", headers=CLOSE) from None
 
 
 @admin_only
@@ -216,6 +205,7 @@ def task_view(task: BulkTask) -> dict[str, Any]:
         "processed": task.processed,
         "started": task.started,
         "skipped": task.skipped,
+        **({"callback": task.callback} if task.callback is not None else {}),  # a Marketo task's
         "createdAt": iso(task.created_at),
         "updatedAt": iso(task.updated_at),
     }

@@ -49,15 +49,20 @@ async def environment(request: Request) -> str:
     return env_id
 
 
-async def json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object, or a 400/408/413/422 saying why not (422: see `refuse_unstorable`)."""
+async def request_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The raw body, or a 408/413 when it does not arrive in time or exceeds `limit` bytes."""
     timeout = services(request).settings.body_timeout_seconds
     try:
-        raw = await read_body(request.receive, MAX_BODY_BYTES, request.headers.get("content-length"), timeout)
+        return await read_body(request.receive, limit, request.headers.get("content-length"), timeout)
     except BodyTooLarge:
-        raise ApiError(413, "body_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes", headers=CLOSE) from None
+        raise ApiError(413, "body_too_large", f"the body exceeds {limit} bytes", headers=CLOSE) from None
     except BodyTimedOut:
         raise ApiError(408, "body_timeout", f"the body did not arrive within {timeout:g} s", headers=CLOSE) from None
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object, or a 400/408/413/422 saying why not (422: see `refuse_unstorable`)."""
+    raw = await request_body(request)
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as error:

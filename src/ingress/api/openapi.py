@@ -267,8 +267,17 @@ TRIGGER_FIELDS: dict[str, Schema] = {
         "default": "entered",
         "description": "Segment triggers only: fire when a customer enters the segment or exits it.",
     },
+    "signingSecret": ref("SigningSecret"),
 }
-STORED_TRIGGER: Schema = {"oneOf": [ref("WebhookTrigger"), ref("EventTrigger"), ref("SegmentTrigger")]}
+STORED_TRIGGER: Schema = {
+    "oneOf": [
+        ref("WebhookTrigger"),
+        ref("EventTrigger"),
+        ref("SegmentTrigger"),
+        ref("SfmcTrigger"),
+        ref("MarketoTrigger"),
+    ]
+}
 
 COMPONENT_SCHEMAS: dict[str, Schema] = {
     "Error": error_body(
@@ -306,10 +315,11 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
         obj(
             {
                 "type": {
-                    "enum": ["webhook", "event", "segment", "api"],
+                    "enum": ["webhook", "event", "segment", "sfmc", "marketo", "api"],
                     "default": "webhook",
                     "description": "`event` needs `eventName` and takes no `verification` or `allowedIps` (422); "
-                    "`segment` needs `segmentId` (docs/customers.md); "
+                    "`segment` needs `segmentId` (docs/customers.md); `sfmc` needs `signingSecret` (docs/sfmc.md); "
+                    "`marketo` takes `mode` and `mapping` only, its API key is made and shown once (docs/marketo.md); "
                     "`api` is refused (409 api_trigger_exists): every flow has its API trigger.",
                 },
                 **TRIGGER_FIELDS,
@@ -318,14 +328,23 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
                     "description": "Default: passthrough for a webhook trigger; for an event trigger "
                     '`{"kind": "jmespath", "fields": {"targetUserIds": "body.endUserId", '
                     '"variables": "body.properties"}}` (the mapped request\'s body is the event); for a segment '
-                    'trigger `{"kind": "jmespath", "fields": {"targetUserIds": "body.endUserId"}}`.',
+                    'trigger `{"kind": "jmespath", "fields": {"targetUserIds": "body.endUserId"}}`; for an sfmc '
+                    'trigger `{"kind": "jmespath", "fields": {"targetUserIds": "body.arguments.userId", '
+                    '"variables": "body.arguments"}}` (docs/sfmc.md).',
                 },
             }
         )
     ),
     "TriggerPatch": closed(obj(TRIGGER_FIELDS)),
     "Trigger": {
-        "oneOf": [ref("ApiTrigger"), ref("WebhookTrigger"), ref("EventTrigger"), ref("SegmentTrigger")],
+        "oneOf": [
+            ref("ApiTrigger"),
+            ref("WebhookTrigger"),
+            ref("EventTrigger"),
+            ref("SegmentTrigger"),
+            ref("SfmcTrigger"),
+            ref("MarketoTrigger"),
+        ],
         "discriminator": {
             "propertyName": "type",
             "mapping": {
@@ -333,6 +352,8 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
                 "webhook": "#/components/schemas/WebhookTrigger",
                 "event": "#/components/schemas/EventTrigger",
                 "segment": "#/components/schemas/SegmentTrigger",
+                "sfmc": "#/components/schemas/SfmcTrigger",
+                "marketo": "#/components/schemas/MarketoTrigger",
             },
         },
     },
@@ -723,6 +744,8 @@ def openapi_document() -> dict[str, Any]:
     from ingress.api import openapi_bulk_starts as bulk_starts  # noqa: PLC0415 - it builds on this module
     from ingress.api import openapi_customers as customers  # noqa: PLC0415 - it builds on this module
     from ingress.api import openapi_environments as environments  # noqa: PLC0415 - it builds on this module
+    from ingress.api import openapi_marketo as marketo  # noqa: PLC0415 - it builds on this module
+    from ingress.api import openapi_sfmc as sfmc  # noqa: PLC0415 - it builds on this module
     from ingress.api.openapi_flows import FLOW_SCHEMAS, flow_paths  # noqa: PLC0415 - it builds on this module
 
     schemas = {
@@ -735,6 +758,8 @@ def openapi_document() -> dict[str, Any]:
         **environments.SCHEMAS,
         **bulk_starts.SCHEMAS,
         **customers.SCHEMAS,
+        **sfmc.SCHEMAS,
+        **marketo.SCHEMAS,
     }
     schemas = {name: embedded(name, schema) if "$id" in schema else schema for name, schema in schemas.items()}
     return {
@@ -752,6 +777,8 @@ def openapi_document() -> dict[str, Any]:
             **api_triggers.api_trigger_paths(),
             **bulk_starts.bulk_start_paths(),
             **customers.customer_paths(),
+            **sfmc.sfmc_paths(),
+            **marketo.marketo_paths(),
         },
         "components": {
             "securitySchemes": {

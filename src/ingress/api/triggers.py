@@ -11,6 +11,11 @@ so capture and samples are refused as for the API trigger, and its request
 log is empty; what its events did is its delivery log. A segment trigger
 (docs/customers.md) is one on a segment's `segment-entered` or
 `segment-exited` events: `segmentId` (an existing segment, else 422) and `on`.
+An SFMC trigger (docs/sfmc.md) is a Journey Builder custom activity: its
+`signingSecret` (the installed package's JWT signing secret, at least
+MIN_SIGNING_SECRET characters) is kept as its `verification` `{"secret"}`.
+A marketo trigger (docs/marketo.md) is a Marketo flow step service: its API
+key is made here, kept as its `verification` `{"secret"}` and shown once.
 
 The API trigger comes and goes with its flow (SPEC §5: it cannot be removed):
 it is listed first and read like any trigger, and creating, changing or
@@ -19,6 +24,7 @@ deleting it, or anything that needs a hook, is a 409 that says so.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -41,16 +47,31 @@ from ingress.api.views import trigger_view
 from ingress.auth import admin_only
 from ingress.errors import ApiError
 from ingress.jsonio import json_response
-from ingress.verification import VerificationConfigError, compile_verification
+from ingress.verification import SECRET_MASK, VerificationConfigError, compile_verification
 from mapper import MappingSpecError
 from store import flows, segments, triggers
 from store.events import EVENT_NAME_RULE, valid_event_name
 from store.triggers import MODES, ApiTrigger, Trigger, api_trigger_id
 
-CREATE_FIELDS = {"type", "mode", "mapping", "verification", "allowedIps", "eventName", "segmentId", "on"}
+CREATE_FIELDS = {
+    "type",
+    "mode",
+    "mapping",
+    "verification",
+    "allowedIps",
+    "eventName",
+    "segmentId",
+    "on",
+    "signingSecret",
+}
 PATCH_FIELDS = CREATE_FIELDS - {"type"}
 #: The settings only one kind of stored trigger has.
-KIND_FIELDS = {"webhook": {"verification", "allowedIps"}, "event": {"eventName"}, "segment": {"segmentId", "on"}}
+KIND_FIELDS = {
+    "webhook": {"verification", "allowedIps"},
+    "event": {"eventName"},
+    "segment": {"segmentId", "on"},
+    "sfmc": {"signingSecret"},
+}
 DEFAULT_MAPPING = {"kind": "passthrough"}
 #: The seed's default: the event's user is the target, its properties the variables (the mapper's
 #: `request.body` for an event is the event itself).
@@ -60,11 +81,27 @@ DEFAULT_EVENT_MAPPING = {
 }
 #: A segment trigger's: the customer who entered or exited (the event's properties name the segment only).
 DEFAULT_SEGMENT_MAPPING = {"kind": "jmespath", "fields": {"targetUserIds": "body.endUserId"}}
-DEFAULT_MAPPINGS = {"webhook": DEFAULT_MAPPING, "event": DEFAULT_EVENT_MAPPING, "segment": DEFAULT_SEGMENT_MAPPING}
+#: An SFMC trigger's: the activity's inArguments, merged into `body.arguments` (ingress.sfmc), name the user
+#: (`userId`, `{{Contact.Key}}` by default) and are the variables.
+DEFAULT_SFMC_MAPPING = {
+    "kind": "jmespath",
+    "fields": {"targetUserIds": "body.arguments.userId", "variables": "body.arguments"},
+}
+DEFAULT_MAPPINGS = {
+    "webhook": DEFAULT_MAPPING,
+    "event": DEFAULT_EVENT_MAPPING,
+    "segment": DEFAULT_SEGMENT_MAPPING,
+    "sfmc": DEFAULT_SFMC_MAPPING,
+    "marketo": {"kind": "jmespath", "fields": {"targetUserIds": "body.userId"}},  # the lead's userIdField
+}
+#: Shorter signing secrets are refused: SFMC's are far longer, and a short one is a typo or a guessable key.
+MIN_SIGNING_SECRET = 16
 #: How what starts a trigger without a hook reaches it.
 REACHED_BY = {
     "event": "events reach it through POST /v1/{env}/events",
     "segment": "its segment's entries or exits reach it",
+    "sfmc": "Journey Builder calls its activity URLs, under configUrl",
+    "marketo": "Marketo calls its flow step service, under serviceUrl",
 }
 #: A segment trigger's `on`, as the event it listens for.
 SEGMENT_EVENTS = {"entered": segments.ENTERED, "exited": segments.EXITED}
@@ -95,7 +132,20 @@ async def checked_changes(request: Request, data: dict[str, Any], variables: lis
         ]
     if "segmentId" in data:
         changes["segment_id"] = field(data, "segmentId", lambda v: isinstance(v, str), "a segment id", None)
+    if "signingSecret" in data:
+        changes["verification"] = {"secret": _checked_signing_secret(data["signingSecret"])}
     return changes
+
+
+def _checked_signing_secret(secret: Any) -> str:
+    """A usable JWT signing secret; never one sent back masked from a GET (the error does not quote it)."""
+    if not isinstance(secret, str) or len(secret) < MIN_SIGNING_SECRET or secret.startswith(SECRET_MASK):
+        message = (
+            f"signingSecret must be the installed package's JWT signing secret (at least {MIN_SIGNING_SECRET} "
+            "characters; a masked value shown by a GET is not the secret)"
+        )
+        raise ApiError(422, "invalid_signing_secret", message, path="$.signingSecret")
+    return secret
 
 
 def _refuse_other_kinds_fields(data: dict[str, Any], kind: str) -> None:
@@ -171,7 +221,7 @@ async def webhook_trigger(request: Request, env: str, needs_hook: str) -> Trigge
     which has no hook, hence no `needs_hook`."""
     why = f"it has no hook URL, hence no {needs_hook} (its calls are answered directly and show up as invocations)"
     trigger = _stored_only(await _trigger(request, env), "not_a_webhook_trigger", why)
-    if trigger.hook_id is None:
+    if trigger.type != "webhook":
         message = (
             f"{trigger.id} is {_a(trigger.type)} trigger: it has no hook URL, hence no {needs_hook} "
             f"({REACHED_BY[trigger.type]}; see its deliveries)"
@@ -187,10 +237,10 @@ async def create_trigger(request: Request) -> Response:
     data = await json_object(request)
     refuse_unknown(data, CREATE_FIELDS)
     kind = data.get("type", "webhook")
-    if kind not in ("webhook", "event", "segment", "api"):
+    if kind not in ("webhook", "event", "segment", "sfmc", "marketo", "api"):
         message = (
-            "type must be webhook, event or segment (the API trigger comes with the flow; other trigger types have "
-            "their own APIs)"
+            "type must be webhook, event, segment, sfmc or marketo (the API trigger comes with the flow; other "
+            "trigger types have their own APIs)"
         )
         raise ApiError(422, "invalid_field", message, path="$.type")
     variables = await _flow_variables(request, env, flow_id)
@@ -204,8 +254,13 @@ async def create_trigger(request: Request) -> Response:
         )
     if kind == "segment" and "segmentId" not in data:
         raise ApiError(422, "invalid_field", "a segment trigger needs segmentId, the segment", path="$.segmentId")
+    if kind == "sfmc" and "signingSecret" not in data:
+        message = "an sfmc trigger needs signingSecret, the installed package's JWT signing secret"
+        raise ApiError(422, "invalid_field", message, path="$.signingSecret")
     defaults = {"mapping": DEFAULT_MAPPINGS[kind], **({"on": "entered"} if kind == "segment" else {})}
     changes = await checked_changes(request, {**defaults, **data}, variables)
+    if kind == "marketo":  # its API key, made here and shown once (docs/marketo.md)
+        changes["verification"] = {"secret": secrets.token_urlsafe(32)}
 
     def insert(conn: Connection) -> Trigger:
         _refuse_unknown_segment(conn, env, changes)
@@ -219,10 +274,14 @@ async def create_trigger(request: Request) -> Response:
             allowed_ips=changes.get("allowed_ips", []),
             event_name=changes.get("event_name"),
             segment_id=changes.get("segment_id"),
+            kind=kind if kind in ("sfmc", "marketo") else None,
         )
 
     trigger = await services(request).store.write(insert)
-    return json_response(trigger_view(trigger, base_url(request)), 201)
+    view = trigger_view(trigger, base_url(request))
+    if kind == "marketo":
+        view["apiKey"] = changes["verification"]["secret"]
+    return json_response(view, 201)
 
 
 def _refuse_unknown_segment(conn: Connection, env: str, changes: dict[str, Any]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ingress.verification import public_view
+from ingress.verification import mask_secret, public_view
 from store.clock import iso
 from store.event_delivery_log import Delivery
 from store.request_log import LogEntry
@@ -36,6 +36,10 @@ def trigger_view(trigger: Trigger | ApiTrigger, base_url: str) -> dict[str, Any]
         return _event_trigger_view(trigger)
     if trigger.type == "segment":
         return _segment_trigger_view(trigger)
+    if trigger.type == "sfmc":
+        return _sfmc_trigger_view(trigger, base_url)
+    if trigger.type == "marketo":
+        return _marketo_trigger_view(trigger, base_url)
     return {
         "id": trigger.id,
         "environmentId": trigger.environment_id,
@@ -97,6 +101,56 @@ def _segment_trigger_view(trigger: Trigger) -> dict[str, Any]:
         "createdAt": iso(trigger.created_at),
         "updatedAt": iso(trigger.updated_at),
     }
+
+
+def _sfmc_trigger_view(trigger: Trigger, base_url: str) -> dict[str, Any]:
+    """A Journey Builder custom activity: `endpointUrl` goes into the installed package, `configUrl` is what
+    Journey Builder loads from it; the signing secret is masked as a webhook's are."""
+    endpoint = sfmc_endpoint(base_url, trigger)
+    return {
+        "id": trigger.id,
+        "environmentId": trigger.environment_id,
+        "flowId": trigger.flow_id,
+        "type": trigger.type,
+        "hookId": trigger.hook_id,
+        "endpointUrl": endpoint,
+        "configUrl": f"{endpoint}/config.json",
+        "mode": trigger.mode,
+        "mapping": trigger.mapping,
+        "signingSecret": mask_secret((trigger.verification or {}).get("secret")),
+        "createdAt": iso(trigger.created_at),
+        "updatedAt": iso(trigger.updated_at),
+    }
+
+
+def sfmc_endpoint(base_url: str, trigger: Trigger) -> str:
+    """The folder of an SFMC trigger's activity URLs (ingress.sfmc): its hook id is the secret part."""
+    return f"{base_url}/sfmc/{trigger.hook_id}"
+
+
+def _marketo_trigger_view(trigger: Trigger, base_url: str) -> dict[str, Any]:
+    """A Marketo flow step service: Marketo installs it from `serviceDefinitionUrl` with the API key, shown
+    in full only when the trigger is created."""
+    service = marketo_service_url(base_url, trigger.hook_id)
+    return {
+        "id": trigger.id,
+        "environmentId": trigger.environment_id,
+        "flowId": trigger.flow_id,
+        "type": trigger.type,
+        "serviceUrl": service,
+        "serviceDefinitionUrl": f"{service}serviceDefinition.json",
+        "mode": trigger.mode,
+        "mapping": trigger.mapping,
+        "apiKey": mask_secret((trigger.verification or {}).get("secret")),
+        "createdAt": iso(trigger.created_at),
+        "updatedAt": iso(trigger.updated_at),
+    }
+
+
+def marketo_service_url(base_url: str, key: str | None) -> str:
+    """The folder of a Marketo trigger's service (ingress.marketo), with the trailing slash Marketo joins paths
+    to: its hook id is the secret part."""
+    return f"{base_url}/marketo/{key}/"
 
 
 def delivery_view(delivery: Delivery) -> dict[str, Any]:
