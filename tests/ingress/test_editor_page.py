@@ -41,9 +41,11 @@ class Flowhook:
             flow = self.ok(self.api.post(f"/action-flows/{flow['id']}/publish"))
         return flow
 
-    def trigger(self, flow: dict[str, Any] | None = None, source: str | None = None) -> dict[str, Any]:
+    def trigger(self, flow: dict[str, Any] | None = None, source: str | None = None, **body: Any) -> dict[str, Any]:
+        """A trigger of `flow` (a new one by default): a webhook trigger unless `body` names another `type`."""
         flow = flow or self.flow()
-        body = {} if source is None else {"mapping": {"kind": "javascript", "source": source}}
+        if source is not None:
+            body["mapping"] = {"kind": "javascript", "source": source}
         trigger: dict[str, Any] = self.ok(self.api.post(f"/action-flows/{flow['id']}/triggers", json=body))
         return trigger
 
@@ -108,7 +110,14 @@ def sign_in(page: Page, flowhook: Flowhook, trigger: dict[str, Any] | None = Non
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#workspace")).to_be_visible()
     if trigger:
-        expect(page.locator("#hook-url")).to_have_value(trigger["url"])
+        expect(page.locator("#trigger-title")).to_have_text(f"Trigger {trigger['id']}")
+        if trigger["type"] == "webhook":
+            expect(page.locator("#hook-url")).to_have_value(trigger["url"])
+
+
+def typed_sample(page: Page) -> Any:
+    """The sample of a trigger without a hook, as the page shows it."""
+    return json.loads(page.get_by_label("Sample", exact=True).input_value())
 
 
 def set_source(page: Page, source: str) -> None:
@@ -342,3 +351,74 @@ def test_the_page_is_served_with_its_security_headers(page: Page, flowhook: Flow
     assert headers["content-security-policy"].startswith("default-src 'none'; script-src 'self';")
     assert (headers["x-content-type-options"], headers["referrer-policy"]) == ("nosniff", "no-referrer")
     assert headers["cache-control"] == "no-store"
+
+
+def test_an_event_trigger_is_listed_and_edited_against_its_typed_sample(page: Page, flowhook: Flowhook) -> None:
+    flow = flowhook.flow("Checkout flow")
+    trigger = flowhook.trigger(flow, type="event", eventName="checkout-completed")
+    api_trigger = next(
+        t for t in flowhook.ok(flowhook.api.get(f"/action-flows/{flow['id']}/triggers"))["data"] if t["type"] == "api"
+    )
+    sign_in(page, flowhook, trigger)
+    entry = page.locator("#flows > li", has_text="Checkout flow")
+    expect(entry.locator("button.trigger")).to_have_count(1)
+    expect(entry.locator(f'[data-trigger-id="{trigger["id"]}"]')).to_contain_text("event checkout-completed")
+    assert page.locator(f'[data-trigger-id="{api_trigger["id"]}"]').count() == 0
+    expect(page.locator("#trigger-identity")).to_have_text("event checkout-completed")
+    expect(page.locator("#url-row")).to_be_hidden()
+    expect(page.get_by_role("button", name="Capture next request")).to_be_hidden()
+
+    sample = typed_sample(page)
+    assert {key: sample[key] for key in ("eventName", "endUserId", "properties", "eventSource", "flowId")} == {
+        "eventName": "checkout-completed",
+        "endUserId": "user-1",
+        "properties": {},
+        "eventSource": "live",
+        "flowId": None,
+    }
+    expect(page.locator("#output")).to_contain_text('"user-1"')  # the default mapping, on the typed sample
+
+    page.get_by_label("Kind").select_option("javascript")
+    source = "function map(r) {\n  return {targetUserIds: [r.body.properties.buyer]};\n}\n"
+    set_source(page, source)
+    page.get_by_label("Sample", exact=True).fill('{"properties": {"buyer": "u-42"}}')
+    expect(page.locator("#output")).to_contain_text('"u-42"')
+    expect(page.locator("#preview-status")).to_contain_text("Valid trigger request")
+
+    page.get_by_label("Sample", exact=True).fill('{"properties": ')
+    expect(page.locator("#sample-problem")).to_contain_text("The sample is not valid JSON")
+    expect(page.locator("#preview-status")).to_have_text("Fix the sample's JSON to preview the mapping.")
+    expect(page.locator("#output")).to_have_text("")
+
+    page.get_by_role("button", name="Save mapping").click()
+    expect(page.locator("#save-status")).to_contain_text("Saved")
+    expect(page.locator("#dirty")).to_be_hidden()
+    assert flowhook.read(trigger)["mapping"] == {"kind": "javascript", "source": source}
+    page.get_by_label("Mode").select_option("live")
+    expect(page.locator("#mode-warning")).to_contain_text("is not published")
+    assert flowhook.read(trigger)["mode"] == "live"
+
+
+def test_each_kind_is_listed_with_its_sample_kept_per_trigger_in_the_tab(page: Page, flowhook: Flowhook) -> None:
+    flow = flowhook.flow("Every kind")
+    rules = {"all": [{"attribute": "plan", "op": "eq", "value": "editor-test"}]}
+    segment = flowhook.ok(flowhook.api.post("/segments", json={"name": "Editor test", "rules": rules}))
+    left = flowhook.trigger(flow, type="segment", segmentId=segment["id"], on="exited")
+    sfmc = flowhook.trigger(flow, type="sfmc", signingSecret="s" * 32)
+    marketo = flowhook.trigger(flow, type="marketo")
+    sign_in(page, flowhook, left)
+    buttons = page.locator("#flows > li", has_text="Every kind").locator("button.trigger .identity")
+    expect(buttons).to_have_text([f"segment {segment['id']} · on exited", "SFMC activity", "Marketo step"])
+    sample = typed_sample(page)
+    assert (sample["eventName"], sample["properties"]["segmentId"]) == ("segment-exited", segment["id"])
+    page.get_by_label("Sample", exact=True).fill('{"endUserId": "typed"}')
+
+    page.goto(f"{flowhook.url}/editor#trigger={sfmc['id']}")
+    expect(page.locator("#trigger-identity")).to_have_text("SFMC activity")
+    expect(page.locator("#output")).to_contain_text('"0031x00000AbCdE"')  # its default mapping reads body.arguments
+    page.goto(f"{flowhook.url}/editor#trigger={marketo['id']}")
+    expect(page.locator("#output")).to_contain_text('"11"')  # and the Marketo one body.userId
+    page.goto(f"{flowhook.url}/editor#trigger={left['id']}")
+    expect(page.locator("#trigger-identity")).to_contain_text("on exited")
+    assert typed_sample(page) == {"endUserId": "typed"}
+    expect(page.locator("#output")).to_contain_text('"typed"')

@@ -1,10 +1,12 @@
-// The mapping editor: sign in with the admin token, pick a webhook trigger, edit its mapping against a
-// sample with a live preview, save. It uses only the public management API.
+// The mapping editor: sign in with the admin token, pick a trigger, edit its mapping against a sample
+// with a live preview, save. It uses only the public management API.
 
 import { Api, triggerPath } from "./api.js";
 import { byId, canonical, clock, h, say } from "./dom.js";
+import { hasHook, hasMapping, identity } from "./kinds.js";
 import { MappingForm } from "./mapping.js";
 import { Preview } from "./preview.js";
+import { SampleBody } from "./sample-body.js";
 import { SamplesPanel } from "./samples.js";
 
 const SESSION_KEY = "flowhook.editor"; // sessionStorage only: the token leaves with the tab
@@ -12,7 +14,7 @@ const PREVIEW_DELAY_MS = 300;
 
 const state = {
   api: null,
-  flows: [], // [{flow, triggers}] with webhook triggers only
+  flows: [], // [{flow, triggers}] with the triggers that have a mapping
   trigger: null,
   flow: null,
   saved: null, // canonical JSON of the saved mapping
@@ -30,6 +32,7 @@ const samples = new SamplesPanel((sampleId) => {
   state.sampleId = sampleId;
   schedulePreview();
 });
+const sampleBody = new SampleBody(schedulePreview);
 
 // --- Sign-in -----------------------------------------------------------------------------------------
 
@@ -88,7 +91,7 @@ async function loadFlows() {
     state.flows = await Promise.all(
       flows.map(async (flow) => {
         const triggers = (await state.api.get(`/action-flows/${encodeURIComponent(flow.id)}/triggers`)).data;
-        return { flow, triggers: triggers.filter((trigger) => trigger.type === "webhook") };
+        return { flow, triggers: triggers.filter(hasMapping) };
       }),
     );
   } catch (error) {
@@ -100,7 +103,7 @@ async function loadFlows() {
 }
 
 function triggerLabel(trigger) {
-  return [`${trigger.mode} · ${trigger.mapping.kind}`, h("span", { class: "hook" }, `hook …${trigger.hookId.slice(-6)}`)];
+  return [`${trigger.mode} · ${trigger.mapping.kind}`, h("span", { class: "identity" }, identity(trigger))];
 }
 
 function renderFlows() {
@@ -122,7 +125,7 @@ function renderFlows() {
         ),
       ),
     );
-    if (buttons.length === 0) buttons.push(h("li", { class: "muted" }, "no webhook triggers"));
+    if (buttons.length === 0) buttons.push(h("li", { class: "muted" }, "no triggers with a mapping"));
     const published = flow.publishedVersion === null ? h("span", { class: "muted" }, " · not published") : null;
     return h("li", {}, h("span", { class: "flow-name" }, flow.name ?? flow.id), published, h("ul", {}, buttons));
   });
@@ -150,8 +153,8 @@ async function openTrigger(id) {
   let flow;
   try {
     trigger = await state.api.get(triggerPath(id));
-    if (trigger.type !== "webhook") {
-      say(failed, `${trigger.id} is the ${trigger.type} trigger of its flow: only webhook triggers have a mapping.`);
+    if (!hasMapping(trigger)) {
+      say(failed, `${trigger.id} is the ${trigger.type} trigger of its flow: it has no mapping to edit.`);
       return;
     }
     flow = await state.api.get(`/action-flows/${encodeURIComponent(trigger.flowId)}`);
@@ -169,14 +172,24 @@ async function openTrigger(id) {
   byId("samples-pane").hidden = false;
   byId("trigger-title").textContent = `Trigger ${trigger.id}`;
   byId("trigger-flow").textContent = flow.name ?? flow.id;
-  byId("hook-url").value = trigger.url;
+  const hook = hasHook(trigger);
+  say(byId("trigger-identity"), hook ? "" : identity(trigger));
+  byId("url-row").hidden = !hook;
+  byId("hook-samples").hidden = !hook;
+  byId("typed-sample").hidden = hook;
+  byId("hook-url").value = hook ? trigger.url : "";
   byId("mode").value = trigger.mode;
   say(byId("mode-status"), "");
   say(byId("save-status"), "");
   showModeWarning();
   loadSaved(trigger.mapping);
   renderFlows();
-  await samples.open(state.api, trigger);
+  if (hook) {
+    await samples.open(state.api, trigger);
+  } else {
+    sampleBody.open(trigger);
+    schedulePreview();
+  }
 }
 
 function loadSaved(spec) {
@@ -218,7 +231,7 @@ async function changeMode() {
     state.trigger = await state.api.patch(triggerPath(state.trigger.id), { mode: select.value });
     status.textContent = `Mode saved: ${state.trigger.mode} (${clock(state.trigger.updatedAt)})`;
     updateListed(state.trigger);
-    samples.update(state.trigger);
+    if (hasHook(state.trigger)) samples.update(state.trigger);
   } catch (error) {
     status.textContent = `Mode not changed: ${error.describe()}`;
     select.value = state.trigger.mode;
@@ -266,12 +279,10 @@ function schedulePreview() {
 async function runPreview() {
   const run = ++state.previewRun;
   if (!state.trigger) return;
-  if (!state.sampleId) {
-    preview.idle("Pick or capture a sample to preview the mapping.");
-    return;
-  }
+  const sample = previewSample();
+  if (!sample) return;
   preview.running();
-  const body = { mapping: mapping.spec(), sampleId: state.sampleId, flowId: state.trigger.flowId };
+  const body = { mapping: mapping.spec(), ...sample, flowId: state.trigger.flowId };
   try {
     const result = await state.api.post("/mappings/preview", body);
     if (run !== state.previewRun) return; // a later edit has been sent since
@@ -282,6 +293,20 @@ async function runPreview() {
     preview.refused(error);
     mapping.markLine(error.line);
   }
+}
+
+/** What the preview runs on: the sample picked (a webhook's), or the request made of the typed sample;
+ * null, with the reason shown, when there is none. */
+function previewSample() {
+  if (hasHook(state.trigger)) {
+    if (state.sampleId) return { sampleId: state.sampleId };
+    preview.idle("Pick or capture a sample to preview the mapping.");
+    return null;
+  }
+  const request = sampleBody.request();
+  if (request) return { request };
+  preview.idle("Fix the sample's JSON to preview the mapping.");
+  return null;
 }
 
 // --- Wiring ------------------------------------------------------------------------------------------
