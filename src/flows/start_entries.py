@@ -30,11 +30,14 @@ class Entry:
     payload: dict[str, Any]
     given: dict[str, Any]  # the payload before variable defaults: what a repeat is compared by
 
-    def accept_request(self, environment_id: str, flow_id: str, mode: str, request_id: str) -> AcceptRequest:
+    def accept_request(
+        self, environment_id: str, flow_id: str, mode: str, request_id: str, trigger_id: str | None = None
+    ) -> AcceptRequest:
+        """`trigger_id`: the flow's API trigger for `/start` and `/test`; a bulk start has no trigger."""
         return AcceptRequest(
             environment_id=environment_id,
             flow_id=flow_id,
-            trigger_id=None,
+            trigger_id=trigger_id,
             request_id=request_id,
             mode=mode,
             flow_invocation_id=self.flow_invocation_id,

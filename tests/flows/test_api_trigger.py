@@ -40,7 +40,10 @@ async def test_start_and_test_through_the_api(flowhook) -> None:
     assert titles == {"api-u1": ["Gold for Ann"], "api-u2": ["Silver for "], "api-u3": ["Silver for "]}
     [entry, _] = started.json()["flows"]
     invocation = await flowhook.invocation(flow, entry["flowInvocationId"])
-    assert (invocation["mode"], invocation["flowVersion"], invocation["triggerId"]) == ("live", 1, None)
+    assert (invocation["mode"], invocation["flowVersion"]) == ("live", 1)
+    assert invocation["triggerId"] == f"api_{flow['id']}"  # the flow's API trigger, as listed among its triggers
+    [started_event] = await flowhook.events(flowId=flow["id"], eventName="action-flow-started", userId="api-u1")
+    assert started_event["properties"]["triggerId"] == invocation["triggerId"]
 
     await flowhook.test_user("api-tester")
     test_body = {

@@ -82,7 +82,7 @@ async def test_start_stores_one_live_invocation_per_entry(flowhook, client) -> N
             "key": first["flowInvocationId"],
             "mode": "live",
             "version": 1,
-            "trigger": None,
+            "trigger": f"api_{flow['id']}",  # the flow's API trigger
             "payload": {
                 "targetUserIds": ["u1", "u2"],
                 "variables": {"firstName": "Ann", "plan": "free"},
@@ -94,7 +94,7 @@ async def test_start_stores_one_live_invocation_per_entry(flowhook, client) -> N
             "key": "order-3",
             "mode": "live",
             "version": 1,
-            "trigger": None,
+            "trigger": f"api_{flow['id']}",  # the flow's API trigger
             "payload": {
                 "targetUserIds": ["u3"],
                 "variables": {"firstName": "Bo", "plan": "gold"},

@@ -37,6 +37,7 @@ from store.flows import Flow
 from store.ids import new_id
 from store.invocations import Acceptance, accept_all_or_nothing
 from store.test_users import test_user_ids
+from store.triggers import api_trigger_id
 
 Mode = Literal["live", "test"]
 SCHEMA = "action-flow-start"
@@ -57,7 +58,8 @@ async def _invoke(request: Request, mode: Mode) -> Response:
     variables = FlowVariables(await _declared_variables(request, env, flow_id, mode))
     entries = _entries(await json_object(request), variables)
     request_id = new_id("req")
-    accepts = [entry.accept_request(env, flow_id, mode, request_id) for entry in entries]
+    trigger_id = api_trigger_id(flow_id)
+    accepts = [entry.accept_request(env, flow_id, mode, request_id, trigger_id) for entry in entries]
     store = services(request).store
     verdicts = await store.submit(accept_all_or_nothing, accepts)
     _refuse_rejected(entries, verdicts)
