@@ -47,13 +47,16 @@ class CustomEvent:
     metadata: dict[str, Any]
     timestamp: datetime
     client_id: str | None  # the sender's `id`, which makes a retry a repeat
+    event_source: str = "live"  # "test": sent to `POST /v1/{env}/events/test`
 
     @property
     def stored_id(self) -> str | None:
-        """The id a client id stores the event under (None without one: each event is new)."""
+        """The id a client id stores the event under (None without one: each event is new); test and live
+        events are separate namespaces, as invocations are."""
         if self.client_id is None:
             return None
-        return derived_id("evt", self.environment_id, "custom-event", self.client_id)
+        namespace = "custom-event" if self.event_source == "live" else "test-event"
+        return derived_id("evt", self.environment_id, namespace, self.client_id)
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,9 @@ def record_events(conn: Connection, events: Sequence[CustomEvent], *, now: datet
     insert_new(conn, analytics_events, [_row(event, event_id) for event, event_id in new])
     fired = [FiredEvent(event_id, event.environment_id, event.name, None) for event, event_id in new]
     counts = enqueue_each(conn, fired, hop=1, now=now) + delivery_counts(conn, stored)
-    events_recorded(conn, [(event.environment_id, event.end_user_id, event.name) for event, _ in new])
+    # Segments are live data: a test event never moves a customer in or out of one.
+    live = [(event.environment_id, event.end_user_id, event.name) for event, _ in new if event.event_source == "live"]
+    events_recorded(conn, live)
     return [Recorded(event_id, counts[event_id], event_id in stored) for event_id in ids]
 
 
@@ -115,7 +120,7 @@ def _row(event: CustomEvent, event_id: str) -> dict[str, Any]:
         "flow_instance_id": None,
         "flow_invocation_id": None,
         "card_instance_id": None,
-        "event_source": "live",
+        "event_source": event.event_source,
         "properties": event.properties,
         "metadata": event.metadata,
     }

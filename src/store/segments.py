@@ -303,7 +303,8 @@ def _locked_customers(conn: Connection, environment_id: str, user_ids: set[str])
 def _event_counts(
     conn: Connection, environment_id: str, user_ids: list[str], names: set[str]
 ) -> dict[str, dict[str, int]]:
-    """user -> event name -> how many of the user's analytics events have that name."""
+    """user -> event name -> how many of the user's live analytics events have that name (test events,
+    `POST /events/test`, count for no segment)."""
     if not names:
         return {}
     query = (
@@ -312,6 +313,7 @@ def _event_counts(
             analytics_events.c.environment_id == environment_id,
             analytics_events.c.end_user_id.in_(user_ids),
             analytics_events.c.event_name.in_(sorted(names)),
+            analytics_events.c.event_source == "live",
         )
         .group_by(analytics_events.c.end_user_id, analytics_events.c.event_name)
     )

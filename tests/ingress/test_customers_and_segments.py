@@ -285,6 +285,22 @@ async def test_event_conditions_count_custom_events_sent_to_the_api(flowhook, co
     assert (await put(flowhook, stranger, {"cohort": cohort}))["segmentIds"] == [segment["id"]]
 
 
+async def test_test_events_count_for_no_segment(flowhook, cohort) -> None:
+    segment = await create_segment(
+        flowhook, "Buyers", eq("cohort", cohort), {"event": f"{cohort}-checkout", "op": "count_gte", "value": 1}
+    )
+    tester = f"{cohort}-tester"
+    await put(flowhook, tester, {"cohort": cohort})
+    client = await flowhook.api_client()
+    sent = await client.post("/v1/default/events/test", json={"eventName": f"{cohort}-checkout", "endUserId": tester})
+    assert sent.status_code == 202, sent.text
+    assert await segment_events(flowhook, tester) == []
+    assert (await put(flowhook, tester, {"cohort": cohort, "seen": True}))["segmentIds"] == []  # nor when re-evaluated
+    live = await client.post("/v1/default/events", json={"eventName": f"{cohort}-checkout", "endUserId": tester})
+    assert live.status_code == 202, live.text
+    assert await segment_events(flowhook, tester) == [(segments.ENTERED, tester, segment["id"])]
+
+
 async def test_deleting_a_customer_exits_its_segments_with_events(flowhook, cohort) -> None:
     first = await create_segment(flowhook, "One", eq("cohort", cohort))
     second = await create_segment(flowhook, "Two", eq("cohort", cohort))

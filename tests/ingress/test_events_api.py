@@ -189,6 +189,21 @@ async def test_an_id_reused_with_another_event_is_409_and_stores_nothing(flowhoo
     assert retried.json()["events"][0]["duplicate"] is False  # the first attempt stored nothing
 
 
+async def test_a_test_event_is_stored_as_one_fires_its_triggers_and_has_its_own_ids(flowhook, client) -> None:
+    """`/events/test`: the same body and answers; the event is a test event (its runs are test runs: the
+    dispatcher's rule), and an `id` used for a live event is another event there."""
+    trigger = await listening(flowhook, "trial-started", mode="live")
+    live = await send(client, event("trial-started", id="crm-77"))
+    tried = await client.post("/v1/default/events/test", json=event("trial-started", id="crm-77", properties={"x": 1}))
+    assert (live.status_code, tried.status_code) == (202, 202), tried.text
+    [live_event], [test_event] = live.json()["events"], tried.json()["events"]
+    assert test_event["id"] != live_event["id"] and not test_event["duplicate"] and test_event["deliveries"] == 1
+    [row] = await stored_events(flowhook, test_event["id"])
+    assert (row["event_source"], row["properties"]) == ("test", {"x": 1})
+    [delivery] = await deliveries(flowhook, test_event["id"])
+    assert (delivery["trigger_id"], delivery["hop"]) == (trigger["id"], 1)
+
+
 async def test_every_problem_is_listed_with_its_path_and_nothing_is_stored(flowhook, client) -> None:
     before = await flowhook.services.store.read(
         lambda conn: conn.execute(sa.select(sa.func.count()).select_from(analytics_events)).scalar_one()

@@ -15,6 +15,7 @@ comes after it commits, and the event dispatcher runs the deliveries.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,12 +37,22 @@ Problem = dict[str, str]
 
 
 async def send_events(request: Request) -> Response:
+    return await _send(request, "live")
+
+
+async def send_test_events(request: Request) -> Response:
+    """Test events: stored as `eventSource: "test"`, they start only test runs (test users, drafts) and count
+    for no segment."""
+    return await _send(request, "test")
+
+
+async def _send(request: Request, source: str) -> Response:
     await require_token(request, "events")
     refuse_nul_parameters(request)
     env = request.path_params["env"]
     body = await json_object(request)
     batch, now = "events" in body, utcnow()
-    events = _events(env, body, batch, now)
+    events = [replace(event, event_source=source) for event in _events(env, body, batch, now)]
     try:
         recorded = await services(request).store.write(lambda conn: record_events(conn, events, now=now))
     except ClientIdConflict as conflict:
@@ -145,4 +156,4 @@ def _answer(record: Recorded) -> dict[str, Any]:
     return {"id": record.id, "deliveries": record.deliveries, "duplicate": record.duplicate}
 
 
-routes = [Route("/events", send_events, methods=["POST"])]
+routes = [Route("/events", send_events, methods=["POST"]), Route("/events/test", send_test_events, methods=["POST"])]

@@ -207,9 +207,14 @@ def _start_operation(summary: str, description: str) -> dict[str, Any]:
     )
 
 
-def _events_operation() -> dict[str, Any]:
+def _events_operation(test: bool = False) -> dict[str, Any]:
+    summary = (
+        "Send test events: stored as eventSource test, they start only test runs and count for no segment"
+        if test
+        else "Send custom events: event triggers listening for their names start their flows"
+    )
     return operation(
-        "Send custom events: event triggers listening for their names start their flows",
+        summary,
         "events",
         {
             "202": response(
@@ -282,6 +287,7 @@ def api_trigger_paths() -> dict[str, Any]:
             ),
         },
         "/v1/{env}/events": {"parameters": [ENV], "post": _events_operation()},
+        "/v1/{env}/events/test": {"parameters": [ENV], "post": _events_operation(test=True)},
         "/v1/{env}/action-flow/{flowId}/start": {
             "parameters": [ENV, FLOW],
             "post": _start_operation(
