@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
 
@@ -65,6 +66,34 @@ class BackgroundLoop:
         except TimeoutError:
             pass
         self._wake.clear()
+
+
+class Periodic:
+    """`run()` every `interval` seconds until closed, for the retention passes: a run that fails is logged
+    and the next one comes at its time."""
+
+    def __init__(self, name: str, interval_seconds: float, run: Callable[[], Awaitable[object]]) -> None:
+        self._name = name
+        self._interval = interval_seconds
+        self._run = run
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=f"flowhook-{self._name}")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self._run()
+            except Exception:  # noqa: BLE001 - a background pass must not die; the next one comes at its time
+                log.exception("%s failed", self._name)
 
 
 def transient_failure(error: Exception) -> bool:

@@ -19,17 +19,14 @@ A flow whose waits outlast the period (a reminder sent after 45 days to
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from datetime import datetime, timedelta
 from functools import partial
 
+from flows.background import Periodic
 from store import Store
 from store.clock import utcnow
 from store.invocation_retention import prune_finished
-
-log = logging.getLogger("flowhook.flows")
 
 PRUNE_CHUNK = 100  # invocations read per transaction (with their instances, ~200 rows deleted): ~8 ms of the writer
 FULL_WALK_SECONDS = 3600.0  # how often a pass starts from the oldest invocation again
@@ -46,11 +43,11 @@ class InvocationRetention:
     ) -> None:
         self._store = store
         self._period = timedelta(days=days)
-        self._interval = interval_seconds
         self._chunk = chunk
         self._full_walk_seconds = full_walk_seconds
         self._walked_to = ""  # the last invocation id the last pass reached
-        self._task: asyncio.Task[None] | None = None
+        self._next_full_walk = time.monotonic()
+        self._passes = Periodic("invocation-retention", interval_seconds, self._pass)
         self.chunks = 0  # transactions run; lets tests see how far a pass walked
 
     async def prune(self, now: datetime | None = None, *, resume: bool = False) -> int:
@@ -69,22 +66,14 @@ class InvocationRetention:
             after = chunk.next_after
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="flowhook-invocation-retention")
+        self._passes.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._passes.close()
 
-    async def _run(self) -> None:
-        next_full_walk = time.monotonic()
-        while True:
-            await asyncio.sleep(self._interval)
-            resume = time.monotonic() < next_full_walk
-            if not resume:
-                next_full_walk = time.monotonic() + self._full_walk_seconds
-            try:
-                await self.prune(resume=resume)
-            except Exception:  # noqa: BLE001 - retention must not die; it retries next round
-                log.exception("pruning finished invocations failed")
+    async def _pass(self) -> int:
+        """The background pass: from where the last one reached, or from the oldest once an hour."""
+        resume = time.monotonic() < self._next_full_walk
+        if not resume:
+            self._next_full_walk = time.monotonic() + self._full_walk_seconds
+        return await self.prune(resume=resume)

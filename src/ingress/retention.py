@@ -11,16 +11,13 @@ commit, for seconds.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
+from flows.background import Periodic
 from store import Store, event_deliveries, request_log
-
-log = logging.getLogger("flowhook.ingress")
 
 PRUNE_CHUNK = 500  # rows per transaction: ~5 ms of the writer, however large the backlog (store.request_log.prune)
 
@@ -45,10 +42,9 @@ class LogRetention:
         self._store = store
         self._pruned = pruned
         self._keep = keep
-        self._interval = interval_seconds
         self._chunk = chunk
         self._dirty: set[str | None] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._passes = Periodic(f"{pruned.name}-retention", interval_seconds, self.prune_noted)
 
     def note(self, trigger_id: str | None) -> None:
         self._dirty.add(trigger_id)
@@ -73,18 +69,7 @@ class LogRetention:
                 return total
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"flowhook-{self._pruned.name}-retention")
+        self._passes.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.prune_noted()
-            except Exception:  # noqa: BLE001 - retention must not die; it retries next round
-                log.exception("pruning %s failed", self._pruned.name)
+        await self._passes.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ingress.verification import mask_secret, public_view
@@ -28,43 +29,30 @@ def versioned_view(document: Versioned) -> dict[str, Any]:
 
 
 def trigger_view(trigger: Trigger | ApiTrigger, base_url: str) -> dict[str, Any]:
-    """A webhook, event, segment or a flow's API trigger; `type` tells which. `base_url` is where the API is
+    """Any trigger; `type` tells which kind, and the kind adds its own fields. `base_url` is where the API is
     reached."""
     if isinstance(trigger, ApiTrigger):
         return _api_trigger_view(trigger, base_url)
-    if trigger.type == "event":
-        return _event_trigger_view(trigger)
-    if trigger.type == "segment":
-        return _segment_trigger_view(trigger)
-    if trigger.type == "sfmc":
-        return _sfmc_trigger_view(trigger, base_url)
-    if trigger.type == "marketo":
-        return _marketo_trigger_view(trigger, base_url)
+    kind_fields = _KIND_FIELDS.get(trigger.type, _webhook_fields)
     return {
-        "id": trigger.id,
-        "environmentId": trigger.environment_id,
-        "flowId": trigger.flow_id,
-        "type": trigger.type,
-        "hookId": trigger.hook_id,
-        "url": f"{base_url}/hooks/{trigger.hook_id}",
+        **_identity(trigger),
+        **kind_fields(trigger, base_url),
         "mode": trigger.mode,
         "mapping": trigger.mapping,
-        "verification": public_view(trigger.verification),
-        "allowedIps": trigger.allowed_ips,
-        "captureArmed": trigger.capture_armed,
         "createdAt": iso(trigger.created_at),
         "updatedAt": iso(trigger.updated_at),
     }
+
+
+def _identity(trigger: Trigger | ApiTrigger) -> dict[str, Any]:
+    return {"id": trigger.id, "environmentId": trigger.environment_id, "flowId": trigger.flow_id, "type": trigger.type}
 
 
 def _api_trigger_view(trigger: ApiTrigger, base_url: str) -> dict[str, Any]:
     """No mode, mapping or hook: `startUrl` runs the published flow, `testUrl` the draft for test users."""
     flow_url = f"{base_url}/v1/{trigger.environment_id}/action-flow/{trigger.flow_id}"
     return {
-        "id": trigger.id,
-        "environmentId": trigger.environment_id,
-        "flowId": trigger.flow_id,
-        "type": trigger.type,
+        **_identity(trigger),
         "startUrl": f"{flow_url}/start",
         "testUrl": f"{flow_url}/test",
         "tokenUrl": f"{base_url}/oauth/token",
@@ -72,54 +60,35 @@ def _api_trigger_view(trigger: ApiTrigger, base_url: str) -> dict[str, Any]:
     }
 
 
-def _event_trigger_view(trigger: Trigger) -> dict[str, Any]:
+def _webhook_fields(trigger: Trigger, base_url: str) -> dict[str, Any]:
+    return {
+        "hookId": trigger.hook_id,
+        "url": f"{base_url}/hooks/{trigger.hook_id}",
+        "verification": public_view(trigger.verification),
+        "allowedIps": trigger.allowed_ips,
+        "captureArmed": trigger.capture_armed,
+    }
+
+
+def _event_fields(trigger: Trigger, base_url: str) -> dict[str, Any]:
     """No hook, verification or allowlist: events reach it through `POST /v1/{env}/events`."""
-    return {
-        "id": trigger.id,
-        "environmentId": trigger.environment_id,
-        "flowId": trigger.flow_id,
-        "type": trigger.type,
-        "eventName": trigger.event_name,
-        "mode": trigger.mode,
-        "mapping": trigger.mapping,
-        "createdAt": iso(trigger.created_at),
-        "updatedAt": iso(trigger.updated_at),
-    }
+    return {"eventName": trigger.event_name}
 
 
-def _segment_trigger_view(trigger: Trigger) -> dict[str, Any]:
+def _segment_fields(trigger: Trigger, base_url: str) -> dict[str, Any]:
     """An event trigger on its segment's `segment-entered` (`on: entered`) or `segment-exited` events."""
-    return {
-        "id": trigger.id,
-        "environmentId": trigger.environment_id,
-        "flowId": trigger.flow_id,
-        "type": trigger.type,
-        "segmentId": trigger.segment_id,
-        "on": "entered" if trigger.event_name == ENTERED else "exited",
-        "mode": trigger.mode,
-        "mapping": trigger.mapping,
-        "createdAt": iso(trigger.created_at),
-        "updatedAt": iso(trigger.updated_at),
-    }
+    return {"segmentId": trigger.segment_id, "on": "entered" if trigger.event_name == ENTERED else "exited"}
 
 
-def _sfmc_trigger_view(trigger: Trigger, base_url: str) -> dict[str, Any]:
+def _sfmc_fields(trigger: Trigger, base_url: str) -> dict[str, Any]:
     """A Journey Builder custom activity: `endpointUrl` goes into the installed package, `configUrl` is what
     Journey Builder loads from it; the signing secret is masked as a webhook's are."""
     endpoint = sfmc_endpoint(base_url, trigger)
     return {
-        "id": trigger.id,
-        "environmentId": trigger.environment_id,
-        "flowId": trigger.flow_id,
-        "type": trigger.type,
         "hookId": trigger.hook_id,
         "endpointUrl": endpoint,
         "configUrl": f"{endpoint}/config.json",
-        "mode": trigger.mode,
-        "mapping": trigger.mapping,
         "signingSecret": mask_secret((trigger.verification or {}).get("secret")),
-        "createdAt": iso(trigger.created_at),
-        "updatedAt": iso(trigger.updated_at),
     }
 
 
@@ -128,23 +97,23 @@ def sfmc_endpoint(base_url: str, trigger: Trigger) -> str:
     return f"{base_url}/sfmc/{trigger.hook_id}"
 
 
-def _marketo_trigger_view(trigger: Trigger, base_url: str) -> dict[str, Any]:
+def _marketo_fields(trigger: Trigger, base_url: str) -> dict[str, Any]:
     """A Marketo flow step service: Marketo installs it from `serviceDefinitionUrl` with the API key, shown
     in full only when the trigger is created."""
     service = marketo_service_url(base_url, trigger.hook_id)
     return {
-        "id": trigger.id,
-        "environmentId": trigger.environment_id,
-        "flowId": trigger.flow_id,
-        "type": trigger.type,
         "serviceUrl": service,
         "serviceDefinitionUrl": f"{service}serviceDefinition.json",
-        "mode": trigger.mode,
-        "mapping": trigger.mapping,
         "apiKey": mask_secret((trigger.verification or {}).get("secret")),
-        "createdAt": iso(trigger.created_at),
-        "updatedAt": iso(trigger.updated_at),
     }
+
+
+_KIND_FIELDS: dict[str, Callable[[Trigger, str], dict[str, Any]]] = {
+    "event": _event_fields,
+    "segment": _segment_fields,
+    "sfmc": _sfmc_fields,
+    "marketo": _marketo_fields,
+}
 
 
 def marketo_service_url(base_url: str, key: str | None) -> str:
