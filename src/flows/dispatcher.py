@@ -27,9 +27,7 @@ from typing import Any
 import orjson
 
 from flows.background import BackgroundLoop, transient_failure
-from ingress.mapping_runner import MappingRunner, PreparedMapping
-from mapper import MappingResult, MappingSpecError
-from mapper.result import error_info
+from ingress.mapping_runner import MappingRunner
 from store import Store
 from store.analytics import AnalyticsEvent
 from store.clock import iso
@@ -46,12 +44,9 @@ from store.event_dispatch import (
     settle_batches,
 )
 from store.invocations import AcceptRequest
-from store.triggers import TriggerWithFlow
 from store.writer import WriterClosed
 
 log = logging.getLogger("flowhook.flows")
-
-MAX_PREPARED = 1024
 
 
 @dataclass(frozen=True)
@@ -76,7 +71,6 @@ class EventDispatcher(BackgroundLoop):
         self._runner = runner
         self._on_accepted = on_accepted  # wakes the executor
         self._on_settled = on_settled  # notes a trigger whose deliveries to prune (ingress.retention)
-        self._prepared: dict[str, PreparedMapping] = {}  # keyed by trigger and flow revisions: never stale
 
     async def step(self) -> int:
         """Map and settle one batch of the oldest pending deliveries; how many were settled."""
@@ -106,7 +100,7 @@ class EventDispatcher(BackgroundLoop):
         if trigger.mode == "disabled":
             return Settlement(delivery.id, trigger.revision, SKIPPED, "trigger_disabled")
         live = trigger.mode == "live" and delivery.event.event_source == "live"
-        result = await self._map(target, live, delivery.event)
+        result = await self._runner.run_stored(target, live, mapping_request(delivery.event))
         decided = Settlement(delivery.id, trigger.revision, FAILED, detail=result.to_dict())
         if result.skipped:
             decided.status, decided.cause = SKIPPED, "skipped"
@@ -129,20 +123,6 @@ class EventDispatcher(BackgroundLoop):
                 hop=delivery.hop,
             )
         return decided
-
-    async def _map(self, target: TriggerWithFlow, live: bool, event: AnalyticsEvent) -> MappingResult:
-        """The trigger's mapping run on the event, with the variables of the flow version the run uses."""
-        trigger = target.trigger
-        revisions = f"{trigger.revision}:{target.draft_revision}:{target.published_version}"
-        key = f"{trigger.id}:{revisions}:{'live' if live else 'test'}"
-        try:
-            if key not in self._prepared:
-                if len(self._prepared) >= MAX_PREPARED:
-                    self._prepared.clear()
-                self._prepared[key] = self._runner.prepare(key, trigger.mapping, target.variables(live=live))
-            return await self._runner.run(self._prepared[key], mapping_request(event))
-        except MappingSpecError as error:  # saved specs compile; this is a stored spec from an older version
-            return MappingResult(ok=False, error=error_info("MappingSpecError", error.message, line=error.line))
 
     async def _settle(self, settlements: list[Settlement]) -> Settled:
         """Settle the batch; if it fails for its data, one delivery at a time, setting aside (and counting as

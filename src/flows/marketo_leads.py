@@ -23,8 +23,7 @@ from typing import Any
 
 import orjson
 
-from ingress.mapping_runner import MappingRunner, PreparedMapping
-from mapper import MappingResult, MappingSpecError
+from ingress.mapping_runner import MappingRunner
 from store import Store
 from store.bulk_tasks import BulkTask, Chunk, Outcome
 from store.clock import iso
@@ -33,14 +32,12 @@ from store.tables import triggers
 from store.triggers import TriggerWithFlow, triggers_with_flows
 
 DEFAULT_USER_ID_FIELD = "id"
-MAX_PREPARED = 256
 
 
 class MarketoLeads:
     def __init__(self, store: Store, runner: MappingRunner) -> None:
         self._store = store
         self._runner = runner
-        self._prepared: dict[str, PreparedMapping] = {}  # keyed by trigger and flow revisions: never stale
 
     async def plan_chunk(self, task: BulkTask, task_input: dict[str, Any], size: int) -> Chunk:
         """The outcome of each of the task's next `size` leads (nothing is stored); a chunk that fails the
@@ -69,7 +66,7 @@ class MarketoLeads:
         if trigger.mode == "disabled":
             return _refused(ref, "TRIGGER_DISABLED", "the trigger is disabled")
         live = trigger.mode == "live"
-        result = await self._map(target, live, lead_request(submission, item, iso(task.created_at)))
+        result = await self._runner.run_stored(target, live, lead_request(submission, item, iso(task.created_at)))
         if result.skipped:
             return _refused(ref, "SKIPPED", "the mapping skipped this lead (it returned null)")
         if result.error is not None:
@@ -90,19 +87,6 @@ class MarketoLeads:
             given=result.mapped,
         )
         return Outcome({**ref, "flowInvocationId": key}, accept=accept)
-
-    async def _map(self, target: TriggerWithFlow, live: bool, request: dict[str, Any]) -> MappingResult:
-        """The trigger's mapping run on the lead, with the variables of the flow version the run uses."""
-        trigger = target.trigger
-        key = f"{trigger.id}:{trigger.revision}:{target.draft_revision}:{target.published_version}:{live}"
-        try:
-            if key not in self._prepared:
-                if len(self._prepared) >= MAX_PREPARED:
-                    self._prepared.clear()
-                self._prepared[key] = self._runner.prepare(key, trigger.mapping, target.variables(live=live))
-            return await self._runner.run(self._prepared[key], request)
-        except MappingSpecError as error:  # saved specs compile; this is a stored spec from an older version
-            return MappingResult(ok=False, error={"type": "MappingSpecError", "message": error.message})
 
 
 def _refused(ref: dict[str, Any], code: str, reason: str) -> Outcome:

@@ -15,8 +15,12 @@ from typing import Any
 
 import orjson
 
-from mapper import Limits, Mapping, MappingResult, compile_mapping
+from mapper import Limits, Mapping, MappingResult, MappingSpecError, compile_mapping
 from mapper.pool import SandboxPool
+from mapper.result import error_info
+from store.triggers import TriggerWithFlow
+
+MAX_STORED = 1024  # prepared stored mappings kept (event, SFMC and Marketo triggers)
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class MappingRunner:
     def __init__(self, pool: SandboxPool, limits: Limits) -> None:
         self._pool = pool
         self._limits = limits
+        self._stored: dict[str, PreparedMapping] = {}  # `run_stored`'s, by trigger and flow revisions
 
     def prepare(self, key: str, spec: dict[str, Any], variables: list[dict[str, Any]] | None) -> PreparedMapping:
         """Raises MappingSpecError for a bad non-JavaScript spec (JavaScript is compiled by the pool)."""
@@ -58,3 +63,18 @@ class MappingRunner:
         if prepared.inline is not None:
             return prepared.inline.run(request)
         return await self._pool.run(prepared.key, prepared.spec, prepared.variables, request)
+
+    async def run_stored(self, target: TriggerWithFlow, live: bool, request: dict[str, Any]) -> MappingResult:
+        """A stored trigger's mapping run on `request`, with the variables of the flow version the run uses
+        (`live`: the published one, else the draft). Prepared once per trigger and flow revision: an edit to
+        either is a new key, so nothing stale is ever run. Never raises for the mapping."""
+        trigger = target.trigger
+        key = f"{trigger.id}:{trigger.revision}:{target.draft_revision}:{target.published_version}:{live}"
+        try:
+            if key not in self._stored:
+                if len(self._stored) >= MAX_STORED:
+                    self._stored.clear()
+                self._stored[key] = self.prepare(key, trigger.mapping, target.variables(live=live))
+            return await self.run(self._stored[key], request)
+        except MappingSpecError as error:  # saved specs compile; this is a stored spec from an older version
+            return MappingResult(ok=False, error=error_info("MappingSpecError", error.message, line=error.line))

@@ -39,9 +39,8 @@ from ingress.hs256 import JwtInvalid, verify_hs256
 from ingress.jsonio import json_response
 from ingress.redaction import redact_headers
 from ingress.storable import NUL
-from mapper import MappingResult, MappingSpecError
+from mapper import MappingResult
 from mapper.request import normalize_headers
-from mapper.result import error_info
 from store.clock import iso, utcnow
 from store.ids import new_id, new_uuid7
 from store.invocations import Acceptance, AcceptRequest, accept_batch
@@ -113,7 +112,8 @@ async def execute(request: Request) -> Response:
     trigger = target.trigger
     claims, payload = await _verified(request, trigger)
     refuse_unstorable(claims, look_for_nul=b"\\u0000" in payload)
-    result = await _mapped(request, target, claims, payload)
+    live = trigger.mode == "live"
+    result = await services(request).runner.run_stored(target, live, mapping_request(request, claims, payload))
     _refuse_unmapped(trigger, result)
     if result.skipped:
         return json_response({"skipped": True})
@@ -178,18 +178,6 @@ async def _verified(request: Request, trigger: Trigger) -> tuple[dict[str, Any],
         )
         message = "the body is not a JWT signed with this activity's signing secret"
         raise ApiError(401, "signature_invalid", message) from None
-
-
-async def _mapped(request: Request, target: TriggerWithFlow, claims: dict[str, Any], payload: bytes) -> MappingResult:
-    """The trigger's mapping run on the call, with the variables of the flow version the run uses."""
-    trigger = target.trigger
-    runner = services(request).runner
-    key = f"{trigger.id}:{trigger.revision}:{target.draft_revision}:{target.published_version}:{trigger.mode}"
-    try:
-        prepared = runner.prepare(key, trigger.mapping, target.variables(live=trigger.mode == "live"))
-        return await runner.run(prepared, mapping_request(request, claims, payload))
-    except MappingSpecError as error:  # saved specs compile; this is a stored spec from an older version
-        return MappingResult(ok=False, error=error_info("MappingSpecError", error.message, line=error.line))
 
 
 def mapping_request(request: Request, claims: dict[str, Any], payload: bytes) -> dict[str, Any]:
