@@ -38,7 +38,6 @@ from ingress.errors import ApiError, listed_problems
 from ingress.hs256 import JwtInvalid, verify_hs256
 from ingress.jsonio import json_response
 from ingress.redaction import redact_headers
-from ingress.storable import NUL
 from mapper import MappingResult
 from mapper.request import normalize_headers
 from store.clock import iso, utcnow
@@ -154,9 +153,7 @@ def invocation_key(claims: dict[str, Any]) -> str | None:
 async def _target(request: Request) -> TriggerWithFlow:
     """The path's SFMC trigger with its flow: 404 for an unknown key, 403 when the trigger is disabled."""
     key: str = request.path_params["key"]
-    found = None
-    if NUL not in key:  # cannot have been issued, and PostgreSQL could not even look it up
-        found = await services(request).store.read(lambda conn: load_keyed_trigger(conn, KIND, key))
+    found = await services(request).store.read(lambda conn: load_keyed_trigger(conn, KIND, key))
     if found is None:
         raise ApiError(404, "activity_not_found", "no Journey Builder activity at this URL")
     if found.trigger.mode == "disabled":

@@ -250,7 +250,12 @@ def load_hook_target(conn: Connection, hook_id: str) -> HookTarget | None:
 
 
 def load_keyed_trigger(conn: Connection, kind: str, hook_id: str) -> TriggerWithFlow | None:
-    """A trigger of `kind` reached by its URL key (its `hook_id`), with its flow; None if there is none."""
+    """A trigger of `kind` reached by its URL key (its `hook_id`), with its flow; None if there is none.
+
+    A key holding NUL cannot have been issued, and PostgreSQL could not even compare it: it is not looked up.
+    """
+    if "\x00" in hook_id:
+        return None
     found = triggers_with_flows(conn, sa.and_(triggers.c.hook_id == hook_id, triggers.c.type == kind))
     return found[0] if found else None
 

@@ -252,6 +252,7 @@ async def test_unknown_key_is_404_disabled_is_403_and_the_key_is_no_webhook(flow
     assert refused(await call(flowhook, {"hookId": "hk_unknown"}, "execute", token)) == (404, "activity_not_found")
     unknown_config = await flowhook.sender().get("/sfmc/hk_unknown/config.json")
     assert refused(unknown_config) == (404, "activity_not_found")
+    assert refused(await flowhook.sender().get("/sfmc/a%00b/config.json")) == (404, "activity_not_found")
     assert (await flowhook.post(trigger, "{}")).status_code == 404  # /hooks/{its key} is not a webhook
     await ok(flowhook, "PATCH", f"/triggers/{trigger['id']}", json={"mode": "disabled"})
     assert refused(await call(flowhook, trigger, "execute", token)) == (403, "trigger_disabled")
