@@ -33,8 +33,8 @@ from store import Store
 from store.bulk_tasks import (
     PENDING,
     BulkTask,
-    callbacks_owed,
     claim_callback,
+    due_callback,
     record_callback,
     skipped_verdict,
     task_input,
@@ -84,8 +84,7 @@ class MarketoCallbacks:
     async def send_due(self) -> int:
         """Make the oldest due callback's next attempt; 1 if one was due, else 0."""
         now = utcnow()
-        owed = await self._store.read(callbacks_owed)
-        task = next((task for task in owed if _due(task, now)), None)
+        task = await self._store.read(lambda conn: due_callback(conn, now))
         if task is None:
             return 0
         seen = task.callback or {}
@@ -129,11 +128,6 @@ class MarketoCallbacks:
             return {"ok": False, "lastError": f"{type(error).__name__}: {error}"}
         ok = 200 <= status < 300
         return {"ok": ok, "httpStatus": status, **({} if ok else {"lastError": f"HTTP {status}"})}
-
-
-def _due(task: BulkTask, now: datetime) -> bool:
-    due = (task.callback or {}).get("nextAttemptAt")
-    return due is None or datetime.fromisoformat(due) <= now
 
 
 def _retried(status: int) -> bool:

@@ -23,7 +23,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from store.clock import utcnow
+from store.clock import iso, utcnow
 from store.ids import new_id
 from store.invocations import Acceptance, AcceptRequest, accept_batch
 from store.tables import bulk_tasks, customers, segment_members, segments
@@ -86,19 +86,23 @@ def task_input(conn: Connection, task_id: str) -> dict[str, Any]:
     return found
 
 
-def callbacks_owed(conn: Connection, limit: int = 20) -> list[BulkTask]:
-    """Finished Marketo tasks whose callback is still pending, oldest first (a read: `claim_callback` claims)."""
+def due_callback(conn: Connection, now: datetime) -> BulkTask | None:
+    """The oldest finished Marketo task whose callback is pending and due by `now` (a read: `claim_callback`
+    claims). Due is decided here, not after reading: however many callbacks back off, a due one is found."""
+    next_attempt = bulk_tasks.c.callback["nextAttemptAt"].as_string()  # ISO-8601 UTC text: ordered as times
     query = (
         sa.select(*_COLUMNS)
         .where(
             bulk_tasks.c.kind == MARKETO,
             bulk_tasks.c.status.in_((DONE, FAILED)),
             bulk_tasks.c.callback["status"].as_string() == PENDING,
+            sa.or_(next_attempt.is_(None), next_attempt <= iso(now)),
         )
         .order_by(bulk_tasks.c.seq)
-        .limit(limit)
+        .limit(1)
     )
-    return [BulkTask(**row._mapping) for row in conn.execute(query)]
+    row = conn.execute(query).first()
+    return None if row is None else BulkTask(**row._mapping)
 
 
 def claim_callback(conn: Connection, task_id: str, seen: dict[str, Any], claimed: dict[str, Any]) -> bool:
