@@ -97,5 +97,8 @@ class Periodic:
 
 
 def transient_failure(error: Exception) -> bool:
-    """A failure of the store itself (connection, lock, disk), which running again later may not repeat."""
-    return isinstance(error, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError | OSError)
+    """A failure of the store itself (connection, lock, disk, or its writer closed), which running again
+    later may not repeat."""
+    return isinstance(
+        error, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError | OSError | WriterClosed
+    )

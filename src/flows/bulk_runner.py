@@ -40,7 +40,6 @@ from store.bulk_tasks import (
     next_open_task,
     task_input,
 )
-from store.writer import WriterClosed
 
 log = logging.getLogger("flowhook.flows")
 
@@ -87,7 +86,7 @@ class BulkRunner(BackgroundLoop):
         try:
             advanced: Advanced = await self._store.submit(advance_batches, chunk)
         except Exception as error:
-            if transient_failure(error) or isinstance(error, WriterClosed):
+            if transient_failure(error):
                 raise
             log.exception("bulk task %s: a chunk fails whenever it is stored; marking the task failed", task.id)
             await self._store.submit(advance_batches, Chunk(task.id, chunk.offset, failed=True))

@@ -38,13 +38,11 @@ from store.event_dispatch import (
     PendingDelivery,
     Settled,
     Settlement,
-    has_pending,
     pending,
     set_aside,
     settle_batches,
 )
 from store.invocations import AcceptRequest
-from store.writer import WriterClosed
 
 log = logging.getLogger("flowhook.flows")
 
@@ -130,7 +128,7 @@ class EventDispatcher(BackgroundLoop):
         try:
             return await self._submit(settlements)
         except Exception as error:
-            if transient_failure(error) or isinstance(error, WriterClosed):
+            if transient_failure(error):
                 raise
             log.warning("settling %d event deliveries failed (%s); one at a time", len(settlements), error)
         settled, accepted = 0, 0
@@ -138,7 +136,7 @@ class EventDispatcher(BackgroundLoop):
             try:
                 one = await self._submit([settlement])
             except Exception as error:
-                if transient_failure(error) or isinstance(error, WriterClosed):
+                if transient_failure(error):
                     raise
                 await self._set_aside(settlement.delivery_id, f"{type(error).__name__}: {error}")
                 one = Settled(1, 0)
@@ -154,8 +152,8 @@ class EventDispatcher(BackgroundLoop):
         return settled
 
     async def _round(self) -> bool:
-        """A batch if deliveries are pending; at once again if it came out full."""
-        return await self._store.read(has_pending) and await self.step() >= self._config.batch_size
+        """A batch of the pending deliveries (reading them is the check); at once again if it came out full."""
+        return await self.step() >= self._config.batch_size
 
 
 def mapping_request(event: AnalyticsEvent) -> dict[str, Any]:

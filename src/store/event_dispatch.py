@@ -89,11 +89,6 @@ def pending(conn: Connection, limit: int) -> list[PendingDelivery]:
     return found
 
 
-def has_pending(conn: Connection) -> bool:
-    query = sa.select(event_deliveries.c.seq).where(event_deliveries.c.status == PENDING).limit(1)
-    return conn.execute(query).first() is not None
-
-
 def load_targets(conn: Connection, trigger_ids: set[str]) -> dict[str, TriggerWithFlow]:
     if not trigger_ids:
         return {}

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from store.event_dispatch import has_pending
+from store.event_dispatch import pending
 from store.tables import event_deliveries
 
 pytestmark = pytest.mark.anyio
@@ -60,7 +60,7 @@ async def settle(flowhook) -> None:
     services = flowhook.services
     for _ in range(50):
         busy = [await services.dispatcher.drain(), (await services.executor.drain()).worked]
-        if not any(busy) and not await services.store.read(has_pending):
+        if not any(busy) and not await services.store.read(lambda conn: pending(conn, 1)):
             return
     raise AssertionError("the segment's events kept coming")
 

@@ -57,9 +57,9 @@ async def _send(request: Request, source: str) -> Response:
         recorded = await services(request).store.write(lambda conn: record_events(conn, events, now=now))
     except ClientIdConflict as conflict:
         raise _conflict([_where(batch, index) for index in conflict.indexes]) from None
-    if not all(record.duplicate for record in recorded):  # its deliveries, or a segment's it entered or exited
-        services(request).work_arrived()
     replayed = all(record.duplicate for record in recorded)
+    if not replayed:  # new events: their deliveries, or those of a segment one entered or exited
+        services(request).work_arrived()
     answer = {"events": [_answer(record) for record in recorded]}
     return json_response(answer, 202, {"Idempotent-Replayed": "true"} if replayed else None)
 
