@@ -29,6 +29,21 @@ T = TypeVar("T")
 _keys = itertools.count()
 
 
+def card_wait_flow(template_id: str, timeout: str = "P1D", **card_options: str) -> list[dict[str, Any]]:
+    """A card, a wait for its completion (or `timeout`), then `thanks` or `reminder`."""
+    return [
+        {"type": "send-card", "id": "offer", "cardTemplateId": template_id, "cardOptions": card_options},
+        {"type": "wait", "id": "answer", "for": {"action": "card-completed", "stepId": "offer"}, "timeout": timeout},
+        {
+            "type": "branch",
+            "id": "how",
+            "condition": "steps.answer.outcome == 'card-completed'",
+            "then": [{"type": "send-card", "id": "thanks", "cardTemplateId": template_id}],
+            "else": [{"type": "send-card", "id": "reminder", "cardTemplateId": template_id}],
+        },
+    ]
+
+
 @dataclass
 class Flowhook:
     app: Starlette
@@ -53,6 +68,16 @@ class Flowhook:
         if publish:
             template = await self.ok("POST", f"/v1/default/card-templates/{template['id']}/publish")
         return template  # type: ignore[no-any-return]
+
+    card_wait_steps = staticmethod(card_wait_flow)
+
+    async def start_card_wait(self, user: str, **wait: str) -> tuple[dict[str, Any], str]:
+        """A `card_wait_flow` started for the test user `user`: the flow and its flowInvocationId."""
+        template = await self.template({"title": "t"})
+        flow = await self.flow(card_wait_flow(template["id"], **wait))
+        trigger = await self.trigger(flow)
+        await self.test_user(user)
+        return flow, await self.start(trigger, [user])
 
     async def flow(self, steps: list[dict[str, Any]], *, publish: bool = False, **body: Any) -> dict[str, Any]:
         flow = await self.ok("POST", "/v1/default/action-flows", 201, json={"name": "Flow", "steps": steps, **body})
@@ -129,3 +154,9 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="module")
 def flowhook(app: Starlette, api: httpx.AsyncClient) -> Flowhook:
     return Flowhook(app, api)
+
+
+@pytest.fixture
+def card_wait_steps() -> Callable[..., list[dict[str, Any]]]:
+    """`card_wait_flow`, for tests that build flows in the store rather than through the app."""
+    return card_wait_flow

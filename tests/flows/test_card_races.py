@@ -96,29 +96,17 @@ def _until_done_or_blocked(observer: Engine, work: Future[Any], pids: queue.Simp
             time.sleep(0.002)
 
 
-def card_then_wait(template_id: str, kind: str, due_after: str) -> list[dict[str, Any]]:
-    """A card, a wait for its completion due after `due_after` (by the card's expiry or the timeout), then a branch."""
-    card_options = {"expiresAfter": due_after} if kind == "expiry" else {}
-    timeout = "PT2H" if kind == "expiry" else due_after
-    return [
-        {"type": "send-card", "id": "offer", "cardTemplateId": template_id, "cardOptions": card_options},
-        {"type": "wait", "id": "answer", "for": {"action": "card-completed", "stepId": "offer"}, "timeout": timeout},
-        {
-            "type": "branch",
-            "id": "how",
-            "condition": "steps.answer.outcome == 'card-completed'",
-            "then": [{"type": "send-card", "id": "thanks", "cardTemplateId": template_id}],
-            "else": [{"type": "send-card", "id": "reminder", "cardTemplateId": template_id}],
-        },
-    ]
+def due_after(kind: str, delay: str) -> dict[str, str]:
+    """`card_wait_flow`'s arguments for a wait due after `delay`: by the card's expiry, or by the timeout."""
+    return {"timeout": "PT2H", "expiresAfter": delay} if kind == "expiry" else {"timeout": delay}
 
 
-async def waiting_on_a_card(store: Store, kind: str) -> Waiting:
+async def waiting_on_a_card(store: Store, kind: str, card_wait_steps: Callable[..., Any]) -> Waiting:
     """Start a flow (card, wait for its completion, then `thanks` or `reminder`) and make its wait due now."""
     template = await store.write(
         lambda conn: card_templates.insert_template(conn, "default", {"name": "t", "definition": {"title": "t"}})
     )
-    steps = card_then_wait(template.id, kind, "PT30M")
+    steps = card_wait_steps(template.id, **due_after(kind, "PT30M"))
     flow = await store.write(lambda conn: flows.insert_flow(conn, "default", {"name": "f", "steps": steps}))
     await store.write(lambda conn: add_test_user(conn, "default", "racer", "external", None))
     request = AcceptRequest("default", flow.id, None, "req-race", "test", "race", {"targetUserIds": ["racer"]}, None)
@@ -182,27 +170,31 @@ def assert_the_timer_won(kind: str, result: ActionResult, found: Settled, moment
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_an_action_that_commits_first_wins(store: Store, database: URL, kind: str) -> None:
+async def test_an_action_that_commits_first_wins(
+    store: Store, database: URL, kind: str, card_wait_steps: Callable[..., Any]
+) -> None:
     """The batch skips the instance the action holds (PostgreSQL) or runs after it (SQLite), and sees it released."""
-    waiting = await waiting_on_a_card(store, kind)
+    waiting = await waiting_on_a_card(store, kind, card_wait_steps)
     result, _ = race(database, complete(waiting, waiting.moment - MILLISECOND), timer)
     assert_the_action_won(result, await settled(store, waiting))
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_a_timer_that_commits_first_wins(store: Store, database: URL, kind: str) -> None:
+async def test_a_timer_that_commits_first_wins(
+    store: Store, database: URL, kind: str, card_wait_steps: Callable[..., Any]
+) -> None:
     """The action, stamped before the timer's moment, waits for the batch and then sees what it decided."""
-    waiting = await waiting_on_a_card(store, kind)
+    waiting = await waiting_on_a_card(store, kind, card_wait_steps)
     _, result = race(database, timer, complete(waiting, waiting.moment - MILLISECOND))
     assert_the_timer_won(kind, result, await settled(store, waiting), waiting.moment)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_an_action_after_the_timers_moment_loses_even_when_it_commits_first(
-    store: Store, database: URL, kind: str
+    store: Store, database: URL, kind: str, card_wait_steps: Callable[..., Any]
 ) -> None:
     """A late executor changes nothing: the wait was due before the action, so the action cannot release it."""
-    waiting = await waiting_on_a_card(store, kind)
+    waiting = await waiting_on_a_card(store, kind, card_wait_steps)
     result, _ = race(database, complete(waiting, waiting.moment + MILLISECOND), timer)
     assert_the_timer_won(kind, result, await settled(store, waiting), waiting.moment)
 
@@ -216,7 +208,7 @@ async def test_the_api_answers_for_the_winner(flowhook, monkeypatch: pytest.Monk
     recorded after the timeout, and the flow, which went on without it, stays on its path.
     """
     template = await flowhook.template({"title": "t"})
-    flow = await flowhook.flow(card_then_wait(template["id"], kind, "PT0.2S"))
+    flow = await flowhook.flow(flowhook.card_wait_steps(template["id"], **due_after(kind, "PT0.2S")))
     trigger = await flowhook.trigger(flow)
     user = f"api-{kind}"
     await flowhook.test_user(user)

@@ -66,32 +66,9 @@ async def _instance_status(flowhook, flow: dict, key: str, status: str) -> bool:
     return bool(instances) and all(instance["status"] == status for instance in instances)
 
 
-def card_wait_flow(template_id: str, timeout: str = "P1D", **card_options: str) -> list[dict]:
-    return [
-        {"type": "send-card", "id": "offer", "cardTemplateId": template_id, "cardOptions": card_options},
-        {"type": "wait", "id": "answer", "for": {"action": "card-completed", "stepId": "offer"}, "timeout": timeout},
-        {
-            "type": "branch",
-            "id": "how",
-            "condition": "steps.answer.outcome == 'card-completed'",
-            "then": [{"type": "send-card", "id": "thanks", "cardTemplateId": template_id}],
-            "else": [{"type": "send-card", "id": "reminder", "cardTemplateId": template_id}],
-        },
-    ]
-
-
-async def started_card_wait(flowhook, user: str, **wait: str) -> tuple[dict, str]:
-    """A `card_wait_flow` started for the test user `user`: the flow and its flowInvocationId."""
-    template = await flowhook.template({"title": "t"})
-    flow = await flowhook.flow(card_wait_flow(template["id"], **wait))
-    trigger = await flowhook.trigger(flow)
-    await flowhook.test_user(user)
-    return flow, await flowhook.start(trigger, [user])
-
-
 async def test_a_card_action_releases_the_wait_on_it(flowhook) -> None:
     template = await flowhook.template({"title": "{{step}}"})
-    flow = await flowhook.flow(card_wait_flow(template["id"]))
+    flow = await flowhook.flow(flowhook.card_wait_steps(template["id"]))
     trigger = await flowhook.trigger(flow)
     for user in ("act-u1", "act-u2"):
         await flowhook.test_user(user)
@@ -124,7 +101,7 @@ async def test_a_card_action_releases_the_wait_on_it(flowhook) -> None:
 @pytest.mark.parametrize("card_options", [{}, {"expiresAfter": "P1D"}], ids=["never-expires", "expires-later"])
 async def test_a_card_wait_times_out(flowhook, card_options: dict) -> None:
     user = f"timeout-{len(card_options)}"
-    flow, key = await started_card_wait(flowhook, user, timeout="PT0.3S", **card_options)
+    flow, key = await flowhook.start_card_wait(user, timeout="PT0.3S", **card_options)
     await flowhook.eventually(lambda: _instance_status(flowhook, flow, key, "completed"))
     [instance] = (await flowhook.invocation(flow, key))["instances"]
     assert instance["outcomes"] == {"answer": {"outcome": "timeout"}}
@@ -132,7 +109,7 @@ async def test_a_card_wait_times_out(flowhook, card_options: dict) -> None:
 
 
 async def test_a_card_that_never_expires_is_awaited_until_the_timeout(flowhook) -> None:
-    flow, key = await started_card_wait(flowhook, "noexp-u1", timeout="PT1H")
+    flow, key = await flowhook.start_card_wait("noexp-u1", timeout="PT1H")
     await flowhook.settle()
     [card] = await flowhook.cards("noexp-u1")
     [instance] = (await flowhook.invocation(flow, key))["instances"]
@@ -142,7 +119,7 @@ async def test_a_card_that_never_expires_is_awaited_until_the_timeout(flowhook) 
 
 async def test_a_wait_settles_when_its_card_expires(flowhook) -> None:
     """The expired card can no longer be completed: the wait ends at the expiry, not the hour's timeout."""
-    flow, key = await started_card_wait(flowhook, "cexp-u1", timeout="PT1H", expiresAfter="PT1S")
+    flow, key = await flowhook.start_card_wait("cexp-u1", timeout="PT1H", expiresAfter="PT1S")
     await flowhook.settle()
     [offer] = await flowhook.cards("cexp-u1")
     [instance] = (await flowhook.invocation(flow, key))["instances"]
@@ -159,7 +136,7 @@ async def test_a_wait_settles_when_its_card_expires(flowhook) -> None:
 
 
 async def test_a_card_completed_before_its_expiry_takes_the_completed_branch(flowhook) -> None:
-    flow, key = await started_card_wait(flowhook, "cbefore-u1", timeout="PT1H", expiresAfter="PT30S")
+    flow, key = await flowhook.start_card_wait("cbefore-u1", timeout="PT1H", expiresAfter="PT30S")
     await flowhook.settle()
     [offer] = await flowhook.cards("cbefore-u1")
     assert (await flowhook.act(offer, "complete"))["status"] == "completed"
@@ -171,7 +148,7 @@ async def test_a_card_completed_before_its_expiry_takes_the_completed_branch(flo
 
 async def test_a_wait_on_an_already_expired_card_settles_at_once(flowhook) -> None:
     template = await flowhook.template({"title": "t"})
-    [send, wait, branch] = card_wait_flow(template["id"], timeout="PT1H", expiresAfter="PT0.2S")
+    [send, wait, branch] = flowhook.card_wait_steps(template["id"], timeout="PT1H", expiresAfter="PT0.2S")
     flow = await flowhook.flow([send, {"type": "wait", "id": "pause", "duration": "PT0.5S"}, wait, branch])
     trigger = await flowhook.trigger(flow)
     await flowhook.test_user("cgone-u1")
