@@ -175,7 +175,7 @@ def command_serve(args: argparse.Namespace) -> int:
 
 
 def command_worker(args: argparse.Namespace) -> int:
-    from flows.worker import run_worker
+    from flowhook.worker import run_worker
 
     _check_settings(args)
     with _connecting_to(_database_url(args.database, args.data_dir)):

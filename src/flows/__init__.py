@@ -2,6 +2,6 @@
 
 `flows.definition` checks a flow or card template before it is saved;
 `flows.program` compiles a flow; `flows.batch` runs one executor transaction;
-`flows.executor` loops over batches (inside `flowhook serve`, or alone via
-`flows.worker.run_worker`).
+`flows.executor` loops over batches (inside `flowhook serve`, or alone in
+`flowhook worker`: flowhook.worker).
 """

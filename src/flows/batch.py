@@ -25,7 +25,7 @@ from flows.program import Program, compile_flow
 from flows.templates import TemplateSource
 from store import expansions
 from store.clock import utcnow
-from store.event_deliveries import enqueue_emitted
+from store.event_deliveries import enqueue
 from store.flow_instances import FlowInstance, claim_due, save_states, set_aside_instance
 from store.flows import get_flow, published_definition
 from store.idempotent import derived_id, insert_new
@@ -263,7 +263,7 @@ class Batch:
         save_states(self._conn, self._advanced)
         insert_new(self._conn, cards, self._effects.cards)
         insert_new(self._conn, analytics_events, self._effects.events)
-        enqueue_emitted(self._conn, self._effects.events, self._effects.event_hops, now=self._now)
+        enqueue(self._conn, self._effects.events, self._effects.event_hops, now=self._now)
         for status, invocation_ids in self._finished.items():
             expansions.finish(self._conn, invocation_ids, status)
         expansions.forget_progress(self._conn, self._finished_with_progress)

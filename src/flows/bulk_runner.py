@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from flows.background import BackgroundLoop, transient_failure
-from flows.csv_rows import ATTRIBUTE, Row, read_row, typed_variables
+from flows.csv_rows import ATTRIBUTE, Row, Skipped, read_row, typed_variables
 from flows.marketo_callbacks import MarketoCallbacks
 from flows.marketo_leads import MarketoLeads
 from flows.start_entries import build_entry
@@ -45,7 +45,7 @@ log = logging.getLogger("flowhook.flows")
 
 #: A CSV row whose attributes match more customers than this is skipped (the seed's rule).
 MAX_MATCHES = 10
-NO_PROFILE = "no customer profile: manual starts reach existing customers only"
+NO_PROFILE = Skipped("no_customer_profile", "no customer profile: manual starts reach existing customers only")
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,8 @@ def plan_chunk(conn: Connection, task: BulkTask, rows: dict[str, Any], size: int
     """The outcome of each of the task's next `size` rows (a read: nothing is stored)."""
     chunk = Chunk(task.id, task.processed)
     if task.kind == "manual":
-        declarations = published_variables(conn, task.environment_id, task.flow_id)
+        assert task.flow_id is not None  # a manual start names its flow
+        declarations = _published_variables(conn, task.environment_id, task.flow_id)
         if declarations is None:
             chunk.failed = True
         else:
@@ -124,7 +125,7 @@ def plan_chunk(conn: Connection, task: BulkTask, rows: dict[str, Any], size: int
         return chunk
     flows_seen: dict[str, list[dict[str, Any]] | None] = {}
     if task.kind == "csv" and task.flow_id is not None:
-        flows_seen[task.flow_id] = published_variables(conn, task.environment_id, task.flow_id)
+        flows_seen[task.flow_id] = _published_variables(conn, task.environment_id, task.flow_id)
         chunk.failed = flows_seen[task.flow_id] is None
     if chunk.failed:
         return chunk
@@ -143,58 +144,55 @@ def _texts(row: Row) -> tuple[str, ...]:
     return tuple(text for _, text in row.attributes)
 
 
-def published_variables(conn: Connection, environment_id: str, flow_id: str | None) -> list[dict[str, Any]] | None:
+def _published_variables(conn: Connection, environment_id: str, flow_id: str) -> list[dict[str, Any]] | None:
     """The published flow's variable declarations; None when the flow is gone or was never published."""
-    flow = flows.get_flow(conn, environment_id, flow_id) if flow_id is not None else None
-    if flow is None or flow.published_version is None:
-        return None
-    definition = flows.published_definition(conn, flow.id, flow.published_version) or {}
-    return list(definition.get("variables") or [])
-
-
-def _draft_variables(conn: Connection, environment_id: str, flow_id: str) -> list[dict[str, Any]] | None:
-    flow = flows.get_flow(conn, environment_id, flow_id)
-    return None if flow is None else list(flow.draft.get("variables") or [])
+    declared = flows.declared_variables(conn, environment_id, flow_id)
+    return None if declared is None else declared.published
 
 
 def _csv_outcome(
     conn: Connection,
     task: BulkTask,
     number: int,
-    row: Row | str,
+    row: Row | Skipped,
     flows_seen: dict[str, list[dict[str, Any]] | None],
     matches: dict[tuple[str, ...], list[str]],
 ) -> Outcome:
     ref = {"row": number}
-    if isinstance(row, str):
-        return Outcome(ref, reason=row)
+    if isinstance(row, Skipped):
+        return _skipped(ref, row)
     flow_id = row.flow_id or task.flow_id
     assert flow_id is not None  # a task without a flow is refused at upload
     if flow_id not in flows_seen:
-        flows_seen[flow_id] = _draft_variables(conn, task.environment_id, flow_id)
+        declared = flows.declared_variables(conn, task.environment_id, flow_id)
+        flows_seen[flow_id] = None if declared is None else declared.draft
     declarations = flows_seen[flow_id]
     if declarations is None:
-        return Outcome(ref, reason=f"flowConfigId {flow_id!r}: no such flow in this environment")
+        return _skipped(ref, Skipped("flow_not_found", f"flowConfigId {flow_id!r}: no such flow in this environment"))
     users = row.user_ids if row.user_ids is not None else _matched(row, matches[_texts(row)])
-    if isinstance(users, str):
-        return Outcome(ref, reason=users)
+    if isinstance(users, Skipped):
+        return _skipped(ref, users)
     variables = typed_variables(row.sections.get("variables", {}), declarations)
-    if isinstance(variables, str):
-        return Outcome(ref, reason=variables)
+    if isinstance(variables, Skipped):
+        return _skipped(ref, variables)
     given = {**row.sections, "variables": variables} if variables else row.sections
     key = row.key or f"{task.id}:{number}"
     mode = "test" if task.kind == "csv-test" else "live"
     return _outcome(ref, users, given, key, declarations, task, flow_id, mode)
 
 
-def _matched(row: Row, users: list[str]) -> list[str] | str:
+def _matched(row: Row, users: list[str]) -> list[str] | Skipped:
     """The customers the row's attributes match, or why the row reaches nobody (none, or too many)."""
     wanted = " and ".join(f"{ATTRIBUTE}{name} = {text!r}" for name, text in row.attributes)
     if not users:
-        return f"no customer matches {wanted}"
+        return Skipped("no_match", f"no customer matches {wanted}")
     if len(users) > MAX_MATCHES:
-        return f"more than {MAX_MATCHES} customers match {wanted}"
+        return Skipped("too_many_matches", f"more than {MAX_MATCHES} customers match {wanted}")
     return users
+
+
+def _skipped(ref: dict[str, Any], why: Skipped) -> Outcome:
+    return Outcome(ref, code=why.code, reason=why.reason)
 
 
 def _manual_outcomes(
@@ -204,7 +202,7 @@ def _manual_outcomes(
     outcomes = []
     for index, user in enumerate(users, task.processed + 1):
         if user not in existing:
-            outcomes.append(Outcome({"userId": user}, reason=NO_PROFILE))
+            outcomes.append(_skipped({"userId": user}, NO_PROFILE))
             continue
         key = f"{task.id}:{index}"
         assert task.flow_id is not None  # a manual start names its flow
@@ -225,5 +223,5 @@ def _outcome(
     """The entry `/start` would store for these users and payload, or its problems as the reason."""
     entry, problems = build_entry(users, given, key, FlowVariables(declarations))
     if problems:
-        return Outcome(ref, reason="; ".join(problem["message"] for problem in problems))
+        return _skipped(ref, Skipped("validation_error", "; ".join(problem["message"] for problem in problems)))
     return Outcome(ref, accept=entry.accept_request(task.environment_id, flow_id, mode, task.id))

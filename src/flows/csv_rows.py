@@ -5,7 +5,8 @@ work (every problem listed) and keeps the rows as text; `read_row` turns one
 row into its target (customer attributes to match, or user ids for the test
 sender), its flow (test sender), its key and its payload sections;
 `typed_variables` gives the variables the types the flow declares. A row
-that cannot start anything gets a reason instead, and is skipped.
+that cannot start anything gets a `Skipped` instead: a stable code (what a
+program reads) and the reason in words (what a person reads).
 
 Rows are numbered as a spreadsheet numbers them: the header is row 1, the
 first data row is row 2. Blank lines are not rows.
@@ -48,6 +49,14 @@ class CsvRefused(Exception):
 class CsvFile:
     columns: list[str]
     rows: list[tuple[int, list[str]]]  # (row number, cells)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Why a row starts nothing: `code` stays the same whatever `reason` says."""
+
+    code: str
+    reason: str
 
 
 @dataclass
@@ -121,10 +130,10 @@ def _problem(path: str, message: str) -> dict[str, str]:
     return {"path": path, "message": message}
 
 
-def read_row(columns: list[str], cells: list[str]) -> Row | str:
+def read_row(columns: list[str], cells: list[str]) -> Row | Skipped:
     """What the row asks for, or why it cannot ask for anything. An empty cell gives no value."""
     if len(cells) != len(columns):
-        return f"the row has {len(cells)} cells; the header has {len(columns)}"
+        return Skipped("wrong_cell_count", f"the row has {len(cells)} cells; the header has {len(columns)}")
     row = Row()
     for name, cell in zip(columns, cells, strict=True):
         if name.startswith(ATTRIBUTE):
@@ -141,13 +150,13 @@ def read_row(columns: list[str], cells: list[str]) -> Row | str:
             prefix = next(prefix for prefix in SECTIONS if name.startswith(prefix))
             row.sections.setdefault(SECTIONS[prefix], {})[name[len(prefix) :]] = cell
     if row.user_ids == [] or (not row.attributes and row.user_ids is None):
-        return f"the row names no user in {USERS}"
+        return Skipped("no_users", f"the row names no user in {USERS}")
     if row.key is not None and len(row.key) > 128:
-        return f"{KEY} is longer than 128 characters"
+        return Skipped("key_too_long", f"{KEY} is longer than 128 characters")
     return row
 
 
-def typed_variables(texts: dict[str, str], declarations: list[dict[str, Any]]) -> dict[str, Any] | str:
+def typed_variables(texts: dict[str, str], declarations: list[dict[str, Any]]) -> dict[str, Any] | Skipped:
     """The row's variables with the declared types (number, boolean, object from JSON text); strings and
     undeclared variables stay text. A value the type cannot hold is the reason the row is skipped."""
     types = {declaration.get("name"): declaration.get("type", "string") for declaration in declarations}
@@ -155,7 +164,7 @@ def typed_variables(texts: dict[str, str], declarations: list[dict[str, Any]]) -
     for name, text in texts.items():
         value = _typed(text, types.get(name, "string"))
         if value is None:
-            return f"payload.variables.{name}: {text!r} is not {_a(types[name])}"
+            return Skipped("invalid_variable", f"payload.variables.{name}: {text!r} is not {_a(types[name])}")
         variables[name] = value
     return variables
 

@@ -14,6 +14,15 @@ one run (its invocation key derives from it).
 A run is live only when both the trigger and the event are live: a test
 event (or any event of a test run) starts test runs, which reach test users
 only, and a test trigger starts test runs whatever the event.
+
+A mapping that failed through no fault of its own (its sandbox worker
+crashed: `sandbox_crashed`) is tried again later rather than settled
+failed: after 1, 2, 4 and 8 minutes, and the fifth such failure settles it
+failed (`DispatcherConfig.retry`). A delivery waiting for its retry stays
+pending, with its attempts and last cause on the row, and is not read
+until due, so it holds up nothing. Whatever the mapping itself decides (an
+error it throws, a time or memory limit, an invalid output) would come out
+the same again, and is settled at once.
 """
 
 from __future__ import annotations
@@ -21,16 +30,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-import orjson
-
 from flows.background import BackgroundLoop, transient_failure
-from ingress.mapping_runner import MappingRunner
+from flows.interpreter import RetryPolicy
+from flows.mapping_runner import MappingRunner
+from mapper.request import json_request
 from store import Store
 from store.analytics import AnalyticsEvent
-from store.clock import iso
+from store.clock import iso, utcnow
+from store.event_deliveries import PENDING
 from store.event_dispatch import (
     ACCEPTED,
     FAILED,
@@ -46,11 +57,18 @@ from store.invocations import AcceptRequest
 
 log = logging.getLogger("flowhook.flows")
 
+#: Mapping errors that are the sandbox's failure, not the mapping's: another attempt may well succeed.
+TRANSIENT_ERRORS = frozenset({"SandboxCrashed"})
+
 
 @dataclass(frozen=True)
 class DispatcherConfig:
     batch_size: int = 100  # deliveries mapped and settled per transaction
     poll_seconds: float = 0.1
+    # A transient failure is retried after 1, 2, 4, 8 minutes; the fifth attempt's failure is final.
+    retry: RetryPolicy = field(
+        default_factory=lambda: RetryPolicy(max_attempts=5, base_seconds=60.0, max_seconds=480.0)
+    )
 
 
 class EventDispatcher(BackgroundLoop):
@@ -62,6 +80,7 @@ class EventDispatcher(BackgroundLoop):
         *,
         on_accepted: Callable[[], None] = lambda: None,
         on_settled: Callable[[str], None] = lambda trigger_id: None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._config = config or DispatcherConfig()
         super().__init__("event-dispatcher", self._config.poll_seconds)
@@ -69,13 +88,15 @@ class EventDispatcher(BackgroundLoop):
         self._runner = runner
         self._on_accepted = on_accepted  # wakes the executor
         self._on_settled = on_settled  # notes a trigger whose deliveries to prune (ingress.retention)
+        self._clock = clock  # when retries are due: tests move it on rather than wait
 
     async def step(self) -> int:
-        """Map and settle one batch of the oldest pending deliveries; how many were settled."""
-        deliveries = await self._store.read(lambda conn: pending(conn, self._config.batch_size))
+        """Map and settle one batch of the pending deliveries due now; how many were settled (or set to retry)."""
+        now = self._clock()
+        deliveries = await self._store.read(lambda conn: pending(conn, self._config.batch_size, now))
         if not deliveries:
             return 0
-        settlements = list(await asyncio.gather(*(self._decide(delivery) for delivery in deliveries)))
+        settlements = list(await asyncio.gather(*(self._decide(delivery, now) for delivery in deliveries)))
         settled = await self._settle(settlements)
         for trigger_id in {delivery.trigger_id for delivery in deliveries}:
             self._on_settled(trigger_id)
@@ -84,26 +105,31 @@ class EventDispatcher(BackgroundLoop):
         return settled.settled
 
     async def drain(self) -> int:
-        """Run batches until no pending delivery is left that this dispatcher can settle; how many it settled."""
+        """Run batches until no delivery due is left that this dispatcher can settle; how many it settled."""
         total = 0
         while settled := await self.step():
             total += settled
         return total
 
-    async def _decide(self, delivery: PendingDelivery) -> Settlement:
-        target = delivery.target
+    async def _decide(self, delivery: PendingDelivery, now: datetime) -> Settlement:
+        target, attempts = delivery.target, delivery.attempts
         if target is None:  # removed since the read began; settling finds its deliveries gone with it
-            return Settlement(delivery.id, None, SKIPPED, "trigger_deleted")
+            return Settlement(delivery.id, None, SKIPPED, "trigger_deleted", attempts=attempts)
         trigger = target.trigger
         if trigger.mode == "disabled":
-            return Settlement(delivery.id, trigger.revision, SKIPPED, "trigger_disabled")
+            return Settlement(delivery.id, trigger.revision, SKIPPED, "trigger_disabled", attempts=attempts)
         live = trigger.mode == "live" and delivery.event.event_source == "live"
         result = await self._runner.run_stored(target, live, mapping_request(delivery.event))
-        decided = Settlement(delivery.id, trigger.revision, FAILED, detail=result.to_dict())
+        decided = Settlement(delivery.id, trigger.revision, FAILED, detail=result.to_dict(), attempts=attempts)
+        retry = self._config.retry
         if result.skipped:
             decided.status, decided.cause = SKIPPED, "skipped"
+        elif result.error is not None and result.error.get("type") in TRANSIENT_ERRORS:
+            decided.cause = "sandbox_crashed"
+            if attempts + 1 < retry.max_attempts:
+                decided.status, decided.retry_at = PENDING, now + retry.delay(attempts + 1)
         elif result.error is not None:
-            decided.cause = "sandbox_crashed" if result.error.get("type") == "SandboxCrashed" else "mapping_error"
+            decided.cause = "mapping_error"
         elif result.validation_errors or result.output is None:
             decided.cause = "validation_error"
         else:
@@ -168,13 +194,4 @@ def mapping_request(event: AnalyticsEvent) -> dict[str, Any]:
         "eventSource": event.event_source,
         "flowId": event.flow_id,
     }
-    return {
-        "method": "POST",
-        "path": f"/v1/{event.environment_id}/events",
-        "headers": {},
-        "query": {},
-        "body": body,
-        "rawBody": orjson.dumps(body).decode(),
-        "contentType": "application/json",
-        "receivedAt": iso(event.timestamp),
-    }
+    return json_request(f"/v1/{event.environment_id}/events", body, iso(event.timestamp))

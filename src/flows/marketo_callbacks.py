@@ -4,9 +4,11 @@ Marketo's flow step waits for `POST callbackUrl` (headers `x-api-key:
 <apiCallBackKey>` and `x-callback-token: <token>`) with one `activityData`
 per lead: `success: true` for a lead whose flow started (now, or by an
 earlier submission of the same batch), else `false` with an `errorCode` and
-a `reason`. The callback's state lives in the task row (`callback`: status
-`pending` | `sent` | `failed`, attempts, the last error), so a process that
-dies while sending leaves it pending and the next runner sends it again.
+a `reason`. The errorCode is Marketo's name for the code the lead was
+skipped with (store.bulk_tasks.Skip), never read from the reason's words.
+The callback's state lives in the task row (`callback`: status `pending` |
+`sent` | `failed`, attempts, the last error), so a process that dies while
+sending leaves it pending and the next runner sends it again.
 
 An attempt is claimed before it is sent (its next attempt time moves past
 the timeout), so two processes never send it at once; a failure is retried
@@ -27,16 +29,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+from sqlalchemy.engine import Connection
 
 from flows.marketo_leads import as_object, lead_of
 from store import Store
 from store.bulk_tasks import (
+    ALREADY_STARTED,
     PENDING,
     BulkTask,
+    Skip,
     claim_callback,
     due_callback,
     record_callback,
-    skipped_verdict,
+    skipped_rows,
     task_input,
 )
 from store.clock import iso, utcnow
@@ -45,10 +50,15 @@ log = logging.getLogger("flowhook.flows")
 
 SENT, FAILED = "sent", "failed"
 RETRIED_STATUSES = (408, 429)
-#: The errorCode of a lead refused when it was accepted (store.invocations' verdicts).
-VERDICT_CODES = {
-    "conflict": "FLOW_INVOCATION_CONFLICT",
+#: A skipped lead's errorCode, by the code it was skipped with (flows.marketo_leads, store.bulk_tasks).
+ERROR_CODES = {
+    "invalid_lead": "INVALID_LEAD",
+    "mapping_error": "MAPPING_ERROR",
+    "validation_error": "VALIDATION_ERROR",
+    "mapping_skipped": "SKIPPED",
+    "trigger_disabled": "TRIGGER_DISABLED",
     "flow_not_published": "FLOW_NOT_PUBLISHED",
+    "idempotency_conflict": "FLOW_INVOCATION_CONFLICT",
     "trigger_deleted": "TRIGGER_DELETED",
 }
 
@@ -91,8 +101,8 @@ class MarketoCallbacks:
         attempts = seen.get("attempts", 0) + 1
         claimed = {**seen, "attempts": attempts, "nextAttemptAt": iso(now + self._retry_after(attempts))}
         if await self._store.write(lambda conn: claim_callback(conn, task.id, seen, claimed)):
-            submission = (await self._store.read(lambda conn: task_input(conn, task.id)))["submission"]
-            outcome = await self._attempt(submission, callback_body(submission, task, now))
+            submission, skipped = await self._store.read(lambda conn: _decided(conn, task.id))
+            outcome = await self._attempt(submission, callback_body(submission, task, skipped, now))
             final = outcome.get("httpStatus") is not None and not _retried(outcome["httpStatus"])
             if outcome.pop("ok", False):
                 state = {**claimed, **outcome, "status": SENT, "sentAt": iso(utcnow()), "nextAttemptAt": None}
@@ -130,33 +140,34 @@ class MarketoCallbacks:
         return {"ok": ok, "httpStatus": status, **({} if ok else {"lastError": f"HTTP {status}"})}
 
 
+def _decided(conn: Connection, task_id: str) -> tuple[dict[str, Any], list[Skip]]:
+    """A task's submission and its skipped leads."""
+    return task_input(conn, task_id)["submission"], skipped_rows(conn, task_id)[0]
+
+
 def _retried(status: int) -> bool:
     """Whether an answer with this status is worth another attempt (a server error, a timeout, a rate limit)."""
     return status >= 500 or status in RETRIED_STATUSES
 
 
-def callback_body(submission: dict[str, Any], task: BulkTask, now: datetime) -> dict[str, Any]:
+def callback_body(submission: dict[str, Any], task: BulkTask, skipped: list[Skip], now: datetime) -> dict[str, Any]:
     """The callback: one `leadData` and `activityData` per lead of the submission, in its order."""
     subscription = as_object(as_object(submission.get("context")).get("subscription"))
-    skipped = {entry.get("lead"): entry for entry in task.skipped}
+    by_lead = {skip.ref.get("lead"): skip for skip in skipped}
     data = []
     for number, item in enumerate(submission["objectData"], 1):
         _, lead_id = lead_of(item)
-        data.append({"leadData": {"id": lead_id}, "activityData": _activity(number, skipped.get(number), task)})
+        data.append({"leadData": {"id": lead_id}, "activityData": _activity(number, by_lead.get(number), task)})
     token = submission.get("token")
     return {"munchkinId": subscription.get("munchkinId"), "token": token, "time": iso(now), "objectData": data}
 
 
-def _activity(number: int, skipped: dict[str, Any] | None, task: BulkTask) -> dict[str, Any]:
+def _activity(number: int, skipped: Skip | None, task: BulkTask) -> dict[str, Any]:
     if number > task.processed:
         return {"success": False, "errorCode": "NOT_PROCESSED", "reason": "the task failed before this lead"}
-    if skipped is None:
+    if skipped is None or skipped.code == ALREADY_STARTED:  # started now, or by an earlier submission of the batch
         return {"success": True}
-    verdict = skipped_verdict(skipped)
-    if verdict == "duplicate":  # an earlier submission of the batch started it
-        return {"success": True}
-    code = skipped.get("errorCode") or VERDICT_CODES.get(verdict or "", "NOT_STARTED")
-    return {"success": False, "errorCode": code, "reason": skipped.get("reason")}
+    return {"success": False, "errorCode": ERROR_CODES.get(skipped.code, "NOT_STARTED"), "reason": skipped.reason}
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):

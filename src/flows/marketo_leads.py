@@ -11,7 +11,7 @@ campaign, context, userId}}`, where `userId` is the lead field the flow step's
 `userIdField` names (`id` by default) as text. Its invocation key is the
 mapping's `flowInvocationId`, else one derived from the submission's token
 (or batch id) and the lead id: Marketo resubmitting a batch starts nothing new.
-A lead that is not started keeps an `errorCode` for the callback
+A lead that is not started keeps a code for the callback's `errorCode`
 (flows.marketo_callbacks).
 """
 
@@ -21,9 +21,8 @@ import asyncio
 import hashlib
 from typing import Any
 
-import orjson
-
-from ingress.mapping_runner import MappingRunner
+from flows.mapping_runner import MappingRunner
+from mapper.request import json_request
 from store import Store
 from store.bulk_tasks import BulkTask, Chunk, Outcome
 from store.clock import iso
@@ -62,18 +61,18 @@ class MarketoLeads:
         lead, lead_id = lead_of(item)
         ref: dict[str, Any] = {"lead": number, "leadId": lead_id}
         if lead is None:
-            return _refused(ref, "INVALID_LEAD", "objectData item without an objectContext object")
+            return _refused(ref, "invalid_lead", "objectData item without an objectContext object")
         if trigger.mode == "disabled":
-            return _refused(ref, "TRIGGER_DISABLED", "the trigger is disabled")
+            return _refused(ref, "trigger_disabled", "the trigger is disabled")
         live = trigger.mode == "live"
         result = await self._runner.run_stored(target, live, lead_request(submission, item, iso(task.created_at)))
         if result.skipped:
-            return _refused(ref, "SKIPPED", "the mapping skipped this lead (it returned null)")
+            return _refused(ref, "mapping_skipped", "the mapping skipped this lead (it returned null)")
         if result.error is not None:
-            return _refused(ref, "MAPPING_ERROR", f"{result.error.get('type')}: {result.error.get('message')}")
+            return _refused(ref, "mapping_error", f"{result.error.get('type')}: {result.error.get('message')}")
         if result.validation_errors or result.output is None:
             problems = "; ".join(f"{e.get('path')}: {e.get('message')}" for e in result.validation_errors)
-            return _refused(ref, "VALIDATION_ERROR", problems or "the mapping produced no trigger request")
+            return _refused(ref, "validation_error", problems or "the mapping produced no trigger request")
         key = result.output.get("flowInvocationId") or lead_key(submission, task, number, lead_id)
         accept = AcceptRequest(
             environment_id=trigger.environment_id,
@@ -90,7 +89,7 @@ class MarketoLeads:
 
 
 def _refused(ref: dict[str, Any], code: str, reason: str) -> Outcome:
-    return Outcome({**ref, "errorCode": code}, reason=reason)
+    return Outcome(ref, code=code, reason=reason)
 
 
 def lead_request(submission: dict[str, Any], item: dict[str, Any], received: str) -> dict[str, Any]:
@@ -107,16 +106,7 @@ def lead_request(submission: dict[str, Any], item: dict[str, Any], received: str
         "context": context,
         "userId": None if user is None or isinstance(user, dict | list) else str(user),
     }
-    return {
-        "method": "POST",
-        "path": "/submitAsyncAction",
-        "headers": {},
-        "query": {},
-        "body": body,
-        "rawBody": orjson.dumps(body).decode(),
-        "contentType": "application/json",
-        "receivedAt": received,
-    }
+    return json_request("/submitAsyncAction", body, received)
 
 
 def lead_of(item: Any) -> tuple[dict[str, Any] | None, Any]:

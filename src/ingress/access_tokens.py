@@ -1,9 +1,9 @@
 """OAuth2 access tokens: issued by `/oauth/token`, required by the Action Flow API.
 
 Tokens are opaque (`fh_at_` + 256 random bits); the store keeps only their
-SHA-256 with the credential, environment, roles and expiry, and every
-request looks its token up. That costs one indexed read, and buys what a
-signed token cannot: revoking a credential ends its tokens at once.
+SHA-256 with the credential, environment, roles and expiry, and a request's
+token is looked up there (then trusted for a moment, see ingress.token_cache).
+That buys what a signed token cannot: revoking a credential ends its tokens.
 
 The admin token and access tokens are separate worlds: the admin token is
 no access token (it is not in the token table) and an access token is no
@@ -55,8 +55,13 @@ async def require_token(request: Request, role: str) -> AccessToken:
         message = "send an OAuth2 access token from POST /oauth/token as 'Authorization: Bearer <token>'"
         raise ApiError(401, "unauthorized", message, headers=_challenge())
     services: Services = request.app.state.services
-    now = utcnow()
-    token = await services.store.read(lambda conn: find_access_token(conn, token_hash(presented), now))
+    now, presented_hash = utcnow(), token_hash(presented)
+    token = services.tokens.get(presented_hash, now)
+    if token is None:
+        revocations = services.tokens.revocations
+        token = await services.store.read(lambda conn: find_access_token(conn, presented_hash, now))
+        if token is not None:
+            services.tokens.put(presented_hash, token, revocations)
     if token is None:
         message = "the access token is unknown, expired or revoked (the admin token is not accepted here)"
         raise ApiError(401, "invalid_token", message, headers=_challenge("invalid_token"))

@@ -14,8 +14,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from flows.mapping_runner import MappingRunner, PreparedMapping
 from ingress.allowlist import IpAllowlist
-from ingress.mapping_runner import MappingRunner, PreparedMapping
 from ingress.storable import NUL
 from ingress.verification import Verifier, compile_verification
 from store import Store

@@ -29,11 +29,12 @@ from starlette.types import Receive, Scope, Send
 
 from ingress.allowlist import client_ip
 from ingress.body import BodyNotReceived, BodyTimedOut, BodyTooLarge, read_body
-from ingress.errors import error_body, listed_problems
+from ingress.errors import error_body
 from ingress.hook_configs import HookConfig
 from ingress.jsonio import send_json
 from ingress.oversized import head_bytes, shortened, shortened_headers
 from ingress.redaction import redact_headers, redact_query
+from ingress.refusals import Refusal, acceptance_refusal, mapping_refusal
 from ingress.services import Services
 from ingress.storable import NUL, storable
 from ingress.verification import VerificationFailure
@@ -457,36 +458,15 @@ def _public_reason(failure: VerificationFailure) -> str:
 
 
 def _judge(result: MappingResult, request_id: str) -> Outcome | None:
-    """The mapping's verdict as an answer; None when the output is a valid trigger request.
-
-    The sender learns a mapping error's type and line, never its message or
-    stack (they may quote the request or the source); the log keeps
-    everything. Validation problems are answered with their path and message
-    (mapper.validation writes them without quoting the output's values).
-    """
+    """The mapping's verdict as an answer (ingress.refusals); None when the output is a valid trigger request."""
     if result.skipped:
         return Outcome(200, "skipped", {"skipped": True, "requestId": request_id}, "the mapping skipped this request")
-    if result.error is not None:
-        error = result.error
-        where = f" at line {error['line']}" if error.get("line") else ""
-        detail = f"{error.get('type')}: {error.get('message')}{where}"
-        if error.get("type") == "SandboxCrashed":
-            message = "the mapping sandbox crashed; retry later"
-            return Outcome.error(503, "sandbox_crashed", message, request_id, detail=detail)
-        message = f"the mapping failed: {error.get('type')}{where}"
-        return Outcome.error(422, "mapping_error", message, request_id, detail=detail)
-    if result.validation_errors:
-        count, listed = listed_problems(result.validation_errors)
-        return Outcome.error(
-            422,
-            "validation_error",
-            f"the mapped output is not a valid trigger request ({count})",
-            request_id,
-            detail=f"{count}: " + "; ".join(f"{problem['path']}: {problem['message']}" for problem in listed),
-            errors=listed,
-            paths=[problem["path"] for problem in listed],  # what the answer held before `errors`; kept for clients
-        )
-    return None
+    refusal = mapping_refusal(result)
+    if refusal is None:
+        return None
+    if refusal.code == "validation_error":  # `paths`: what the answer held before `errors`; kept for clients
+        return _refused(refusal, request_id, paths=[problem["path"] for problem in refusal.extra["errors"]])
+    return _refused(refusal, request_id)
 
 
 def _verdict(acceptance: Acceptance, request_id: str, flow_invocation_id: str) -> Outcome:
@@ -504,14 +484,18 @@ def _verdict(acceptance: Acceptance, request_id: str, flow_invocation_id: str) -
         }
         message = "a repeat of an earlier request (same flowInvocationId and payload); answered as before"
         return Outcome(202, "duplicate", original, message, headers={"Idempotent-Replayed": "true"})
-    if acceptance.verdict == "conflict":
-        message = f"flowInvocationId {flow_invocation_id!r} was already used with a different payload"
-        return Outcome.error(409, "idempotency_conflict", message, request_id)
     if acceptance.verdict == "trigger_deleted":  # while this request was on its way: the URL is dead now
         detail = "the trigger was deleted while this request was being processed"
         return Outcome.error(404, "hook_not_found", "no webhook at this URL", request_id, detail=detail)
-    message = "the trigger is live but its flow has no published version"
-    return Outcome.error(409, "flow_not_published", message, request_id)
+    refusal = acceptance_refusal(acceptance, flow_invocation_id)
+    assert refusal is not None  # every other verdict is a refusal
+    return _refused(refusal, request_id)
+
+
+def _refused(refusal: Refusal, request_id: str, **extra: Any) -> Outcome:
+    return Outcome.error(
+        refusal.status, refusal.code, refusal.message, request_id, detail=refusal.detail, **refusal.extra, **extra
+    )
 
 
 class HookEndpoint:

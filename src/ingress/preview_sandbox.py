@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ingress.mapping_runner import MappingRunner, content_key
+from flows.mapping_runner import MappingRunner, content_key
 from mapper import Limits, MappingResult
 from mapper.pool import SandboxPool, WorkerState
 

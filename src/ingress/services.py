@@ -1,21 +1,30 @@
-"""The long-lived parts of a running service, started and stopped with the app."""
+"""The long-lived parts of a running service, started and stopped with the app.
+
+The functions at the end compose the executor's companions from the
+settings; `flowhook worker` (flowhook.worker) runs the same pieces without
+the HTTP service.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from flows.bulk_runner import BulkRunner
-from flows.dispatcher import EventDispatcher
-from flows.executor import Executor
+from flows.dispatcher import DispatcherConfig, EventDispatcher
+from flows.executor import Executor, ExecutorConfig
+from flows.interpreter import RetryPolicy
+from flows.mapping_runner import MappingRunner
+from flows.marketo_callbacks import CallbackConfig, MarketoCallbacks
+from flows.marketo_leads import MarketoLeads
 from flows.retention import InvocationRetention
-from flows.worker import bulk_runner, delivery_retention, event_dispatcher, executor_config, invocation_retention
+from flows.segment_evaluation import SegmentEvaluator
 from ingress.allowlist import IpAllowlist
 from ingress.auth import AdminAuth, admin_token_hash
 from ingress.hook_configs import HookConfigs
-from ingress.mapping_runner import MappingRunner
 from ingress.preview_sandbox import PreviewSandbox
-from ingress.retention import REQUEST_LOG, LogRetention
+from ingress.retention import EVENT_DELIVERIES, REQUEST_LOG, LogRetention
 from ingress.settings import Settings
+from ingress.token_cache import TokenCache
 from mapper.pool import SandboxPool
 from store import Store, database_url
 
@@ -31,11 +40,13 @@ class Services:
     retention: LogRetention  # of the request log
     trusted_proxies: IpAllowlist
     previews: PreviewSandbox
+    tokens: TokenCache  # OAuth2 access tokens looked up recently
     executor: Executor | None = None
     invocation_retention: InvocationRetention | None = None  # with the executor
     dispatcher: EventDispatcher | None = None  # with the executor
     delivery_retention: LogRetention | None = None  # with the dispatcher
     bulk_runner: BulkRunner | None = None  # with the executor
+    segment_evaluator: SegmentEvaluator | None = None  # with the event dispatcher
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -56,6 +67,7 @@ class Services:
         dispatcher: EventDispatcher | None = None
         deliveries: LogRetention | None = None
         bulk: BulkRunner | None = None
+        evaluator: SegmentEvaluator | None = None
         if settings.executor:
             executor = Executor(store, executor_config(settings))
             executor.start()
@@ -67,6 +79,8 @@ class Services:
             dispatcher.start()
             bulk = bulk_runner(store, runner, settings, executor)
             bulk.start()
+            evaluator = SegmentEvaluator(store, on_delivered=dispatcher.wake)
+            evaluator.start()
         return cls(
             settings=settings,
             store=store,
@@ -77,11 +91,13 @@ class Services:
             retention=retention,
             trusted_proxies=IpAllowlist(settings.trusted_proxies),
             previews=PreviewSandbox(settings.mapping_limits),
+            tokens=TokenCache(settings.config_cache_seconds),
             executor=executor,
             invocation_retention=finished_work,
             dispatcher=dispatcher,
             delivery_retention=deliveries,
             bulk_runner=bulk,
+            segment_evaluator=evaluator,
         )
 
     async def close(self) -> None:
@@ -90,6 +106,8 @@ class Services:
             await self.invocation_retention.close()
         if self.bulk_runner is not None:
             await self.bulk_runner.close()
+        if self.segment_evaluator is not None:
+            await self.segment_evaluator.close()
         if self.dispatcher is not None:
             await self.dispatcher.close()
         if self.delivery_retention is not None:
@@ -113,3 +131,36 @@ class Services:
         """Every write that changes what a webhook request sees (a trigger, a flow's variables or
         publication, an armed capture) calls this, so the next request sees the change."""
         self.hook_configs.invalidate()
+
+
+def executor_config(settings: Settings) -> ExecutorConfig:
+    return ExecutorConfig(
+        batch_size=settings.executor_batch,
+        poll_seconds=settings.executor_poll_seconds,
+        retry=RetryPolicy(max_attempts=settings.executor_max_attempts, base_seconds=settings.executor_retry_seconds),
+    )
+
+
+def invocation_retention(store: Store, settings: Settings) -> InvocationRetention:
+    """Whoever runs the executor prunes what it finished (flows.retention)."""
+    return InvocationRetention(store, settings.invocation_retention_days, settings.prune_interval_seconds)
+
+
+def event_dispatcher(
+    store: Store, runner: MappingRunner, settings: Settings, executor: Executor, retention: LogRetention
+) -> EventDispatcher:
+    """Whoever runs the executor dispatches events too, waking the executor for the runs they start."""
+    config = DispatcherConfig(poll_seconds=settings.executor_poll_seconds)
+    return EventDispatcher(store, runner, config, on_accepted=executor.wake, on_settled=retention.note)
+
+
+def bulk_runner(store: Store, runner: MappingRunner, settings: Settings, executor: Executor) -> BulkRunner:
+    """Whoever runs the executor works through bulk start tasks too (Marketo's, with their mappings and
+    callbacks), waking the executor for the runs they start."""
+    callbacks = MarketoCallbacks(store, CallbackConfig(allow_http=settings.marketo_allow_http_callbacks))
+    return BulkRunner(store, on_started=executor.wake, marketo=(MarketoLeads(store, runner), callbacks))
+
+
+def delivery_retention(store: Store, settings: Settings) -> LogRetention:
+    """Settled event deliveries are kept as many per trigger as requests in the request log."""
+    return LogRetention(store, EVENT_DELIVERIES, settings.request_log_retention, settings.prune_interval_seconds)

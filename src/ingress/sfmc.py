@@ -34,12 +34,12 @@ from starlette.routing import Route
 from ingress.api.common import refuse_unstorable, request_body, services
 from ingress.api.triggers import base_url
 from ingress.api.views import sfmc_endpoint
-from ingress.errors import ApiError, listed_problems
+from ingress.errors import ApiError
 from ingress.hs256 import JwtInvalid, verify_hs256
 from ingress.jsonio import json_response
 from ingress.redaction import redact_headers
-from mapper import MappingResult
-from mapper.request import normalize_headers
+from ingress.refusals import Refusal, acceptance_refusal, mapping_refusal
+from mapper.request import json_request, normalize_headers
 from store.clock import iso, utcnow
 from store.ids import new_id, new_uuid7
 from store.invocations import Acceptance, AcceptRequest, accept_batch
@@ -113,7 +113,7 @@ async def execute(request: Request) -> Response:
     refuse_unstorable(claims, look_for_nul=b"\\u0000" in payload)
     live = trigger.mode == "live"
     result = await services(request).runner.run_stored(target, live, mapping_request(request, claims, payload))
-    _refuse_unmapped(trigger, result)
+    _refuse(trigger, mapping_refusal(result))
     if result.skipped:
         return json_response({"skipped": True})
     output = result.output
@@ -132,7 +132,7 @@ async def execute(request: Request) -> Response:
         given=result.mapped,
     )
     acceptance: Acceptance = await services(request).store.submit(accept_batch, accept)
-    _refuse_not_accepted(acceptance, accept.flow_invocation_id)
+    _refuse(trigger, acceptance_refusal(acceptance, accept.flow_invocation_id))
     if acceptance.verdict == "accepted":
         services(request).work_arrived()
     return json_response({"flowInvocationId": accept.flow_invocation_id, "mode": trigger.mode})
@@ -185,45 +185,16 @@ def mapping_request(request: Request, claims: dict[str, Any], payload: bytes) ->
     for item in in_arguments if isinstance(in_arguments, list) else []:
         if isinstance(item, dict):
             arguments.update(item)
-    headers = normalize_headers(request.headers.items())
-    return {
-        "method": "POST",
-        "path": request.url.path,
-        "headers": redact_headers(headers, ()),
-        "query": {},
-        "body": {**claims, "arguments": arguments},
-        "rawBody": payload.decode(),
-        "contentType": "application/json",
-        "receivedAt": iso(utcnow()),
-    }
+    headers = redact_headers(normalize_headers(request.headers.items()), ())
+    body = {**claims, "arguments": arguments}
+    return json_request(request.url.path, body, iso(utcnow()), headers=headers, raw_body=payload.decode())
 
 
-def _refuse_unmapped(trigger: Trigger, result: MappingResult) -> None:
-    """A 422 (a 503 if the sandbox crashed: Journey Builder retries that) unless the output is a valid
-    trigger request or a skip. The sender learns a mapping error's type and line, the log its message too."""
-    error = result.error
-    if error is not None:
-        where = f" at line {error['line']}" if error.get("line") else ""
-        logger.warning(
-            "SFMC execute of trigger %s: mapping failed: %s: %s%s", trigger.id, error["type"], error["message"], where
-        )
-        if error.get("type") == "SandboxCrashed":
-            raise ApiError(503, "sandbox_crashed", "the mapping sandbox crashed; retry later")
-        raise ApiError(422, "mapping_error", f"the mapping failed: {error.get('type')}{where}")
-    if result.validation_errors:
-        count, listed = listed_problems(result.validation_errors)
-        logger.warning("SFMC execute of trigger %s: the mapped output is not valid (%s)", trigger.id, count)
-        message = f"the mapped output is not a valid trigger request ({count})"
-        raise ApiError(422, "validation_error", message, errors=listed)
-
-
-def _refuse_not_accepted(acceptance: Acceptance, flow_invocation_id: str) -> None:
-    """A 409 for a key already used with another payload, or a live trigger on a flow never published."""
-    if acceptance.verdict == "conflict":
-        message = f"flowInvocationId {flow_invocation_id!r} was already used with a different payload"
-        raise ApiError(409, "idempotency_conflict", message)
-    if acceptance.verdict == "flow_not_published":
-        raise ApiError(409, "flow_not_published", "the trigger is live but its flow has no published version")
+def _refuse(trigger: Trigger, refusal: Refusal | None) -> None:
+    """Raise `refusal` (ingress.refusals) as the answer, its detail logged."""
+    if refusal is not None:
+        logger.warning("SFMC execute of trigger %s refused: %s", trigger.id, refusal.detail)
+        raise ApiError(refusal.status, refusal.code, refusal.message, **refusal.extra)
 
 
 routes = [

@@ -203,5 +203,23 @@ def request_from(
     }
 
 
+def json_request(
+    path: str, body: Any, received_at: str, *, headers: dict[str, str] | None = None, raw_body: str | None = None
+) -> dict[str, Any]:
+    """The request for a JSON body the service holds rather than received as bytes (an event for its
+    triggers, a Marketo lead, an SFMC execute's decoded JWT): a POST, `rawBody` the body serialized unless
+    the sender's text is given."""
+    return {
+        "method": "POST",
+        "path": path,
+        "headers": headers or {},
+        "query": {},
+        "body": body,
+        "rawBody": orjson.dumps(body).decode() if raw_body is None else raw_body,
+        "contentType": "application/json",
+        "receivedAt": received_at,
+    }
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

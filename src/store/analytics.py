@@ -84,6 +84,34 @@ def event_row(
     }
 
 
+def flowless_event_row(
+    event_id: str,
+    environment_id: str,
+    event_name: str,
+    timestamp: datetime,
+    end_user_id: str,
+    properties: dict[str, Any],
+    *,
+    metadata: dict[str, Any] | None = None,
+    event_source: str = "live",
+) -> dict[str, Any]:
+    """An insert row for an event no flow emitted: a custom event, or a segment's entry or exit."""
+    return {
+        "id": event_id,
+        "environment_id": environment_id,
+        "event_name": event_name,
+        "timestamp": timestamp,
+        "end_user_id": end_user_id,
+        "flow_id": None,
+        "flow_instance_id": None,
+        "flow_invocation_id": None,
+        "card_instance_id": None,
+        "event_source": event_source,
+        "properties": properties,
+        "metadata": {} if metadata is None else metadata,
+    }
+
+
 @dataclass(frozen=True)
 class EventFilter:
     flow_id: str | None = None

@@ -1,9 +1,11 @@
 """Bulk start tasks (CSV files, manual starts) and the customer look-ups they need.
 
 A task keeps its input (the CSV rows, or the selected user ids) and its
-progress: `processed` rows, `started` invocations and every `skipped` row
-with its reason. The runner (flows.bulk_runner) works through it a chunk at
-a time; `advance` stores a chunk's invocations and moves the progress on in
+progress: `processed` rows, `started` invocations, and every skipped row in
+a row of its own (`bulk_task_skips`: which row, a stable code and the reason
+in words), so a chunk adds its skipped rows rather than rewriting a list.
+The runner (flows.bulk_runner) works through it a chunk at a time; `advance`
+stores a chunk's invocations and skipped rows and moves the progress on in
 one transaction, and only when the task is still where the chunk began, so a
 crash resumes at the first row not committed and no row is started twice.
 
@@ -26,12 +28,14 @@ from sqlalchemy.engine import Connection
 from store.clock import iso, utcnow
 from store.ids import new_id
 from store.invocations import Acceptance, AcceptRequest, accept_batch
-from store.tables import bulk_tasks, customers, segment_members, segments
+from store.tables import bulk_task_skips, bulk_tasks, customers, segment_members, segments
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 OPEN = (PENDING, RUNNING)
 MARKETO = "marketo"  # a Marketo flow step's batch of leads (flows.marketo_leads), with its callback
 KINDS = ("csv", "csv-test", "manual", MARKETO)
+#: The code of a row whose `flowInvocationId` had started the flow before (a Marketo lead's is a success).
+ALREADY_STARTED = "already_started"
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,6 @@ class BulkTask:
     total: int
     processed: int
     started: int
-    skipped: list[dict[str, Any]]
     created_at: datetime
     updated_at: datetime
     callback: dict[str, Any] | None = None  # a Marketo task's: status, attempts, outcome (flows.marketo_callbacks)
@@ -63,7 +66,7 @@ def create_task(
     callback: dict[str, Any] | None = None,
 ) -> BulkTask:
     now = utcnow()
-    task = BulkTask(new_id("bulk"), environment_id, flow_id, kind, PENDING, total, 0, 0, [], now, now, callback)
+    task = BulkTask(new_id("bulk"), environment_id, flow_id, kind, PENDING, total, 0, 0, now, now, callback)
     conn.execute(sa.insert(bulk_tasks).values(**task.__dict__, input=task_input))
     return task
 
@@ -119,22 +122,41 @@ def record_callback(conn: Connection, task_id: str, callback: dict[str, Any]) ->
     conn.execute(sa.update(bulk_tasks).where(bulk_tasks.c.id == task_id).values(callback=callback))
 
 
-def skipped_verdict(entry: dict[str, Any]) -> str | None:
-    """The acceptance verdict (`duplicate`, `conflict`, …) a skipped entry with its `flowInvocationId`
-    records, or None when it was skipped for a reason of its own."""
-    for verdict, reason in _VERDICT_REASONS.items():
-        if entry.get("reason") == reason.format(key=entry.get("flowInvocationId")):
-            return verdict
-    return None
+@dataclass(frozen=True)
+class Skip:
+    """A skipped row: which (`ref`), why for machines (`code`: `no_match`, `already_started`, …, stable
+    whatever the wording) and in words (`reason`). `number` orders a task's skipped rows: 1, 2, …"""
+
+    number: int
+    ref: dict[str, Any]
+    code: str
+    reason: str
+
+
+def skipped_rows(
+    conn: Connection, task_id: str, *, after: int | None = None, limit: int | None = None
+) -> tuple[list[Skip], int | None]:
+    """The task's skipped rows in order, those after `after` and at most `limit` of them, and the number
+    the next page starts after (None: no more)."""
+    query = sa.select(bulk_task_skips.c.number, bulk_task_skips.c.ref, bulk_task_skips.c.code, bulk_task_skips.c.reason)
+    query = query.where(bulk_task_skips.c.task_id == task_id)
+    if after is not None:
+        query = query.where(bulk_task_skips.c.number > after)
+    query = query.order_by(bulk_task_skips.c.number)
+    found = [Skip(**row._mapping) for row in conn.execute(query if limit is None else query.limit(limit + 1))]
+    if limit is not None and len(found) > limit:
+        return found[:limit], found[limit - 1].number
+    return found, None
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one row: an invocation to accept, or the reason it is skipped. `ref` names the row
-    in the task's `skipped` list (`{"row": 2}` or `{"userId": "u1"}`)."""
+    """What became of one row: an invocation to accept, or the `code` and `reason` it is skipped with.
+    `ref` names the row in the task's skipped rows (`{"row": 2}` or `{"userId": "u1"}`)."""
 
     ref: dict[str, Any]
     accept: AcceptRequest | None = None
+    code: str | None = None
     reason: str | None = None
 
 
@@ -156,16 +178,20 @@ class Advanced:
 
 
 _CLAIM = (
-    sa.select(bulk_tasks.c.processed, bulk_tasks.c.total, bulk_tasks.c.started, bulk_tasks.c.skipped)
+    sa.select(bulk_tasks.c.processed, bulk_tasks.c.total, bulk_tasks.c.started)
     .where(bulk_tasks.c.id == sa.bindparam("task_id"), bulk_tasks.c.status.in_(OPEN))
     .with_for_update(skip_locked=True)
 )
+_LAST_SKIP = sa.select(sa.func.max(bulk_task_skips.c.number)).where(
+    bulk_task_skips.c.task_id == sa.bindparam("task_id")
+)
 
-_VERDICT_REASONS = {
-    "duplicate": "flowInvocationId {key!r} started this flow before; nothing new was started",
-    "conflict": "flowInvocationId {key!r} was already used with another payload",
-    "flow_not_published": "the flow has no published version",
-    "trigger_deleted": "the trigger was deleted",
+#: A row store.invocations did not accept: its code and reason, by the verdict.
+_VERDICTS = {
+    "duplicate": (ALREADY_STARTED, "flowInvocationId {key!r} started this flow before; nothing new was started"),
+    "conflict": ("idempotency_conflict", "flowInvocationId {key!r} was already used with another payload"),
+    "flow_not_published": ("flow_not_published", "the flow has no published version"),
+    "trigger_deleted": ("trigger_deleted", "the trigger was deleted"),
 }
 
 
@@ -188,23 +214,22 @@ def advance(conn: Connection, chunk: Chunk) -> Advanced:
     started = 0
     skipped: list[dict[str, Any]] = []
     for outcome in chunk.outcomes:
-        reason = outcome.reason
+        code, reason = outcome.code, outcome.reason
         if outcome.accept is not None:
             verdict: Acceptance = next(verdicts)
             if verdict.verdict == "accepted":
                 started += 1
                 continue
-            reason = _VERDICT_REASONS[verdict.verdict].format(key=outcome.accept.flow_invocation_id)
-        skipped.append({**outcome.ref, "reason": reason})
+            code, reason = _VERDICTS[verdict.verdict]
+            reason = reason.format(key=outcome.accept.flow_invocation_id)
+        skipped.append({"ref": outcome.ref, "code": code, "reason": reason})
+    if skipped:
+        last = conn.execute(_LAST_SKIP, {"task_id": chunk.task_id}).scalar_one() or 0
+        numbered = [{**skip, "task_id": chunk.task_id, "number": last + n} for n, skip in enumerate(skipped, 1)]
+        conn.execute(sa.insert(bulk_task_skips), numbered)
     processed = claimed.processed + len(chunk.outcomes)
     status = FAILED if chunk.failed else DONE if processed >= claimed.total else RUNNING
-    values = {
-        "processed": processed,
-        "started": claimed.started + started,
-        "skipped": [*claimed.skipped, *skipped],
-        "status": status,
-        "updated_at": utcnow(),
-    }
+    values = {"processed": processed, "started": claimed.started + started, "status": status, "updated_at": utcnow()}
     conn.execute(sa.update(bulk_tasks).where(bulk_tasks.c.id == chunk.task_id).values(**values))
     return Advanced(len(chunk.outcomes), started)
 

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from store.analytics import EventSubject, event_row
-from store.event_deliveries import enqueue_emitted
+from store.event_deliveries import enqueue
 from store.flow_instances import FlowInstance
 from store.idempotent import insert_new
 from store.tables import analytics_events, cards, flow_instances, invocations
@@ -137,7 +137,7 @@ def act_on_card(conn: Connection, environment_id: str, card_id: str, action: str
     properties = {"cardTemplateId": card.template_id, "templateVersion": card.template_version, "stepId": card.step_id}
     event = event_row(subject, event_name, at, properties, effect=card.id, card_instance_id=card.id)
     insert_new(conn, analytics_events, [event])
-    enqueue_emitted(conn, [event], [_hop(conn, instance) + 1], now=at)
+    enqueue(conn, [event], [_hop(conn, instance) + 1], now=at)
     if (
         instance is not None
         and instance.status == "waiting"

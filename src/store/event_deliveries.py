@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -44,31 +43,52 @@ PENDING = "pending"
 Listeners = dict[tuple[str, str], list[tuple[str, str, str | None]]]
 
 
-@dataclass(frozen=True)
-class FiredEvent:
-    """What decides the triggers an event fires (the event itself is an `analytics_events` row)."""
+def enqueue(
+    conn: Connection,
+    rows: Sequence[dict[str, Any]],
+    hops: int | Sequence[int],
+    *,
+    now: datetime,
+    segment_ids: Sequence[str | None] | None = None,
+) -> Counter[str]:
+    """Write a pending delivery for every event trigger each event fires; how many each event (by id) fires
+    (for an event written before, its deliveries are already there and are left as they are).
 
-    id: str  # analytics_events.id
-    environment_id: str
-    name: str
-    flow_id: str | None  # the flow that emitted it; None for an event sent to the API
-    segment_id: str | None = None  # the segment a `segment-entered` / `segment-exited` event is about
-
-
-def enqueue(conn: Connection, events: Sequence[FiredEvent], *, hop: int, now: datetime) -> int:
-    """Write a pending delivery for every event trigger each of `events` fires; how many they fire
-    (for an event written before, its deliveries are already there and are left as they are)."""
-    return enqueue_each(conn, events, hop=hop, now=now).total()
-
-
-def enqueue_each(conn: Connection, events: Sequence[FiredEvent], *, hop: int, now: datetime) -> Counter[str]:
-    """`enqueue`, telling how many deliveries each event (by id) fires."""
-    if hop > MAX_HOPS or not events:
+    `rows` are the events' `analytics_events` rows as inserted; `hops` the hop of all of them, or of each;
+    `segment_ids` the segment each is about, for `segment-entered` / `segment-exited` events. The
+    executor calls this for every batch, so an environment without event triggers must cost next to
+    nothing: one query per environment tells which of the names have triggers, and only the events that
+    have some go further.
+    """
+    if isinstance(hops, int) and hops > MAX_HOPS:
         return Counter()
     names: dict[str, set[str]] = {}
-    for event in events:
-        names.setdefault(event.environment_id, set()).add(event.name)
-    return _write(conn, [(event, hop) for event in events], _listeners(conn, names), now)
+    for row in rows:
+        names.setdefault(row["environment_id"], set()).add(row["event_name"])
+    listeners = _listeners(conn, names)
+    if not listeners:
+        return Counter()
+    each_hop = [hops] * len(rows) if isinstance(hops, int) else hops
+    each_segment = [None] * len(rows) if segment_ids is None else segment_ids
+    deliveries: list[dict[str, Any]] = [
+        {
+            "id": derived_id("dlv", row["id"], trigger_id),
+            "environment_id": row["environment_id"],
+            "trigger_id": trigger_id,
+            "event_id": row["id"],
+            "hop": hop,
+            "status": PENDING,
+            "created_at": now,
+            "updated_at": now,
+            "due_at": now,
+        }
+        for row, hop, segment_id in zip(rows, each_hop, each_segment, strict=True)
+        if hop <= MAX_HOPS
+        for trigger_id, flow_id, listened in listeners.get((row["environment_id"], row["event_name"]), ())
+        if flow_id != row["flow_id"] and listened in (None, segment_id)
+    ]
+    insert_new(conn, event_deliveries, deliveries)
+    return Counter(delivery["event_id"] for delivery in deliveries)
 
 
 def delivery_counts(conn: Connection, event_ids: Iterable[str]) -> Counter[str]:
@@ -82,29 +102,6 @@ def delivery_counts(conn: Connection, event_ids: Iterable[str]) -> Counter[str]:
         .group_by(event_deliveries.c.event_id)
     )
     return Counter({event_id: count for event_id, count in conn.execute(query)})
-
-
-def enqueue_emitted(
-    conn: Connection, rows: Sequence[dict[str, Any]], hops: Sequence[int], *, now: datetime
-) -> Counter[str]:
-    """`enqueue` for a flow's own events: `analytics_events` rows as inserted, each at its hop.
-
-    The executor calls this for every batch, so an environment without event
-    triggers must cost next to nothing: one query per environment tells
-    which of the names have triggers, and only those events go further.
-    """
-    names: dict[str, set[str]] = {}
-    for row in rows:
-        names.setdefault(row["environment_id"], set()).add(row["event_name"])
-    listeners = _listeners(conn, names)
-    if not listeners:
-        return Counter()
-    fired = [
-        (FiredEvent(row["id"], row["environment_id"], row["event_name"], row["flow_id"]), hop)
-        for row, hop in zip(rows, hops, strict=True)
-        if hop <= MAX_HOPS and (row["environment_id"], row["event_name"]) in listeners
-    ]
-    return _write(conn, fired, listeners, now)
 
 
 # Built once: the executor runs it every batch, and compiling it cost more than running it. The names are
@@ -124,29 +121,6 @@ def _listeners(conn: Connection, names: dict[str, set[str]]) -> Listeners:
             if name in wanted:
                 listening.setdefault((environment_id, name), []).append((trigger_id, flow_id, segment_id))
     return listening
-
-
-def _write(
-    conn: Connection, fired: Sequence[tuple[FiredEvent, int]], listeners: Listeners, now: datetime
-) -> Counter[str]:
-    rows: list[dict[str, Any]] = [
-        {
-            "id": derived_id("dlv", event.id, trigger_id),
-            "environment_id": event.environment_id,
-            "trigger_id": trigger_id,
-            "event_id": event.id,
-            "hop": hop,
-            "status": PENDING,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for event, hop in fired
-        if hop <= MAX_HOPS
-        for trigger_id, flow_id, segment_id in listeners.get((event.environment_id, event.name), [])
-        if flow_id != event.flow_id and segment_id in (None, event.segment_id)
-    ]
-    insert_new(conn, event_deliveries, rows)
-    return Counter(row["event_id"] for row in rows)
 
 
 def prune(conn: Connection, trigger_ids: Iterable[str | None], keep: int, limit: int | None = None) -> int:

@@ -3,7 +3,9 @@
 The rows are the event deliveries outbox itself (store.event_deliveries):
 pending until the event dispatcher runs the trigger's mapping, then
 accepted, duplicate, skipped or failed, with the cause and the mapping's
-detail. Reading them needs nothing more than the (trigger, seq) index.
+detail, and the attempts it took (a pending one may be waiting for a retry:
+its cause and detail are those of its last attempt, `due_at` the next).
+Reading them needs nothing more than the (trigger, seq) index.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class Delivery:
     flow_invocation_id: str | None
     created_at: datetime
     updated_at: datetime
+    attempts: int
+    due_at: datetime
 
 
 def list_deliveries(

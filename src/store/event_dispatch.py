@@ -6,8 +6,14 @@ JavaScript mapping may take a second), then settles the batch in one write
 transaction: each delivery still pending is claimed again (on PostgreSQL
 with FOR UPDATE SKIP LOCKED, so a delivery another process is settling is
 left to it), its trigger request accepted as an invocation, and its row
-marked accepted, duplicate, skipped or failed. A delivery's invocation key
+marked accepted, duplicate, skipped or failed, or left pending with a later
+due time (a transient failure, retried). A delivery's invocation key
 derives from the delivery, so even a delivery settled twice starts one run.
+
+Every attempt is counted on the row, and a settlement applies only to the
+attempt it was decided for: one whose delivery another process attempted
+meanwhile (a rival that read it too) is dropped, so an attempt is counted
+once and a retry is never scheduled twice.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from store.analytics import AnalyticsEvent
 from store.clock import utcnow
 from store.event_deliveries import PENDING
 from store.invocations import Acceptance, AcceptRequest, accept_batch
-from store.tables import analytics_events, event_deliveries, triggers
+from store.tables import UtcDateTime, analytics_events, event_deliveries, triggers
 from store.triggers import TriggerWithFlow, triggers_with_flows
 
 ACCEPTED, DUPLICATE, SKIPPED, FAILED = "accepted", "duplicate", "skipped", "failed"
@@ -42,13 +48,15 @@ class PendingDelivery:
     id: str
     trigger_id: str
     hop: int
+    attempts: int  # made before this one
     event: AnalyticsEvent
     target: TriggerWithFlow | None  # None: the trigger is gone
 
 
 @dataclass
 class Settlement:
-    """What the dispatcher made of one delivery: a request to accept, or the status to record."""
+    """What the dispatcher made of one delivery: a request to accept, or the status to record (PENDING: try
+    again at `retry_at`)."""
 
     delivery_id: str
     trigger_revision: int | None  # the trigger's revision the decision was made under
@@ -56,6 +64,8 @@ class Settlement:
     cause: str | None = None
     detail: dict[str, Any] | None = None
     accept: AcceptRequest | None = None
+    attempts: int = 0  # the delivery's attempts before this one, as read: a settle of another attempt is dropped
+    retry_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -66,26 +76,34 @@ class Settled:
     accepted: int
 
 
+# One range of the (status, due_at, seq) index: a retry not due yet is not in it, so never holds up the rest.
 _PENDING = (
-    sa.select(event_deliveries.c.id, event_deliveries.c.trigger_id, event_deliveries.c.hop, analytics_events)
+    sa.select(
+        event_deliveries.c.id,
+        event_deliveries.c.trigger_id,
+        event_deliveries.c.hop,
+        event_deliveries.c.attempts,
+        analytics_events,
+    )
     .join(analytics_events, analytics_events.c.id == event_deliveries.c.event_id)
-    .where(event_deliveries.c.status == PENDING)
-    .order_by(event_deliveries.c.seq)
+    .where(event_deliveries.c.status == PENDING, event_deliveries.c.due_at <= sa.bindparam("now"))
+    .order_by(event_deliveries.c.due_at, event_deliveries.c.seq)
     .limit(sa.bindparam("limit"))
 )
 _EVENT_COLUMNS = tuple(column.name for column in analytics_events.columns)
 
 
-def pending(conn: Connection, limit: int) -> list[PendingDelivery]:
-    """The oldest pending deliveries, each with its event and its trigger's target."""
-    rows = conn.execute(_PENDING, {"limit": limit}).all()
+def pending(conn: Connection, limit: int, now: datetime) -> list[PendingDelivery]:
+    """The pending deliveries due at `now`, longest due first, each with its event and its trigger's target."""
+    rows = conn.execute(_PENDING, {"limit": limit, "now": now}).all()
     targets = load_targets(conn, {row.trigger_id for row in rows})
     found = []
     for row in rows:
         values = row._mapping
         event = AnalyticsEvent(**{name: values[analytics_events.c[name]] for name in _EVENT_COLUMNS})
         delivery_id = values[event_deliveries.c.id]
-        found.append(PendingDelivery(delivery_id, row.trigger_id, row.hop, event, targets.get(row.trigger_id)))
+        target = targets.get(row.trigger_id)
+        found.append(PendingDelivery(delivery_id, row.trigger_id, row.hop, row.attempts, event, target))
     return found
 
 
@@ -96,7 +114,7 @@ def load_targets(conn: Connection, trigger_ids: set[str]) -> dict[str, TriggerWi
 
 
 _CLAIM = (
-    sa.select(event_deliveries.c.id, triggers.c.mode, triggers.c.revision)
+    sa.select(event_deliveries.c.id, event_deliveries.c.attempts, triggers.c.mode, triggers.c.revision)
     .outerjoin(triggers, triggers.c.id == event_deliveries.c.trigger_id)
     .where(event_deliveries.c.id.in_(sa.bindparam("ids", expanding=True)), event_deliveries.c.status == PENDING)
     .with_for_update(of=event_deliveries, skip_locked=True)
@@ -112,6 +130,8 @@ _SETTLE = (
         invocation_id=sa.bindparam("new_invocation_id"),
         flow_invocation_id=sa.bindparam("new_flow_invocation_id"),
         updated_at=sa.bindparam("now"),
+        attempts=sa.bindparam("new_attempts"),
+        due_at=sa.func.coalesce(sa.bindparam("retry_at", type_=UtcDateTime()), event_deliveries.c.due_at),
     )
 )
 
@@ -124,15 +144,16 @@ def settle_batches(conn: Connection, batches: list[list[Settlement]]) -> list[Se
 def settle(conn: Connection, settlements: list[Settlement]) -> Settled:
     """Record what the dispatcher decided for the deliveries that are still pending, under the same trigger.
 
-    A delivery another process settled (or holds) is left alone; one whose
-    trigger changed since its mapping ran is left pending and mapped again;
-    one whose trigger was disabled or removed meanwhile is skipped.
+    A delivery another process settled, attempted or holds is left alone;
+    one whose trigger changed since its mapping ran is left pending and
+    mapped again; one whose trigger was disabled or removed meanwhile is
+    skipped. A retry counts as settled: its row was written.
     """
     if not settlements:
         return Settled(0, 0)
     claimed = {
-        delivery_id: (mode, revision)
-        for delivery_id, mode, revision in conn.execute(_CLAIM, {"ids": [s.delivery_id for s in settlements]})
+        delivery_id: (attempts, mode, revision)
+        for delivery_id, attempts, mode, revision in conn.execute(_CLAIM, {"ids": [s.delivery_id for s in settlements]})
     }
     now = utcnow()
     decided: list[Settlement] = []
@@ -140,11 +161,13 @@ def settle(conn: Connection, settlements: list[Settlement]) -> Settled:
     for settlement in settlements:
         if settlement.delivery_id not in claimed:
             continue
-        mode, revision = claimed[settlement.delivery_id]
+        attempts, mode, revision = claimed[settlement.delivery_id]
+        if attempts != settlement.attempts:
+            continue
         if mode is None:
-            decided.append(Settlement(settlement.delivery_id, None, SKIPPED, "trigger_deleted"))
+            decided.append(Settlement(settlement.delivery_id, None, SKIPPED, "trigger_deleted", attempts=attempts))
         elif mode == "disabled":
-            decided.append(Settlement(settlement.delivery_id, revision, SKIPPED, "trigger_disabled"))
+            decided.append(Settlement(settlement.delivery_id, revision, SKIPPED, "trigger_disabled", attempts=attempts))
         elif revision == settlement.trigger_revision:
             (accepting if settlement.accept is not None else decided).append(settlement)
     verdicts = accept_batch(conn, [settlement.accept for settlement in accepting if settlement.accept is not None])
@@ -171,6 +194,8 @@ def _row(settlement: Settlement, acceptance: Acceptance | None, now: datetime) -
         "new_invocation_id": invocation_id,
         "new_flow_invocation_id": key,
         "now": now,
+        "new_attempts": settlement.attempts + 1,
+        "retry_at": settlement.retry_at,  # None: the due time stays as it was
     }
 
 

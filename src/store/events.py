@@ -12,15 +12,15 @@ an event without a client id gets a new, time-ordered id.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from store.analytics import FLOW_EVENTS
-from store.event_deliveries import FiredEvent, delivery_counts, enqueue_each
+from store.analytics import FLOW_EVENTS, flowless_event_row
+from store.event_deliveries import delivery_counts, enqueue
 from store.idempotent import derived_id, insert_new
 from store.ids import new_id
 from store.segments import events_recorded
@@ -66,35 +66,77 @@ class Recorded:
     duplicate: bool  # an event with this client id was stored before; nothing new was
 
 
-class ClientIdConflict(Exception):
-    """Client ids already stored with another event; nothing was written."""
+@dataclass(frozen=True)
+class ClientIdConflict:
+    """A request's outcome when client ids of it were stored with other events: nothing of it was written."""
 
-    def __init__(self, indexes: list[int]) -> None:
-        super().__init__(f"client ids reused with another event at {indexes}")
-        self.indexes = indexes
+    indexes: list[int]  # the request's events whose ids conflict
 
 
-def record_events(conn: Connection, events: Sequence[CustomEvent], *, now: datetime) -> list[Recorded]:
-    """Store the new `events` with their deliveries (hop 1) and the segment entries and exits they cause;
-    repeats are left as stored. All or nothing: a client id stored with another event raises ClientIdConflict
-    before anything is written."""
-    ids = [event.stored_id or new_id("evt") for event in events]
-    stored = _stored(conn, [event.stored_id for event in events if event.stored_id is not None])
-    conflicts = [
-        index
-        for index, (event, event_id) in enumerate(zip(events, ids, strict=True))
-        if event_id in stored and stored[event_id] != _compared(event)
+@dataclass(frozen=True)
+class EventsRequest:
+    """The events of one request to `POST /v1/{env}/events`: recorded all or nothing."""
+
+    events: Sequence[CustomEvent]
+    now: datetime
+
+
+def record_requests(conn: Connection, requests: list[EventsRequest]) -> list[list[Recorded] | ClientIdConflict]:
+    """A `store.writer` batch: the new events of every request with their deliveries (hop 1) and the segment
+    entries and exits they cause, in one set of statements; repeats are left as stored.
+
+    Each request is all or nothing: one whose client ids were stored with other events gets its
+    ClientIdConflict and writes nothing. A client id that an earlier request of the batch stored is a repeat
+    (or a conflict) for a later one, as if the two had come one after the other.
+    """
+    stored = _stored(conn, [event.stored_id for request in requests for event in request.events if event.stored_id])
+    stored_before = set(stored)  # what their deliveries are counted from; the batch's own come from `enqueue`
+    outcomes: list[list[Recorded] | ClientIdConflict] = []
+    new: list[tuple[CustomEvent, str]] = []
+    for request in requests:
+        ids = [event.stored_id or new_id("evt") for event in request.events]
+        conflicts = [
+            index
+            for index, (event, event_id) in enumerate(zip(request.events, ids, strict=True))
+            if event_id in stored and stored[event_id] != _compared(event)
+        ]
+        if conflicts:
+            outcomes.append(ClientIdConflict(conflicts))
+            continue
+        repeats = [event_id in stored for event_id in ids]
+        for event, event_id, repeat in zip(request.events, ids, repeats, strict=True):
+            if not repeat:
+                new.append((event, event_id))
+                stored[event_id] = _compared(event)
+        outcomes.append([Recorded(event_id, 0, repeat) for event_id, repeat in zip(ids, repeats, strict=True)])
+    rows = [
+        flowless_event_row(
+            event_id,
+            event.environment_id,
+            event.name,
+            event.timestamp,
+            event.end_user_id,
+            event.properties,
+            metadata=event.metadata,
+            event_source=event.event_source,
+        )
+        for event, event_id in new
     ]
-    if conflicts:
-        raise ClientIdConflict(conflicts)
-    new = [(event, event_id) for event, event_id in zip(events, ids, strict=True) if event_id not in stored]
-    insert_new(conn, analytics_events, [_row(event, event_id) for event, event_id in new])
-    fired = [FiredEvent(event_id, event.environment_id, event.name, None) for event, event_id in new]
-    counts = enqueue_each(conn, fired, hop=1, now=now) + delivery_counts(conn, stored)
+    insert_new(conn, analytics_events, rows)
+    now = max(request.now for request in requests)
+    repeated = {
+        record.id for outcome in outcomes if isinstance(outcome, list) for record in outcome if record.duplicate
+    }
+    counts = enqueue(conn, rows, 1, now=now) + delivery_counts(conn, repeated & stored_before)
     # Segments are live data: a test event never moves a customer in or out of one.
     live = [(event.environment_id, event.end_user_id, event.name) for event, _ in new if event.event_source == "live"]
     events_recorded(conn, live)
-    return [Recorded(event_id, counts[event_id], event_id in stored) for event_id in ids]
+    return [
+        outcome
+        if isinstance(outcome, ClientIdConflict)
+        else [replace(record, deliveries=counts[record.id]) for record in outcome]
+        for outcome in outcomes
+    ]
 
 
 def _compared(event: CustomEvent) -> tuple[Any, ...]:
@@ -107,20 +149,3 @@ def _stored(conn: Connection, ids: list[str]) -> dict[str, tuple[Any, ...]]:
     columns = [analytics_events.c[name] for name in COMPARED]
     query = sa.select(analytics_events.c.id, *columns).where(analytics_events.c.id.in_(ids))
     return {row[0]: tuple(row[1:]) for row in conn.execute(query)}
-
-
-def _row(event: CustomEvent, event_id: str) -> dict[str, Any]:
-    return {
-        "id": event_id,
-        "environment_id": event.environment_id,
-        "event_name": event.name,
-        "timestamp": event.timestamp,
-        "end_user_id": event.end_user_id,
-        "flow_id": None,
-        "flow_instance_id": None,
-        "flow_invocation_id": None,
-        "card_instance_id": None,
-        "event_source": event.event_source,
-        "properties": event.properties,
-        "metadata": event.metadata,
-    }

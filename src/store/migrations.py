@@ -9,6 +9,7 @@ that brings an existing database to the same shape.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,12 +19,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from store.tables import (
+    Json,
     analytics_events,
+    bulk_task_skips,
     bulk_tasks,
     event_deliveries,
     invocations,
     metadata,
     schema_migrations,
+    segments,
     triggers,
 )
 
@@ -118,6 +122,94 @@ def _bulk_task_callbacks(conn: Connection) -> None:
     _add_columns(conn, bulk_tasks.c.callback)
 
 
+def _bulk_task_skips(conn: Connection) -> None:
+    """A bulk task's skipped rows move from the task's JSON list, rewritten whole with every chunk, to a row
+    each in `bulk_task_skips`, with a code: the reasons they were given up to now say which."""
+    bulk_task_skips.create(conn, checkfirst=True)
+    if "skipped" not in {column["name"] for column in sa.inspect(conn).get_columns(bulk_tasks.name)}:
+        return  # bulk_tasks was created by this version's schema (migration 6 on a database older than it)
+    before = sa.table(bulk_tasks.name, sa.column("id", sa.Text), sa.column("skipped", Json))
+    for task_id in list(conn.execute(sa.select(before.c.id).order_by(before.c.id)).scalars()):
+        listed = conn.execute(sa.select(before.c.skipped).where(before.c.id == task_id)).scalar_one() or []
+        rows = [_legacy_skip(task_id, number, entry) for number, entry in enumerate(listed, 1)]
+        if rows:
+            conn.execute(sa.insert(bulk_task_skips), rows)
+    conn.execute(sa.text(f"ALTER TABLE {bulk_tasks.name} DROP COLUMN skipped"))
+
+
+# The reasons of version 8's skipped rows (its texts, whatever the code says now) and their codes.
+_LEGACY_REASONS = [
+    (re.compile(pattern, re.DOTALL), code)
+    for pattern, code in (
+        (r"flowInvocationId .* started this flow before; nothing new was started", "already_started"),
+        (r"flowInvocationId .* was already used with another payload", "idempotency_conflict"),
+        (r"the flow has no published version", "flow_not_published"),
+        (r"the trigger was deleted", "trigger_deleted"),
+        (r"the row has \d+ cells; the header has \d+", "wrong_cell_count"),
+        (r"the row names no user in .*", "no_users"),
+        (r"flowInvocationId is longer than \d+ characters", "key_too_long"),
+        (r"payload\.variables\.[^:]*: .* is not an? \w+", "invalid_variable"),
+        (r"flowConfigId .*: no such flow in this environment", "flow_not_found"),
+        (r"no customer matches .*", "no_match"),
+        (r"more than \d+ customers match .*", "too_many_matches"),
+        (r"no customer profile: .*", "no_customer_profile"),
+    )
+]
+
+
+def _legacy_skip(task_id: str, number: int, entry: dict[str, Any]) -> dict[str, Any]:
+    """A version-8 skipped entry (`{row | userId | lead…, reason}`, a Marketo lead's with its `errorCode`)
+    as a `bulk_task_skips` row. Any other reason was a `/start` problem: `validation_error`."""
+    reason = str(entry.get("reason"))
+    marketo = entry.get("errorCode")
+    if isinstance(marketo, str):
+        code = "mapping_skipped" if marketo == "SKIPPED" else marketo.lower()
+    else:
+        code = next((code for pattern, code in _LEGACY_REASONS if pattern.fullmatch(reason)), "validation_error")
+    ref = {name: value for name, value in entry.items() if name not in ("reason", "errorCode")}
+    return {"task_id": task_id, "number": number, "ref": ref, "code": code, "reason": reason}
+
+
+def _event_delivery_retries(conn: Connection) -> None:
+    """A delivery's attempts and due time: the dispatcher retries a transient failure later (flows.dispatcher).
+    Settled deliveries count the one attempt that settled them; the pending ones are due as they were, in the
+    order of an index that leads with the due time."""
+    present = {column["name"] for column in sa.inspect(conn).get_columns(event_deliveries.name)}
+    for column in (event_deliveries.c.attempts, event_deliveries.c.due_at):
+        if column.name not in present:  # with its NOT NULL and default, which SQLite requires together
+            definition = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE {event_deliveries.name} ADD COLUMN {definition}"))
+    table = event_deliveries.c
+    settled = sa.case((table.status == "pending", 0), else_=1)
+    conn.execute(sa.update(event_deliveries).values(attempts=settled, due_at=table.created_at))
+    conn.execute(sa.text("DROP INDEX IF EXISTS ix_event_deliveries_status_seq"))
+    [index] = [index for index in event_deliveries.indexes if index.name == "ix_event_deliveries_status_due"]
+    conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+
+
+def _segment_evaluations(conn: Connection) -> None:
+    """A segment's evaluation state and lease, so that an evaluation cut short is finished in the background
+    (flows.segment_evaluation). The segments there are count as evaluated: their evaluation ran in the request
+    that created or edited them (and the docs said to repeat a PUT cut short), with counts nobody kept."""
+    table = segments.c
+    present = {column["name"] for column in sa.inspect(conn).get_columns(segments.name)}
+    added = (
+        table.evaluated_revision,
+        table.evaluation_after,
+        table.evaluation_lease,
+        table.evaluation_examined,
+        table.evaluation_entered,
+        table.evaluation_exited,
+    )
+    for column in added:
+        if column.name not in present:  # with its NOT NULL and default, which SQLite requires together
+            definition = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE {segments.name} ADD COLUMN {definition}"))
+    conn.execute(sa.update(segments).values(evaluated_revision=table.revision))
+    [index] = [index for index in segments.indexes if index.name == "ix_segments_evaluation_lease"]
+    conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+
+
 def _add_columns(conn: Connection, *columns: sa.Column[Any]) -> None:
     """ALTER TABLE … ADD COLUMN for each column its table lacks (a SQLite rebuild may have added it already)."""
     for column in columns:
@@ -136,6 +228,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "customers, segments, bulk starts", _customers_and_segments),
     Migration(7, "indexes for event counts", _event_count_indexes),
     Migration(8, "bulk task callbacks", _bulk_task_callbacks),
+    Migration(9, "a row per skipped bulk task row, with its code", _bulk_task_skips),
+    Migration(10, "event delivery retries", _event_delivery_retries),
+    Migration(11, "segment evaluations finished in the background", _segment_evaluations),
 )
 
 

@@ -10,6 +10,15 @@ properties `{segmentId, segmentName}`) written with the change and handed to
 store.event_deliveries.enqueue in the same transaction, so a segment trigger
 never misses one.
 
+A create or an edit's evaluation is recorded on the segment row: each
+chunk's transaction locks the row (FOR UPDATE on PostgreSQL), checks that the
+evaluation is still where its evaluator left it, and moves it on with the
+membership changes it commits. So an evaluation cut short (the process died,
+the request was cancelled) resumes at the next chunk, no customer twice and
+none skipped: whoever evaluates holds a lease, renewed by every chunk, and an
+evaluation whose lease ran out is finished in the background
+(flows.segment_evaluation).
+
 A change is what the store did, not what was decided: an entry is a member
 row inserted (a row already there inserts nothing), an exit a row deleted,
 and the customers being evaluated are locked first (FOR UPDATE on
@@ -22,15 +31,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from flows.segment_rules import event_names, matches
+from store.analytics import flowless_event_row
 from store.clock import utcnow
-from store.event_deliveries import FiredEvent, enqueue
+from store.event_deliveries import enqueue
 from store.idempotent import insert_new, insert_or_skip
 from store.ids import new_id
 from store.tables import analytics_events, customers, segment_members, segments, triggers
@@ -38,8 +48,22 @@ from store.tables import analytics_events, customers, segment_members, segments,
 ENTERED, EXITED = "segment-entered", "segment-exited"
 MAX_SEGMENTS = 200  # per environment: a profile write evaluates every one of them in its transaction
 CHUNK = 500  # customers evaluated per transaction when a segment is created or edited
+LEASE = timedelta(seconds=30)  # an evaluation nobody moved on for this long is finished by someone else
 
 Attributes = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """How far the evaluation of the segment's revision `revision` over every customer got, and what it did."""
+
+    revision: int
+    complete: bool
+    after: int | None  # the last customer (seq) evaluated: the next chunk starts after it
+    # Customers examined, entered and exited; None for a segment evaluated before they were counted.
+    examined: int | None
+    entered: int | None
+    exited: int | None
 
 
 @dataclass(frozen=True)
@@ -51,6 +75,7 @@ class Segment:
     revision: int
     created_at: datetime
     updated_at: datetime
+    evaluation: Evaluation
 
 
 @dataclass(frozen=True)
@@ -69,11 +94,11 @@ class Changes:
 class Chunk:
     """One transaction's share of evaluating a segment over its environment's customers."""
 
-    examined: int
+    # Where the evaluation stands after it; None when the segment was edited (or deleted) since: the newer
+    # revision's evaluation takes over.
+    evaluation: Evaluation | None
     changes: Changes
-    last_seq: int | None  # the last customer examined; the next chunk starts after it
-    done: bool  # no customer is left after `last_seq`
-    superseded: bool  # the segment was edited (or deleted) since: the newer revision's evaluation takes over
+    advanced: bool  # False: nothing was evaluated (another evaluator had moved on, or it was done or superseded)
 
 
 @dataclass(frozen=True)
@@ -99,19 +124,21 @@ class SegmentInUse(Exception):
 
 
 def insert_segment(conn: Connection, environment_id: str, name: str, rules: dict[str, Any]) -> Segment:
-    """A new segment with no members yet (`evaluate_chunk` fills it); TooManySegments past the limit."""
+    """A new segment with no members yet and its evaluation leased to the caller, who evaluates it
+    (`evaluate_chunk`); TooManySegments past the limit."""
     if len(list_segments(conn, environment_id)) >= MAX_SEGMENTS:
         raise TooManySegments(f"an environment holds at most {MAX_SEGMENTS} segments")
     now = utcnow()
-    segment = Segment(new_id("seg"), environment_id, name, rules, 1, now, now)
-    conn.execute(sa.insert(segments).values(**segment.__dict__))
-    return segment
+    segment_id = new_id("seg")
+    values = {"environment_id": environment_id, "name": name, "rules": rules, "revision": 1, "created_at": now}
+    conn.execute(sa.insert(segments).values(id=segment_id, **values, **_evaluation_started(now)))
+    return _segment(conn.execute(sa.select(segments).where(segments.c.id == segment_id)).one())
 
 
 def get_segment(conn: Connection, environment_id: str, segment_id: str) -> Segment | None:
     query = sa.select(segments).where(segments.c.id == segment_id, segments.c.environment_id == environment_id)
     row = conn.execute(query).first()
-    return Segment(**row._mapping) if row else None
+    return _segment(row) if row else None
 
 
 def list_segments(conn: Connection, environment_id: str) -> list[Segment]:
@@ -121,20 +148,22 @@ def list_segments(conn: Connection, environment_id: str) -> list[Segment]:
         .where(segments.c.environment_id == environment_id)
         .order_by(segments.c.created_at, segments.c.id)
     )
-    return [Segment(**row._mapping) for row in conn.execute(query)]
+    return [_segment(row) for row in conn.execute(query)]
 
 
 def update_segment(
     conn: Connection, environment_id: str, segment_id: str, name: str, rules: dict[str, Any]
 ) -> Segment | None:
-    """Replace the name and rules and bump the revision; members stay until `evaluate_chunk` re-evaluates them."""
-    current = get_segment(conn, environment_id, segment_id)
-    if current is None:
+    """Replace the name and rules and bump the revision, which starts its evaluation afresh (leased to the
+    caller); members stay until `evaluate_chunk` re-evaluates them. The row is locked first, so that two
+    edits at once make two revisions."""
+    current = _locked_segment(conn, segment_id)
+    if current is None or current.environment_id != environment_id:
         return None
-    updated = Segment(current.id, environment_id, name, rules, current.revision + 1, current.created_at, utcnow())
-    values = {"name": name, "rules": rules, "revision": updated.revision, "updated_at": updated.updated_at}
+    now = utcnow()
+    values = {"name": name, "rules": rules, "revision": current.revision + 1, **_evaluation_started(now)}
     conn.execute(sa.update(segments).where(segments.c.id == segment_id).values(**values))
-    return updated
+    return get_segment(conn, environment_id, segment_id)
 
 
 def delete_segment(conn: Connection, environment_id: str, segment_id: str) -> bool:
@@ -201,27 +230,61 @@ def memberships(conn: Connection, environment_id: str, user_ids: Iterable[str]) 
 # --- membership ---
 
 
-def evaluate_chunk(
-    conn: Connection, environment_id: str, segment_id: str, revision: int, after: int | None, *, limit: int
-) -> Chunk:
-    """Evaluate the segment (as of `revision`) for the next `limit` customers after `after` (a customer seq).
+def evaluate_chunk(conn: Connection, segment_id: str, revision: int, after: int | None, *, limit: int) -> Chunk:
+    """Evaluate the segment's revision `revision` for the next `limit` customers after `after`, where its
+    evaluator left the evaluation, and move the evaluation on (and its lease) in this transaction.
 
-    The seed's semantics for an edit: a member who no longer matches exits,
-    one who still matches stays and emits nothing, a customer who now
-    matches enters.
+    The segment row is locked first: of two evaluators at the same place,
+    the second finds the evaluation moved on and does nothing (`advanced`
+    False, with where it stands now). The seed's semantics for an edit: a
+    member who no longer matches exits, one who still matches stays and
+    emits nothing, a customer who now matches enters.
     """
-    segment = get_segment(conn, environment_id, segment_id)
+    segment = _locked_segment(conn, segment_id)
     if segment is None or segment.revision != revision:
-        return Chunk(0, Changes(), after, True, True)
+        return Chunk(None, Changes(), False)
+    state = segment.evaluation
+    if state.complete or state.after != after:
+        return Chunk(state, Changes(), False)
     query = sa.select(customers.c.seq, customers.c.user_id, customers.c.attributes).where(
-        customers.c.environment_id == environment_id
+        customers.c.environment_id == segment.environment_id
     )
     if after is not None:
         query = query.where(customers.c.seq > after)
     rows = conn.execute(query.order_by(customers.c.seq).limit(limit).with_for_update()).all()
-    changes = reconcile(conn, environment_id, [segment], {row.user_id: row.attributes for row in rows})
-    last_seq = rows[-1].seq if rows else after
-    return Chunk(len(rows), changes, last_seq, len(rows) < limit, False)
+    changes = reconcile(conn, segment.environment_id, [segment], {row.user_id: row.attributes for row in rows})
+    done = len(rows) < limit
+    evaluation = Evaluation(
+        revision,
+        done,
+        rows[-1].seq if rows else after,
+        (state.examined or 0) + len(rows),  # counted from 0 since the revision was made: never None here
+        (state.entered or 0) + changes.entered,
+        (state.exited or 0) + changes.exited,
+    )
+    values = {
+        "evaluation_after": evaluation.after,
+        "evaluation_lease": None if done else utcnow() + LEASE,
+        "evaluation_examined": evaluation.examined,
+        "evaluation_entered": evaluation.entered,
+        "evaluation_exited": evaluation.exited,
+    }
+    if done:
+        values["evaluated_revision"] = revision
+    conn.execute(sa.update(segments).where(segments.c.id == segment_id).values(**values))
+    return Chunk(evaluation, changes, True)
+
+
+def stale_evaluation(conn: Connection, now: datetime) -> Segment | None:
+    """The unfinished evaluation whose lease ran out longest ago (nobody is moving it on), if any."""
+    query = (
+        sa.select(segments)
+        .where(segments.c.evaluation_lease < now, segments.c.evaluated_revision < segments.c.revision)
+        .order_by(segments.c.evaluation_lease)
+        .limit(1)
+    )
+    row = conn.execute(query).first()
+    return _segment(row) if row else None
 
 
 def evaluate_customer(conn: Connection, environment_id: str, user_id: str, attributes: Attributes) -> Changes:
@@ -287,6 +350,38 @@ def reconcile(
         for user_id in _delete_members(conn, segment_id, user_ids)
     ]
     return _emit(conn, environment_id, entered, exited)
+
+
+def _segment(row: sa.Row[Any]) -> Segment:
+    evaluation = Evaluation(
+        row.revision,
+        row.evaluated_revision == row.revision,
+        row.evaluation_after,
+        row.evaluation_examined,
+        row.evaluation_entered,
+        row.evaluation_exited,
+    )
+    return Segment(
+        row.id, row.environment_id, row.name, row.rules, row.revision, row.created_at, row.updated_at, evaluation
+    )
+
+
+def _locked_segment(conn: Connection, segment_id: str) -> Segment | None:
+    """The segment, locked for this transaction (FOR UPDATE on PostgreSQL; SQLite has one writer anyway)."""
+    row = conn.execute(sa.select(segments).where(segments.c.id == segment_id).with_for_update()).first()
+    return _segment(row) if row else None
+
+
+def _evaluation_started(now: datetime) -> dict[str, Any]:
+    """The columns of a revision made `now`, whose evaluation has not started and is leased to its maker."""
+    return {
+        "updated_at": now,
+        "evaluation_after": None,
+        "evaluation_lease": now + LEASE,
+        "evaluation_examined": 0,
+        "evaluation_entered": 0,
+        "evaluation_exited": 0,
+    }
 
 
 def _locked_customers(conn: Connection, environment_id: str, user_ids: set[str]) -> dict[str, Attributes]:
@@ -365,28 +460,12 @@ def _emit(conn: Connection, environment_id: str, entered: list[Change], exited: 
     changes only by a profile, a custom event or an edit, never by a flow's own events)."""
     now = utcnow()
     changes = [(EXITED, change) for change in exited] + [(ENTERED, change) for change in entered]
-    rows = [_event_row(environment_id, name, change, now) for name, change in changes]
-    insert_new(conn, analytics_events, rows)
-    fired = [
-        FiredEvent(row["id"], environment_id, name, None, segment_id=change[0])
-        for row, (name, change) in zip(rows, changes, strict=True)
+    rows = [
+        flowless_event_row(
+            new_id("evt"), environment_id, name, now, user_id, {"segmentId": segment_id, "segmentName": segment_name}
+        )
+        for name, (segment_id, segment_name, user_id) in changes
     ]
-    return Changes(len(entered), len(exited), enqueue(conn, fired, hop=1, now=now))
-
-
-def _event_row(environment_id: str, name: str, change: Change, now: datetime) -> dict[str, Any]:
-    segment_id, segment_name, user_id = change
-    return {
-        "id": new_id("evt"),
-        "environment_id": environment_id,
-        "event_name": name,
-        "timestamp": now,
-        "end_user_id": user_id,
-        "flow_id": None,
-        "flow_instance_id": None,
-        "flow_invocation_id": None,
-        "card_instance_id": None,
-        "event_source": "live",
-        "properties": {"segmentId": segment_id, "segmentName": segment_name},
-        "metadata": {},
-    }
+    insert_new(conn, analytics_events, rows)
+    segment_ids = [segment_id for _, (segment_id, _, _) in changes]
+    return Changes(len(entered), len(exited), enqueue(conn, rows, 1, now=now, segment_ids=segment_ids).total())

@@ -342,13 +342,17 @@ event_deliveries = sa.Table(
     sa.Column("event_id", sa.Text, nullable=False),  # analytics_events.id
     sa.Column("hop", sa.Integer, nullable=False),  # 1 for an event sent to the API; a flow's events: its hop + 1
     sa.Column("status", sa.Text, nullable=False),  # pending, then accepted | duplicate | skipped | failed
-    sa.Column("cause", sa.Text, nullable=True),
+    sa.Column("cause", sa.Text, nullable=True),  # pending: the cause of the last (transient) failure, if any
     sa.Column("detail", Json, nullable=True),  # what the mapping gave: output, errors, logs
     sa.Column("invocation_id", sa.Text, nullable=True),
     sa.Column("flow_invocation_id", sa.Text, nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
-    sa.Index("ix_event_deliveries_status_seq", "status", "seq"),
+    # The dispatcher's attempts at it, and when a pending one is (next) due: a transient failure is retried
+    # later (migration 10). A row written without a due time (by an older version) is due at once.
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("due_at", UtcDateTime, nullable=False, server_default="1970-01-01 00:00:00"),
+    sa.Index("ix_event_deliveries_status_due", "status", "due_at", "seq"),  # the due pending ones, in order
     sa.Index("ix_event_deliveries_trigger_seq", "trigger_id", "seq"),
     sa.Index("ix_event_deliveries_event", "event_id"),  # a repeated event's deliveries (migration 7)
 )
@@ -381,6 +385,17 @@ segments = sa.Table(
     sa.Column("revision", sa.Integer, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    # The evaluation over every customer that a create or an edit starts, a chunk per transaction (migration 11):
+    # the revision evaluated to the end, and how far the current revision's evaluation got. The lease says until
+    # when whoever advances it holds it; set while the evaluation is unfinished (NULL once done), so a lease in
+    # the past is an evaluation nobody is advancing, which the background finishes (flows.segment_evaluation).
+    sa.Column("evaluated_revision", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("evaluation_after", sa.BigInteger, nullable=True),  # the last customer (seq) evaluated
+    sa.Column("evaluation_lease", UtcDateTime, nullable=True, index=True),
+    # What the current revision's evaluation did so far; NULL for a segment evaluated before they were counted.
+    sa.Column("evaluation_examined", sa.Integer, nullable=True),
+    sa.Column("evaluation_entered", sa.Integer, nullable=True),
+    sa.Column("evaluation_exited", sa.Integer, nullable=True),
 )
 
 segment_members = sa.Table(
@@ -408,9 +423,19 @@ bulk_tasks = sa.Table(
     sa.Column("total", sa.Integer, nullable=False),
     sa.Column("processed", sa.Integer, nullable=False),
     sa.Column("started", sa.Integer, nullable=False),  # invocations accepted
-    sa.Column("skipped", Json, nullable=False),  # [{row or userId, reason}], in order
     sa.Column("callback", Json, nullable=True),  # a Marketo task's callback: status, attempts, outcome
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Index("ix_bulk_tasks_status_seq", "status", "seq"),
+)
+
+# A bulk task's skipped rows, one row each: a JSON list on the task was rewritten whole with every chunk.
+bulk_task_skips = sa.Table(
+    "bulk_task_skips",
+    metadata,
+    sa.Column("task_id", sa.Text, primary_key=True),
+    sa.Column("number", Sequence, primary_key=True, autoincrement=False),  # the task's 1st skipped row, 2nd, …
+    sa.Column("ref", Json, nullable=False),  # which row: {"row": 3} (CSV), {"userId": "u1"} (manual), a lead's
+    sa.Column("code", sa.Text, nullable=False),  # why, for machines: stable whatever the reason's wording
+    sa.Column("reason", sa.Text, nullable=False),
 )

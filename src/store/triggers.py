@@ -21,8 +21,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from store.clock import utcnow
+from store.flows import FLOWS_WITH_PUBLISHED, PUBLISHED, DeclaredVariables
 from store.ids import new_hook_id, new_id
-from store.tables import event_deliveries, flow_versions, flows, request_log, samples, triggers
+from store.tables import event_deliveries, flows, request_log, samples, triggers
 
 MODES = ("test", "live", "disabled")
 API_TRIGGER_PREFIX = "api_"  # stored trigger ids are `trg_…`: the two never collide
@@ -104,18 +105,18 @@ def insert_trigger(
     environment_id: str,
     flow_id: str,
     *,
+    kind: str,
     mode: str,
     mapping: dict[str, Any],
     verification: dict[str, Any] | None = None,
     allowed_ips: list[str] | None = None,
     event_name: str | None = None,
     segment_id: str | None = None,
-    kind: str | None = None,
 ) -> Trigger:
-    """A webhook trigger (with a new hook URL), or with `event_name` an event trigger (no hook), a segment
-    trigger with `segment_id` too. `kind` names another type reached by a hook id of its own (`sfmc`)."""
+    """A trigger of `kind` (its `type`). One listening for `event_name` (an event or segment trigger) has no
+    hook; any other gets a new hook id, its URL key (a webhook's `/hooks/{hookId}`, an SFMC activity's, a
+    Marketo service's)."""
     now = utcnow()
-    kind = kind or ("webhook" if event_name is None else "event" if segment_id is None else "segment")
     trigger = Trigger(
         id=new_id("trg"),
         environment_id=environment_id,
@@ -194,44 +195,36 @@ def delete_trigger(conn: Connection, environment_id: str, trigger_id: str) -> bo
 
 @dataclass(frozen=True)
 class TriggerWithFlow:
-    """A stored trigger with its flow's definitions, as one read saw them."""
+    """A stored trigger with its flow's declared variables and revisions, as one read saw them."""
 
     trigger: Trigger
-    draft: dict[str, Any]
-    published: dict[str, Any] | None  # None: never published
+    declared: DeclaredVariables
     draft_revision: int
     published_version: int | None
 
     def variables(self, *, live: bool) -> list[dict[str, Any]]:
-        """The flow variables a mapping applies for a run: the published version's for a live run
-        (the draft's until the first publish), the draft's for a test run."""
-        definition = self.published if live and self.published is not None else self.draft
-        return list(definition.get("variables") or [])
+        """The flow variables the trigger's mapping applies for a live or a test run."""
+        return self.declared.for_run(live=live)
 
 
 def triggers_with_flows(conn: Connection, where: sa.ColumnElement[bool]) -> list[TriggerWithFlow]:
-    published = flow_versions.alias("published")
     query = (
         sa.select(
             triggers,
             flows.c.draft,
             flows.c.draft_revision,
             flows.c.published_version,
-            published.c.definition.label("published_definition"),
+            PUBLISHED.c.definition.label("published_definition"),
         )
-        .join(flows, flows.c.id == triggers.c.flow_id)
-        .outerjoin(
-            published,
-            sa.and_(published.c.flow_id == flows.c.id, published.c.version == flows.c.published_version),
-        )
+        .select_from(triggers.join(FLOWS_WITH_PUBLISHED, flows.c.id == triggers.c.flow_id))
         .where(where)
     )
     found = []
     for row in conn.execute(query):
         values = dict(row._mapping)
-        draft, definition = values.pop("draft"), values.pop("published_definition")
+        declared = DeclaredVariables.of(values.pop("draft"), values.pop("published_definition"))
         draft_revision, published_version = values.pop("draft_revision"), values.pop("published_version")
-        found.append(TriggerWithFlow(Trigger(**values), draft, definition, draft_revision, published_version))
+        found.append(TriggerWithFlow(Trigger(**values), declared, draft_revision, published_version))
     return found
 
 

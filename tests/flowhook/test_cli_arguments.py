@@ -17,7 +17,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """What would have started: `serve`, `worker` and `bench` replaced by recorders."""
     calls: list[str] = []
     monkeypatch.setattr("ingress.serve.serve", lambda **kwargs: calls.append("serve"))
-    monkeypatch.setattr("flows.worker.run_worker", lambda **kwargs: calls.append("worker"))
+    monkeypatch.setattr("flowhook.worker.run_worker", lambda **kwargs: calls.append("worker"))
     monkeypatch.setattr("flowhook.bench.run_bench", lambda **kwargs: calls.append("bench"))
     return calls
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from flows.csv_rows import MAX_ROWS, CsvRefused, Row, parse_csv, read_row, typed_variables
+from flows.csv_rows import MAX_ROWS, CsvRefused, Row, Skipped, parse_csv, read_row, typed_variables
 
 
 def test_quoting_the_bom_and_row_numbers_follow_rfc_4180_and_spreadsheets() -> None:
@@ -40,12 +40,12 @@ def test_a_row_reads_into_its_target_key_and_payload_sections() -> None:
         key="k-1",
         sections={"variables": {"firstName": "Ann"}, "notificationDetail": {"title": "Hi"}},
     )
-    assert read_row(columns, ["gold"]) == "the row has 1 cells; the header has 5"
+    assert read_row(columns, ["gold"]) == Skipped("wrong_cell_count", "the row has 1 cells; the header has 5")
     users = ["flowConfigId", "payload.target.usersById"]
     assert read_row(users, ["flw_1", " a | b ||c"]) == Row(user_ids=["a", "b", "c"], flow_id="flw_1")
-    assert read_row(users, ["", "|"]) == "the row names no user in payload.target.usersById"
-    assert read_row(["target.attributes.x", "flowInvocationId"], ["1", "k" * 129]) == (
-        "flowInvocationId is longer than 128 characters"
+    assert read_row(users, ["", "|"]) == Skipped("no_users", "the row names no user in payload.target.usersById")
+    assert read_row(["target.attributes.x", "flowInvocationId"], ["1", "k" * 129]) == Skipped(
+        "key_too_long", "flowInvocationId is longer than 128 characters"
     )
 
 
@@ -65,12 +65,12 @@ DECLARED = [
             {"n": 12, "b": True, "o": {"k": [1]}, "s": "a|b", "free": "7"},
         ),
         ({"n": "-3.5e2"}, {"n": -350.0}),
-        ({"n": "01"}, "payload.variables.n: '01' is not a number"),
-        ({"n": "1e999"}, "payload.variables.n: '1e999' is not a number"),
-        ({"n": "NaN"}, "payload.variables.n: 'NaN' is not a number"),
-        ({"b": "yes"}, "payload.variables.b: 'yes' is not a boolean"),
-        ({"o": "[1]"}, "payload.variables.o: '[1]' is not an object"),
-        ({"o": "{"}, "payload.variables.o: '{' is not an object"),
+        ({"n": "01"}, Skipped("invalid_variable", "payload.variables.n: '01' is not a number")),
+        ({"n": "1e999"}, Skipped("invalid_variable", "payload.variables.n: '1e999' is not a number")),
+        ({"n": "NaN"}, Skipped("invalid_variable", "payload.variables.n: 'NaN' is not a number")),
+        ({"b": "yes"}, Skipped("invalid_variable", "payload.variables.b: 'yes' is not a boolean")),
+        ({"o": "[1]"}, Skipped("invalid_variable", "payload.variables.o: '[1]' is not an object")),
+        ({"o": "{"}, Skipped("invalid_variable", "payload.variables.o: '{' is not an object")),
     ],
 )
 def test_variables_take_the_declared_types(texts: dict[str, str], expected: Any) -> None:

@@ -189,6 +189,7 @@ async def test_the_openapi_document_describes_every_cursor_and_its_400(flowhook)
                 assert refused_400["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
     assert sorted(paged) == [
         "/v1/{env}/analytics/events",
+        "/v1/{env}/bulk-tasks/{taskId}/skipped",
         "/v1/{env}/customers",
         "/v1/{env}/requests",
         "/v1/{env}/segments/{segmentId}/members",

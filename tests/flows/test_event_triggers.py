@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from store.clock import utcnow
-from store.event_deliveries import MAX_HOPS, FiredEvent, enqueue
+from store.event_deliveries import MAX_HOPS, enqueue
 from store.event_dispatch import pending
 from store.ids import new_id
 from store.tables import analytics_events, event_deliveries, invocations, triggers
@@ -78,6 +78,7 @@ async def send_event(
         "event_name": name,
         "timestamp": now,
         "end_user_id": user,
+        "flow_id": None,
         "event_source": source,
         "properties": properties or {},
         "metadata": {},
@@ -85,7 +86,7 @@ async def send_event(
 
     def write(conn: Connection) -> None:
         conn.execute(sa.insert(analytics_events).values(**row))
-        enqueue(conn, [FiredEvent(event_id, "default", name, None)], hop=1, now=now)
+        enqueue(conn, [row], 1, now=now)
 
     await flowhook.services.store.write(write)
     flowhook.services.work_arrived()
@@ -98,7 +99,8 @@ async def settle(flowhook: Any) -> None:
     for _ in range(50):
         dispatched = await services.dispatcher.drain()
         progress = await services.executor.drain()
-        if not dispatched and not progress.worked and not await services.store.read(lambda conn: pending(conn, 1)):
+        waiting = await services.store.read(lambda conn: pending(conn, 1, utcnow()))
+        if not dispatched and not progress.worked and not waiting:
             return
     raise AssertionError("events kept coming")
 

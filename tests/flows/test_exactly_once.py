@@ -8,7 +8,6 @@ whose transaction dies after all its work was done but before COMMIT.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
@@ -23,13 +22,6 @@ from store.tables import analytics_events, cards, flow_instances, invocation_pro
 from store.test_users import add_test_user
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def store(database: URL) -> AsyncIterator[Store]:
-    opened = await Store.open(database, fsync=False)
-    yield opened
-    await opened.close()
 
 
 class SimulatedCrash(Exception):

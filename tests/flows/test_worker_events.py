@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from store import Store, card_templates, database_url, flows
 from store.clock import utcnow
-from store.event_deliveries import FiredEvent, enqueue
+from store.event_deliveries import enqueue
 from store.tables import analytics_events
 from store.triggers import insert_trigger
 
@@ -41,12 +41,18 @@ def prepare(conn: Connection) -> None:
     steps = [{"type": "send-card", "id": "s", "cardTemplateId": template.id}]
     flow = flows.insert_flow(conn, "default", {"name": "f", "variables": [], "steps": steps})
     flows.publish(conn, "default", flow.id)
-    insert_trigger(conn, "default", flow.id, mode="live", mapping=MAPPING, event_name="signed-up")
+    insert_trigger(conn, "default", flow.id, kind="event", mode="live", mapping=MAPPING, event_name="signed-up")
     now = utcnow()
     row = {"id": "evt_worker", "environment_id": "default", "event_name": "signed-up", "timestamp": now}
-    row |= {"end_user_id": "ann", "event_source": "live", "properties": {"name": "Ann"}, "metadata": {}}
+    row |= {
+        "end_user_id": "ann",
+        "flow_id": None,
+        "event_source": "live",
+        "properties": {"name": "Ann"},
+        "metadata": {},
+    }
     conn.execute(sa.insert(analytics_events).values(**row))
-    enqueue(conn, [FiredEvent("evt_worker", "default", "signed-up", None)], hop=1, now=now)
+    enqueue(conn, [row], 1, now=now)
 
 
 def cards(data_dir: Path) -> list[tuple[str, Any]]:

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from ingress.api.cursors import Binding
 from store.clock import utcnow
-from store.tables import customers, invocations
+from store.tables import bulk_tasks, customers, invocations
 
 pytestmark = pytest.mark.anyio
 
@@ -108,12 +109,16 @@ async def test_rows_start_the_published_flow_for_the_customers_they_match(flowho
     assert (task["kind"], task["status"], task["flowId"]) == ("csv", "done", flow["id"])
     assert (task["total"], task["processed"], task["started"]) == (9, 9, 3)
     assert task["skipped"] == [
-        {"row": 4, "reason": "no customer matches target.attributes.plan = 'nobody'"},
-        {"row": 5, "reason": "more than 10 customers match target.attributes.plan = 'bulk'"},
-        {"row": 7, "reason": "payload.variables.amount: 'lots' is not a number"},
-        {"row": 8, "reason": "payload.variables.vip: 'maybe' is not a boolean"},
-        {"row": 9, "reason": "required variable 'firstName' is missing"},
-        {"row": 11, "reason": "the row has 2 cells; the header has 6"},
+        {"row": 4, "code": "no_match", "reason": "no customer matches target.attributes.plan = 'nobody'"},
+        {
+            "row": 5,
+            "code": "too_many_matches",
+            "reason": "more than 10 customers match target.attributes.plan = 'bulk'",
+        },
+        {"row": 7, "code": "invalid_variable", "reason": "payload.variables.amount: 'lots' is not a number"},
+        {"row": 8, "code": "invalid_variable", "reason": "payload.variables.vip: 'maybe' is not a boolean"},
+        {"row": 9, "code": "validation_error", "reason": "required variable 'firstName' is missing"},
+        {"row": 11, "code": "wrong_cell_count", "reason": "the row has 2 cells; the header has 6"},
     ]
     first, second, third = await started(flowhook, flow["id"])
     assert first == {
@@ -171,13 +176,22 @@ async def test_the_same_file_twice_starts_nothing_new(flowhook, client) -> None:
     again = await run(client, flow, text)
     assert (again["processed"], again["started"]) == (2, 0)
     assert again["skipped"] == [
-        {"row": 2, "reason": "flowInvocationId 'order-1' started this flow before; nothing new was started"},
-        {"row": 3, "reason": "flowInvocationId 'order-2' started this flow before; nothing new was started"},
+        {
+            "row": 2,
+            "code": "already_started",
+            "reason": "flowInvocationId 'order-1' started this flow before; nothing new was started",
+        },
+        {
+            "row": 3,
+            "code": "already_started",
+            "reason": "flowInvocationId 'order-2' started this flow before; nothing new was started",
+        },
     ]
     changed = await run(client, flow, text.replace("order-2,i2,B", "order-2,i2,Changed"))
     assert changed["started"] == 0
     assert changed["skipped"][1] == {
         "row": 3,
+        "code": "idempotency_conflict",
         "reason": "flowInvocationId 'order-2' was already used with another payload",
     }
     assert [item["key"] for item in await started(flowhook, flow["id"])] == ["order-1", "order-2"]
@@ -285,9 +299,9 @@ async def test_the_test_route_reaches_test_users_only_with_a_flow_per_row(flowho
     task = await run(client, flow, text, test=True)
     assert (task["kind"], task["started"]) == ("csv-test", 2)
     assert task["skipped"] == [
-        {"row": 4, "reason": "flowConfigId 'flw_nope': no such flow in this environment"},
-        {"row": 5, "reason": "payload.variables.firstName: 'Bo' is not a number"},
-        {"row": 6, "reason": "the row names no user in payload.target.usersById"},
+        {"row": 4, "code": "flow_not_found", "reason": "flowConfigId 'flw_nope': no such flow in this environment"},
+        {"row": 5, "code": "invalid_variable", "reason": "payload.variables.firstName: 'Bo' is not a number"},
+        {"row": 6, "code": "no_users", "reason": "the row names no user in payload.target.usersById"},
     ]
     [mine] = await started(flowhook, flow["id"])
     [theirs] = await started(flowhook, other["id"])
@@ -324,8 +338,103 @@ async def test_progress_is_readable_with_the_admin_token_too(flowhook, client) -
 async def test_the_openapi_document_describes_bulk_starts(flowhook) -> None:
     paths = (await flowhook.sender().get("/openapi.json")).json()["paths"]
     csv_task = paths["/v1/{env}/action-flow/{flowId}/csv-task"]["post"]
-    assert list(csv_task["requestBody"]["content"]) == ["text/csv"]
+    assert list(csv_task["requestBody"]["content"]) == ["text/csv", "multipart/form-data"]
+    assert {"200", "400", "404"} <= set(paths["/v1/{env}/bulk-tasks/{taskId}/skipped"]["get"]["responses"])
     assert {"202", "401", "403", "409", "413", "415", "422"} <= set(csv_task["responses"])
     assert "post" in paths["/v1/{env}/action-flow/{flowId}/csv-task/test"]
     assert "422" in paths["/v1/{env}/action-flows/{flowId}/manual-starts"]["post"]["responses"]
     assert paths["/v1/{env}/bulk-tasks/{taskId}"]["get"]["security"] == [{"adminToken": []}, {"oauth2": ["events"]}]
+
+
+async def test_skipped_rows_are_listed_in_pages_with_their_codes(flowhook, client) -> None:
+    flow = await flowhook.flow(variables=VARIABLES, publish=True)
+    text = "target.attributes.code,payload.variables.firstName\n" + "".join(f"nobody-{n},A\n" for n in range(5))
+    task = await run(client, flow, text)
+    path = f"/v1/default/bulk-tasks/{task['id']}/skipped"
+    pages, cursor = [], None
+    while True:
+        response = await client.get(path, params={"limit": 2, **({"cursor": cursor} if cursor else {})})
+        assert response.status_code == 200, response.text
+        pages.append(response.json()["data"])
+        cursor = response.json()["nextCursor"]
+        if cursor is None:
+            break
+    assert [[item["row"] for item in page] for page in pages] == [[2, 3], [4, 5], [6]]
+    assert [item for page in pages for item in page] == task["skipped"]
+    assert task["skipped"][0] == {
+        "row": 2,
+        "code": "no_match",
+        "reason": "no customer matches target.attributes.code = 'nobody-0'",
+    }
+    everything = await flowhook.api.get(path)  # the admin token reads it too; 100 a page by default
+    assert everything.status_code == 200 and everything.json() == {"data": task["skipped"], "nextCursor": None}
+    other = await run(client, flow, text)
+    first = (await client.get(path, params={"limit": 2})).json()["nextCursor"]
+    elsewhere = await client.get(f"/v1/default/bulk-tasks/{other['id']}/skipped", params={"cursor": first})
+    assert (elsewhere.status_code, elsewhere.json()["error"]["code"]) == (400, "invalid_cursor")
+    made_up = Binding("bulk-task-skipped", "task", ("default", task["id"])).next_cursor(2**62)  # the API's binding
+    assert (await client.get(path, params={"cursor": made_up})).json() == {"data": [], "nextCursor": None}
+    too_many = await client.get(path, params={"limit": 1001})
+    assert (too_many.status_code, too_many.json()["error"]["code"]) == (400, "invalid_parameter")
+    missing = await client.get("/v1/default/bulk-tasks/bulk_missing/skipped")
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "bulk_task_not_found")
+    assert (await flowhook.sender().get(path)).status_code == 401
+
+
+async def post_form(client, flow: dict[str, Any], **kwargs: Any) -> Any:
+    return await client.post(f"/v1/default/action-flow/{flow['id']}/csv-task", **kwargs)
+
+
+async def test_a_file_uploaded_as_a_form_starts_as_the_body_would(flowhook, client) -> None:
+    flow = await flowhook.flow(variables=VARIABLES, publish=True)
+    await add_customers(flowhook, ("form-1", {"code": "f1"}))
+    text = "\ufefftarget.attributes.code,payload.variables.firstName\r\nf1,Ann\r\nnobody,Bo\r\n"
+    response = await post_form(
+        client,
+        flow,
+        files={"csv": ("welcome.csv", text.encode(), "application/vnd.ms-excel")},  # what Windows browsers say
+        data={"note": "a field beside the file is ignored"},
+    )
+    assert response.status_code == 202, response.text
+    task = await finished(client, response.json()["id"])
+    assert (task["total"], task["started"]) == (2, 1)
+    assert task["skipped"] == [
+        {"row": 3, "code": "no_match", "reason": "no customer matches target.attributes.code = 'nobody'"}
+    ]
+    [only] = await started(flowhook, flow["id"])
+    assert only["payload"] == {"targetUserIds": ["form-1"], "variables": {"firstName": "Ann", "vip": False}}
+
+
+async def test_a_form_needs_exactly_one_readable_file_within_the_limit(flowhook, client) -> None:
+    flow = await flowhook.flow(variables=VARIABLES, publish=True)
+    good = b"target.attributes.code,payload.variables.firstName\nx,A\n"
+    refusals = [
+        ({"files": {"file": (None, good)}}, "one_file_required", "it holds no file part"),  # a field, no filename
+        (
+            {"files": [("a", ("a.csv", good, "text/csv")), ("b", ("b.csv", good, "text/csv"))]},
+            "one_file_required",
+            "it holds 2 file parts",
+        ),
+        ({"content": good, "headers": {"content-type": "multipart/form-data"}}, "invalid_form", "Missing boundary"),
+        (
+            {"content": b"not a form", "headers": {"content-type": "multipart/form-data; boundary=xyz"}},
+            "invalid_form",
+            "",
+        ),
+    ]
+    for request, code, message in refusals:
+        response = await post_form(client, flow, **request)
+        assert (response.status_code, response.json()["error"]["code"]) == (400, code), response.text
+        assert message in response.json()["error"]["message"]
+    big = b"target.attributes.email\n" + b"x" * (10 * 1024 * 1024)
+    too_large = await post_form(client, flow, files={"file": ("big.csv", big, "text/csv")})
+    assert (too_large.status_code, too_large.json()["error"]["code"]) == (413, "body_too_large")
+    latin = await post_form(client, flow, files={"file": ("l.csv", b"target.attributes.email\n\xe9\n", "text/csv")})
+    assert (latin.status_code, latin.json()["error"]["code"]) == (422, "invalid_csv")
+    assert latin.json()["error"]["errors"][0]["message"] == "the file is not UTF-8 (byte 24)"
+    assert (await count_tasks_of(flowhook, flow["id"])) == 0
+
+
+async def count_tasks_of(flowhook, flow_id: str) -> int:
+    query = sa.select(sa.func.count()).select_from(bulk_tasks).where(bulk_tasks.c.flow_id == flow_id)
+    return int(await flowhook.services.store.read(lambda conn: conn.execute(query).scalar_one()))

@@ -8,6 +8,7 @@ names a server.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import jsonschema
@@ -16,6 +17,8 @@ import sqlalchemy as sa
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from store import event_dispatch
+from store.clock import iso, utcnow
 from store.tables import event_deliveries
 
 pytestmark = pytest.mark.anyio
@@ -284,3 +287,40 @@ async def test_other_triggers_have_an_empty_delivery_log(flowhook) -> None:
         assert response.json() == {"data": [], "nextCursor": None}
     missing = await flowhook.api.get("/v1/default/triggers/trg_missing/deliveries")
     assert refused(missing) == (404, "trigger_not_found", None)
+
+
+async def test_a_delivery_waiting_for_a_retry_shows_its_attempts_its_last_cause_and_its_next_attempt(
+    flowhook, client, openapi
+) -> None:
+    trigger = await event_trigger(flowhook, "retried")
+    url = f"/v1/default/triggers/{trigger['id']}/deliveries"
+    await send(client, "retried")
+    [fresh] = (await flowhook.api.get(url)).json()["data"]
+    assert (fresh["attempts"], fresh["nextAttemptAt"]) == (0, fresh["createdAt"])  # due at once
+    store = flowhook.services.store
+    [read] = [
+        delivery
+        for delivery in await store.read(lambda conn: event_dispatch.pending(conn, 1000, utcnow()))
+        if delivery.trigger_id == trigger["id"]
+    ]
+    assert read.target is not None
+    retry_at = utcnow() + timedelta(minutes=1)
+    crashed = {"ok": False, "error": {"type": "SandboxCrashed", "message": "the sandbox worker crashed"}}
+    retried = event_dispatch.Settlement(
+        read.id, read.target.trigger.revision, "pending", "sandbox_crashed", crashed, retry_at=retry_at
+    )
+    assert await store.submit(event_dispatch.settle_batches, [retried]) == event_dispatch.Settled(1, 0)
+    page = (await flowhook.api.get(url, params={"status": "pending"})).json()
+    shaped(openapi, "DeliveryPage", page)
+    [item] = page["data"]
+    assert {key: item[key] for key in ("status", "cause", "detail", "attempts", "nextAttemptAt")} == {
+        "status": "pending",
+        "cause": "sandbox_crashed",
+        "detail": crashed,
+        "attempts": 1,
+        "nextAttemptAt": iso(retry_at),
+    }
+    failed = event_dispatch.Settlement(read.id, read.target.trigger.revision, "failed", "sandbox_crashed", attempts=1)
+    assert await store.submit(event_dispatch.settle_batches, [failed]) == event_dispatch.Settled(1, 0)
+    [item] = (await flowhook.api.get(url)).json()["data"]
+    assert (item["status"], item["attempts"], item["nextAttemptAt"]) == ("failed", 2, None)

@@ -109,6 +109,8 @@ async def test_trigger_input_is_checked(flowhook) -> None:
     url = f"/v1/default/action-flows/{flow['id']}/triggers"
     for body, code, path in [
         ({"type": "manual"}, "invalid_field", "$.type"),
+        ({"type": ["webhook"]}, "invalid_field", "$.type"),  # any JSON: a list or an object is no kind either
+        ({"type": {"kind": "webhook"}}, "invalid_field", "$.type"),
         ({"mode": "on"}, "invalid_field", "$.mode"),
         ({"hookId": "mine"}, "unknown_field", "$.hookId"),
     ]:
@@ -117,6 +119,30 @@ async def test_trigger_input_is_checked(flowhook) -> None:
         assert (response.json()["error"]["code"], response.json()["error"]["path"]) == (code, path)
     missing = await flowhook.api.post("/v1/default/action-flows/flw_missing/triggers", json={})
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "flow_not_found"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {"type": "manual"},
+            "type must be webhook, event, segment, sfmc or marketo (the API trigger comes with the flow; other "
+            "trigger types have their own APIs)",
+        ),
+        ({"type": "event"}, "an event trigger needs eventName, the event it listens for"),
+        ({"type": "segment"}, "a segment trigger needs segmentId, the segment"),
+        ({"type": "sfmc"}, "an sfmc trigger needs signingSecret, the installed package's JWT signing secret"),
+        ({"type": "marketo", "eventName": "e"}, "eventName is a setting of event triggers; this is a marketo trigger"),
+        (
+            {"type": "sfmc", "signingSecret": "s" * 16, "allowedIps": []},
+            "allowedIps is a setting of webhook triggers; this is an sfmc trigger",  # was "a sfmc" before
+        ),
+    ],
+)
+async def test_a_trigger_kind_says_what_it_takes(flowhook, body, message) -> None:
+    flow = await flowhook.flow()
+    response = await flowhook.api.post(f"/v1/default/action-flows/{flow['id']}/triggers", json=body)
+    assert response.status_code == 422 and response.json()["error"]["message"] == message
 
 
 async def test_openapi_describes_every_route(flowhook) -> None:

@@ -99,7 +99,11 @@ async def test_by_ids_starts_existing_customers_and_skips_the_others(flowhook, f
         2,
     )
     assert task["skipped"] == [
-        {"userId": "ghost", "reason": "no customer profile: manual starts reach existing customers only"}
+        {
+            "userId": "ghost",
+            "code": "no_customer_profile",
+            "reason": "no customer profile: manual starts reach existing customers only",
+        }
     ]
     assert await started(flowhook, task["id"]) == [
         (["man-1"], {"firstName": "there", "amount": 5}, "live"),

@@ -217,6 +217,7 @@ async def test_a_batch_starts_the_flows_and_calls_back_with_every_lead(flowhook,
     assert (activities[1]["success"], activities[1]["errorCode"]) == (False, "VALIDATION_ERROR")
     task = await task_view(flowhook, task_id)
     assert (task["kind"], task["status"], task["processed"], task["started"]) == ("marketo", "done", 3, 2)
+    assert [(item["lead"], item["leadId"], item["code"]) for item in task["skipped"]] == [(2, 12, "validation_error")]
     assert (task["callback"]["status"], task["callback"]["attempts"], task["callback"]["httpStatus"]) == (
         "sent",
         1,

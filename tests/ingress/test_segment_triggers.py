@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from store.clock import utcnow
 from store.event_dispatch import pending
 from store.tables import event_deliveries
 
@@ -60,7 +61,7 @@ async def settle(flowhook) -> None:
     services = flowhook.services
     for _ in range(50):
         busy = [await services.dispatcher.drain(), (await services.executor.drain()).worked]
-        if not any(busy) and not await services.store.read(lambda conn: pending(conn, 1)):
+        if not any(busy) and not await services.store.read(lambda conn: pending(conn, 1, utcnow())):
             return
     raise AssertionError("the segment's events kept coming")
 

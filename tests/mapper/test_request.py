@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from mapper import RequestBodyError, UnsupportedContentType, make_request
-from mapper.request import body_bytes, body_text
+from mapper.request import body_bytes, body_text, json_request
 
 RECEIVED_AT = "2024-05-01T12:00:00.000Z"
 
@@ -217,3 +217,14 @@ def test_kept_bodies_round_trip_through_their_declared_charset() -> None:
         assert kept == "name=René"
         assert body_text(body_bytes(kept, content_type), content_type) == kept
     assert body_text(b"\xff", "text/plain; charset=klingon") == "\ufffd"  # an unknown charset is kept as UTF-8
+
+
+def test_a_json_body_held_in_process_is_the_request_a_posted_one_would_be() -> None:
+    """Events, Marketo leads and SFMC executes reach their mappings as JSON posts, as a webhook would."""
+    body = {"user": "u1", "tags": ["a"]}
+    posted = make_request(
+        "POST", "/x", {}, "", b'{"user":"u1","tags":["a"]}', "application/json", "2026-01-01T00:00:00Z"
+    )
+    assert json_request("/x", body, "2026-01-01T00:00:00Z") == posted
+    signed = json_request("/x", body, "2026-01-01T00:00:00Z", headers={"x-a": "1"}, raw_body="eyJ…")
+    assert (signed["headers"], signed["rawBody"], signed["body"]) == ({"x-a": "1"}, "eyJ…", body)

@@ -1,27 +1,35 @@
-"""The event outbox and its dispatcher on real stores: exactly one run per delivery, nothing lost, poison isolated.
+"""The event outbox and its dispatcher on real stores: exactly one run per delivery, nothing lost, poison isolated,
+a crashed sandbox retried.
 
 Each test runs on a new database (SQLite, and PostgreSQL when
 FLOWHOOK_TEST_POSTGRES is set). A second `Store` on the same database
-stands for a second process; mappings are JMESPath, run inline.
+stands for a second process; mappings are JMESPath, run inline, except
+where a sandbox worker is to crash: JavaScript in a real pool, whose
+worker the test kills mid-request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 
-from flows.dispatcher import EventDispatcher
-from ingress.mapping_runner import MappingRunner
-from mapper import Limits
+from flows.dispatcher import DispatcherConfig, EventDispatcher
+from flows.interpreter import RetryPolicy
+from flows.mapping_runner import MappingRunner
+from mapper import Limits, MappingResult
 from mapper.pool import SandboxPool
+from mapper.result import error_info
 from store import Store, event_dispatch, flows
 from store.clock import utcnow
-from store.event_deliveries import MAX_HOPS, FiredEvent, enqueue, prune
+from store.event_deliveries import MAX_HOPS, enqueue, prune
 from store.ids import new_id
 from store.invocations import Acceptance, AcceptRequest
 from store.tables import analytics_events, event_deliveries, invocations
@@ -39,23 +47,18 @@ MAPPING = {
 }
 
 
-@pytest.fixture
-async def store(database: URL) -> AsyncIterator[Store]:
-    opened = await Store.open(database, fsync=False)
-    yield opened
-    await opened.close()
-
-
 def dispatcher(store: Store) -> EventDispatcher:
     """JMESPath mappings run inline: the pool is never started."""
     return EventDispatcher(store, MappingRunner(SandboxPool(1), Limits()))
 
 
-async def flow_with_trigger(store: Store, name: str = "signed-up", *, mode: str = "live") -> tuple[str, str]:
+async def flow_with_trigger(
+    store: Store, name: str = "signed-up", *, mode: str = "live", mapping: dict[str, Any] = MAPPING
+) -> tuple[str, str]:
     def write(conn: Connection) -> tuple[str, str]:
         flow = flows.insert_flow(conn, "default", {"name": "f", "variables": [], "steps": []})
         flows.publish(conn, "default", flow.id)
-        trigger = insert_trigger(conn, "default", flow.id, mode=mode, mapping=MAPPING, event_name=name)
+        trigger = insert_trigger(conn, "default", flow.id, kind="event", mode=mode, mapping=mapping, event_name=name)
         return flow.id, trigger.id
 
     return await store.write(write)
@@ -66,11 +69,11 @@ async def send(store: Store, user: str, *, name: str = "signed-up", key: str | N
     event_id, now = new_id("evt"), utcnow()
     properties = {} if key is None else {"key": key}
     row = {"id": event_id, "environment_id": "default", "event_name": name, "timestamp": now, "end_user_id": user}
-    row |= {"event_source": "live", "properties": properties, "metadata": {}}
+    row |= {"flow_id": None, "event_source": "live", "properties": properties, "metadata": {}}
 
     def write(conn: Connection) -> int:
         conn.execute(sa.insert(analytics_events).values(**row))
-        return enqueue(conn, [FiredEvent(event_id, "default", name, None)], hop=hop, now=now)
+        return enqueue(conn, [row], hop, now=now).total()
 
     return await store.write(write)
 
@@ -230,7 +233,7 @@ async def test_a_trigger_changed_while_its_mapping_ran_is_mapped_again_under_the
     """Settling checks the trigger's revision: a delivery mapped under an older one stays pending."""
     _, trigger_id = await flow_with_trigger(store)
     await send(store, "u1")
-    [delivery] = await store.read(lambda conn: event_dispatch.pending(conn, 10))
+    [delivery] = await store.read(lambda conn: event_dispatch.pending(conn, 10, utcnow()))
     assert delivery.target is not None
     stale = event_dispatch.Settlement(delivery.id, delivery.target.trigger.revision, event_dispatch.SKIPPED, "skipped")
     await store.write(lambda conn: update_trigger(conn, "default", trigger_id, {"mode": "test"}))
@@ -260,3 +263,201 @@ async def test_pruning_keeps_the_newest_settled_deliveries_of_each_trigger_and_e
         ("new-2", second, "pending"),
     }
     assert await store.write(lambda conn: prune(conn, [first, second], 1, 10)) == 0
+
+
+# ---- retries: a crashed sandbox is tried again later, nothing else is ----
+
+LONG = Limits(time_ms=30_000)  # the engine never interrupts these mappings first: the test's kill ends them
+LOOP_FOREVER = {"kind": "javascript", "source": "function map(request) { while (true) {} }"}
+BUSY_THEN_MAPS = {
+    "kind": "javascript",
+    "source": "function map(request) {\n"
+    "  const end = Date.now() + 500;  // in flight long enough for the test to kill its worker\n"
+    "  while (Date.now() < end) {}\n"
+    "  return {targetUserIds: [request.body.endUserId]};\n"
+    "}",
+}
+RETRY = RetryPolicy(max_attempts=3, base_seconds=60.0, max_seconds=480.0)
+
+
+class Clock:
+    """The dispatcher's clock, moved on by the test instead of waiting for a retry (made after the events it
+    is to find due)."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[SandboxPool]:
+    async with SandboxPool(1, limits=LONG) as running:
+        yield running
+
+
+def sandboxed(store: Store, pool: SandboxPool, clock: Clock) -> EventDispatcher:
+    return EventDispatcher(store, MappingRunner(pool, LONG), DispatcherConfig(retry=RETRY), clock=clock)
+
+
+async def crash_a_step(dispatcher: EventDispatcher, pool: SandboxPool) -> int:
+    """One step, whose mapping's sandbox worker is killed mid-request (`sandbox_crashed`); how many it settled."""
+    step = asyncio.create_task(dispatcher.step())
+
+    async def busy() -> int:
+        while not (pids := [worker.pid for worker in pool.workers if worker.in_flight and worker.pid is not None]):
+            await asyncio.sleep(0.005)
+        return pids[0]
+
+    os.kill(await asyncio.wait_for(busy(), 30), signal.SIGKILL)  # a bound on a hang, not a timing assertion
+    return await step
+
+
+async def test_a_crashed_sandbox_is_retried_after_its_backoff_and_the_retry_starts_the_run(
+    store: Store, pool: SandboxPool
+) -> None:
+    await flow_with_trigger(store, mapping=BUSY_THEN_MAPS)
+    await send(store, "u1")
+    clock = Clock()
+    dispatcher = sandboxed(store, pool, clock)
+    assert await crash_a_step(dispatcher, pool) == 1
+    [delivery] = await delivery_rows(store)
+    assert (delivery["status"], delivery["cause"], delivery["attempts"]) == ("pending", "sandbox_crashed", 1)
+    assert delivery["detail"]["error"]["type"] == "SandboxCrashed"
+    assert delivery["due_at"] == clock.now + timedelta(minutes=1)
+    clock.now += timedelta(seconds=59)
+    assert await dispatcher.step() == 0  # not due yet
+    clock.now += timedelta(seconds=1)
+    assert await dispatcher.step() == 1
+    [delivery] = await delivery_rows(store)
+    [invocation] = await invocation_rows(store)
+    assert (delivery["status"], delivery["cause"], delivery["attempts"]) == ("accepted", None, 2)
+    assert (delivery["invocation_id"], invocation["flow_invocation_id"]) == (invocation["id"], delivery["id"])
+
+
+async def test_a_sandbox_that_crashes_at_every_attempt_fails_the_delivery_after_the_last(
+    store: Store, pool: SandboxPool
+) -> None:
+    await flow_with_trigger(store, mapping=LOOP_FOREVER)
+    await send(store, "u1")
+    clock = Clock()
+    dispatcher = sandboxed(store, pool, clock)
+    for attempt, backoff in enumerate((timedelta(minutes=1), timedelta(minutes=2)), 1):
+        assert await crash_a_step(dispatcher, pool) == 1
+        [delivery] = await delivery_rows(store)
+        assert (delivery["status"], delivery["attempts"]) == ("pending", attempt)
+        assert delivery["due_at"] == clock.now + backoff  # 1 min, then twice as long
+        clock.now = delivery["due_at"]
+    assert await crash_a_step(dispatcher, pool) == 1
+    [delivery] = await delivery_rows(store)
+    assert (delivery["status"], delivery["cause"], delivery["attempts"]) == (
+        "failed",
+        "sandbox_crashed",
+        RETRY.max_attempts,
+    )
+    assert delivery["detail"]["error"]["type"] == "SandboxCrashed"
+    clock.now += timedelta(days=1)
+    assert await dispatcher.step() == 0
+    assert await invocation_rows(store) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "limits", "error"),
+    [
+        ("function map(request) { throw new Error('no such field'); }", LONG, "Error"),
+        ("function map(request) { while (true) {} }", Limits(time_ms=50), "TimeLimitExceeded"),
+    ],
+    ids=["throws", "time-limit"],
+)
+async def test_a_failure_of_the_mapping_itself_is_final_at_once(
+    store: Store, source: str, limits: Limits, error: str
+) -> None:
+    """Another attempt would give the same answer: failed on the first, never due again."""
+    await flow_with_trigger(store, mapping={"kind": "javascript", "source": source})
+    await send(store, "u1")
+    clock = Clock()
+    async with SandboxPool(1, limits=limits) as own:
+        dispatcher = EventDispatcher(store, MappingRunner(own, limits), DispatcherConfig(retry=RETRY), clock=clock)
+        assert await dispatcher.step() == 1
+        clock.now += timedelta(days=1)
+        assert await dispatcher.step() == 0
+    [delivery] = await delivery_rows(store)
+    assert (delivery["status"], delivery["cause"], delivery["attempts"]) == ("failed", "mapping_error", 1)
+    assert delivery["detail"]["error"]["type"] == error
+
+
+class CrashingFirst:
+    """A runner whose sandbox crashes the first time any of the runners sharing `seen` maps an event."""
+
+    def __init__(self, seen: set[str]) -> None:
+        self._seen = seen
+        self._runner = MappingRunner(SandboxPool(1), Limits())  # JMESPath, inline
+
+    async def run_stored(self, target: Any, live: bool, request: dict[str, Any]) -> MappingResult:
+        event_id = request["body"]["id"]
+        if event_id not in self._seen:
+            self._seen.add(event_id)
+            crashed = error_info(
+                "SandboxCrashed", "the sandbox worker crashed (signal SIGKILL); the request was not mapped"
+            )
+            return MappingResult(ok=False, error=crashed)
+        return await self._runner.run_stored(target, live, request)
+
+
+def crashing_first(store: Store, seen: set[str], clock: Clock) -> EventDispatcher:
+    return EventDispatcher(store, CrashingFirst(seen), DispatcherConfig(retry=RETRY), clock=clock)  # type: ignore[arg-type]
+
+
+async def test_a_retry_not_due_yet_holds_up_no_other_delivery(store: Store) -> None:
+    await flow_with_trigger(store)
+    await send(store, "first", key="first")
+    clock, seen = Clock(), set[str]()
+    dispatcher = crashing_first(store, seen, clock)
+    assert await dispatcher.step() == 1  # crashed: due again in a minute
+    await send(store, "second", key="second")
+    clock.now = utcnow()
+    seen.add((await delivery_rows(store))[-1]["event_id"])  # the second one maps at once
+    assert await dispatcher.step() == 1
+    statuses = {row["end_user_id"]: (row["status"], row["attempts"]) for row in await _with_users(store)}
+    assert statuses == {"first": ("pending", 1), "second": ("accepted", 1)}
+    assert [row["flow_invocation_id"] for row in await invocation_rows(store)] == ["second"]
+
+
+async def test_a_settlement_of_an_attempt_another_process_recorded_meanwhile_is_dropped(store: Store) -> None:
+    """A rival read the delivery too and recorded its attempt first: the attempt is counted once."""
+    _, trigger_id = await flow_with_trigger(store)
+    await send(store, "u1")
+    [read] = await store.read(lambda conn: event_dispatch.pending(conn, 10, utcnow()))
+    assert read.target is not None and read.attempts == 0
+    assert await crashing_first(store, set(), Clock()).step() == 1  # the rival: crashed, retry scheduled
+    late = event_dispatch.Settlement(read.id, read.target.trigger.revision, event_dispatch.FAILED, "mapping_error")
+    assert await store.submit(event_dispatch.settle_batches, [late]) == event_dispatch.Settled(0, 0)
+    [delivery] = await delivery_rows(store)
+    assert (delivery["status"], delivery["cause"], delivery["attempts"]) == ("pending", "sandbox_crashed", 1)
+
+
+async def test_rival_dispatchers_retrying_crashes_make_one_invocation_per_delivery(store: Store, database: URL) -> None:
+    """Each event's first mapping crashes, whichever rival runs it; on PostgreSQL the rivals claim with FOR UPDATE
+    SKIP LOCKED and drop settlements of attempts another recorded."""
+    await flow_with_trigger(store)
+    for index in range(40):
+        await send(store, f"r{index}")
+    clock, seen = Clock(), set[str]()
+    other = await Store.open(database, fsync=False)
+    try:
+        rivals = [
+            crashing_first(store, seen, clock),
+            crashing_first(store, seen, clock),
+            crashing_first(other, seen, clock),
+        ]
+        await asyncio.gather(*(rival.drain() for rival in rivals))
+        clock.now += timedelta(minutes=1)
+        await asyncio.gather(*(rival.drain() for rival in rivals))
+    finally:
+        await other.close()
+    deliveries = await delivery_rows(store)
+    assert {row["status"] for row in deliveries} == {"accepted"}
+    assert {row["attempts"] for row in deliveries} <= {1, 2}  # a rival's success may have come before the crash's
+    invocations_made = await invocation_rows(store)
+    assert sorted(row["request_id"] for row in invocations_made) == sorted(row["id"] for row in deliveries)

@@ -90,6 +90,8 @@ async def test_a_version_4_database_gets_the_tables_and_indexes_of_5_to_7_and_ke
         indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert {"ix_analytics_events_environment_user_event", "ix_event_deliveries_event"} <= indexes
         assert db.execute("SELECT COUNT(*) FROM event_deliveries").fetchone()[0] == 0
+        assert "skipped" not in {row[1] for row in db.execute("PRAGMA table_info(bulk_tasks)")}
+        assert db.execute("SELECT COUNT(*) FROM bulk_task_skips").fetchone()[0] == 0
 
 
 # The invocations table as migrations 1 and 2 left it: flowInvocationId unique per flow, whatever the mode.

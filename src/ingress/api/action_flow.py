@@ -20,20 +20,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy.engine import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from flows.start_entries import Entry, build_entry
 from ingress.access_tokens import require_token
-from ingress.api.common import json_object, not_found, refuse_nul_parameters, services
+from ingress.api.common import json_object, read_found, refuse_nul_parameters, services
 from ingress.errors import ApiError, listed_problems
 from ingress.jsonio import json_response
 from mapper.validation import schema_errors
 from mapper.variables import FlowVariables
 from store import flows
-from store.flows import Flow
 from store.ids import new_id
 from store.invocations import Acceptance, accept_all_or_nothing
 from store.test_users import test_user_ids
@@ -73,21 +71,12 @@ async def _invoke(request: Request, mode: Mode) -> Response:
 
 async def _declared_variables(request: Request, env: str, flow_id: str, mode: Mode) -> list[dict[str, Any]]:
     """The variable declarations entries are checked against: the published flow's (live) or the draft's (test)."""
-    flow, published = await services(request).store.read(lambda conn: _flow_with_published(conn, env, flow_id))
-    if flow is None:
-        raise not_found("flow", flow_id)
+    declared = await read_found(request, "flow", flow_id, lambda conn: flows.declared_variables(conn, env, flow_id))
     if mode == "test":
-        return list(flow.draft.get("variables") or [])
-    if published is None:
+        return declared.draft
+    if declared.published is None:
         raise ApiError(409, "flow_not_published", "the flow has no published version; publish it or use /test")
-    return list(published.get("variables") or [])
-
-
-def _flow_with_published(conn: Connection, env: str, flow_id: str) -> tuple[Flow | None, dict[str, Any] | None]:
-    flow = flows.get_flow(conn, env, flow_id)
-    if flow is None or flow.published_version is None:
-        return flow, None
-    return flow, flows.published_definition(conn, flow_id, flow.published_version)
+    return declared.published
 
 
 def _entry_index(path: str) -> int | None:

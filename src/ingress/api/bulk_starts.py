@@ -1,27 +1,32 @@
 """Bulk starts (SPEC §6): CSV tasks, manual starts, and their progress.
 
 - `POST /v1/{env}/action-flow/{flowId}/csv-task` (published flow, live) and
-  `…/csv-task/test` (drafts, test users only): the body is a CSV file
-  (`text/csv`), authenticated like `/start` (an access token with the
-  `events` role). The header is checked here (422 with every problem); the
-  rows are started in the background by the bulk runner.
+  `…/csv-task/test` (drafts, test users only): a CSV file, as the body
+  (`text/csv`) or as the one file of a `multipart/form-data` form (browsers,
+  Postman), authenticated like `/start` (an access token with the `events`
+  role). The header is checked here (422 with every problem); the rows are
+  started in the background by the bulk runner.
 - `POST /v1/{env}/action-flows/{flowId}/manual-starts` (admin token: the
   Workbench's "Send to N customers"): a published flow for selected
   customers (ids, a segment or attribute conditions), up to a limit.
-- `GET /v1/{env}/bulk-tasks/{taskId}` (either kind of token): the progress.
+- `GET /v1/{env}/bulk-tasks/{taskId}` (either kind of token): the progress, with every skipped row;
+  `…/skipped?limit=&cursor=` pages through the skipped rows alone.
 
 A task is answered 202 once it is stored; docs/bulk-starts.md has the details.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Any
 
+from sqlalchemy.engine import Connection
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from flows.bulk_runner import published_variables
 from flows.csv_rows import CsvRefused, parse_csv
 from flows.start_entries import build_entry
 from ingress.access_tokens import require_token
@@ -30,11 +35,14 @@ from ingress.api.common import (
     field,
     json_object,
     not_found,
+    query_int,
+    read_found,
     refuse_nul_parameters,
     refuse_unknown,
     request_body,
     services,
 )
+from ingress.api.cursors import Binding
 from ingress.auth import admin_only
 from ingress.errors import ApiError, listed_problems
 from ingress.jsonio import json_response
@@ -42,17 +50,23 @@ from mapper.variables import FlowVariables
 from store import flows
 from store.bulk_tasks import (
     BulkTask,
+    Skip,
     attribute_text,
     create_task,
     get_task,
     matching_customers,
     segment_member_ids,
+    skipped_rows,
 )
 from store.clock import iso
 
 MAX_CSV_BYTES = 10 * 1024 * 1024
 CSV_TYPES = ("text/csv", "application/csv")
+FORM = "multipart/form-data"
+#: What a form may add to its file: boundaries, part headers, a few small fields beside the file.
+MAX_FORM_ENVELOPE_BYTES = 64 * 1024
 MAX_MANUAL = 10_000
+MAX_SKIPPED_PAGE = 1000
 SELECTIONS = ("userIds", "segmentId", "filter")
 Condition = tuple[str, str]  # (attribute, text)
 MANUAL_FIELDS = {*SELECTIONS, "variables", "cardOptions", "metadata", "limit"}
@@ -70,12 +84,8 @@ async def _csv_task(request: Request, *, test: bool) -> Response:
     await require_token(request, "events")
     refuse_nul_parameters(request)
     env, flow_id = request.path_params["env"], request.path_params["flow_id"]
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type not in CSV_TYPES:
-        raise ApiError(415, "unsupported_media_type", "send the file as the body, with Content-Type: text/csv")
-    raw = await request_body(request, MAX_CSV_BYTES)
     try:
-        rows = parse_csv(raw, test=test)
+        rows = parse_csv(await _csv_file(request), test=test)
     except CsvRefused as refused:
         count, listed = listed_problems(refused.problems)
         raise ApiError(422, "invalid_csv", f"the file cannot be started ({count})", errors=listed) from None
@@ -87,6 +97,44 @@ async def _csv_task(request: Request, *, test: bool) -> Response:
     task_input = {"columns": rows.columns, "rows": rows.rows}
     kind = "csv-test" if test else "csv"
     return await _created(request, env, flow_id, kind, task_input, len(rows.rows))
+
+
+async def _csv_file(request: Request) -> bytes:
+    """The file: the body itself (`text/csv`), or the one file part of a `multipart/form-data` body."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type in CSV_TYPES:
+        return await request_body(request, MAX_CSV_BYTES)
+    if media_type == FORM:
+        return await _form_file(request)
+    message = f"send the file as the body with Content-Type: text/csv, or as the file field of a {FORM} form"
+    raise ApiError(415, "unsupported_media_type", message)
+
+
+async def _form_file(request: Request) -> bytes:
+    """The form's one file part, whatever its field name and its part's content type (a browser may say
+    `application/vnd.ms-excel`); other fields are ignored. The body is read under the file's limit and a
+    form's envelope, then parsed by Starlette's form parser (python-multipart)."""
+    raw = await request_body(request, MAX_CSV_BYTES + MAX_FORM_ENVELOPE_BYTES)
+
+    async def body() -> AsyncGenerator[bytes, None]:
+        yield raw
+
+    try:
+        form = await MultiPartParser(request.headers, body()).parse()
+    except MultiPartException as error:
+        raise ApiError(400, "invalid_form", f"the {FORM} body cannot be read: {error}") from None
+    try:
+        files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
+        if len(files) != 1:
+            found = "no file part" if not files else f"{len(files)} file parts"
+            wanted = "exactly one file part (a field with a filename, as curl -F file=@a.csv sends)"
+            raise ApiError(400, "one_file_required", f"the form must hold {wanted}; it holds {found}")
+        data = await files[0].read()
+    finally:
+        await form.close()
+    if len(data) > MAX_CSV_BYTES:
+        raise ApiError(413, "body_too_large", f"the file exceeds {MAX_CSV_BYTES} bytes")
+    return data
 
 
 @admin_only
@@ -102,14 +150,10 @@ async def manual_start(request: Request) -> Response:
     payload: dict[str, Any] = {name: body[name] for name in ("variables", "cardOptions", "metadata") if name in body}
     for name in payload:
         field(body, name, lambda value: isinstance(value, dict), "an object", None)
-    store = services(request).store
-    flow = await store.read(lambda conn: flows.get_flow(conn, env, flow_id))
-    if flow is None:
-        raise not_found("flow", flow_id)
-    declarations = await store.read(lambda conn: published_variables(conn, env, flow_id))
-    if declarations is None:
+    declared = await read_found(request, "flow", flow_id, lambda conn: flows.declared_variables(conn, env, flow_id))
+    if declared.published is None:
         raise ApiError(409, "flow_not_published", "the flow has no published version; publish it first")
-    _, problems = build_entry(["-"], payload, "-", FlowVariables(declarations))
+    _, problems = build_entry(["-"], payload, "-", FlowVariables(declared.published))
     if problems:
         count, listed = listed_problems(problems)
         raise ApiError(
@@ -182,20 +226,50 @@ async def _created(
 
 
 async def read_task(request: Request) -> Response:
-    """The admin token, or an access token with the `events` role (what created a CSV task)."""
+    env, task_id = await _task_reader(request)
+
+    def read(conn: Connection) -> tuple[BulkTask, list[Skip]] | None:
+        task = get_task(conn, env, task_id)
+        return None if task is None else (task, skipped_rows(conn, task_id)[0])
+
+    found = await services(request).store.read(read)
+    if found is None:
+        raise not_found("bulk_task", task_id)
+    return json_response(task_view(*found))
+
+
+async def list_skipped(request: Request) -> Response:
+    """A task's skipped rows in order, in pages: the task view lists them all, up to 100,000 for a CSV file."""
+    env, task_id = await _task_reader(request)
+    cursors = Binding("bulk-task-skipped", "task", (env, task_id))
+    limit, after = query_int(request, "limit", 100, 1, MAX_SKIPPED_PAGE), cursors.requested(request)
+
+    def page(conn: Connection) -> tuple[list[Skip], int | None] | None:
+        if get_task(conn, env, task_id) is None:
+            return None
+        return skipped_rows(conn, task_id, after=after, limit=limit)
+
+    found = await services(request).store.read(page)
+    if found is None:
+        raise not_found("bulk_task", task_id)
+    skipped, next_number = found
+    return json_response(
+        {"data": [skip_view(skip) for skip in skipped], "nextCursor": cursors.next_cursor(next_number)}
+    )
+
+
+async def _task_reader(request: Request) -> tuple[str, str]:
+    """The environment and task of a request made with the admin token, or an access token with the `events`
+    role (what created a CSV task)."""
     try:
         services(request).admin_auth.check(request)
     except ApiError:
         await require_token(request, "events")
     refuse_nul_parameters(request)
-    env, task_id = request.path_params["env"], request.path_params["taskId"]
-    task = await services(request).store.read(lambda conn: get_task(conn, env, task_id))
-    if task is None:
-        raise not_found("bulk_task", task_id)
-    return json_response(task_view(task))
+    return request.path_params["env"], request.path_params["taskId"]
 
 
-def task_view(task: BulkTask) -> dict[str, Any]:
+def task_view(task: BulkTask, skipped: list[Skip]) -> dict[str, Any]:
     return {
         "id": task.id,
         "kind": task.kind,
@@ -204,11 +278,16 @@ def task_view(task: BulkTask) -> dict[str, Any]:
         "total": task.total,
         "processed": task.processed,
         "started": task.started,
-        "skipped": task.skipped,
+        "skipped": [skip_view(skip) for skip in skipped],
         **({"callback": task.callback} if task.callback is not None else {}),  # a Marketo task's
         "createdAt": iso(task.created_at),
         "updatedAt": iso(task.updated_at),
     }
+
+
+def skip_view(skip: Skip) -> dict[str, Any]:
+    """Which row (`row`, `userId`, or a Marketo lead's `lead` and `leadId`), its `code` and its `reason`."""
+    return {**skip.ref, "code": skip.code, "reason": skip.reason}
 
 
 routes = [
@@ -216,4 +295,5 @@ routes = [
     Route("/action-flow/{flow_id}/csv-task/test", csv_task_test, methods=["POST"]),
     Route("/action-flows/{flow_id}/manual-starts", manual_start, methods=["POST"]),
     Route("/bulk-tasks/{taskId}", read_task, methods=["GET"]),
+    Route("/bulk-tasks/{taskId}/skipped", list_skipped, methods=["GET"]),
 ]

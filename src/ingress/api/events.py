@@ -29,7 +29,14 @@ from ingress.errors import ApiError, listed_problems
 from ingress.jsonio import json_response
 from mapper.validation import schema_errors
 from store.clock import utcnow
-from store.events import RESERVED_EVENT_NAMES, ClientIdConflict, CustomEvent, Recorded, record_events
+from store.events import (
+    RESERVED_EVENT_NAMES,
+    ClientIdConflict,
+    CustomEvent,
+    EventsRequest,
+    Recorded,
+    record_requests,
+)
 
 SCHEMA = "events"
 MAX_TIMESTAMP_CHARS = 64  # as the schema's maxLength: longer text is not parsed at all
@@ -53,10 +60,9 @@ async def _send(request: Request, source: str) -> Response:
     body = await json_object(request)
     batch, now = "events" in body, utcnow()
     events = [replace(event, event_source=source) for event in _events(env, body, batch, now)]
-    try:
-        recorded = await services(request).store.write(lambda conn: record_events(conn, events, now=now))
-    except ClientIdConflict as conflict:
-        raise _conflict([_where(batch, index) for index in conflict.indexes]) from None
+    recorded = await services(request).store.submit(record_requests, EventsRequest(events, now))
+    if isinstance(recorded, ClientIdConflict):
+        raise _conflict([_where(batch, index) for index in recorded.indexes])
     replayed = all(record.duplicate for record in recorded)
     if not replayed:  # new events: their deliveries, or those of a segment one entered or exited
         services(request).work_arrived()

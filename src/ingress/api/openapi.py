@@ -14,6 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ingress.api.triggers import KINDS
 from ingress.hooks import CAUSES
 from ingress.jsonio import json_response
 from mapper.resources import load_schema
@@ -81,6 +82,24 @@ PUBLIC: Security = []
 def record(properties: dict[str, Schema]) -> Schema:
     """An object the API always shows whole: every property is required (what tells `oneOf` branches apart)."""
     return obj(properties, tuple(properties))
+
+
+def trigger_record(kind: str, own_fields: dict[str, Schema]) -> Schema:
+    """A stored trigger of `kind` as `views.trigger_view` shows it: who it is, the kind's own fields, then the
+    mode, mapping and times every stored trigger has."""
+    return record(
+        {
+            "id": STRING,
+            "environmentId": STRING,
+            "flowId": STRING,
+            "type": {"const": kind},
+            **own_fields,
+            "mode": {"enum": list(MODES)},
+            "mapping": ref("MappingSpec"),
+            "createdAt": TIME,
+            "updatedAt": TIME,
+        }
+    )
 
 
 def list_of(item: str) -> Schema:
@@ -269,15 +288,9 @@ TRIGGER_FIELDS: dict[str, Schema] = {
     },
     "signingSecret": ref("SigningSecret"),
 }
-STORED_TRIGGER: Schema = {
-    "oneOf": [
-        ref("WebhookTrigger"),
-        ref("EventTrigger"),
-        ref("SegmentTrigger"),
-        ref("SfmcTrigger"),
-        ref("MarketoTrigger"),
-    ]
-}
+#: Each trigger kind's schema: `api` (every flow's), then the stored kinds.
+TRIGGER_SCHEMAS = {kind: f"{kind.capitalize()}Trigger" for kind in ("api", *KINDS)}
+STORED_TRIGGER: Schema = {"oneOf": [ref(TRIGGER_SCHEMAS[kind]) for kind in KINDS]}
 
 COMPONENT_SCHEMAS: dict[str, Schema] = {
     "Error": error_body(
@@ -315,7 +328,7 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
         obj(
             {
                 "type": {
-                    "enum": ["webhook", "event", "segment", "sfmc", "marketo", "api"],
+                    "enum": [*KINDS, "api"],
                     "default": "webhook",
                     "description": "`event` needs `eventName` and takes no `verification` or `allowedIps` (422); "
                     "`segment` needs `segmentId` (docs/customers.md); `sfmc` needs `signingSecret` (docs/sfmc.md); "
@@ -337,24 +350,10 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
     ),
     "TriggerPatch": closed(obj(TRIGGER_FIELDS)),
     "Trigger": {
-        "oneOf": [
-            ref("ApiTrigger"),
-            ref("WebhookTrigger"),
-            ref("EventTrigger"),
-            ref("SegmentTrigger"),
-            ref("SfmcTrigger"),
-            ref("MarketoTrigger"),
-        ],
+        "oneOf": [ref(name) for name in TRIGGER_SCHEMAS.values()],
         "discriminator": {
             "propertyName": "type",
-            "mapping": {
-                "api": "#/components/schemas/ApiTrigger",
-                "webhook": "#/components/schemas/WebhookTrigger",
-                "event": "#/components/schemas/EventTrigger",
-                "segment": "#/components/schemas/SegmentTrigger",
-                "sfmc": "#/components/schemas/SfmcTrigger",
-                "marketo": "#/components/schemas/MarketoTrigger",
-            },
+            "mapping": {kind: ref(name)["$ref"] for kind, name in TRIGGER_SCHEMAS.items()},
         },
     },
     "ApiTrigger": record(
@@ -369,35 +368,18 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
             "createdAt": {**TIME, "description": "The flow's: the API trigger comes with it."},
         }
     ),
-    "WebhookTrigger": record(
+    "WebhookTrigger": trigger_record(
+        "webhook",
         {
-            "id": STRING,
-            "environmentId": STRING,
-            "flowId": STRING,
-            "type": {"const": "webhook"},
             "hookId": STRING,
             "url": {**STRING, "description": "Where the sender posts: `<base>/hooks/{hookId}`."},
-            "mode": {"enum": list(MODES)},
-            "mapping": ref("MappingSpec"),
             "verification": {"type": ["object", "null"], "description": "The config with every secret masked."},
             "allowedIps": {"type": "array", "items": STRING},
             "captureArmed": {"type": "boolean"},
-            "createdAt": TIME,
-            "updatedAt": TIME,
-        }
+        },
     ),
-    "EventTrigger": record(
-        {
-            "id": STRING,
-            "environmentId": STRING,
-            "flowId": STRING,
-            "type": {"const": "event"},
-            "eventName": {**STRING, "description": "Events of this name sent to POST /v1/{env}/events fire it."},
-            "mode": {"enum": list(MODES)},
-            "mapping": ref("MappingSpec"),
-            "createdAt": TIME,
-            "updatedAt": TIME,
-        }
+    "EventTrigger": trigger_record(
+        "event", {"eventName": {**STRING, "description": "Events of this name sent to POST /v1/{env}/events fire it."}}
     ),
     "Delivery": record(
         {
@@ -405,10 +387,20 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
             "eventId": {**STRING, "description": "The event (an analytics event id)."},
             "hop": {**INTEGER, "description": "1 for an event sent to the API; a flow's event: its run's hop + 1."},
             "status": {"enum": list(DELIVERY_STATUSES)},
-            "cause": NULLABLE_STRING,
+            "cause": {
+                **NULLABLE_STRING,
+                "description": "Why it was skipped or failed; for a pending one, its last attempt's transient failure.",
+            },
             "detail": {"type": ["object", "null"], "description": "What the mapping gave: output, errors, logs."},
             "invocationId": NULLABLE_STRING,
             "flowInvocationId": NULLABLE_STRING,
+            "attempts": {**INTEGER, "description": "How many times the event dispatcher has tried it."},
+            "nextAttemptAt": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "A pending one's next attempt (a retry after a transient failure, or its first); "
+                "null once settled.",
+            },
             "createdAt": TIME,
             "updatedAt": TIME,
         }

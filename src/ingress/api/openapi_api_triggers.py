@@ -148,7 +148,8 @@ SCHEMAS: dict[str, Schema] = {
 }
 
 
-def _problem(description: str) -> dict[str, Any]:
+def problem(description: str) -> dict[str, Any]:
+    """A refusal of the token-authenticated APIs (Action Flow, events, bulk starts): an ApiProblem body."""
     return response(description, ref("ApiProblem"))
 
 
@@ -187,16 +188,16 @@ def _start_operation(summary: str, description: str) -> dict[str, Any]:
                 "Stored durably (or a repeat answered as before, with `Idempotent-Replayed: true`).",
                 ref("ActionFlowStarted"),
             ),
-            "400": _problem("invalid_json (the body is not a JSON object) or invalid_parameter (NUL in the path)."),
-            "401": _problem("No access token, or one unknown, expired or revoked (the admin token is refused)."),
-            "403": _problem(
+            "400": problem("invalid_json (the body is not a JSON object) or invalid_parameter (NUL in the path)."),
+            "401": problem("No access token, or one unknown, expired or revoked (the admin token is refused)."),
+            "403": problem(
                 "environment_mismatch (a token of another environment) or insufficient_scope (no `events` role)."
             ),
-            "404": _problem("flow_not_found."),
-            "408": _problem("body_timeout: the body did not arrive within the time allowed."),
-            "409": _problem("idempotency_conflict (with the entries' paths) or flow_not_published; nothing stored."),
-            "413": _problem("Body too large."),
-            "422": _problem(
+            "404": problem("flow_not_found."),
+            "408": problem("body_timeout: the body did not arrive within the time allowed."),
+            "409": problem("idempotency_conflict (with the entries' paths) or flow_not_published; nothing stored."),
+            "413": problem("Body too large."),
+            "422": problem(
                 "validation_error: every problem in the body with its path; or invalid_field: a string holding NUL "
                 "or nesting deeper than 64 levels, with its path. Nothing stored."
             ),
@@ -222,15 +223,15 @@ def _events_operation(test: bool = False) -> dict[str, Any]:
                 "with `Idempotent-Replayed: true` when every event is one).",
                 ref("EventsAccepted"),
             ),
-            "400": _problem("invalid_json (the body is not a JSON object) or invalid_parameter (NUL in the path)."),
-            "401": _problem("No access token, or one unknown, expired or revoked (the admin token is refused)."),
-            "403": _problem(
+            "400": problem("invalid_json (the body is not a JSON object) or invalid_parameter (NUL in the path)."),
+            "401": problem("No access token, or one unknown, expired or revoked (the admin token is refused)."),
+            "403": problem(
                 "environment_mismatch (a token of another environment) or insufficient_scope (no `events` role)."
             ),
-            "408": _problem("body_timeout: the body did not arrive within the time allowed."),
-            "409": _problem("idempotency_conflict: an `id` already stored with another event (paths); nothing stored."),
-            "413": _problem("Body too large."),
-            "422": _problem(
+            "408": problem("body_timeout: the body did not arrive within the time allowed."),
+            "409": problem("idempotency_conflict: an `id` already stored with another event (paths); nothing stored."),
+            "413": problem("Body too large."),
+            "422": problem(
                 "validation_error: every problem with its path (the first as `path`); reserved_event_name when the "
                 "only problems are names flows and segments emit; invalid_field: a string holding NUL or nesting "
                 "deeper than 64 levels. Nothing stored."

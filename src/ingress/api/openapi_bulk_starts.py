@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flows.csv_rows import MAX_ROWS
-from ingress.api.bulk_starts import MAX_CSV_BYTES, MAX_MANUAL
+from ingress.api.bulk_starts import MAX_CSV_BYTES, MAX_MANUAL, MAX_SKIPPED_PAGE
 from ingress.api.openapi import (
+    CURSOR,
     ENV,
     FLOW,
     INTEGER,
@@ -17,13 +18,15 @@ from ingress.api.openapi import (
     Security,
     closed,
     error_body,
+    limit_param,
     obj,
     operation,
+    page_of,
     path_param,
     ref,
     response,
 )
-from ingress.api.openapi_api_triggers import OAUTH_SECURITY
+from ingress.api.openapi_api_triggers import OAUTH_SECURITY, problem
 from store.bulk_tasks import KINDS
 
 TAG = "bulk-starts"
@@ -59,14 +62,34 @@ SCHEMAS: dict[str, Schema] = {
             "started": {**INTEGER, "description": "Invocations accepted."},
             "skipped": {
                 "type": "array",
-                "description": "Every skipped row, in order: `row` (CSV, the header is row 1) or `userId` (manual).",
-                "items": obj({"row": INTEGER, "userId": STRING, "reason": STRING}, ("reason",)),
+                "description": "Every skipped row, in order (`…/skipped` pages through them).",
+                "items": ref("SkippedRow"),
             },
             "createdAt": TIME,
             "updatedAt": TIME,
         },
         ("id", "kind", "flowId", "status", "total", "processed", "started", "skipped", "createdAt", "updatedAt"),
     ),
+    "SkippedRow": obj(
+        {
+            "row": {**INTEGER, "description": "A CSV task's row (the header is row 1)."},
+            "userId": {**STRING, "description": "A manual start's user."},
+            "lead": {**INTEGER, "description": "A Marketo task's lead: its place in the batch, from 1."},
+            "leadId": {"description": "A Marketo task's lead: its id, as Marketo sent it."},
+            "flowInvocationId": {**STRING, "description": "A Marketo lead's invocation key, once it had one."},
+            "code": {
+                **STRING,
+                "description": "Why, for programs: stable whatever `reason` says. `no_match`, `too_many_matches`, "
+                "`wrong_cell_count`, `no_users`, `key_too_long`, `invalid_variable`, `flow_not_found`, "
+                "`validation_error`, `no_customer_profile`, `already_started`, `idempotency_conflict`, "
+                "`flow_not_published`, `trigger_deleted`, and for Marketo leads `invalid_lead`, `mapping_error`, "
+                "`mapping_skipped`, `trigger_disabled`; later versions may add codes (docs/bulk-starts.md).",
+            },
+            "reason": {**STRING, "description": "Why, in words."},
+        },
+        ("code", "reason"),
+    ),
+    "SkippedPage": page_of("SkippedRow"),
     "ManualStart": closed(
         obj(
             {
@@ -87,24 +110,23 @@ SCHEMAS: dict[str, Schema] = {
 }
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return response(description, ref("ApiProblem"))
-
-
 def _csv_operation(summary: str, description: str) -> dict[str, Any]:
     op = operation(
         summary,
         TAG,
         {
             "202": response("The task is stored; its progress is at the `Location`.", ref("BulkTaskCreated")),
-            "400": _problem("invalid_parameter: NUL in the path."),
-            "401": _problem("No access token, or one unknown, expired or revoked (the admin token is refused)."),
-            "403": _problem("environment_mismatch or insufficient_scope (no `events` role)."),
-            "404": _problem("flow_not_found."),
-            "408": _problem("body_timeout."),
-            "409": _problem("flow_not_published (the live route)."),
-            "413": _problem(f"body_too_large: the file exceeds {MAX_CSV_BYTES} bytes."),
-            "415": _problem("unsupported_media_type: send the file as `text/csv`."),
+            "400": problem(
+                "invalid_parameter: NUL in the path; a form: invalid_form (not multipart/form-data that can be "
+                "read) or one_file_required (no file part, or several)."
+            ),
+            "401": problem("No access token, or one unknown, expired or revoked (the admin token is refused)."),
+            "403": problem("environment_mismatch or insufficient_scope (no `events` role)."),
+            "404": problem("flow_not_found."),
+            "408": problem("body_timeout."),
+            "409": problem("flow_not_published (the live route)."),
+            "413": problem(f"body_too_large: the file exceeds {MAX_CSV_BYTES} bytes."),
+            "415": problem("unsupported_media_type: send the file as `text/csv`, or as a form's file."),
             "422": response(
                 f"invalid_csv: every problem with the file (not UTF-8, not CSV, a header that cannot work, no rows, "
                 f"more than {MAX_ROWS} rows); nothing stored.",
@@ -114,8 +136,29 @@ def _csv_operation(summary: str, description: str) -> dict[str, Any]:
         description=description,
         security=OAUTH_SECURITY,
     )
-    op["requestBody"] = {"required": True, "content": {"text/csv": {"schema": STRING}}}
+    op["requestBody"] = {
+        "required": True,
+        "description": "The file (UTF-8, a BOM allowed): the body itself, or the one file part of a form, whatever "
+        "its field name and content type; other form fields are ignored.",
+        "content": {
+            "text/csv": {"schema": STRING},
+            "multipart/form-data": {
+                "schema": obj({"file": {**STRING, "format": "binary", "description": "The CSV file."}}, ("file",)),
+                "encoding": {"file": {"contentType": "text/csv, application/csv, application/vnd.ms-excel"}},
+            },
+        },
+    }
     return op
+
+
+def _task_responses(ok: dict[str, Any]) -> dict[str, Any]:
+    """A read of a task: the admin token, or an access token of the environment with the `events` role."""
+    return {
+        **ok,
+        "401": problem("No admin token or access token."),
+        "403": problem("environment_mismatch or insufficient_scope."),
+        "404": problem("bulk_task_not_found."),
+    }
 
 
 def bulk_start_paths() -> dict[str, Any]:
@@ -166,12 +209,26 @@ def bulk_start_paths() -> dict[str, Any]:
             "get": operation(
                 "A bulk task's progress",
                 TAG,
-                {
-                    "200": response("The task.", ref("BulkTask")),
-                    "401": _problem("No admin token or access token."),
-                    "403": _problem("environment_mismatch or insufficient_scope."),
-                    "404": _problem("bulk_task_not_found."),
-                },
+                _task_responses({"200": response("The task.", ref("BulkTask"))}),
+                security=EITHER_TOKEN,
+            ),
+        },
+        "/v1/{env}/bulk-tasks/{taskId}/skipped": {
+            "parameters": [ENV, TASK],
+            "get": operation(
+                "A bulk task's skipped rows, in order, in pages",
+                TAG,
+                _task_responses(
+                    {
+                        "200": response("A page.", ref("SkippedPage")),
+                        "400": response(
+                            "invalid_parameter (a bad limit) or invalid_cursor (see `cursor`).", ref("Error")
+                        ),
+                    }
+                ),
+                description="The task's `skipped` list a page at a time. A task still running may add rows after "
+                "the last page (`nextCursor` null): read again once it is done.",
+                parameters=[limit_param(MAX_SKIPPED_PAGE, 100), CURSOR],
                 security=EITHER_TOKEN,
             ),
         },

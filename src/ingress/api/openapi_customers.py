@@ -9,6 +9,7 @@ from ingress.api.openapi import (
     CURSOR,
     ENV,
     INTEGER,
+    NULLABLE_INTEGER,
     STRING,
     TIME,
     Schema,
@@ -25,6 +26,7 @@ from ingress.api.openapi import (
     refusal,
     response,
     responses,
+    trigger_record,
 )
 from mapper.resources import load_schema
 from store.triggers import MODES
@@ -72,36 +74,34 @@ SCHEMAS: dict[str, Schema] = {
             "memberCount": INTEGER,
             "createdAt": TIME,
             "updatedAt": TIME,
+            "evaluation": ref("SegmentEvaluation"),
         }
     ),
     "SegmentEvaluation": record(
         {
             "revision": INTEGER,
-            "customersExamined": INTEGER,
-            "entered": INTEGER,
-            "exited": {**INTEGER, "description": "Members who stay emit nothing."},
+            "customersExamined": {
+                **NULLABLE_INTEGER,
+                "description": "So far; null (as `entered` and `exited`) for a segment evaluated before they were "
+                "counted.",
+            },
+            "entered": NULLABLE_INTEGER,
+            "exited": {**NULLABLE_INTEGER, "description": "Members who stay emit nothing."},
             "complete": {
                 "type": "boolean",
-                "description": "false: a newer edit took over before every customer was evaluated.",
+                "description": "Every customer was evaluated against this revision. false in a read: under way, or "
+                "cut short and being finished in the background; in the answer to an edit: a newer edit took over.",
             },
         }
     ),
-    "EvaluatedSegment": {"allOf": [ref("Segment"), obj({"evaluation": ref("SegmentEvaluation")}, ("evaluation",))]},
     "Member": record({"userId": STRING, "enteredAt": TIME}),
     "MemberPage": page_of("Member"),
-    "SegmentTrigger": record(
+    "SegmentTrigger": trigger_record(
+        "segment",
         {
-            "id": STRING,
-            "environmentId": STRING,
-            "flowId": STRING,
-            "type": {"const": "segment"},
             "segmentId": STRING,
             "on": {"enum": ["entered", "exited"], "description": "`segment-entered` or `segment-exited`."},
-            "mode": {"enum": list(MODES)},
-            "mapping": ref("MappingSpec"),
-            "createdAt": TIME,
-            "updatedAt": TIME,
-        }
+        },
     ),
     "PublishedFlow": {
         "allOf": [
@@ -136,7 +136,7 @@ SCHEMAS: dict[str, Schema] = {
 def customer_paths() -> dict[str, Any]:
     invalid_customer = refusal(422, "invalid_customer (every problem with its path), unknown_field or invalid_field.")
     invalid_segment = refusal(422, "invalid_segment: every problem of the body, with its path.")
-    evaluated = ref("EvaluatedSegment")
+    evaluated = ref("Segment")
     return {
         "/v1/{env}/customers": {
             "parameters": [ENV],

@@ -8,7 +8,6 @@ from ingress.api.openapi import (
     INTEGER,
     PUBLIC,
     STRING,
-    TIME,
     Schema,
     error_body,
     obj,
@@ -17,9 +16,9 @@ from ingress.api.openapi import (
     record,
     ref,
     response,
+    trigger_record,
 )
 from ingress.marketo import API_KEY_HEADER, MAX_LEADS
-from store.triggers import MODES
 
 TAG = "marketo"
 KEY = path_param("key", "The Marketo trigger's service key: the secret part of its serviceUrl.")
@@ -33,23 +32,16 @@ API_KEY = {
 }
 
 SCHEMAS: dict[str, Schema] = {
-    "MarketoTrigger": record(
+    "MarketoTrigger": trigger_record(
+        "marketo",
         {
-            "id": STRING,
-            "environmentId": STRING,
-            "flowId": STRING,
-            "type": {"const": "marketo"},
             "serviceUrl": {**STRING, "description": "`<base>/marketo/{key}/`: the flow step service."},
             "serviceDefinitionUrl": {**STRING, "description": "What Marketo installs the service from."},
-            "mode": {"enum": list(MODES)},
-            "mapping": ref("MappingSpec"),
             "apiKey": {
                 **STRING,
                 "description": "In full in the 201 answer to its creation only; masked (`••••` + last 4) afterwards.",
             },
-            "createdAt": TIME,
-            "updatedAt": TIME,
-        }
+        },
     ),
     "MarketoSubmission": obj(
         {

@@ -7,19 +7,17 @@ from typing import Any
 from ingress.api.openapi import (
     PUBLIC,
     STRING,
-    TIME,
     Schema,
     error_body,
     obj,
     operation,
     path_param,
-    record,
     ref,
     response,
+    trigger_record,
 )
 from ingress.api.triggers import MIN_SIGNING_SECRET
 from ingress.sfmc import LIFECYCLE
-from store.triggers import MODES
 
 TAG = "sfmc"
 KEY = path_param("key", "The SFMC trigger's hookId: the secret part of its activity's URLs.")
@@ -37,21 +35,14 @@ JWT_BODY = {
 }
 
 SCHEMAS: dict[str, Schema] = {
-    "SfmcTrigger": record(
+    "SfmcTrigger": trigger_record(
+        "sfmc",
         {
-            "id": STRING,
-            "environmentId": STRING,
-            "flowId": STRING,
-            "type": {"const": "sfmc"},
             "hookId": STRING,
             "endpointUrl": {**STRING, "description": "The custom activity's endpoint URL, for the installed package."},
             "configUrl": {**STRING, "description": "`<endpointUrl>/config.json`, which Journey Builder loads."},
-            "mode": {"enum": list(MODES)},
-            "mapping": ref("MappingSpec"),
             "signingSecret": {**STRING, "description": "Masked: `••••` and at most its last 4 characters."},
-            "createdAt": TIME,
-            "updatedAt": TIME,
-        }
+        },
     ),
     "SigningSecret": {
         **STRING,

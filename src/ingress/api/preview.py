@@ -61,8 +61,8 @@ async def _variables(request: Request, env: str, data: dict[str, Any]) -> list[d
         return variables
     if "flowId" in data:
         flow_id = field(data, "flowId", _is_string, "a string", "")
-        flow = await read_found(request, "flow", flow_id, lambda conn: flows.get_flow(conn, env, flow_id))
-        return list(flow.draft.get("variables") or [])
+        declared = await read_found(request, "flow", flow_id, lambda conn: flows.declared_variables(conn, env, flow_id))
+        return declared.draft
     return None
 
 

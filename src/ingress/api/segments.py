@@ -4,16 +4,18 @@ A segment body is checked whole against `schemas/segment.schema.json` and
 the rules' bounds (422 `invalid_segment`, every problem with its path).
 Creating or editing a segment then evaluates it over every customer of the
 environment, a chunk of customers per transaction, before the answer: its
-`evaluation` says how far that got and what changed. An edit follows the
-seed: members who no longer match exit, members who still match stay (no
-event), customers who now match enter. Should the evaluation stop short (the
-process died, or a newer edit took over), PUT the segment again: evaluating
-is idempotent, and what is already right emits nothing.
+`evaluation` says how far that got and what changed (a read of the segment
+shows the same). An edit follows the seed: members who no longer match exit,
+members who still match stay (no event), customers who now match enter.
+Should the request stop short (the process died, the request was
+cancelled), the background finishes the evaluation (flows.segment_evaluation);
+`complete: false` in the answer means a newer edit took over.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -36,6 +38,7 @@ MAX_PAGE = 200
 
 
 def segment_view(segment: segments.Segment, member_count: int) -> dict[str, Any]:
+    evaluation = segment.evaluation
     return {
         "id": segment.id,
         "environmentId": segment.environment_id,
@@ -45,6 +48,13 @@ def segment_view(segment: segments.Segment, member_count: int) -> dict[str, Any]
         "memberCount": member_count,
         "createdAt": iso(segment.created_at),
         "updatedAt": iso(segment.updated_at),
+        "evaluation": {
+            "revision": evaluation.revision,
+            "customersExamined": evaluation.examined,
+            "entered": evaluation.entered,
+            "exited": evaluation.exited,
+            "complete": evaluation.complete,
+        },
     }
 
 
@@ -62,33 +72,26 @@ async def _checked_body(request: Request) -> tuple[str, dict[str, Any]]:
     return body["name"], body["rules"]
 
 
-async def _evaluated(request: Request, segment: segments.Segment) -> dict[str, Any]:
-    """The segment evaluated over every customer, a chunk per transaction; what it did."""
-    env, total, examined, after = segment.environment_id, segments.Changes(), 0, None
-    while True:
-        chunk = await services(request).store.write(_chunk(env, segment, after))
-        examined, total, after = examined + chunk.examined, total + chunk.changes, chunk.last_seq
+async def _evaluated(request: Request, segment: segments.Segment) -> segments.Evaluation:
+    """The new revision evaluated over every customer, a chunk per transaction: how far that got and what it
+    did, or where it stood when a newer edit took over (`complete` false). Should another evaluator have
+    moved it on meanwhile (this request was slower than the lease), it goes on from there."""
+    evaluate = partial(segments.evaluate_chunk, segment_id=segment.id, revision=segment.revision, limit=segments.CHUNK)
+    evaluation = segment.evaluation
+    while not evaluation.complete:
+        chunk = await services(request).store.write(partial(evaluate, after=evaluation.after))
         if chunk.changes.deliveries:
             services(request).work_arrived()
-        if chunk.done:
+        if chunk.evaluation is None:
             break
-    return {
-        "revision": segment.revision,
-        "customersExamined": examined,
-        "entered": total.entered,
-        "exited": total.exited,
-        "complete": not chunk.superseded,
-    }
-
-
-def _chunk(env: str, segment: segments.Segment, after: int | None) -> Callable[[Connection], segments.Chunk]:
-    return lambda conn: segments.evaluate_chunk(conn, env, segment.id, segment.revision, after, limit=segments.CHUNK)
+        evaluation = chunk.evaluation
+    return evaluation
 
 
 async def _answer(request: Request, segment: segments.Segment, status: int) -> Response:
-    evaluation = await _evaluated(request, segment)
+    evaluated = replace(segment, evaluation=await _evaluated(request, segment))
     counts = await services(request).store.read(lambda conn: segments.member_counts(conn, [segment.id]))
-    return json_response({**segment_view(segment, counts[segment.id]), "evaluation": evaluation}, status)
+    return json_response(segment_view(evaluated, counts[segment.id]), status)
 
 
 @admin_only

@@ -24,6 +24,7 @@ deleting it, or anything that needs a hook, is a 409 that says so.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from typing import Any
 
@@ -53,56 +54,62 @@ from store import flows, segments, triggers
 from store.events import EVENT_NAME_RULE, valid_event_name
 from store.triggers import MODES, ApiTrigger, Trigger, api_trigger_id
 
-CREATE_FIELDS = {
-    "type",
-    "mode",
-    "mapping",
-    "verification",
-    "allowedIps",
-    "eventName",
-    "segmentId",
-    "on",
-    "signingSecret",
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """What sets one kind of stored trigger apart from the others."""
+
+    #: The mapping a trigger of this kind gets when it is created without one.
+    default_mapping: dict[str, Any]
+    #: The settings only this kind has (any other kind refuses them).
+    fields: frozenset[str] = frozenset()
+    #: The setting a trigger of this kind cannot be created without, and what it is.
+    required: tuple[str, str] | None = None
+    #: The settings filled in at creation when absent, beside the mapping.
+    defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: How what starts it reaches it, for a kind without a webhook URL.
+    reached_by: str | None = None
+    #: As the kind's name is said: "an sfmc trigger", "an event trigger".
+    article: str = "a"
+
+
+KINDS = {
+    "webhook": Kind({"kind": "passthrough"}, frozenset({"verification", "allowedIps"})),
+    "event": Kind(
+        # The seed's default: the event's user is the target, its properties the variables (the mapper's
+        # `request.body` for an event is the event itself).
+        {"kind": "jmespath", "fields": {"targetUserIds": "body.endUserId", "variables": "body.properties"}},
+        frozenset({"eventName"}),
+        required=("eventName", "the event it listens for"),
+        reached_by="events reach it through POST /v1/{env}/events",
+        article="an",
+    ),
+    "segment": Kind(
+        # The customer who entered or exited (the event's properties name the segment only).
+        {"kind": "jmespath", "fields": {"targetUserIds": "body.endUserId"}},
+        frozenset({"segmentId", "on"}),
+        required=("segmentId", "the segment"),
+        defaults={"on": "entered"},
+        reached_by="its segment's entries or exits reach it",
+    ),
+    "sfmc": Kind(
+        # The activity's inArguments, merged into `body.arguments` (ingress.sfmc), name the user (`userId`,
+        # `{{Contact.Key}}` by default) and are the variables.
+        {"kind": "jmespath", "fields": {"targetUserIds": "body.arguments.userId", "variables": "body.arguments"}},
+        frozenset({"signingSecret"}),
+        required=("signingSecret", "the installed package's JWT signing secret"),
+        reached_by="Journey Builder calls its activity URLs, under configUrl",
+        article="an",
+    ),
+    "marketo": Kind(
+        {"kind": "jmespath", "fields": {"targetUserIds": "body.userId"}},  # the lead's userIdField
+        reached_by="Marketo calls its flow step service, under serviceUrl",
+    ),
 }
-PATCH_FIELDS = CREATE_FIELDS - {"type"}
-#: The settings only one kind of stored trigger has.
-KIND_FIELDS = {
-    "webhook": {"verification", "allowedIps"},
-    "event": {"eventName"},
-    "segment": {"segmentId", "on"},
-    "sfmc": {"signingSecret"},
-}
-DEFAULT_MAPPING = {"kind": "passthrough"}
-#: The seed's default: the event's user is the target, its properties the variables (the mapper's
-#: `request.body` for an event is the event itself).
-DEFAULT_EVENT_MAPPING = {
-    "kind": "jmespath",
-    "fields": {"targetUserIds": "body.endUserId", "variables": "body.properties"},
-}
-#: A segment trigger's: the customer who entered or exited (the event's properties name the segment only).
-DEFAULT_SEGMENT_MAPPING = {"kind": "jmespath", "fields": {"targetUserIds": "body.endUserId"}}
-#: An SFMC trigger's: the activity's inArguments, merged into `body.arguments` (ingress.sfmc), name the user
-#: (`userId`, `{{Contact.Key}}` by default) and are the variables.
-DEFAULT_SFMC_MAPPING = {
-    "kind": "jmespath",
-    "fields": {"targetUserIds": "body.arguments.userId", "variables": "body.arguments"},
-}
-DEFAULT_MAPPINGS = {
-    "webhook": DEFAULT_MAPPING,
-    "event": DEFAULT_EVENT_MAPPING,
-    "segment": DEFAULT_SEGMENT_MAPPING,
-    "sfmc": DEFAULT_SFMC_MAPPING,
-    "marketo": {"kind": "jmespath", "fields": {"targetUserIds": "body.userId"}},  # the lead's userIdField
-}
+PATCH_FIELDS = {"mode", "mapping"}.union(*(kind.fields for kind in KINDS.values()))
+CREATE_FIELDS = {"type", *PATCH_FIELDS}
 #: Shorter signing secrets are refused: SFMC's are far longer, and a short one is a typo or a guessable key.
 MIN_SIGNING_SECRET = 16
-#: How what starts a trigger without a hook reaches it.
-REACHED_BY = {
-    "event": "events reach it through POST /v1/{env}/events",
-    "segment": "its segment's entries or exits reach it",
-    "sfmc": "Journey Builder calls its activity URLs, under configUrl",
-    "marketo": "Marketo calls its flow step service, under serviceUrl",
-}
 #: A segment trigger's `on`, as the event it listens for.
 SEGMENT_EVENTS = {"entered": segments.ENTERED, "exited": segments.EXITED}
 
@@ -150,15 +157,15 @@ def _checked_signing_secret(secret: Any) -> str:
 
 def _refuse_other_kinds_fields(data: dict[str, Any], kind: str) -> None:
     """A 422 for a setting that only the other kind of trigger has: it would be silently meaningless."""
-    for other, names in KIND_FIELDS.items():
-        given = sorted(names & set(data)) if other != kind else []
+    for other, spec in KINDS.items():
+        given = sorted(spec.fields & set(data)) if other != kind else []
         if given:
             message = f"{given[0]} is a setting of {other} triggers; this is {_a(kind)} trigger"
             raise ApiError(422, "invalid_field", message, path=f"$.{given[0]}")
 
 
 def _a(kind: str) -> str:
-    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+    return f"{KINDS[kind].article} {kind}"
 
 
 async def checked_mapping(request: Request, spec: Any, variables: list[dict[str, Any]] | None) -> dict[str, Any]:
@@ -200,8 +207,9 @@ def _checked_allowlist(entries: Any) -> list[str]:
 
 
 async def _flow_variables(request: Request, env: str, flow_id: str) -> list[dict[str, Any]]:
-    flow = await read_found(request, "flow", flow_id, lambda conn: flows.get_flow(conn, env, flow_id))
-    return list(flow.draft.get("variables") or [])
+    """The draft's variable declarations: a trigger's mapping is checked against them as it is saved."""
+    declared = await read_found(request, "flow", flow_id, lambda conn: flows.declared_variables(conn, env, flow_id))
+    return declared.draft
 
 
 async def _trigger(request: Request, env: str) -> Trigger | ApiTrigger:
@@ -224,7 +232,7 @@ async def webhook_trigger(request: Request, env: str, needs_hook: str) -> Trigge
     if trigger.type != "webhook":
         message = (
             f"{trigger.id} is {_a(trigger.type)} trigger: it has no hook URL, hence no {needs_hook} "
-            f"({REACHED_BY[trigger.type]}; see its deliveries)"
+            f"({KINDS[trigger.type].reached_by}; see its deliveries)"
         )
         raise ApiError(409, "not_a_webhook_trigger", message)
     return trigger
@@ -237,27 +245,23 @@ async def create_trigger(request: Request) -> Response:
     data = await json_object(request)
     refuse_unknown(data, CREATE_FIELDS)
     kind = data.get("type", "webhook")
-    if kind not in ("webhook", "event", "segment", "sfmc", "marketo", "api"):
+    if kind not in (*KINDS, "api"):  # a tuple: `type` may be any JSON, a list or an object too
+        *others, last = KINDS
         message = (
-            "type must be webhook, event, segment, sfmc or marketo (the API trigger comes with the flow; other "
-            "trigger types have their own APIs)"
+            f"type must be {', '.join(others)} or {last} (the API trigger comes with the flow; other trigger types "
+            "have their own APIs)"
         )
         raise ApiError(422, "invalid_field", message, path="$.type")
     variables = await _flow_variables(request, env, flow_id)
     if kind == "api":
         message = f"flow {flow_id} already has its API trigger, {api_trigger_id(flow_id)}: every flow has exactly one"
         raise ApiError(409, "api_trigger_exists", message, path="$.type")
+    spec = KINDS[kind]
     _refuse_other_kinds_fields(data, kind)
-    if kind == "event" and "eventName" not in data:
-        raise ApiError(
-            422, "invalid_field", "an event trigger needs eventName, the event it listens for", path="$.eventName"
-        )
-    if kind == "segment" and "segmentId" not in data:
-        raise ApiError(422, "invalid_field", "a segment trigger needs segmentId, the segment", path="$.segmentId")
-    if kind == "sfmc" and "signingSecret" not in data:
-        message = "an sfmc trigger needs signingSecret, the installed package's JWT signing secret"
-        raise ApiError(422, "invalid_field", message, path="$.signingSecret")
-    defaults = {"mapping": DEFAULT_MAPPINGS[kind], **({"on": "entered"} if kind == "segment" else {})}
+    if spec.required is not None and spec.required[0] not in data:
+        name, what = spec.required
+        raise ApiError(422, "invalid_field", f"{_a(kind)} trigger needs {name}, {what}", path=f"$.{name}")
+    defaults = {"mapping": spec.default_mapping, **spec.defaults}
     changes = await checked_changes(request, {**defaults, **data}, variables)
     if kind == "marketo":  # its API key, made here and shown once (docs/marketo.md)
         changes["verification"] = {"secret": secrets.token_urlsafe(32)}
@@ -268,13 +272,13 @@ async def create_trigger(request: Request) -> Response:
             conn,
             env,
             flow_id,
+            kind=kind,
             mode=changes.get("mode", "test"),
             mapping=changes["mapping"],
             verification=changes.get("verification"),
             allowed_ips=changes.get("allowed_ips", []),
             event_name=changes.get("event_name"),
             segment_id=changes.get("segment_id"),
-            kind=kind if kind in ("sfmc", "marketo") else None,
         )
 
     trigger = await services(request).store.write(insert)

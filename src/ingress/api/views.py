@@ -132,6 +132,8 @@ def delivery_view(delivery: Delivery) -> dict[str, Any]:
         "detail": delivery.detail,
         "invocationId": delivery.invocation_id,
         "flowInvocationId": delivery.flow_invocation_id,
+        "attempts": delivery.attempts,
+        "nextAttemptAt": iso(delivery.due_at) if delivery.status == "pending" else None,
         "createdAt": iso(delivery.created_at),
         "updatedAt": iso(delivery.updated_at),
     }
