@@ -35,6 +35,8 @@ SIGNING_SECRET = "whsec_bench_" + "s" * 24
 # Without a flowInvocationId each delivery is a new invocation (no idempotent replay).
 UNKEYED_SOURCE = STRIPE_SOURCE.replace("    flowInvocationId: request.body.id,\n", "")
 BARE_APP_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
+#: How `flowhook serve` runs uvicorn, so that the bare handler is served the same way.
+UVICORN_FLAGS = ("--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning")
 
 
 @dataclass
@@ -133,12 +135,12 @@ def create_hook(base_url: str) -> str:
         return f"/hooks/{trigger.json()['hookId']}"
 
 
-_WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.body = {body}
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Stripe-Signature"] = "{signature}"
-"""
+def _wrk_script(body: bytes, headers: dict[str, str]) -> str:
+    lines = ['wrk.method = "POST"', f"wrk.body = {_lua_string(body)}"]
+    lines += [
+        f"wrk.headers[{_lua_string(name.encode())}] = {_lua_string(value.encode())}" for name, value in headers.items()
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _lua_string(data: bytes) -> str:
@@ -158,9 +160,11 @@ def _milliseconds(text: str) -> float:
 WRK_TIMEOUT = "30s"
 
 
-def load_with_wrk(name: str, url: str, body: bytes, signature: str, seconds: float, connections: int) -> LoadFigures:
+def load_with_wrk(
+    name: str, url: str, body: bytes, headers: dict[str, str], seconds: float, connections: int
+) -> LoadFigures:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_WRK_SCRIPT.format(body=_lua_string(body), signature=signature))
+        script.write(_wrk_script(body, headers))
     duration = f"-d{max(1, round(seconds))}s"
     try:
         output = subprocess.run(
@@ -188,11 +192,10 @@ def wrk_figures(name: str, output: str) -> LoadFigures:
 
 
 async def _load_with_httpx(
-    name: str, url: str, body: bytes, signature: str, seconds: float, connections: int
+    name: str, url: str, body: bytes, headers: dict[str, str], seconds: float, connections: int
 ) -> LoadFigures:
     latencies: list[float] = []
     failures = 0
-    headers = {"Content-Type": "application/json", "Stripe-Signature": signature}
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
         deadline = time.perf_counter() + seconds
@@ -215,16 +218,18 @@ async def _load_with_httpx(
 
 
 def load(
-    name: str, url: str, body: bytes, signature: str, seconds: float, connections: int, server_pid: int
+    name: str, url: str, body: bytes, headers: dict[str, str], seconds: float, connections: int, server_pid: int
 ) -> LoadFigures:
+    """POSTs of `body` with `headers` for `seconds` on `connections`: the rate, the latencies, and the CPU per
+    request of the server (`server_pid` and its descendants) and of the load generator."""
     before, started = process_tree_cpu_seconds(server_pid), time.perf_counter()
     if shutil.which("wrk"):
         client_before = _cpu_seconds(resource.RUSAGE_CHILDREN)  # wrk is the only child reaped meanwhile
-        figures = load_with_wrk(name, url, body, signature, seconds, connections)
+        figures = load_with_wrk(name, url, body, headers, seconds, connections)
         client = _cpu_seconds(resource.RUSAGE_CHILDREN) - client_before
     else:
         client_before = _cpu_seconds(resource.RUSAGE_SELF)
-        figures = asyncio.run(_load_with_httpx(name, url, body, signature, seconds, connections))
+        figures = asyncio.run(_load_with_httpx(name, url, body, headers, seconds, connections))
         client = _cpu_seconds(resource.RUSAGE_SELF) - client_before
     spent, elapsed = process_tree_cpu_seconds(server_pid) - before, time.perf_counter() - started
     handled = figures.requests_per_second * elapsed
@@ -248,6 +253,15 @@ def cpu_budget_us(bare: LoadFigures, ratio: float = 0.5, cores: int | None = Non
     return (cores * 1e6 - rate * bare.client_cpu_us) / rate
 
 
+def load_bare(body: bytes, headers: dict[str, str], seconds: float, connections: int) -> LoadFigures:
+    """The reference: a bare Starlette handler that reads the body and answers 202, served as `serve` is."""
+    port = free_port()
+    bare = [sys.executable, "-m", "uvicorn", "--app-dir", str(BARE_APP_DIR), "bare_app:app", "--port", str(port)]
+    with running([*bare, *UVICORN_FLAGS], f"http://127.0.0.1:{port}/") as pid:
+        url = f"http://127.0.0.1:{port}/hooks/bench"
+        return load("bare Starlette handler", url, body, headers, seconds, connections, pid)
+
+
 def measure(
     seconds: float = 5.0,
     connections: int = 32,
@@ -263,25 +277,13 @@ def measure(
     adds its own flow and trigger to it.
     """
     body = orjson.dumps(stripe_event())
-    signature = stripe_signature(body, SIGNING_SECRET, int(time.time()))
-    uvicorn_flags = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+    headers = {
+        "Content-Type": "application/json",
+        "Stripe-Signature": stripe_signature(body, SIGNING_SECRET, int(time.time())),
+    }
     figures = []
 
-    port = free_port()
-    bare = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--app-dir",
-        str(BARE_APP_DIR),
-        "bare_app:app",
-        "--port",
-        str(port),
-        *uvicorn_flags,
-    ]
-    with running(bare, f"http://127.0.0.1:{port}/") as pid:
-        url = f"http://127.0.0.1:{port}/hooks/bench"
-        figures.append(load("bare Starlette handler", url, body, signature, seconds, connections, pid))
+    figures.append(load_bare(body, headers, seconds, connections))
 
     with tempfile.TemporaryDirectory(prefix="flowhook-bench-") as data_dir:
         port = free_port()
@@ -305,7 +307,7 @@ def measure(
             name = f"flowhook serve ({server_workers} process{'es' if server_workers > 1 else ''})"
             name += "" if executor else ", no executor"
             name += ", PostgreSQL" if database else ""
-            figures.append(load(name, base + path, body, signature, seconds, connections, pid))
+            figures.append(load(name, base + path, body, headers, seconds, connections, pid))
     return figures
 
 
