@@ -18,7 +18,6 @@ from ingress.api.cursors import Binding
 from ingress.api.flow_views import event_view
 from ingress.api.queries import EVENT_SOURCES, choice, timestamp, until
 from ingress.auth import admin_only
-from ingress.jsonio import json_response
 from store.analytics import AnalyticsEvent, EventFilter, list_events
 from store.environment_settings import get_settings
 
@@ -45,7 +44,7 @@ async def list_analytics_events(request: Request) -> Response:
         return list_events(conn, env, shown, after=after, limit=limit)
 
     events, next_seq = await services(request).store.read(page)
-    return json_response({"data": [event_view(event) for event in events], "nextCursor": cursors.next_cursor(next_seq)})
+    return cursors.page([event_view(event) for event in events], next_seq)
 
 
 routes = [Route("/analytics/events", list_analytics_events, methods=["GET"])]

@@ -249,13 +249,8 @@ async def list_skipped(request: Request) -> Response:
             return None
         return skipped_rows(conn, task_id, after=after, limit=limit)
 
-    found = await services(request).store.read(page)
-    if found is None:
-        raise not_found("bulk_task", task_id)
-    skipped, next_number = found
-    return json_response(
-        {"data": [skip_view(skip) for skip in skipped], "nextCursor": cursors.next_cursor(next_number)}
-    )
+    skipped, next_number = await read_found(request, "bulk_task", task_id, page)
+    return cursors.page([skip_view(skip) for skip in skipped], next_number)
 
 
 async def _task_reader(request: Request) -> tuple[str, str]:

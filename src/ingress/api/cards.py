@@ -36,9 +36,7 @@ async def list_user_cards(request: Request) -> Response:
             conn, env, user_id, now=now, event_source=event_source, status=status, limit=limit, before=before
         )
     )
-    return json_response(
-        {"data": [card_view(card, now) for card in found], "nextCursor": cursors.next_cursor(next_seq)}
-    )
+    return cursors.page([card_view(card, now) for card in found], next_seq)
 
 
 @admin_only

@@ -23,10 +23,13 @@ import json
 from base64 import urlsafe_b64decode, urlsafe_b64encode
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from ingress.errors import ApiError
+from ingress.jsonio import json_response
 
 Part = str | datetime | None
 POSITION_BYTES = 8
@@ -48,6 +51,11 @@ class Binding:
     listing: str
     what: str
     parts: tuple[Part, ...]
+
+    def page(self, data: list[dict[str, Any]], position: int | None) -> Response:
+        """A page of this listing: its items, and the cursor of the page that starts at `position` (None:
+        this was the last)."""
+        return json_response({"data": data, "nextCursor": self.next_cursor(position)})
 
     def next_cursor(self, position: int | None) -> str | None:
         """The `nextCursor` of a page whose next one starts at `position` (None: the last page)."""

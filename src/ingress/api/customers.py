@@ -138,8 +138,7 @@ async def list_customers(request: Request) -> Response:
         return found, next_seq, segments.memberships(conn, env, [customer.user_id for customer in found])
 
     found, next_seq, member_of = await services(request).store.read(read)
-    data = [customer_view(customer, member_of[customer.user_id]) for customer in found]
-    return json_response({"data": data, "nextCursor": cursors.next_cursor(next_seq)})
+    return cursors.page([customer_view(customer, member_of[customer.user_id]) for customer in found], next_seq)
 
 
 routes = [

@@ -11,12 +11,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ingress.api.common import environment, not_found, query_int, services
+from ingress.api.common import environment, query_int, read_found
 from ingress.api.cursors import Binding
 from ingress.api.queries import choice
 from ingress.api.views import delivery_view
 from ingress.auth import admin_only
-from ingress.jsonio import json_response
 from store import triggers
 from store.event_delivery_log import STATUSES, Delivery, list_deliveries
 
@@ -36,13 +35,8 @@ async def list_trigger_deliveries(request: Request) -> Response:
             return None
         return list_deliveries(conn, env, trigger_id, status=status, limit=limit, before=before)
 
-    found = await services(request).store.read(page)
-    if found is None:
-        raise not_found("trigger", trigger_id)
-    deliveries, next_seq = found
-    return json_response(
-        {"data": [delivery_view(delivery) for delivery in deliveries], "nextCursor": cursors.next_cursor(next_seq)}
-    )
+    deliveries, next_seq = await read_found(request, "trigger", trigger_id, page)
+    return cursors.page([delivery_view(delivery) for delivery in deliveries], next_seq)
 
 
 routes = [Route("/triggers/{trigger_id}/deliveries", list_trigger_deliveries, methods=["GET"])]

@@ -55,13 +55,8 @@ async def _page(request: Request, env: str, trigger_id: str | None) -> Response:
             before=before,
         )  # fmt: skip
 
-    found = await services(request).store.read(page)
-    if found is None:
-        raise not_found("trigger", trigger_id or "")
-    entries, next_seq = found
-    return json_response(
-        {"data": [request_summary(entry) for entry in entries], "nextCursor": cursors.next_cursor(next_seq)}
-    )
+    entries, next_seq = await read_found(request, "trigger", trigger_id or "", page)
+    return cursors.page([request_summary(entry) for entry in entries], next_seq)
 
 
 @admin_only

@@ -169,8 +169,7 @@ async def list_members(request: Request) -> Response:
         return segments.list_members(conn, env, segment_id, limit=limit, after=after)
 
     found, next_seq = await read_found(request, "segment", segment_id, read)
-    data = [{"userId": member.user_id, "enteredAt": iso(member.entered_at)} for member in found]
-    return json_response({"data": data, "nextCursor": cursors.next_cursor(next_seq)})
+    return cursors.page([{"userId": member.user_id, "enteredAt": iso(member.entered_at)} for member in found], next_seq)
 
 
 routes = [
