@@ -18,6 +18,7 @@ import csv
 import io
 import re
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import orjson
@@ -78,19 +79,21 @@ def parse_csv(data: bytes, *, test: bool) -> CsvFile:
         raise CsvRefused([_problem("$", f"the file is not UTF-8 (byte {error.start})")]) from None
     if "\x00" in text:
         raise CsvRefused([_problem("$", "the file holds the NUL character (U+0000)")])
+    records = enumerate(csv.reader(io.StringIO(text, newline="")), 1)
     try:
-        records = [(number, cells) for number, cells in enumerate(csv.reader(io.StringIO(text, newline="")), 1)]
+        header = next(records, None)
+        if header is None:
+            raise CsvRefused([_problem("$", "the file is empty: a header row is required")])
+        # Read no further than one row past the limit: 10 MiB of blank-ish lines are millions of records.
+        rows = list(islice(((n, cells) for n, cells in records if any(cell.strip() for cell in cells)), MAX_ROWS + 1))
     except csv.Error as error:
         raise CsvRefused([_problem("$", f"the file is not valid CSV: {error}")]) from None
-    if not records:
-        raise CsvRefused([_problem("$", "the file is empty: a header row is required")])
-    columns = [name.strip() for name in records[0][1]]
+    columns = [name.strip() for name in header[1]]
     problems = header_problems(columns, test=test)
-    rows = [(number, cells) for number, cells in records[1:] if any(cell.strip() for cell in cells)]
     if not rows:
         problems.append(_problem("$", "the file has a header and no rows"))
     if len(rows) > MAX_ROWS:
-        problems.append(_problem("$", f"the file has {len(rows)} rows; at most {MAX_ROWS} are allowed"))
+        problems.append(_problem("$", f"the file has more than {MAX_ROWS} rows; at most {MAX_ROWS} are allowed"))
     if problems:
         raise CsvRefused(problems)
     return CsvFile(columns, rows)

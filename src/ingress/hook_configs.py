@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from flows.mapping_runner import MappingRunner, PreparedMapping
 from ingress.allowlist import IpAllowlist
-from ingress.storable import NUL
 from ingress.verification import Verifier, compile_verification
 from store import Store
+from store.storable import NUL
 from store.triggers import HookTarget, Trigger, hook_revisions, load_hook_target
 
 

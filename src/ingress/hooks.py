@@ -36,7 +36,6 @@ from ingress.oversized import head_bytes, shortened, shortened_headers
 from ingress.redaction import redact_headers, redact_query
 from ingress.refusals import Refusal, acceptance_refusal, mapping_refusal
 from ingress.services import Services
-from ingress.storable import NUL, storable
 from ingress.verification import VerificationFailure
 from mapper import MappingResult, MappingSpecError, RequestBodyError, UnsupportedContentType
 from mapper.request import body_bytes, body_text, exact_text, normalize_headers, request_from, unreadable
@@ -46,6 +45,7 @@ from store.ids import new_id, new_uuid7
 from store.invocations import Acceptance, AcceptRequest, accept_batch
 from store.request_log import LogEntry, insert_entries
 from store.samples import Capture, capture_batch, new_sample
+from store.storable import NUL, storable
 from store.writer import WriterClosed
 
 logger = logging.getLogger("flowhook.ingress")
@@ -420,7 +420,7 @@ class HookPipeline:
     def _keep_body(self, log: LogEntry, body: bytes, *, truncated: bool = False, size: int | None = None) -> None:
         """The first `log_body_bytes` of `body`; `size` is the body's whole size when more was announced.
 
-        Bytes its charset cannot decode (and NUL, see ingress.storable) are kept as replacement characters,
+        Bytes its charset cannot decode (and NUL, see store.storable) are kept as replacement characters,
         and the body then counts as truncated too: the log no longer holds it as sent, so it cannot be replayed.
         """
         cap = self._settings.log_body_bytes

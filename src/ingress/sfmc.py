@@ -132,6 +132,8 @@ async def execute(request: Request) -> Response:
         given=result.mapped,
     )
     acceptance: Acceptance = await services(request).store.submit(accept_batch, accept)
+    if acceptance.verdict == "trigger_deleted":  # while its mapping ran: the activity's URL is dead now
+        raise ApiError(404, "activity_not_found", "no Journey Builder activity at this URL")
     _refuse(trigger, acceptance_refusal(acceptance, accept.flow_invocation_id))
     if acceptance.verdict == "accepted":
         services(request).work_arrived()

@@ -52,9 +52,9 @@ class TokenCache:
         revocation in this process may have seen the credential still there, and is not remembered."""
         if revocations != self.revocations:
             return
+        self._entries.pop(token_hash, None)  # re-inserted last: it is now the newest
         if len(self._entries) >= self._max_entries:
             del self._entries[next(iter(self._entries))]  # the oldest (dicts keep insertion order)
-        self._entries.pop(token_hash, None)  # re-inserted last: it is now the newest
         self._entries[token_hash] = (token, self._clock() + self._ttl)
 
     def forget_client(self, client_id: str) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 from store.clock import iso, utcnow
 from store.ids import new_id
 from store.invocations import Acceptance, AcceptRequest, accept_batch
+from store.storable import storable
 from store.tables import bulk_task_skips, bulk_tasks, customers, segment_members, segments
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
@@ -222,7 +223,7 @@ def advance(conn: Connection, chunk: Chunk) -> Advanced:
                 continue
             code, reason = _VERDICTS[verdict.verdict]
             reason = reason.format(key=outcome.accept.flow_invocation_id)
-        skipped.append({"ref": outcome.ref, "code": code, "reason": reason})
+        skipped.append({"ref": outcome.ref, "code": code, "reason": storable(reason)})  # may quote a lead's text
     if skipped:
         last = conn.execute(_LAST_SKIP, {"task_id": chunk.task_id}).scalar_one() or 0
         numbered = [{**skip, "task_id": chunk.task_id, "number": last + n} for n, skip in enumerate(skipped, 1)]

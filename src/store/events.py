@@ -89,6 +89,8 @@ def record_requests(conn: Connection, requests: list[EventsRequest]) -> list[lis
     ClientIdConflict and writes nothing. A client id that an earlier request of the batch stored is a repeat
     (or a conflict) for a later one, as if the two had come one after the other.
     """
+    # At most the writer's max_batch (512) requests of 100 events: 51,200 ids, within PostgreSQL's 65,535
+    # parameters; a larger batch would fail and be retried a request at a time.
     stored = _stored(conn, [event.stored_id for request in requests for event in request.events if event.stored_id])
     stored_before = set(stored)  # what their deliveries are counted from; the batch's own come from `enqueue`
     outcomes: list[list[Recorded] | ClientIdConflict] = []

@@ -38,6 +38,7 @@ from store.clock import utcnow
 from store.ids import new_id
 from store.request_log import LogEntry, deleted_triggers, rehome_entries_of_deleted_triggers, store_entries
 from store.tables import flows, invocations
+from store.triggers import API_TRIGGER_PREFIX
 
 Verdict = Literal["accepted", "duplicate", "conflict", "flow_not_published", "trigger_deleted"]
 Key = tuple[str, str, str]  # (flow_id, mode, flow_invocation_id)
@@ -168,7 +169,9 @@ def accept_batch(conn: Connection, requests: list[AcceptRequest]) -> list[Accept
     retries item by item.
     """
     logged = [request.log for request in requests if request.log is not None]
-    deleted = deleted_triggers(conn, logged)  # since the requests arrived: their hooks are dead now
+    # Since the requests arrived: their hooks and activities are dead now (an API trigger has no row).
+    stored = (request.trigger_id for request in requests if not _is_api_trigger(request.trigger_id))
+    deleted = deleted_triggers(conn, stored)
     existing = _existing(conn, [request for request in requests if not request.fresh_key])
     published = _published_versions(conn, {r.flow_id for r in requests if r.mode == "live"})
     now = utcnow()
@@ -210,6 +213,10 @@ def accept_batch(conn: Connection, requests: list[AcceptRequest]) -> list[Accept
     rehome_entries_of_deleted_triggers(logged, deleted)
     store_entries(conn, logged)
     return verdicts
+
+
+def _is_api_trigger(trigger_id: str | None) -> bool:
+    return trigger_id is not None and trigger_id.startswith(API_TRIGGER_PREFIX)
 
 
 _INSERT = BulkInsert(invocations, [field.name for field in fields(Invocation) if field.name != "seq"])

@@ -73,7 +73,7 @@ _INSERT = BulkInsert(request_log, [field.name for field in fields(LogEntry) if f
 
 def insert_entries(conn: Connection, entries: list[LogEntry]) -> list[None]:
     """A `store.writer` batch: one executemany for the whole group."""
-    rehome_entries_of_deleted_triggers(entries, deleted_triggers(conn, entries))
+    rehome_entries_of_deleted_triggers(entries, deleted_triggers(conn, (entry.trigger_id for entry in entries)))
     store_entries(conn, entries)
     return [None] * len(entries)
 
@@ -86,9 +86,9 @@ def store_entries(conn: Connection, entries: list[LogEntry]) -> None:
 _TRIGGER_EXISTS = sa.select(triggers.c.id).where(triggers.c.id == sa.bindparam("trigger_id"))
 
 
-def deleted_triggers(conn: Connection, entries: Iterable[LogEntry]) -> set[str]:
-    """The triggers of `entries` deleted since their requests arrived (this transaction sees the deletes)."""
-    named = {entry.trigger_id for entry in entries if entry.trigger_id is not None}
+def deleted_triggers(conn: Connection, trigger_ids: Iterable[str | None]) -> set[str]:
+    """Those of these stored triggers deleted since their requests arrived (this transaction sees the deletes)."""
+    named = {trigger_id for trigger_id in trigger_ids if trigger_id is not None}
     return {name for name in named if conn.execute(_TRIGGER_EXISTS, {"trigger_id": name}).first() is None}
 
 

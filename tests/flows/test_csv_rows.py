@@ -23,7 +23,7 @@ def test_a_file_with_too_many_rows_is_refused() -> None:
     with pytest.raises(CsvRefused) as refused:
         parse_csv(data.encode(), test=False)
     assert refused.value.problems == [
-        {"path": "$", "message": f"the file has {MAX_ROWS + 1} rows; at most {MAX_ROWS} are allowed"}
+        {"path": "$", "message": f"the file has more than {MAX_ROWS} rows; at most {MAX_ROWS} are allowed"}
     ]
 
 

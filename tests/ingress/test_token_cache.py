@@ -67,6 +67,14 @@ def test_a_lookup_that_raced_with_a_revocation_is_not_remembered() -> None:
     assert cache.get("a1", NOW) is not None
 
 
+def test_looking_up_a_remembered_token_again_drops_nothing_else() -> None:
+    cache = TokenCache(60.0, max_entries=2, clock=Clock())
+    cache.put("h1", token("c1"), cache.revocations)
+    cache.put("h2", token("c2"), cache.revocations)
+    cache.put("h2", token("c2"), cache.revocations)  # the cache is full, but h2 only moves to the end
+    assert cache.get("h1", NOW) is not None and cache.get("h2", NOW) is not None
+
+
 def test_past_its_size_the_oldest_entry_goes_first() -> None:
     cache = TokenCache(60.0, max_entries=2, clock=Clock())
     cache.put("h1", token("c1"), cache.revocations)

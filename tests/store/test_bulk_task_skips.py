@@ -199,3 +199,38 @@ async def test_skipped_rows_come_in_pages(store: Store) -> None:
     last, end = await store.read(lambda conn: skipped_rows(conn, task.id, after=then, limit=2))
     assert [[skip.ref["row"] for skip in page] for page in (first, second, last)] == [[2, 3], [4, 5], [6]]
     assert end is None
+
+
+async def test_a_reason_quoting_a_nul_is_kept_with_a_replacement_character(store: Store) -> None:
+    """A Marketo lead's reason quotes its mapping's error, which may hold NUL: PostgreSQL's text refused it,
+    and the failed write failed the whole task."""
+    task = await store.write(lambda conn: create_task(conn, "default", None, MARKETO, {}, 1))
+    outcome = Outcome({"lead": 1}, code="mapping_error", reason="Error: a\x00b at line 2")
+    advanced = await store.submit(advance_batches, Chunk(task.id, 0, [outcome]))
+    assert advanced.processed == 1
+    [skip], _ = await store.read(lambda conn: skipped_rows(conn, task.id))
+    assert (skip.code, skip.reason) == ("mapping_error", "Error: a\ufffdb at line 2")
+
+
+async def test_migration_9_moves_a_reason_holding_nul_or_none(database: URL) -> None:
+    """Version 8 kept reasons inside JSON, which holds NUL; migration 9 stopped the service from starting on
+    PostgreSQL over one. An entry without a reason gets an empty one, not the text 'None'."""
+    store = await Store.open(database)
+    try:
+        await store.write(to_version_8)
+        listed = [
+            ({"row": 2, "reason": "flowConfigId 'a\x00b': no such flow in this environment"}, "flow_not_found"),
+            ({"row": 3}, "validation_error"),
+        ]
+        task_id = await version_8_task(store, "csv", listed)
+    finally:
+        await store.close()
+    store = await Store.open(database)
+    try:
+        rows, _ = await store.read(lambda conn: skipped_rows(conn, task_id))
+    finally:
+        await store.close()
+    assert [(skip.code, skip.reason) for skip in rows] == [
+        ("flow_not_found", "flowConfigId 'a\ufffdb': no such flow in this environment"),
+        ("validation_error", ""),
+    ]

@@ -11,6 +11,7 @@ from store import Store
 from store.flows import insert_flow
 from store.invocations import AcceptRequest, accept_batch, payload_hash
 from store.tables import invocations
+from store.triggers import api_trigger_id, delete_trigger, insert_trigger
 
 pytestmark = pytest.mark.anyio
 
@@ -41,3 +42,24 @@ async def test_invocations_under_the_old_hash_compare_numbers_by_value_too(store
     respelled = await store.submit(accept_batch, accept(flow.id, "k-old", {**payload, "variables": {"amount": 1e2}}))
     other = await store.submit(accept_batch, accept(flow.id, "k-old", {**payload, "variables": {"amount": "100"}}))
     assert (respelled.verdict, other.verdict) == ("duplicate", "conflict")
+
+
+async def test_a_request_whose_stored_trigger_was_deleted_meanwhile_starts_nothing(store: Store) -> None:
+    """A Journey Builder execute whose trigger was deleted while its mapping ran used to start the flow (only
+    webhooks, which are logged, were checked). An API trigger (`api_…`) has no row and is never 'deleted'."""
+    flow = await store.write(lambda conn: insert_flow(conn, "default", {"name": "f"}))
+    trigger = await store.write(
+        lambda conn: insert_trigger(conn, "default", flow.id, kind="sfmc", mode="test", mapping={"kind": "passthrough"})
+    )
+    await store.write(lambda conn: delete_trigger(conn, "default", trigger.id))
+    payload = {"targetUserIds": ["u1"]}
+
+    def request(trigger_id: str, key: str) -> AcceptRequest:
+        return AcceptRequest("default", flow.id, trigger_id, f"req_{key}", "test", key, payload, log=None)
+
+    verdicts = await store.write(
+        lambda conn: accept_batch(conn, [request(trigger.id, "k1"), request(api_trigger_id(flow.id), "k2")])
+    )
+    assert [verdict.verdict for verdict in verdicts] == ["trigger_deleted", "accepted"]
+    keys = await store.read(lambda conn: conn.execute(sa.select(invocations.c.flow_invocation_id)).scalars().all())
+    assert keys == ["k2"]

@@ -13,8 +13,8 @@ from starlette.responses import Response
 from ingress.body import BodyTimedOut, BodyTooLarge, read_body
 from ingress.errors import ApiError
 from ingress.services import Services
-from ingress.storable import NUL  # the API refuses it (400/422) where the webhook path must keep what it can
 from store.environments import get_environment
+from store.storable import NUL  # the API refuses it (400/422) where the webhook path must keep what it can
 
 T = TypeVar("T")
 

@@ -102,11 +102,12 @@ async def get_credential(request: Request) -> Response:
 async def delete_credential(request: Request) -> Response:
     env = await environment(request)
     client_id = request.path_params["clientId"]
-    answer = await delete_found(
-        request, "credential", client_id, lambda conn: credentials.delete_credential(conn, env, client_id)
-    )
-    services(request).tokens.forget_client(client_id)  # once the revocation is committed, not before
-    return answer
+    try:
+        return await delete_found(
+            request, "credential", client_id, lambda conn: credentials.delete_credential(conn, env, client_id)
+        )
+    finally:  # once the revocation is committed, or when cancelled while it was queued (the write stands)
+        services(request).tokens.forget_client(client_id)
 
 
 routes = [

@@ -282,7 +282,8 @@ def api_trigger_paths() -> dict[str, Any]:
             "parameters": [ENV, CREDENTIAL],
             "get": operation("Read a credential", "credentials", responses(200, ref("Credential"), "It.", 401, 404)),
             "delete": operation(
-                "Revoke a credential: its tokens stop working at once",
+                "Revoke a credential: its tokens stop working at once in this process, within"
+                " FLOWHOOK_CONFIG_CACHE_SECONDS in other workers",
                 "credentials",
                 responses(204, None, "Revoked.", 401, 404),
             ),

@@ -2,8 +2,9 @@
 
 PostgreSQL's text type cannot hold NUL (U+0000); SQLite's can. A webhook's
 path, body or a mapping's error message may carry one, and storing it as
-sent failed the request log's write on PostgreSQL (a 503, and no entry). The
-log keeps such text with each NUL as U+FFFD, the replacement character it
+sent failed the request log's write on PostgreSQL (a 503, and no entry), and a
+Marketo lead's skip reason quoting its mapping's error failed the whole task.
+Such text is kept with each NUL as U+FFFD, the replacement character the log
 already uses for bytes a charset cannot decode, on both stores alike.
 """
 
