@@ -223,6 +223,7 @@ def advance(conn: Connection, chunk: Chunk) -> Advanced:
                 continue
             code, reason = _VERDICTS[verdict.verdict]
             reason = reason.format(key=outcome.accept.flow_invocation_id)
+        assert code is not None and reason is not None  # an outcome without an invocation says why
         skipped.append({"ref": outcome.ref, "code": code, "reason": storable(reason)})  # may quote a lead's text
     if skipped:
         last = conn.execute(_LAST_SKIP, {"task_id": chunk.task_id}).scalar_one() or 0

@@ -18,9 +18,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from store.storable import storable
 from store.tables import (
     Json,
-    analytics_events,
     bulk_task_skips,
     bulk_tasks,
     event_deliveries,
@@ -110,11 +110,7 @@ def _customers_and_segments(conn: Connection) -> None:
 def _event_count_indexes(conn: Connection) -> None:
     """A customer's events of a name (segment rules count them) and an event's deliveries (a repeated
     event is answered with them): both were walks of a whole table."""
-    wanted = {"ix_analytics_events_environment_user_event", "ix_event_deliveries_event"}
-    for table in (analytics_events, event_deliveries):
-        for index in table.indexes:
-            if index.name in wanted:
-                conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+    _create_indexes(conn, "ix_analytics_events_environment_user_event", "ix_event_deliveries_event")
 
 
 def _bulk_task_callbacks(conn: Connection) -> None:
@@ -160,7 +156,7 @@ _LEGACY_REASONS = [
 def _legacy_skip(task_id: str, number: int, entry: dict[str, Any]) -> dict[str, Any]:
     """A version-8 skipped entry (`{row | userId | lead…, reason}`, a Marketo lead's with its `errorCode`)
     as a `bulk_task_skips` row. Any other reason was a `/start` problem: `validation_error`."""
-    reason = str(entry.get("reason"))
+    reason = storable(str(entry.get("reason") or ""))  # version 8 kept NUL inside JSON; PostgreSQL's text cannot
     marketo = entry.get("errorCode")
     if isinstance(marketo, str):
         code = "mapping_skipped" if marketo == "SKIPPED" else marketo.lower()
@@ -174,14 +170,10 @@ def _event_delivery_retries(conn: Connection) -> None:
     """A delivery's attempts and due time: the dispatcher retries a transient failure later (flows.dispatcher).
     Settled deliveries count the one attempt that settled them; the pending ones are due as they were, in the
     order of an index that leads with the due time."""
-    present = {column["name"] for column in sa.inspect(conn).get_columns(event_deliveries.name)}
-    for column in (event_deliveries.c.attempts, event_deliveries.c.due_at):
-        if column.name not in present:  # with its NOT NULL and default, which SQLite requires together
-            definition = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
-            conn.execute(sa.text(f"ALTER TABLE {event_deliveries.name} ADD COLUMN {definition}"))
-    table = event_deliveries.c
-    settled = sa.case((table.status == "pending", 0), else_=1)
-    conn.execute(sa.update(event_deliveries).values(attempts=settled, due_at=table.created_at))
+    if _add_columns(conn, event_deliveries.c.attempts, event_deliveries.c.due_at):
+        table = event_deliveries.c
+        settled = sa.case((table.status == "pending", 0), else_=1)
+        conn.execute(sa.update(event_deliveries).values(attempts=settled, due_at=table.created_at))
     conn.execute(sa.text("DROP INDEX IF EXISTS ix_event_deliveries_status_seq"))
     [index] = [index for index in event_deliveries.indexes if index.name == "ix_event_deliveries_status_due"]
     conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
@@ -192,7 +184,6 @@ def _segment_evaluations(conn: Connection) -> None:
     (flows.segment_evaluation). The segments there are count as evaluated: their evaluation ran in the request
     that created or edited them (and the docs said to repeat a PUT cut short), with counts nobody kept."""
     table = segments.c
-    present = {column["name"] for column in sa.inspect(conn).get_columns(segments.name)}
     added = (
         table.evaluated_revision,
         table.evaluation_after,
@@ -201,22 +192,38 @@ def _segment_evaluations(conn: Connection) -> None:
         table.evaluation_entered,
         table.evaluation_exited,
     )
-    for column in added:
-        if column.name not in present:  # with its NOT NULL and default, which SQLite requires together
-            definition = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
-            conn.execute(sa.text(f"ALTER TABLE {segments.name} ADD COLUMN {definition}"))
-    conn.execute(sa.update(segments).values(evaluated_revision=table.revision))
+    if _add_columns(conn, *added):
+        conn.execute(sa.update(segments).values(evaluated_revision=table.revision))
     [index] = [index for index in segments.indexes if index.name == "ix_segments_evaluation_lease"]
     conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
 
-def _add_columns(conn: Connection, *columns: sa.Column[Any]) -> None:
-    """ALTER TABLE … ADD COLUMN for each column its table lacks (a SQLite rebuild may have added it already)."""
+def _trigger_listing_indexes(conn: Connection) -> None:
+    """The environment's triggers newest first, a page at a time: its stored triggers and its flows (each
+    flow's API trigger), each an index range (store.triggers.list_environment_triggers)."""
+    _create_indexes(conn, "ix_triggers_environment_created", "ix_flows_environment_created")
+
+
+def _create_indexes(conn: Connection, *names: str) -> None:
+    """The schema's indexes of these names, on a database that lacks them."""
+    for table in metadata.sorted_tables:
+        for index in table.indexes:
+            if index.name in names:
+                conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+
+
+def _add_columns(conn: Connection, *columns: sa.Column[Any]) -> bool:
+    """ALTER TABLE … ADD COLUMN for each column its table lacks (a SQLite rebuild may have added it already),
+    with its NOT NULL and default (which SQLite requires together); whether any was added, so that a backfill
+    runs once and never again over values written since."""
+    added = False
     for column in columns:
         if column.name in {found["name"] for found in sa.inspect(conn).get_columns(column.table.name)}:
             continue
-        kind = column.type.compile(dialect=conn.dialect)
-        conn.execute(sa.text(f"ALTER TABLE {column.table.name} ADD COLUMN {column.name} {kind}"))
+        definition = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE {column.table.name} ADD COLUMN {definition}"))
+        added = True
+    return added
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -231,6 +238,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "a row per skipped bulk task row, with its code", _bulk_task_skips),
     Migration(10, "event delivery retries", _event_delivery_retries),
     Migration(11, "segment evaluations finished in the background", _segment_evaluations),
+    Migration(12, "indexes for the environment's trigger listing", _trigger_listing_indexes),
 )
 
 

@@ -78,6 +78,7 @@ flows = sa.Table(
     sa.Column("published_version", sa.Integer, nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Index("ix_flows_environment_created", "environment_id", "created_at", "id"),  # API triggers (migration 12)
 )
 
 flow_versions = sa.Table(
@@ -108,6 +109,7 @@ triggers = sa.Table(
     sa.Column("event_name", sa.Text, nullable=True),  # an event trigger's event (migration 5)
     sa.Column("segment_id", sa.Text, nullable=True),  # a segment trigger's segment (migration 6)
     sa.Index("ix_triggers_environment_event", "environment_id", "event_name"),
+    sa.Index("ix_triggers_environment_created", "environment_id", "created_at", "id"),  # the listing (migration 12)
 )
 
 samples = sa.Table(

@@ -13,6 +13,7 @@ flow). Its id is `api_` + the flow id.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, ClassVar
@@ -23,10 +24,12 @@ from sqlalchemy.engine import Connection
 from store.clock import utcnow
 from store.flows import FLOWS_WITH_PUBLISHED, PUBLISHED, DeclaredVariables
 from store.ids import new_hook_id, new_id
-from store.tables import event_deliveries, flows, request_log, samples, triggers
+from store.tables import UtcDateTime, event_deliveries, flows, request_log, samples, triggers
 
 MODES = ("test", "live", "disabled")
 API_TRIGGER_PREFIX = "api_"  # stored trigger ids are `trg_…`: the two never collide
+#: Where a page of the environment's triggers ends: its last trigger's creation time and id.
+Position = tuple[datetime, str]
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,88 @@ def list_triggers(conn: Connection, environment_id: str, flow_id: str) -> list[T
         .order_by(triggers.c.created_at, triggers.c.id)
     )
     return [api_trigger, *(Trigger(**row._mapping) for row in conn.execute(query))]
+
+
+def list_environment_triggers(
+    conn: Connection,
+    environment_id: str,
+    *,
+    kind: str | None = None,
+    mode: str | None = None,
+    flow_id: str | None = None,
+    limit: int,
+    after: Position | None = None,
+) -> tuple[list[Trigger | ApiTrigger], Position | None] | None:
+    """A page of the environment's triggers, its flows' API triggers among them, newest first (by creation
+    time, then id), and where the next page starts (None at the end); None if there is no flow `flow_id`.
+
+    `kind` is a `type`; an API trigger has no mode, so `mode` leaves them out. The stored triggers and the
+    flows (each flow's API trigger, created with it) are two index ranges, merged: of two equal times, the
+    stored trigger comes first, as `trg_` sorts after `api_`.
+    """
+    if flow_id is not None and _api_trigger(conn, environment_id, flow_id) is None:
+        return None
+    stored: list[Trigger | ApiTrigger] = []
+    derived: list[Trigger | ApiTrigger] = []
+    if kind != "api":
+        stored += _stored_page(conn, environment_id, kind, mode, flow_id, limit, after)
+    if kind in (None, "api") and mode is None:
+        derived += _api_page(conn, environment_id, flow_id, limit, after)
+    newest = list(heapq.merge(stored, derived, key=_newest, reverse=True))[: limit + 1]
+    if len(newest) > limit:
+        last = newest[limit - 1]
+        return newest[:limit], (last.created_at, last.id)
+    return newest, None
+
+
+def _newest(trigger: Trigger | ApiTrigger) -> tuple[datetime, bool]:
+    """The merge's order, descending: by time; of one time, a stored trigger before an API trigger."""
+    return trigger.created_at, isinstance(trigger, Trigger)
+
+
+def _stored_page(
+    conn: Connection,
+    environment_id: str,
+    kind: str | None,
+    mode: str | None,
+    flow_id: str | None,
+    limit: int,
+    after: Position | None,
+) -> list[Trigger]:
+    table = triggers.c
+    query = sa.select(triggers).where(table.environment_id == environment_id)
+    for column, value in ((table.type, kind), (table.mode, mode), (table.flow_id, flow_id)):
+        if value is not None:
+            query = query.where(column == value)
+    if after is not None:
+        query = query.where(_before(table.created_at, table.id, after))
+    query = query.order_by(table.created_at.desc(), table.id.desc()).limit(limit + 1)
+    return [Trigger(**row._mapping) for row in conn.execute(query)]
+
+
+def _api_page(
+    conn: Connection, environment_id: str, flow_id: str | None, limit: int, after: Position | None
+) -> list[ApiTrigger]:
+    """The API triggers of the page, as their flows: `api_` + a flow's id orders as the flow's id does."""
+    table = flows.c
+    query = sa.select(table.id, table.created_at).where(table.environment_id == environment_id)
+    if flow_id is not None:
+        query = query.where(table.id == flow_id)
+    if after is not None:
+        at, last_id = after
+        if last_id.startswith(API_TRIGGER_PREFIX):
+            query = query.where(_before(table.created_at, table.id, (at, last_id.removeprefix(API_TRIGGER_PREFIX))))
+        else:  # a stored trigger's: an API trigger of its time comes after it
+            query = query.where(table.created_at <= at)
+    query = query.order_by(table.created_at.desc(), table.id.desc()).limit(limit + 1)
+    return [ApiTrigger(environment_id, row.id, row.created_at) for row in conn.execute(query)]
+
+
+def _before(
+    created_at: sa.ColumnElement[datetime], row_id: sa.ColumnElement[str], at: Position
+) -> sa.ColumnElement[bool]:
+    """Rows after `at` newest first: a row value comparison, which both stores take as an index range."""
+    return sa.tuple_(created_at, row_id) < sa.tuple_(sa.literal(at[0], UtcDateTime()), sa.literal(at[1], sa.Text()))
 
 
 def update_trigger(conn: Connection, environment_id: str, trigger_id: str, changes: dict[str, Any]) -> Trigger | None:

@@ -193,6 +193,7 @@ async def test_the_openapi_document_describes_every_cursor_and_its_400(flowhook)
         "/v1/{env}/customers",
         "/v1/{env}/requests",
         "/v1/{env}/segments/{segmentId}/members",
+        "/v1/{env}/triggers",
         "/v1/{env}/triggers/{triggerId}/deliveries",
         "/v1/{env}/triggers/{triggerId}/requests",
         "/v1/{env}/users/{userId}/cards",

@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Error, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Error, Page, Request, Route, expect, sync_playwright
 
 from ingress.settings import Settings
 
@@ -152,6 +153,32 @@ def test_a_wrong_token_shows_the_api_error_and_the_right_one_lists_webhook_trigg
     buttons.click()  # a click opens the trigger and puts it in the fragment, as a deep link would
     expect(page.locator("#hook-url")).to_have_value(trigger["url"])
     assert page.url.endswith(f"/editor#trigger={trigger['id']}")
+
+
+def test_the_list_loads_with_as_many_api_requests_however_many_flows_there_are(page: Page, flowhook: Flowhook) -> None:
+    """The flows, and one paged walk of the environment's triggers: not a request per flow."""
+
+    def api_calls_loading(flow_name: str) -> list[str]:
+        """The API paths the page calls as a reload lists the flows, until `flow_name` is listed."""
+        paths: list[str] = []
+
+        def called(request: Request) -> None:
+            if "/v1/" in request.url:
+                paths.append(urlsplit(request.url).path)
+
+        page.on("request", called)
+        page.reload()
+        expect(page.locator("#flows > li", has_text=flow_name).locator("button.trigger")).to_have_count(1)
+        page.remove_listener("request", called)
+        return sorted(paths)
+
+    flowhook.trigger(flowhook.flow("Counted flow 0"))
+    sign_in(page, flowhook)
+    before = api_calls_loading("Counted flow 0")
+    assert before == ["/v1/default/action-flows", "/v1/default/triggers"]
+    for number in range(1, 4):
+        flowhook.trigger(flowhook.flow(f"Counted flow {number}"), type="event", eventName=f"counted-{number}")
+    assert api_calls_loading("Counted flow 3") == before
 
 
 def test_a_deep_link_opens_its_trigger_and_a_reload_keeps_the_session(page: Page, flowhook: Flowhook) -> None:

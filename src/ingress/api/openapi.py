@@ -623,6 +623,24 @@ def _paths() -> dict[str, Any]:
                 responses(200, list_of("Trigger"), "Triggers.", 401, 404),
             ),
         },
+        "/v1/{env}/triggers": {
+            "parameters": [ENV],
+            "get": operation(
+                "List the environment's triggers, its flows' API triggers among them, newest first",
+                "triggers",
+                page_responses(page_of("Trigger"), "type, mode or limit"),
+                description="Ordered by `createdAt`, then `id`, both descending (an API trigger's `createdAt` is its "
+                "flow's). Each trigger is as its flow's listing shows it, secrets masked. A 404 `flow_not_found` "
+                "for a `flowId` the environment does not have.",
+                parameters=[
+                    query_param("type", {"enum": list(TRIGGER_SCHEMAS)}, "Only triggers of this type."),
+                    query_param("mode", {"enum": list(MODES)}, "Only triggers in this mode (API triggers have none)."),
+                    query_param("flowId", STRING, "Only this flow's triggers."),
+                    limit_param(200, 50),
+                    CURSOR,
+                ],
+            ),
+        },
         "/v1/{env}/triggers/{triggerId}": {
             "parameters": [ENV, TRIGGER],
             "get": operation("Read a trigger", "triggers", responses(200, ref("Trigger"), "The trigger.", 401, 404)),

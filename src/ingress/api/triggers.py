@@ -18,8 +18,10 @@ A marketo trigger (docs/marketo.md) is a Marketo flow step service: its API
 key is made here, kept as its `verification` `{"secret"}` and shown once.
 
 The API trigger comes and goes with its flow (SPEC §5: it cannot be removed):
-it is listed first and read like any trigger, and creating, changing or
-deleting it, or anything that needs a hook, is a 409 that says so.
+it is listed first among its flow's triggers and read like any trigger, and
+creating, changing or deleting it, or anything that needs a hook, is a 409
+that says so. The environment's listing (`GET /v1/{env}/triggers`, a page at
+a time, newest first) shows the API triggers among the others too.
 """
 
 from __future__ import annotations
@@ -40,10 +42,13 @@ from ingress.api.common import (
     field,
     json_object,
     not_found,
+    query_int,
     read_found,
     refuse_unknown,
     services,
 )
+from ingress.api.cursors import Binding
+from ingress.api.queries import choice
 from ingress.api.views import trigger_view
 from ingress.auth import admin_only
 from ingress.errors import ApiError
@@ -110,6 +115,8 @@ PATCH_FIELDS = {"mode", "mapping"}.union(*(kind.fields for kind in KINDS.values(
 CREATE_FIELDS = {"type", *PATCH_FIELDS}
 #: Shorter signing secrets are refused: SFMC's are far longer, and a short one is a typo or a guessable key.
 MIN_SIGNING_SECRET = 16
+#: The most triggers a page of the environment's listing holds.
+MAX_PAGE = 200
 #: A segment trigger's `on`, as the event it listens for.
 SEGMENT_EVENTS = {"entered": segments.ENTERED, "exited": segments.EXITED}
 
@@ -304,6 +311,25 @@ async def list_flow_triggers(request: Request) -> Response:
 
 
 @admin_only
+async def list_environment_triggers(request: Request) -> Response:
+    """Every trigger of the environment, its flows' API triggers among them, newest first, a page at a time;
+    each as the flow's listing shows it (docs/webhooks.md)."""
+    env = await environment(request)
+    kind, mode = choice(request, "type", ("api", *KINDS)), choice(request, "mode", MODES)
+    flow_id = request.query_params.get("flowId") or None
+    cursors = Binding("triggers", "type, mode or flowId", (env, kind, mode, flow_id))
+    limit, after = query_int(request, "limit", 50, 1, MAX_PAGE), cursors.requested_key(request)
+
+    def page(conn: Connection) -> tuple[list[Trigger | ApiTrigger], triggers.Position | None] | None:
+        return triggers.list_environment_triggers(
+            conn, env, kind=kind, mode=mode, flow_id=flow_id, limit=limit, after=after
+        )
+
+    found, last = await read_found(request, "flow", flow_id or "", page)
+    return cursors.page([trigger_view(trigger, base_url(request)) for trigger in found], last)
+
+
+@admin_only
 async def get_trigger(request: Request) -> Response:
     env = await environment(request)
     return json_response(trigger_view(await _trigger(request, env), base_url(request)))
@@ -372,6 +398,7 @@ async def disarm_capture(request: Request) -> Response:
 routes = [
     Route("/action-flows/{flow_id}/triggers", create_trigger, methods=["POST"]),
     Route("/action-flows/{flow_id}/triggers", list_flow_triggers, methods=["GET"]),
+    Route("/triggers", list_environment_triggers, methods=["GET"]),
     Route("/triggers/{trigger_id}", get_trigger, methods=["GET"]),
     Route("/triggers/{trigger_id}", patch_trigger, methods=["PATCH"]),
     Route("/triggers/{trigger_id}", delete_trigger, methods=["DELETE"]),

@@ -21,6 +21,8 @@ export class ApiError extends Error {
   }
 }
 
+const PAGE_SIZE = 200; // the most a listing gives at once
+
 export class Api {
   constructor(token, env, onUnauthorized = () => {}) {
     this.token = token;
@@ -30,6 +32,20 @@ export class Api {
 
   get(path) {
     return this.call("GET", path);
+  }
+
+  /** Every item of a paged listing (`{data, nextCursor}`), following its cursor from page to page. */
+  async list(path) {
+    const items = [];
+    let cursor = null;
+    do {
+      const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+      if (cursor) query.set("cursor", cursor);
+      const page = await this.get(`${path}?${query}`);
+      items.push(...page.data);
+      cursor = page.nextCursor;
+    } while (cursor);
+    return items;
   }
 
   post(path, body) {

@@ -87,19 +87,22 @@ async function loadFlows() {
   const status = byId("flows-status");
   status.textContent = "Loading…";
   try {
-    const flows = (await state.api.get("/action-flows")).data;
-    state.flows = await Promise.all(
-      flows.map(async (flow) => {
-        const triggers = (await state.api.get(`/action-flows/${encodeURIComponent(flow.id)}/triggers`)).data;
-        return { flow, triggers: triggers.filter(hasMapping) };
-      }),
-    );
+    const [flows, triggers] = await Promise.all([state.api.get("/action-flows"), state.api.list("/triggers")]);
+    state.flows = withTriggers(flows.data, triggers);
   } catch (error) {
     status.textContent = `Could not list the flows: ${error.describe()}`;
     return;
   }
   status.textContent = state.flows.length ? "" : "No flows in this environment yet.";
   renderFlows();
+}
+
+/** Each flow with its triggers that have a mapping, oldest first as the flow's own listing has them (the
+ * environment's listing, one paged walk however many flows there are, is newest first). */
+function withTriggers(flows, triggers) {
+  const byFlow = new Map(flows.map((flow) => [flow.id, []]));
+  for (const trigger of triggers.filter(hasMapping).reverse()) byFlow.get(trigger.flowId)?.push(trigger);
+  return flows.map((flow) => ({ flow, triggers: byFlow.get(flow.id) }));
 }
 
 function triggerLabel(trigger) {
