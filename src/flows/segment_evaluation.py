@@ -9,22 +9,34 @@ chunk, each chunk renewing the lease. Each chunk's transaction checks that
 the evaluation is still where this evaluator left it, so two evaluators (two
 processes on PostgreSQL, or the request that came back to life) never
 evaluate the same chunk: the one that finds it moved on lets go.
+
+A chunk that fails (a bug, a row it cannot handle) is logged and its
+evaluation put off (its lease pushed forward, doubling from `retry_seconds`
+at each failure in a row up to `max_retry_seconds`), so that the others
+whose lease ran out go on meanwhile, in this process and every other.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 
 from flows.background import BackgroundLoop
 from store import Store, segments
 from store.clock import utcnow
+from store.writer import WriterClosed
+
+log = logging.getLogger("flowhook.segments")
 
 
 @dataclass(frozen=True)
 class SegmentEvaluatorConfig:
     poll_seconds: float = 2.0  # how often an idle evaluator looks for a lease run out
     chunk_size: int = segments.CHUNK  # customers per transaction
+    retry_seconds: float = 10.0  # a failed chunk is tried again after this, doubling at each failure in a row
+    max_retry_seconds: float = 600.0
 
 
 class SegmentEvaluator(BackgroundLoop):
@@ -40,6 +52,7 @@ class SegmentEvaluator(BackgroundLoop):
         self._store = store
         self._on_delivered = on_delivered  # wakes the event dispatcher for the segment triggers' deliveries
         self._current: segments.Segment | None = None  # the evaluation taken over, and where it stands
+        self._failures: dict[str, int] = {}  # segment id -> chunks of it that failed in a row here
 
     async def step(self) -> bool:
         """Evaluate the next chunk of the evaluation taken over, else of the one whose lease ran out longest
@@ -48,12 +61,25 @@ class SegmentEvaluator(BackgroundLoop):
         if segment is None:
             return False
         after, size = segment.evaluation.after, self._config.chunk_size
-        chunk = await self._store.write(  # should it fail, the next round tries the same chunk again
-            lambda conn: segments.evaluate_chunk(conn, segment.id, segment.revision, after, limit=size)
-        )
+        self._current = None
+        try:
+            chunk = await self._store.write(
+                lambda conn: segments.evaluate_chunk(conn, segment.id, segment.revision, after, limit=size)
+            )
+        except WriterClosed:
+            raise
+        except Exception:  # noqa: BLE001 - put off, so that it does not hold up the other evaluations
+            failures = self._failures[segment.id] = self._failures.get(segment.id, 0) + 1
+            delay = min(self._config.retry_seconds * 2 ** (failures - 1), self._config.max_retry_seconds)
+            log.exception("evaluating segment %s failed (%d in a row); next try in %.0f s", segment.id, failures, delay)
+            until = utcnow() + timedelta(seconds=delay)
+            await self._store.write(
+                lambda conn: segments.postpone_evaluation(conn, segment.id, segment.revision, after, until)
+            )
+            return True
+        self._failures.pop(segment.id, None)
         if chunk.changes.deliveries:
             self._on_delivered()
-        self._current = None
         if not chunk.advanced or chunk.evaluation is None:
             return False  # moved on by someone else, or superseded by a newer edit (whose evaluator has it)
         if not chunk.evaluation.complete:

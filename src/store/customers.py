@@ -42,8 +42,11 @@ def put_customer(conn: Connection, environment_id: str, user_id: str, attributes
 
     Insert-or-skip, then update: the row is locked either way before the
     segments are evaluated, and two writers of a new profile on PostgreSQL
-    do not collide (the second one's insert waits, skips, and updates).
+    do not collide (the second one's insert waits, skips, and updates). The
+    segments' rules are held before that (store.segments.hold_rules), so an
+    edit in flight has committed, or waits for this write.
     """
+    segments.hold_rules(conn, environment_id)
     now = utcnow()
     values = {"environment_id": environment_id, "user_id": user_id, "attributes": attributes}
     insert = insert_or_skip(conn.dialect, customers).values(**values, created_at=now, updated_at=now)

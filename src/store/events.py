@@ -23,7 +23,7 @@ from store.analytics import FLOW_EVENTS, flowless_event_row
 from store.event_deliveries import delivery_counts, enqueue
 from store.idempotent import derived_id, insert_new
 from store.ids import new_id
-from store.segments import events_recorded
+from store.segments import events_recorded, hold_rules
 from store.tables import analytics_events
 
 MAX_EVENT_NAME = 128
@@ -89,6 +89,11 @@ def record_requests(conn: Connection, requests: list[EventsRequest]) -> list[lis
     ClientIdConflict and writes nothing. A client id that an earlier request of the batch stored is a repeat
     (or a conflict) for a later one, as if the two had come one after the other.
     """
+    segmented = {
+        event.environment_id for request in requests for event in request.events if event.event_source == "live"
+    }
+    for environment_id in sorted(segmented):  # before anything is locked: the order is rules, then rows (hold_rules)
+        hold_rules(conn, environment_id)
     # At most the writer's max_batch (512) requests of 100 events: 51,200 ids, within PostgreSQL's 65,535
     # parameters; a larger batch would fail and be retried a request at a time.
     stored = _stored(conn, [event.stored_id for request in requests for event in request.events if event.stored_id])

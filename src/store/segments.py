@@ -24,10 +24,19 @@ row inserted (a row already there inserts nothing), an exit a row deleted,
 and the customers being evaluated are locked first (FOR UPDATE on
 PostgreSQL), so two processes deciding the same change emit it once. Deleting
 a segment removes its members without exit events (docs/customers.md).
+
+A writer that evaluates customers against the rules (a profile written,
+events stored) holds the environment's rules (`hold_rules`) from before it
+locks a customer until it commits, and creating, editing or deleting a
+segment waits for every such writer in flight: on PostgreSQL a chunk cannot
+see a writer's uncommitted customer or event, so a writer must never decide
+by rules that changed under it. The lock order is rules, then segment row,
+then customers (in `seq` order).
 """
 
 from __future__ import annotations
 
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +58,8 @@ ENTERED, EXITED = "segment-entered", "segment-exited"
 MAX_SEGMENTS = 200  # per environment: a profile write evaluates every one of them in its transaction
 CHUNK = 500  # customers evaluated per transaction when a segment is created or edited
 LEASE = timedelta(seconds=30)  # an evaluation nobody moved on for this long is finished by someone else
+# PostgreSQL advisory lock namespace of `hold_rules` (migrations hold lock 7233616, invocation pruning 7233617).
+_RULES_LOCK = 7233618
 
 Attributes = dict[str, Any]
 
@@ -126,6 +137,7 @@ class SegmentInUse(Exception):
 def insert_segment(conn: Connection, environment_id: str, name: str, rules: dict[str, Any]) -> Segment:
     """A new segment with no members yet and its evaluation leased to the caller, who evaluates it
     (`evaluate_chunk`); TooManySegments past the limit."""
+    _rules_lock(conn, environment_id, exclusive=True)
     if len(list_segments(conn, environment_id)) >= MAX_SEGMENTS:
         raise TooManySegments(f"an environment holds at most {MAX_SEGMENTS} segments")
     now = utcnow()
@@ -157,6 +169,7 @@ def update_segment(
     """Replace the name and rules and bump the revision, which starts its evaluation afresh (leased to the
     caller); members stay until `evaluate_chunk` re-evaluates them. The row is locked first, so that two
     edits at once make two revisions."""
+    _rules_lock(conn, environment_id, exclusive=True)
     current = _locked_segment(conn, segment_id)
     if current is None or current.environment_id != environment_id:
         return None
@@ -167,8 +180,11 @@ def update_segment(
 
 
 def delete_segment(conn: Connection, environment_id: str, segment_id: str) -> bool:
-    """Remove the segment and its members (no exit events); SegmentInUse while triggers name it."""
-    if get_segment(conn, environment_id, segment_id) is None:
+    """Remove the segment and its members (no exit events); SegmentInUse while triggers name it. The row is
+    locked first, as a chunk locks it: a chunk in flight commits its members before they are removed."""
+    _rules_lock(conn, environment_id, exclusive=True)
+    found = _locked_segment(conn, segment_id)
+    if found is None or found.environment_id != environment_id:
         return False
     query = sa.select(triggers.c.id).where(triggers.c.segment_id == segment_id).order_by(triggers.c.id)
     users = list(conn.execute(query).scalars())
@@ -287,21 +303,51 @@ def stale_evaluation(conn: Connection, now: datetime) -> Segment | None:
     return _segment(row) if row else None
 
 
+def postpone_evaluation(conn: Connection, segment_id: str, revision: int, after: int | None, until: datetime) -> None:
+    """Nobody is to take the evaluation over before `until` (its chunk after `after` failed), unless it has
+    moved on since or the segment was edited."""
+    where = (
+        segments.c.id == segment_id,
+        segments.c.revision == revision,
+        segments.c.evaluated_revision < revision,
+        segments.c.evaluation_after.is_(None) if after is None else segments.c.evaluation_after == after,
+    )
+    conn.execute(sa.update(segments).where(*where).values(evaluation_lease=until))
+
+
+def hold_rules(conn: Connection, environment_id: str) -> None:
+    """Keep the environment's segments as they are until this transaction ends (a segment created, edited or
+    deleted meanwhile waits for it), for a writer about to evaluate customers against them: call it before
+    locking any customer (the lock order is rules, segment row, customers).
+
+    PostgreSQL: a transaction-level advisory lock on the environment, shared
+    by writers and exclusive for a change of segments; a lock per segment row
+    could not make a new segment wait, and would write every row it locks.
+    SQLite has one writer at a time anyway.
+    """
+    _rules_lock(conn, environment_id, exclusive=False)
+
+
 def evaluate_customer(conn: Connection, environment_id: str, user_id: str, attributes: Attributes) -> Changes:
-    """A profile just written (and so locked) against every segment of its environment."""
+    """A profile just written (and so locked) against every segment of its environment; the caller has held
+    the rules (`hold_rules`) since before it locked the profile."""
     return reconcile(conn, environment_id, list_segments(conn, environment_id), {user_id: attributes})
 
 
 def events_recorded(conn: Connection, events: Sequence[tuple[str, str, str]]) -> Changes:
     """Custom events just stored, as (environment, user, event name): their customers against the segments
-    that count those events. An environment without such segments costs one query."""
+    that count those events. An environment without such segments costs two queries.
+
+    The rules are held whatever the names (`hold_rules`): a segment created or edited meanwhile could
+    count any of them, and its chunks cannot see these events before they commit."""
     names: dict[str, set[str]] = defaultdict(set)
     users: dict[str, set[str]] = defaultdict(set)
     for environment_id, user_id, name in events:
         names[environment_id].add(name)
         users[environment_id].add(user_id)
     changes = Changes()
-    for environment_id, counted in names.items():
+    for environment_id, counted in sorted(names.items()):
+        hold_rules(conn, environment_id)
         concerned = [s for s in list_segments(conn, environment_id) if event_names(s.rules) & counted]
         if concerned:
             found = _locked_customers(conn, environment_id, users[environment_id])
@@ -310,7 +356,8 @@ def events_recorded(conn: Connection, events: Sequence[tuple[str, str, str]]) ->
 
 
 def customer_removed(conn: Connection, environment_id: str, user_id: str) -> Changes:
-    """A deleted profile exits every segment it was in, each exit with its event."""
+    """A deleted profile exits every segment it was in, each exit with its event (a member row of a segment
+    deleted meanwhile goes without one, as that segment's members did)."""
     statement = (
         sa.delete(segment_members)
         .where(segment_members.c.environment_id == environment_id, segment_members.c.user_id == user_id)
@@ -318,7 +365,8 @@ def customer_removed(conn: Connection, environment_id: str, user_id: str) -> Cha
     )
     left = set(conn.execute(statement).scalars())
     names = _names(conn, left)
-    return _emit(conn, environment_id, [], [(segment_id, names[segment_id], user_id) for segment_id in sorted(left)])
+    exited = [(segment_id, names[segment_id], user_id) for segment_id in sorted(left) if segment_id in names]
+    return _emit(conn, environment_id, [], exited)
 
 
 def reconcile(
@@ -370,6 +418,15 @@ def _locked_segment(conn: Connection, segment_id: str) -> Segment | None:
     """The segment, locked for this transaction (FOR UPDATE on PostgreSQL; SQLite has one writer anyway)."""
     row = conn.execute(sa.select(segments).where(segments.c.id == segment_id).with_for_update()).first()
     return _segment(row) if row else None
+
+
+def _rules_lock(conn: Connection, environment_id: str, *, exclusive: bool) -> None:
+    """`hold_rules`'s lock, shared; exclusive for a change of segments, which waits for the writers holding
+    it and keeps new ones out until this transaction ends."""
+    if conn.dialect.name == "postgresql":
+        lock = sa.func.pg_advisory_xact_lock if exclusive else sa.func.pg_advisory_xact_lock_shared
+        key = zlib.crc32(environment_id.encode()) - 2**31  # an int4; environments sharing one just wait more
+        conn.execute(sa.select(lock(sa.literal(_RULES_LOCK, sa.Integer), sa.literal(key, sa.Integer))))
 
 
 def _evaluation_started(now: datetime) -> dict[str, Any]:

@@ -16,7 +16,10 @@ batch committed before it started.
 
 If a batch fails, it is rolled back and each item is retried alone, so one bad
 write fails only its own caller. Ad-hoc writes (`run`) each get a SAVEPOINT,
-so one that raises fails alone without undoing its batch.
+so one that raises fails alone without undoing its batch; but a deadlock or
+serialization failure (PostgreSQL, another process's transaction) fails the
+whole batch, whose locks may be what the other transaction waits for, and a
+write that meets one alone is tried again (ATTEMPTS in all).
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ BatchApply = Callable[[Connection, list[Any]], list[Any]]
 Flush = Callable[[], None]
 
 log = logging.getLogger("flowhook.store")
+
+#: PostgreSQL's deadlock_detected and serialization_failure: the same write, in a new transaction, may succeed.
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+ATTEMPTS = 3  # of a write alone that fails with one of them
 
 
 @dataclass
@@ -183,15 +190,18 @@ class GroupCommitWriter:
         assert self._loop is not None
         self._loop.call_soon_threadsafe(_settle_all, outcomes)
 
-    def _commit(self, items: list[tuple[BatchApply, Any]]) -> list[Any]:
+    def _commit(self, items: list[tuple[BatchApply, Any]], attempt: int = 1) -> list[Any]:
         """On the writer thread: each item's result (or `_Failed`), once committed."""
         try:
             results = self._apply(items)
         except Exception as error:  # noqa: BLE001 - each caller gets its own outcome below
-            if len(items) == 1:
-                return [_Failed(error)]
-            log.warning("group commit of %d writes failed (%s); retrying one by one", len(items), error)
-            return [outcome for item in items for outcome in self._commit([item])]
+            if len(items) > 1:
+                log.warning("group commit of %d writes failed (%s); retrying one by one", len(items), error)
+                return [outcome for item in items for outcome in self._commit([item])]
+            if _transient(error) and attempt < ATTEMPTS:
+                log.warning("a write failed (%s); trying it again", error)
+                return self._commit(items, attempt + 1)
+            return [_Failed(error)]
         self.batches += 1
         return results
 
@@ -216,8 +226,14 @@ def _run_each(conn: Connection, operations: list[Callable[[Connection], Any]]) -
             with conn.begin_nested():
                 results.append(operation(conn))
         except Exception as error:  # noqa: BLE001 - handed to that caller only
+            if _transient(error):
+                raise
             results.append(_Failed(error))
     return results
+
+
+def _transient(error: Exception) -> bool:
+    return getattr(getattr(error, "orig", None), "sqlstate", None) in TRANSIENT_SQLSTATES
 
 
 def _settle_all(outcomes: _Outcomes) -> None:
