@@ -5,7 +5,7 @@ has one writer): one transaction is held open while another runs in a
 thread until it finishes or waits for a lock, then the first commits. The
 outcome is what counts (members and segment events), never the waiting
 itself. Runs on a new database each (SQLite, and PostgreSQL when
-FLOWHOOK_TEST_POSTGRES is set); the races are skipped on SQLite.
+FLOWHOOK_TEST_POSTGRES is set); the races run on PostgreSQL only.
 """
 
 from __future__ import annotations
@@ -35,11 +35,14 @@ GOLD = {"all": [{"attribute": "tier", "op": "eq", "value": "gold"}]}
 BOUGHT = {"all": [{"event": "checkout", "op": "count_gte", "value": 1}]}
 
 
+#: For a race of two transactions: SQLite has one writer, so they cannot interleave there.
+POSTGRESQL_ONLY = pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+
+
 @pytest.fixture
 def engine(store: Store, database: URL) -> Iterator[Engine]:
-    """Connections of our own on the store's (migrated) PostgreSQL database; a skip on SQLite."""
-    if database.get_backend_name() != "postgresql":
-        pytest.skip("SQLite has one writer: two transactions cannot interleave")
+    """Connections of our own on the store's (migrated) PostgreSQL database (tests marked POSTGRESQL_ONLY)."""
+    assert database.get_backend_name() == "postgresql"
     made = sa.create_engine(database)
     yield made
     made.dispose()
@@ -135,6 +138,7 @@ def checkout(user_id: str) -> Callable[[Connection], None]:
 # --- writers in flight while a segment changes ---
 
 
+@POSTGRESQL_ONLY
 async def test_a_profile_written_during_an_edit_is_evaluated_by_the_new_rules(store: Store, engine: Engine) -> None:
     segment_id = await new_segment(store, PRO)
     while_open(engine, lambda conn: put_customer(conn, "default", "newbie", {"tier": "gold"}), edited(segment_id, GOLD))
@@ -142,6 +146,7 @@ async def test_a_profile_written_during_an_edit_is_evaluated_by_the_new_rules(st
     assert await segment_events(store, "newbie") == [("segment-entered", segment_id)]
 
 
+@POSTGRESQL_ONLY
 async def test_a_profile_written_while_a_segment_is_created_is_evaluated_against_it(
     store: Store, engine: Engine
 ) -> None:
@@ -150,6 +155,7 @@ async def test_a_profile_written_while_a_segment_is_created_is_evaluated_against
     assert await segment_events(store, "newbie") == [("segment-entered", segment_id)]
 
 
+@POSTGRESQL_ONLY
 async def test_an_event_stored_during_an_edit_that_starts_counting_it_counts(store: Store, engine: Engine) -> None:
     """The segment did not count `checkout` when the event was stored: the writer must hold it all the same."""
     segment_id = await new_segment(store, PRO)
@@ -159,6 +165,7 @@ async def test_an_event_stored_during_an_edit_that_starts_counting_it_counts(sto
     assert await segment_events(store, "bob") == [("segment-entered", segment_id)]
 
 
+@POSTGRESQL_ONLY
 async def test_an_event_stored_while_a_segment_counting_it_is_created_counts(store: Store, engine: Engine) -> None:
     await store.write(lambda conn: put_customer(conn, "default", "bob", {"plan": "free"}))
     segment_id = while_open(engine, checkout("bob"), created(BOUGHT))
@@ -182,6 +189,7 @@ def deleted(segment_id: str) -> Callable[[Connection], bool]:
     return delete
 
 
+@POSTGRESQL_ONLY
 async def test_a_segment_deleted_during_a_chunk_keeps_no_members(store: Store, engine: Engine) -> None:
     await store.write(lambda conn: put_customer(conn, "default", "u1", {"plan": "pro"}))
     segment = await store.write(lambda conn: segments.insert_segment(conn, "default", "S", PRO))
@@ -194,6 +202,7 @@ async def test_a_segment_deleted_during_a_chunk_keeps_no_members(store: Store, e
     assert await store.write(lambda conn: delete_customer(conn, "default", "u1")) == segments.Changes()
 
 
+@POSTGRESQL_ONLY
 async def test_a_segment_deleted_during_a_profile_write_keeps_no_members(store: Store, engine: Engine) -> None:
     segment_id = await new_segment(store, PRO)
     assert while_open(engine, lambda conn: put_customer(conn, "default", "u1", {"plan": "pro"}), deleted(segment_id))
@@ -273,6 +282,7 @@ async def test_a_failing_chunk_is_put_off_and_the_other_evaluations_go_on(
 
 
 @pytest.mark.parametrize("victim", ["the batch", "the write alone"])
+@POSTGRESQL_ONLY
 async def test_a_deadlock_between_two_processes_fails_no_write(
     store: Store, engine: Engine, database: URL, victim: str
 ) -> None:
