@@ -38,3 +38,8 @@ def parse_duration(text: str) -> timedelta:
     if duration > MAX_DURATION:
         raise DurationError(f"{text!r} is longer than the maximum of 366 days")
     return duration
+
+
+def doubling(attempts: int, base_seconds: float, max_seconds: float) -> timedelta:
+    """The wait before retry number `attempts` (1, 2, …): base, 2×base, 4×base …, at most `max_seconds`."""
+    return timedelta(seconds=min(base_seconds * 2 ** (attempts - 1), max_seconds))

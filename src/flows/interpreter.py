@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from flows.durations import DurationError, parse_duration
+from flows.durations import DurationError, doubling, parse_duration
 from flows.placeholders import render
 from flows.program import AwaitCard, Branch, Delay, Jump, Program, SendCard
 from flows.templates import StepFailed, TemplateSource
@@ -41,7 +41,7 @@ class RetryPolicy:
     max_seconds: float = 300.0
 
     def delay(self, attempts: int) -> timedelta:
-        return timedelta(seconds=min(self.base_seconds * 2 ** (attempts - 1), self.max_seconds))
+        return doubling(attempts, self.base_seconds, self.max_seconds)
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
 
 from flows.background import BackgroundLoop
+from flows.durations import doubling
 from store import Store, segments
 from store.clock import utcnow
 from store.writer import WriterClosed
@@ -70,9 +70,12 @@ class SegmentEvaluator(BackgroundLoop):
             raise
         except Exception:  # noqa: BLE001 - put off, so that it does not hold up the other evaluations
             failures = self._failures[segment.id] = self._failures.get(segment.id, 0) + 1
-            delay = min(self._config.retry_seconds * 2 ** (failures - 1), self._config.max_retry_seconds)
-            log.exception("evaluating segment %s failed (%d in a row); next try in %.0f s", segment.id, failures, delay)
-            until = utcnow() + timedelta(seconds=delay)
+            delay = doubling(failures, self._config.retry_seconds, self._config.max_retry_seconds)
+            seconds = delay.total_seconds()
+            log.exception(
+                "evaluating segment %s failed (%d in a row); next try in %.0f s", segment.id, failures, seconds
+            )
+            until = utcnow() + delay
             await self._store.write(
                 lambda conn: segments.postpone_evaluation(conn, segment.id, segment.revision, after, until)
             )

@@ -338,8 +338,9 @@ def events_recorded(conn: Connection, events: Sequence[tuple[str, str, str]]) ->
     """Custom events just stored, as (environment, user, event name): their customers against the segments
     that count those events. An environment without such segments costs two queries.
 
-    The rules are held whatever the names (`hold_rules`): a segment created or edited meanwhile could
-    count any of them, and its chunks cannot see these events before they commit."""
+    The caller has held the rules (`hold_rules`) of every environment of these events since before it wrote
+    them, whatever their names: a segment created or edited meanwhile could count any of them, and its chunks
+    cannot see these events before they commit."""
     names: dict[str, set[str]] = defaultdict(set)
     users: dict[str, set[str]] = defaultdict(set)
     for environment_id, user_id, name in events:
@@ -347,7 +348,6 @@ def events_recorded(conn: Connection, events: Sequence[tuple[str, str, str]]) ->
         users[environment_id].add(user_id)
     changes = Changes()
     for environment_id, counted in sorted(names.items()):
-        hold_rules(conn, environment_id)
         concerned = [s for s in list_segments(conn, environment_id) if event_names(s.rules) & counted]
         if concerned:
             found = _locked_customers(conn, environment_id, users[environment_id])
