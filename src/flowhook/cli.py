@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
 EXIT_OK, EXIT_MAPPING_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+#: What a shell reports for a command killed by SIGPIPE (128 + 13), which Python ignores for its own.
+EXIT_BROKEN_PIPE = 141
 
 
 def _read_json(path: str, what: str) -> Any:
@@ -216,7 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    code: int = args.handler(args)
+    try:
+        code: int = args.handler(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`flowhook map … | head`): stop quietly, like a command killed by SIGPIPE.
+        # stdout is pointed at /dev/null so that the interpreter's own flush at exit cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return code
 
 

@@ -72,7 +72,7 @@ flows = sa.Table(
     "flows",
     metadata,
     sa.Column("id", sa.Text, primary_key=True),
-    sa.Column("environment_id", sa.Text, sa.ForeignKey("environments.id"), nullable=False, index=True),
+    sa.Column("environment_id", sa.Text, sa.ForeignKey("environments.id"), nullable=False),
     sa.Column("draft", Json, nullable=False),
     sa.Column("draft_revision", sa.Integer, nullable=False),
     sa.Column("published_version", sa.Integer, nullable=True),

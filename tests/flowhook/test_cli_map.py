@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -352,3 +353,19 @@ def test_a_sample_file_reaches_the_mapping_as_written(flowhook_map: Any) -> None
     outcome = flowhook_map(mapping, {**RAW_SAMPLE, "headers": {"Authorization": "Bearer t0ken"}})
     assert outcome.code == EXIT_OK, outcome.stderr
     assert outcome.json["output"]["variables"] == {"auth": "Bearer t0ken"}
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`flowhook map … | head -c 0`: no BrokenPipeError traceback, the exit status a shell gives SIGPIPE."""
+    mapping, sample = tmp_path / "m.json", tmp_path / "s.json"
+    mapping.write_text(json.dumps(FIELDS))
+    sample.write_text(json.dumps(RAW_SAMPLE))
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first byte is written
+    try:
+        command = [sys.executable, "-m", "flowhook", "map", "--mapping", str(mapping), "--sample", str(sample)]
+        done = subprocess.run(command, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""
+    assert done.returncode == 141

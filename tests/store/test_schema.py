@@ -48,17 +48,31 @@ async def test_a_database_from_before_the_flow_tables_gets_them(tmp_path: Path) 
         assert versions == [migration.version for migration in MIGRATIONS]
 
 
-async def test_a_database_from_version_3_loses_the_unused_waiting_card_index(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("version", "table", "dropped", "kept"),
+    [
+        (
+            3,
+            "flow_instances",
+            "ix_flow_instances_waiting_card ON flow_instances (waiting_card_id)",
+            "ix_flow_instances_due_at",
+        ),
+        (12, "flows", "ix_flows_environment_id ON flows (environment_id)", "ix_flows_environment_created"),
+    ],
+)
+async def test_an_older_database_loses_its_unused_indexes(
+    tmp_path: Path, version: int, table: str, dropped: str, kept: str
+) -> None:
     store = await Store.open(database_url(None, tmp_path))
     await store.close()
-    with sqlite3.connect(tmp_path / "flowhook.db") as db:  # as version 3 left it
-        db.execute("CREATE INDEX ix_flow_instances_waiting_card ON flow_instances (waiting_card_id)")
-        db.execute("DELETE FROM schema_migrations WHERE version > 3")
+    with sqlite3.connect(tmp_path / "flowhook.db") as db:  # as that version left it
+        db.execute(f"CREATE INDEX {dropped}")
+        db.execute("DELETE FROM schema_migrations WHERE version > ?", (version,))
     store = await Store.open(database_url(None, tmp_path))
     await store.close()
     with sqlite3.connect(tmp_path / "flowhook.db") as db:
-        indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'flow_instances'")}
-        assert "ix_flow_instances_waiting_card" not in indexes and "ix_flow_instances_due_at" in indexes
+        indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE tbl_name = ?", (table,))}
+        assert dropped.split()[0] not in indexes and kept in indexes
 
 
 async def test_a_version_4_database_gets_the_tables_and_indexes_of_5_to_7_and_keeps_its_rows(tmp_path: Path) -> None:
