@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -67,7 +68,7 @@ def command_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _database_url(database: str | None, data_dir: str) -> URL:
+def _database_url(database: str | None, data_dir: str, *, create: bool = True) -> URL:
     """The database `--database` names, once its dialect and driver load.
 
     Checked before anything starts, so a URL flowhook cannot use is one line
@@ -93,7 +94,10 @@ def _database_url(database: str | None, data_dir: str) -> URL:
         raise SystemExit(
             _fail(f"unsupported database URL {_shown(given)}: no driver {driver} (use sqlite:// or postgresql://)")
         ) from None
-    _sqlite_directory(url)
+    if create:
+        _sqlite_directory(url)
+    else:
+        _sqlite_database_exists(url)
     return given
 
 
@@ -140,6 +144,13 @@ def _sqlite_directory(url: URL) -> None:
         raise SystemExit(_fail(f"cannot keep the database in {directory}: {error.strerror}")) from None
 
 
+def _sqlite_database_exists(url: URL) -> None:
+    """A worker only works on what `serve` created: a mistyped --data-dir would otherwise get a new, empty
+    database that no server ever writes to, and the worker would wait on it forever."""
+    if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
+        raise SystemExit(_fail(f"no flowhook database at {url.database}: start `flowhook serve` on it first"))
+
+
 def _shown(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
@@ -168,10 +179,23 @@ def _check_settings(args: argparse.Namespace) -> None:
         raise SystemExit(_fail(str(error))) from None
 
 
+def _check_listening(host: str, port: int) -> None:
+    """An address that cannot be listened on is a line on stderr before first-start set-up: otherwise the
+    generated admin token is printed, once, above uvicorn's error, and a later start never shows it again."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn decides
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise SystemExit(_fail(f"cannot listen on {host}:{port}: {error.strerror or error}")) from None
+
+
 def command_serve(args: argparse.Namespace) -> int:
     from ingress.serve import serve
 
     _check_settings(args)
+    _check_listening(args.host, args.port)
     with _connecting_to(_database_url(args.database, args.data_dir)):
         serve(host=args.host, port=args.port, data_dir=args.data_dir, database=args.database, workers=args.workers)
     return EXIT_OK
@@ -181,7 +205,7 @@ def command_worker(args: argparse.Namespace) -> int:
     from flowhook.worker import run_worker
 
     _check_settings(args)
-    with _connecting_to(_database_url(args.database, args.data_dir)):
+    with _connecting_to(_database_url(args.database, args.data_dir, create=False)):
         run_worker(data_dir=args.data_dir, database=args.database)
     return EXIT_OK
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from pathlib import Path
 
 from flows.executor import Executor
@@ -47,6 +48,8 @@ async def _work(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    shown = url.render_as_string(hide_password=True)
+    print(f"flowhook worker: running flows from {shown} (Ctrl+C stops it)", file=sys.stderr, flush=True)
     executor.start()
     retention.start()
     deliveries.start()

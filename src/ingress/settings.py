@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ingress.allowlist import FORWARDING_HEADERS
+from ingress.allowlist import FORWARDING_HEADERS, IpAllowlist
 from mapper import Limits
 
 KiB = 1024
@@ -77,6 +77,10 @@ class Settings:
         object.__setattr__(self, "forwarded_header", self.forwarded_header.lower())
         if self.forwarded_header not in FORWARDING_HEADERS:
             raise ValueError(f"forwarded_header must be one of {', '.join(FORWARDING_HEADERS)}")
+        try:
+            IpAllowlist(self.trusted_proxies)
+        except ValueError as error:
+            raise ValueError(f"trusted_proxies (FLOWHOOK_TRUSTED_PROXIES): {error}") from None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

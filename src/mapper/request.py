@@ -131,6 +131,9 @@ def flatten_query(query: Mapping[str, list[str] | str] | str) -> dict[str, str |
     }
 
 
+BYTE_ORDER_MARK = "\ufeff"
+
+
 def parse_body(raw_body: bytes, media: str, codec: str = UTF8) -> tuple[Any, str]:
     """(body, rawBody text) for a supported media type whose text is in `codec` (see `text_codec`).
 
@@ -149,8 +152,10 @@ def parse_body(raw_body: bytes, media: str, codec: str = UTF8) -> tuple[Any, str
     if media == FORM and not text.strip():
         return {}, text
     if is_json(media):
+        # RFC 8259 §8.1: a parser may ignore a byte order mark; some senders (.NET's) put one before JSON.
+        source = text[1:] if text.startswith(BYTE_ORDER_MARK) else raw_body if codec == UTF8 else text
         try:
-            return orjson.loads(raw_body if codec == UTF8 else text), text
+            return orjson.loads(source), text
         except orjson.JSONDecodeError as error:
             raise RequestBodyError(f"body is not valid JSON: {error}") from None
     if media == FORM:

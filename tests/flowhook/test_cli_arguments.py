@@ -19,6 +19,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr("ingress.serve.serve", lambda **kwargs: calls.append("serve"))
     monkeypatch.setattr("flowhook.worker.run_worker", lambda **kwargs: calls.append("worker"))
     monkeypatch.setattr("flowhook.bench.run_bench", lambda **kwargs: calls.append("bench"))
+    monkeypatch.setattr("flowhook.cli._check_listening", lambda host, port: None)  # its own test binds for real
     return calls
 
 
@@ -51,16 +52,25 @@ def test_fewer_than_one_worker_is_refused(
     assert started == []
 
 
-@pytest.mark.parametrize("command", ["serve", "worker"])
 def test_a_data_dir_that_cannot_be_created_is_one_line(
-    started: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str
+    started: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     (tmp_path / "a-file").write_text("")
-    err = refused(capsys, command, "--data-dir", str(tmp_path / "a-file"))
+    err = refused(capsys, "serve", "--data-dir", str(tmp_path / "a-file"))
     assert err == f"flowhook: cannot keep the database in {tmp_path / 'a-file'}: it is not a directory\n"
-    err = refused(capsys, command, "--data-dir", str(tmp_path / "a-file" / "below"))
+    err = refused(capsys, "serve", "--data-dir", str(tmp_path / "a-file" / "below"))
     assert err.startswith(f"flowhook: cannot keep the database in {tmp_path / 'a-file' / 'below'}: ")
     assert started == []
+
+
+def test_a_worker_needs_the_database_serve_made(
+    started: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A mistyped --data-dir got a new, empty database the worker then watched forever."""
+    err = refused(capsys, "worker", "--data-dir", str(tmp_path / "typo"))
+    database = tmp_path / "typo" / "flowhook.db"
+    assert err == f"flowhook: no flowhook database at {database}: start `flowhook serve` on it first\n"
+    assert started == [] and not (tmp_path / "typo").exists()
 
 
 def test_a_missing_data_dir_is_created(started: list[str], tmp_path: Path) -> None:
@@ -85,6 +95,11 @@ def test_an_in_memory_sqlite_database_is_refused(
         ("FLOWHOOK_SAMPLE_RETENTION", "1.5", "FLOWHOOK_SAMPLE_RETENTION must be an integer, not '1.5'"),
         ("FLOWHOOK_BODY_TIMEOUT_SECONDS", "soon", "FLOWHOOK_BODY_TIMEOUT_SECONDS must be a number, not 'soon'"),
         ("FLOWHOOK_DURABILITY", "maybe", "durability must be one of fsync, os"),
+        (
+            "FLOWHOOK_TRUSTED_PROXIES",
+            "10.0.0.1, notanip",
+            "trusted_proxies (FLOWHOOK_TRUSTED_PROXIES): invalid IP address or CIDR range: 'notanip'",
+        ),
     ],
 )
 @pytest.mark.parametrize("command", ["serve", "worker"])

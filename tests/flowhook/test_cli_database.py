@@ -53,3 +53,17 @@ def test_an_unusable_database_url_is_one_line(tmp_path: Path, database: str, mes
     assert line.startswith(message)
     assert PASSWORD not in done.stdout + done.stderr
     assert not (tmp_path / "data").exists()  # refused before anything started
+
+
+def test_an_address_in_use_is_one_line_before_the_admin_token_is_made(tmp_path: Path) -> None:
+    """The first start's token was printed above uvicorn's bind error, and never shown again."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = flowhook(tmp_path, "serve", "--port", str(port))
+    assert done.returncode == EXIT_BAD_INPUT
+    [line] = done.stderr.splitlines()
+    assert line == f"flowhook: cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert done.stdout == ""
+    assert not (tmp_path / "data").exists()  # no database, so the next start makes and shows the token

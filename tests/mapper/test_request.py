@@ -57,6 +57,14 @@ def test_json_and_plus_json_media_types_are_parsed(content_type: str) -> None:
     assert request["contentType"] == content_type.split(";")[0].lower()
 
 
+@pytest.mark.parametrize("charset", ["utf-8", "utf-16-le"])
+def test_a_byte_order_mark_before_json_is_ignored_and_kept_in_the_raw_body(charset: str) -> None:
+    raw_body = '\ufeff{"user": "u1"}'.encode(charset)
+    request = make_request("POST", "/", {}, "", raw_body, f"application/json; charset={charset}")
+    assert request["body"] == {"user": "u1"}
+    assert request["rawBody"] == '\ufeff{"user": "u1"}'  # the text as sent
+
+
 def test_json_scalars_are_bodies_too() -> None:
     assert build(b"42", "application/json")["body"] == 42
     assert build(b'"text"', "application/json")["body"] == "text"

@@ -577,7 +577,12 @@ def _paths() -> dict[str, Any]:
         parameters=[path_param("hookId", "The secret part of the trigger's URL.")],
     )
     webhook["requestBody"] = {
-        "content": {media: {} for media in (JSON, "application/x-www-form-urlencoded", "text/plain")}
+        "description": (
+            "Any JSON (`application/json`, `application/*+json`), form (`application/x-www-form-urlencoded`), text"
+            " (`text/*`) or XML (`application/xml`, `*+xml`) body, in UTF-8 or the declared standard charset; a"
+            " body without a Content-Type is read as text. Anything else, or a Content-Encoding, is a 415."
+        ),
+        "content": {media: {} for media in (JSON, "application/x-www-form-urlencoded", "text/*", "application/xml")},
     }
     armed = obj({"triggerId": STRING, "armed": {"type": "boolean"}})
     no_hook = refusal(
