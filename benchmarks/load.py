@@ -1,7 +1,7 @@
 """Load script: end-to-end accepted webhooks/s and latency of `flowhook serve`
 beside a bare Starlette handler, measured in the same run.
 
-    python benchmarks/load.py --seconds 10 --connections 32 --workers 1 2 [--no-executor] [--database URL]
+    python benchmarks/load.py --seconds 10 --connections 32 --workers 1 2 [--no-executor] [--database URL] [--floor]
 """
 
 from __future__ import annotations
@@ -20,10 +20,18 @@ def main() -> None:
         "--no-executor", action="store_true", help="ingestion alone: no flow executor in the serve processes"
     )
     parser.add_argument("--database", help="a PostgreSQL URL instead of the embedded SQLite file")
+    parser.add_argument(
+        "--floor", action="store_true", help="also measure the floor of the design (benchmarks/floor_app.py)"
+    )
     args = parser.parse_args()
     for workers in args.workers:
         figures = measure(
-            args.seconds, args.connections, workers, executor=not args.no_executor, database=args.database
+            args.seconds,
+            args.connections,
+            workers,
+            executor=not args.no_executor,
+            database=args.database,
+            floor=args.floor,
         )
         print("\n".join(table(figures)))
 

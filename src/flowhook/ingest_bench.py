@@ -255,11 +255,29 @@ def cpu_budget_us(bare: LoadFigures, ratio: float = 0.5, cores: int | None = Non
 
 def load_bare(body: bytes, headers: dict[str, str], seconds: float, connections: int) -> LoadFigures:
     """The reference: a bare Starlette handler that reads the body and answers 202, served as `serve` is."""
+    return _load_reference("bare Starlette handler", "bare_app:app", body, headers, seconds, connections)
+
+
+def load_floor(body: bytes, headers: dict[str, str], seconds: float, connections: int) -> LoadFigures:
+    """The floor of the design (benchmarks/floor_app.py): verify, map in a QuickJS worker process, validate,
+    group-commit two rows, answer; none of flowhook's features. Served as `serve` is."""
+    env = {**os.environ, "FLOOR_SECRET": SIGNING_SECRET, "FLOOR_SOURCE": UNKEYED_SOURCE}
+    return _load_reference("floor of the design", "floor_app:app", body, headers, seconds, connections, env)
+
+
+def _load_reference(
+    name: str,
+    app: str,
+    body: bytes,
+    headers: dict[str, str],
+    seconds: float,
+    connections: int,
+    env: dict[str, str] | None = None,
+) -> LoadFigures:
     port = free_port()
-    bare = [sys.executable, "-m", "uvicorn", "--app-dir", str(BARE_APP_DIR), "bare_app:app", "--port", str(port)]
-    with running([*bare, *UVICORN_FLAGS], f"http://127.0.0.1:{port}/") as pid:
-        url = f"http://127.0.0.1:{port}/hooks/bench"
-        return load("bare Starlette handler", url, body, headers, seconds, connections, pid)
+    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(BARE_APP_DIR), app, "--port", str(port)]
+    with running([*command, *UVICORN_FLAGS], f"http://127.0.0.1:{port}/", env) as pid:
+        return load(name, f"http://127.0.0.1:{port}/hooks/bench", body, headers, seconds, connections, pid)
 
 
 def measure(
@@ -268,13 +286,14 @@ def measure(
     server_workers: int = 1,
     executor: bool = True,
     database: str | None = None,
+    floor: bool = False,
 ) -> list[LoadFigures]:
     """Figures for the bare handler and for `flowhook serve` with `server_workers` processes.
 
     `executor=False` measures ingestion alone: the flow executor, which `serve`
     runs in-process by default, is left to a separate `flowhook worker`.
     `database` (a PostgreSQL URL) replaces the embedded SQLite file; each run
-    adds its own flow and trigger to it.
+    adds its own flow and trigger to it. `floor` adds the floor of the design (`load_floor`).
     """
     body = orjson.dumps(stripe_event())
     headers = {
@@ -284,6 +303,8 @@ def measure(
     figures = []
 
     figures.append(load_bare(body, headers, seconds, connections))
+    if floor:
+        figures.append(load_floor(body, headers, seconds, connections))
 
     with tempfile.TemporaryDirectory(prefix="flowhook-bench-") as data_dir:
         port = free_port()

@@ -1,12 +1,29 @@
-"""The load measurement's own arithmetic: CPU of a process tree, the printed table."""
+"""The load measurement's own arithmetic (CPU of a process tree, the printed table) and its floor reference."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 
-from flowhook.ingest_bench import LoadFigures, cpu_budget_us, process_tree_cpu_seconds, table, wrk_figures
+import httpx
+import orjson
+
+from flowhook.bench import stripe_event
+from flowhook.ingest_bench import (
+    BARE_APP_DIR,
+    UNKEYED_SOURCE,
+    UVICORN_FLAGS,
+    LoadFigures,
+    cpu_budget_us,
+    free_port,
+    process_tree_cpu_seconds,
+    running,
+    stripe_signature,
+    table,
+    wrk_figures,
+)
 
 BURN = (
     "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
@@ -71,3 +88,30 @@ def test_a_wrk_report_is_read_with_its_slowest_request_and_its_errors() -> None:
     figures = wrk_figures("served", WRK_REPORT)
     assert (figures.requests_per_second, figures.p50_ms, figures.p99_ms) == (3868.56, 6.47, 17.26)
     assert (round(figures.max_ms, 6), figures.non_2xx, figures.errors) == (2010.0, 2, 4)
+
+
+def test_the_floor_of_the_design_verifies_maps_validates_and_answers() -> None:
+    """The reference `load.py --floor` measures must do its work: a signed request is mapped and stored (202),
+    a tampered one refused (401), a mapping output the schema refuses is a 422."""
+    body = orjson.dumps(stripe_event())
+    signed = {
+        "Content-Type": "application/json",
+        "Stripe-Signature": stripe_signature(body, "s3cret", int(time.time())),
+    }
+    for source, expected in ((UNKEYED_SOURCE, 202), ("function map(r) { return {targetUserIds: []}; }", 422)):
+        port = free_port()
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(BARE_APP_DIR),
+            "floor_app:app",
+            "--port",
+            str(port),
+        ]
+        env = {**os.environ, "FLOOR_SECRET": "s3cret", "FLOOR_SOURCE": source}
+        with running([*command, *UVICORN_FLAGS], f"http://127.0.0.1:{port}/", env):
+            url = f"http://127.0.0.1:{port}/hooks/bench"
+            assert httpx.post(url, content=body, headers=signed).status_code == expected
+            assert httpx.post(url, content=body + b" ", headers=signed).status_code == 401
