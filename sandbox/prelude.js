@@ -6,6 +6,10 @@
 (function () {
   "use strict";
   const OriginalFunction = Function;
+  const functionToString = Function.prototype.toString;
+  // Parses text as strict eval code in a scope of its own (a direct eval, so
+  // that the text's declarations stay local); see `parseBody`.
+  const strictEval = OriginalFunction('"use strict"; return eval(arguments[0]);');
   const ErrorCtor = Error;
   const PromiseCtor = Promise;
   const { stringify, parse } = JSON;
@@ -17,6 +21,7 @@
   const arrayPush = Array.prototype.push;
   const arrayJoin = Array.prototype.join;
   const stringSlice = String.prototype.slice;
+  const stringSplit = String.prototype.split;
 
   // ---- console: captured lines, capped, returned with each result --------
   let logs = null; // allocated by the first console call of an invocation
@@ -346,6 +351,37 @@
     }
   }
 
+  // ---- compiling -----------------------------------------------------------------
+  // The Function constructor pastes a body between "(function anonymous(\n) {\n"
+  // and "\n})" and evaluates the whole as a script, so a body that closes the
+  // function early ("}); code; (function () {") would run code at global scope,
+  // outside the factory that gives every call a fresh top level. A body is
+  // compiled only once it has parsed as one function body on its own: as the
+  // body of a declaration F in strict eval code that throws F before any
+  // statement can run (declarations only bind names, in the eval's own scope),
+  // and F's source text must then reach the end, or a } of the body closed F.
+  // The header spans two lines, as the constructor's does, so that positions
+  // match the engine lines the host translates.
+  const parseHeader = "throw F; function F(\n) {\n";
+
+  function parseBody(body) {
+    let parsed = "";
+    try {
+      strictEval(parseHeader + body + "\n}");
+    } catch (thrown) {
+      if (typeof thrown !== "function") return describeError(thrown);
+      parsed = apply(functionToString, thrown, []);
+      if (parsed === "function F(\n) {\n" + body + "\n}") return null;
+    }
+    // F ended early, at a } of the body; F's text starts on engine line 1.
+    const lines = apply(stringSplit, parsed, ["\n"]);
+    return {
+      type: "SyntaxError",
+      message: "unexpected '}': it closes a bracket that the source never opened",
+      stack: "    at <input>:" + lines.length + ":" + lines[lines.length - 1].length + "\n",
+    };
+  }
+
   // ---- host protocol -----------------------------------------------------------
   // Every answer is one JSON text: [0, output, logs] ok · [1, null, logs]
   // skipped · [2, error, logs] failed · [3] a Promise is still pending; an
@@ -390,13 +426,19 @@
     throwsValues = throwsStatically;
     memoryExceeded = freeze({ type: "MemoryLimitExceeded", message: config.memoryMessage, stack: "" });
     timeExceeded = freeze({ type: "TimeLimitExceeded", message: config.timeMessage, stack: "" });
+    const problem = parseBody(body);
+    if (problem !== null) return stringify(problem);
+    lockdown(config.synchronous);
     let factory;
     try {
       factory = OriginalFunction(body);
     } catch (error) {
       return stringify(describeError(error));
     }
-    lockdown(config.synchronous);
+    // `anonymous` names the factory inside the source: a property set on it
+    // would outlive the call.
+    freeze(factory.prototype);
+    freeze(factory);
     let settled = null;
 
     // The request comes as JSON text with `rawBody` left null (when it is a

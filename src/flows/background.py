@@ -96,9 +96,41 @@ class Periodic:
                 log.exception("%s failed", self._name)
 
 
+#: SQLSTATE classes of PostgreSQL failures of the database rather than of the data written: connection (08),
+#: transaction state (25: a standby that was a primary), rollback (40: deadlock, serialization), resources
+#: (53: disk full, out of memory), object in use (55: a lock), operator intervention (57: shutdown, cancel),
+#: system (58: I/O) and internal errors (XX: corruption). The rest (22 data exception, 23 integrity, 54 program
+#: limit exceeded: a value too large for an index, …) fail the same way whenever the same work runs.
+TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "25", "40", "53", "55", "57", "58", "XX"})
+MAX_REASON_CHARS = 500
+
+
 def transient_failure(error: Exception) -> bool:
     """A failure of the store itself (connection, lock, disk, or its writer closed), which running again
-    later may not repeat."""
-    return isinstance(
-        error, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError | OSError | WriterClosed
-    )
+    later may not repeat; not one that the work's own data causes, which would fail every retry.
+
+    On PostgreSQL the error's SQLSTATE tells: psycopg raises an OperationalError for a lost connection and
+    for a user id too long for an index alike, and taking the second for the first stalled every flow
+    behind the item. Without one (SQLite, a connection lost before the server answered) the kind of error
+    tells.
+    """
+    if isinstance(error, WriterClosed | OSError | sa.exc.TimeoutError):
+        return True
+    if not isinstance(error, sa.exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate:
+        return sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES
+    return isinstance(error, sa.exc.OperationalError | sa.exc.InterfaceError)
+
+
+def failure_reason(error: Exception) -> str:
+    """What went wrong, in a line: for a database error the driver's own message (`ProgramLimitExceeded:
+    index row size 3056 exceeds btree version 4 maximum 2704 …`), not SQLAlchemy's, which quotes the
+    statement and every parameter."""
+    cause = error.orig if isinstance(error, sa.exc.DBAPIError) and error.orig is not None else error
+    message = str(cause).strip().split("\n", 1)[0]
+    reason = f"{type(cause).__name__}: {message}" if message else type(cause).__name__
+    return reason if len(reason) <= MAX_REASON_CHARS else reason[: MAX_REASON_CHARS - 1] + "…"

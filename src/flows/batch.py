@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from flows.interpreter import Effects, Interpreter, RetryPolicy, Run
 from flows.program import Program, compile_flow
 from flows.templates import TemplateSource
 from store import expansions
+from store.analytics import EventSubject, event_row
 from store.clock import utcnow
 from store.event_deliveries import enqueue
 from store.flow_instances import FlowInstance, claim_due, save_states, set_aside_instance
@@ -270,12 +272,44 @@ class Batch:
 
 
 def set_aside(conn: Connection, item: WorkItem, reason: str) -> None:
-    """Mark work that fails whenever it runs as failed, so that it stops holding up the work behind it."""
+    """Mark work that fails whenever it runs as failed, so that it stops holding up the work behind it, and
+    record `action-flow-failed` with `reason`, as for a step that failed for good.
+
+    The event of an invocation names no user and no flow instance: a user id the store cannot take may be
+    why it fails (users it already started keep their instances; the rest are not started), and an event
+    naming that user would fail the same way.
+    """
+    now = utcnow()
     if item.kind == "invocation":
         expansions.finish(conn, [item.id], expansions.FAILED)
         expansions.forget_progress(conn, [item.id])
+        invocation = expansions.get_invocations(conn, {item.id}).get(item.id)
+        if invocation is None:
+            return
+        mode, user_id, instance_id = invocation.mode, None, None
     else:
-        set_aside_instance(conn, item.id, reason, utcnow())
+        set_aside_instance(conn, item.id, reason, now)
+        columns = flow_instances.c
+        found = sa.select(columns.invocation_id, columns.user_id, columns.event_source).where(columns.id == item.id)
+        invocation_id, user_id, mode = conn.execute(found).one()
+        invocation = expansions.get_invocations(conn, {invocation_id}).get(invocation_id)
+        if invocation is None:
+            return
+        instance_id = item.id
+    metadata = invocation.payload.get("metadata")
+    subject = EventSubject(
+        environment_id=invocation.environment_id,
+        end_user_id=user_id,
+        flow_id=invocation.flow_id,
+        flow_instance_id=instance_id,
+        flow_invocation_id=invocation.flow_invocation_id,
+        event_source=mode,
+        metadata=metadata if isinstance(metadata, dict) else {},
+    )
+    properties = {"stepId": None, "error": reason, "attempts": 1}
+    event = event_row(subject, "action-flow-failed", now, properties, effect=item.id)
+    insert_new(conn, analytics_events, [event])
+    enqueue(conn, [event], (invocation.hop or 0) + 1, now=now)
 
 
 def run_batches(conn: Connection, batches: list[tuple[Caches, RetryPolicy, int]]) -> list[Progress]:

@@ -9,7 +9,8 @@ The task is the whole queue: a process that dies mid-chunk leaves the task
 where the last committed chunk left it, and the next runner (here or in
 another process) carries on from there. A row's invocation key is its
 `flowInvocationId`, or one derived from the task and the row, so a row is
-never started twice.
+never started twice; an existing member of a segment trigger's segment gets
+one derived from their membership, so no start of them starts one twice.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from store.bulk_tasks import (
     advance_batches,
     existing_customers,
     matching_customers,
+    membership_key,
     next_open_task,
+    selected_users,
     task_input,
 )
 
@@ -120,7 +123,7 @@ def plan_chunk(conn: Connection, task: BulkTask, rows: dict[str, Any], size: int
         if declarations is None:
             chunk.failed = True
         else:
-            users = rows["userIds"][task.processed : task.processed + size]
+            users = _manual_users(conn, task, rows, size)
             chunk.outcomes = _manual_outcomes(conn, task, users, rows["payload"], declarations)
         return chunk
     flows_seen: dict[str, list[dict[str, Any]] | None] = {}
@@ -195,16 +198,29 @@ def _skipped(ref: dict[str, Any], why: Skipped) -> Outcome:
     return Outcome(ref, code=why.code, reason=why.reason)
 
 
+def _manual_users(conn: Connection, task: BulkTask, rows: dict[str, Any], size: int) -> list[tuple[str, str]]:
+    """The chunk's users, each with its invocation key: `<taskId>:<n>`, or for a segment trigger's existing
+    members (selected into rows of their own) one per membership."""
+    if "userIds" in rows:
+        users = rows["userIds"][task.processed : task.processed + size]
+        return [(user, f"{task.id}:{n}") for n, user in enumerate(users, task.processed + 1)]
+    selected = selected_users(conn, task.id, task.processed, size)
+    return [(user, membership_key(rows["segmentId"], user, entered_at)) for user, entered_at in selected]
+
+
 def _manual_outcomes(
-    conn: Connection, task: BulkTask, users: list[str], payload: dict[str, Any], declarations: list[dict[str, Any]]
+    conn: Connection,
+    task: BulkTask,
+    users: list[tuple[str, str]],
+    payload: dict[str, Any],
+    declarations: list[dict[str, Any]],
 ) -> list[Outcome]:
-    existing = existing_customers(conn, task.environment_id, users)
+    existing = existing_customers(conn, task.environment_id, [user for user, _ in users])
     outcomes = []
-    for index, user in enumerate(users, task.processed + 1):
+    for user, key in users:
         if user not in existing:
             outcomes.append(_skipped({"userId": user}, NO_PROFILE))
             continue
-        key = f"{task.id}:{index}"
         assert task.flow_id is not None  # a manual start names its flow
         outcomes.append(_outcome({"userId": user}, [user], payload, key, declarations, task, task.flow_id, "live"))
     return outcomes

@@ -172,13 +172,29 @@ def typed_variables(texts: dict[str, str], declarations: list[dict[str, Any]]) -
     return variables
 
 
+def cell_number(text: str) -> int | float | None:
+    """The cell as a JSON number, or None when it is not one.
+
+    Spaces around it are ignored, and it is read as JSON is read everywhere
+    else (orjson): an integer beyond 64 bits becomes a float, as it does in a
+    customer's attributes, and one beyond a float's range is no number. One
+    reading for a `number` variable and for a cell matched against a numeric
+    attribute (store.bulk_tasks).
+    """
+    text = text.strip()
+    if not _NUMBER.fullmatch(text):
+        return None
+    try:
+        number: int | float = orjson.loads(text)
+    except orjson.JSONDecodeError:  # "number is infinity when parsed as double"
+        return None
+    return number
+
+
 def _typed(text: str, type_name: str) -> Any:
     """`text` as a value of the type, or None when it is not one."""
     if type_name == "number":
-        if not _NUMBER.fullmatch(text.strip()):
-            return None
-        number = float(text) if any(mark in text for mark in ".eE") else int(text)
-        return number if number == number and abs(number) != float("inf") else None
+        return cell_number(text)
     if type_name == "boolean":
         return {"true": True, "false": False}.get(text.strip().lower())
     if type_name == "object":

@@ -118,6 +118,8 @@ class EventDispatcher(BackgroundLoop):
         trigger = target.trigger
         if trigger.mode == "disabled":
             return Settlement(delivery.id, trigger.revision, SKIPPED, "trigger_disabled", attempts=attempts)
+        if target.flow_archived:  # as accepting would decide (store.invocations), without running the mapping
+            return Settlement(delivery.id, trigger.revision, SKIPPED, "flow_archived", attempts=attempts)
         live = trigger.mode == "live" and delivery.event.event_source == "live"
         result = await self._runner.run_stored(target, live, mapping_request(delivery.event))
         decided = Settlement(delivery.id, trigger.revision, FAILED, detail=result.to_dict(), attempts=attempts)

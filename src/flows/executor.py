@@ -13,7 +13,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from flows.background import BackgroundLoop, transient_failure
+from flows.background import BackgroundLoop, failure_reason, transient_failure
 from flows.batch import BatchFailed, Caches, Progress, WorkItem, run_batches, set_aside
 from flows.interpreter import RetryPolicy
 from store import Store
@@ -43,16 +43,19 @@ class Executor(BackgroundLoop):
         """Run one batch through the store's writer and return what it did.
 
         A batch that fails for its data rather than for the store (see
-        `transient_failure`) is run again an item at a time, and the item that fails
-        alone is set aside, marked failed: claimed first again and again, it
-        would otherwise fail every batch and stop all work behind it.
+        `transient_failure`: on PostgreSQL a user id too long for an index is
+        such data) is run again an item at a time, and the item that fails
+        alone is set aside, marked failed with `action-flow-failed`: claimed
+        first again and again, it would otherwise fail every batch and stop
+        all work behind it, in every environment.
         """
         try:
             return await self._run(self._config.batch_size)
         except BatchFailed as failed:
             if transient_failure(failed.error):
                 raise
-            log.warning("executor batch of %d items failed (%s); running them one at a time", len(failed.items), failed)
+            reason = failure_reason(failed.error)
+            log.warning("executor batch of %d items failed (%s); running them one at a time", len(failed.items), reason)
             return await self._one_at_a_time(len(failed.items))
 
     async def drain(self) -> Progress:
@@ -75,7 +78,7 @@ class Executor(BackgroundLoop):
             except BatchFailed as failed:
                 if transient_failure(failed.error) or len(failed.items) != 1:
                     raise
-                await self._set_aside(failed.items[0], str(failed))
+                await self._set_aside(failed.items[0], failure_reason(failed.error))
                 break
             if not progress.worked:
                 break

@@ -2,8 +2,8 @@
 
 JavaScript always runs in the sandbox worker pool (crash containment, SPEC
 §2); JMESPath and passthrough are pure Python, microseconds each, and run
-inline. Checking a spec at save time compiles it in-process (compiling runs
-none of the user's code) off the event loop.
+inline. Checking a JavaScript spec compiles it in a sandbox worker too: that
+runs its top level once, which the server never does.
 """
 
 from __future__ import annotations
@@ -56,7 +56,10 @@ class MappingRunner:
 
     async def check(self, spec: dict[str, Any], variables: list[dict[str, Any]] | None) -> None:
         """Raise MappingSpecError (with its location) unless `spec` compiles."""
-        await asyncio.to_thread(compile_mapping, spec, variables=variables, limits=self._limits)
+        if spec.get("kind") == "javascript":
+            await self._pool.check(content_key(spec, variables), spec, variables)
+        else:  # off the event loop: a fields mapping may hold many expressions to compile
+            await asyncio.to_thread(compile_mapping, spec, variables=variables, limits=self._limits)
 
     async def run(self, prepared: PreparedMapping, request: dict[str, Any]) -> MappingResult:
         """Never raises for what the mapping does; MappingSpecError for a spec the pool cannot compile."""

@@ -57,6 +57,7 @@ ERROR_CODES = {
     "validation_error": "VALIDATION_ERROR",
     "mapping_skipped": "SKIPPED",
     "trigger_disabled": "TRIGGER_DISABLED",
+    "flow_archived": "FLOW_ARCHIVED",
     "flow_not_published": "FLOW_NOT_PUBLISHED",
     "idempotency_conflict": "FLOW_INVOCATION_CONFLICT",
     "trigger_deleted": "TRIGGER_DELETED",

@@ -64,6 +64,8 @@ class MarketoLeads:
             return _refused(ref, "invalid_lead", "objectData item without an objectContext object")
         if trigger.mode == "disabled":
             return _refused(ref, "trigger_disabled", "the trigger is disabled")
+        if target.flow_archived:  # as accepting would decide (store.invocations), without running the mapping
+            return _refused(ref, "flow_archived", "the flow is archived")
         live = trigger.mode == "live"
         result = await self._runner.run_stored(target, live, lead_request(submission, item, iso(task.created_at)))
         if result.skipped:

@@ -80,14 +80,14 @@ def _attribute_matches(op: str, actual: Any, expected: Any) -> bool:
     if op == "exists":
         return (actual is not None) == (expected is not False)
     if op == "eq":
-        return _equal(actual, expected)
+        return same_value(actual, expected)
     if op == "ne":
-        return not _equal(actual, expected)
+        return not same_value(actual, expected)
     if op == "in":
-        return any(_equal(actual, option) for option in expected)
+        return any(same_value(actual, option) for option in expected)
     if op == "contains":
         if isinstance(actual, list):
-            return any(_equal(item, expected) for item in actual)
+            return any(same_value(item, expected) for item in actual)
         return isinstance(actual, str) and isinstance(expected, str) and expected in actual
     return _ordered(op, actual, expected)
 
@@ -105,7 +105,8 @@ def _ordered(op: str, actual: Any, expected: Any) -> bool:
     return bool(actual <= expected)
 
 
-def _equal(actual: Any, expected: Any) -> bool:
+def same_value(actual: Any, expected: Any) -> bool:
+    """Equality by JSON type, for segment rules and manual-start filters alike (store.bulk_tasks)."""
     return _kind(actual) == _kind(expected) and bool(actual == expected)
 
 

@@ -25,6 +25,7 @@ from ingress.api import (
     environment_settings,
     environments,
     events,
+    flow_archive,
     flows,
     invocations,
     preview,
@@ -34,6 +35,7 @@ from ingress.api import (
     test_users,
     triggers,
 )
+from ingress.api.flow_archive import handle_flow_archived
 from ingress.api.openapi import openapi_endpoint
 from ingress.errors import ApiError, handle_api_error, handle_client_gone, handle_http_exception, handle_unexpected
 from ingress.fast_route import FastRoute
@@ -42,6 +44,7 @@ from ingress.jsonio import json_response
 from ingress.oauth import token_endpoint
 from ingress.services import Services
 from ingress.settings import Settings
+from store.flows import FlowArchived
 
 
 async def health(request: Request) -> Response:
@@ -51,6 +54,7 @@ async def health(request: Request) -> Response:
 def management_routes() -> list[BaseRoute]:
     return [
         *flows.routes,
+        *flow_archive.routes,
         *triggers.routes,
         *samples.routes,
         *preview.routes,
@@ -103,6 +107,7 @@ def create_app(settings: Settings) -> Starlette:
         ],
         exception_handlers={
             ApiError: handle_api_error,
+            FlowArchived: handle_flow_archived,
             HTTPException: handle_http_exception,
             ClientDisconnect: handle_client_gone,
             Exception: handle_unexpected,

@@ -4,8 +4,11 @@ A secret carries 256 random bits, so even a fast hash could not be brute
 forced; scrypt is used anyway so that a leaked database is no shortcut
 should a weaker secret ever be stored. The parameters travel with each hash
 (`scrypt$n$r$p$salt$hash`), so they can be raised later without breaking
-existing credentials. Verification runs in a thread: it takes tens of
-milliseconds and must not stall the event loop.
+existing credentials. Verification runs on a thread of its own: it takes
+tens of milliseconds and must not stall the event loop, nor queue ahead of
+the other work of the default thread pool (a flood of bogus token requests
+there delayed everything else that uses it); how many attempts reach it is
+limited by ingress.token_attempts.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 
 SECRET_PREFIX = "fh_cs_"
 CLIENT_ID_PREFIX = "fh_ci_"
@@ -24,6 +28,9 @@ _KEY_BYTES = 32
 
 # Hashed when a client id is unknown, so a miss takes as long as a wrong secret.
 _DECOY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+#: One scrypt at a time (~60 ms of CPU, 16 MiB): a flood of attempts takes one core at most, and waits here.
+_HASHING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowhook-scrypt")
 
 
 def new_client_id() -> str:
@@ -50,8 +57,8 @@ def verify_secret(secret: str, stored: str) -> bool:
 
 
 async def check_secret(secret: str, stored: str | None) -> bool:
-    """`verify_secret` off the event loop; an unknown client (`stored` None) costs the same and fails."""
-    matches = await asyncio.to_thread(verify_secret, secret, stored or _DECOY_HASH)
+    """`verify_secret` on the hashing thread; an unknown client (`stored` None) costs the same and fails."""
+    matches = await asyncio.get_running_loop().run_in_executor(_HASHING, verify_secret, secret, stored or _DECOY_HASH)
     return matches and stored is not None
 
 

@@ -8,7 +8,7 @@ with its cause:
     · 415 unsupported_media_type · 401 signature_invalid
     · 401 timestamp_out_of_tolerance · (armed capture: 202 captured)
     · 400 invalid_body · 200 skipped · 422 mapping_error · 422 validation_error
-    · 409 idempotency_conflict · 409 flow_not_published · 202 accepted
+    · 409 idempotency_conflict · 409 flow_archived · 409 flow_not_published · 202 accepted
     · (500 internal_error: a failure of flowhook's own, logged when the log still works)
 
 The 202 is sent only once the invocation row is durably committed (group commit,
@@ -75,6 +75,7 @@ CAUSES = (
     "sandbox_crashed",
     "validation_error",
     "idempotency_conflict",
+    "flow_archived",
     "flow_not_published",
     "internal_error",
 )

@@ -5,7 +5,10 @@ The client authenticates with HTTP Basic or with `client_id` and
 body (`{"error", "error_description"}`, §5.2), not the API's error shape, so
 that any OAuth2 client library understands them; `invalid_client` is a 401
 with a `WWW-Authenticate: Basic` challenge. Every answer carries
-`Cache-Control: no-store`.
+`Cache-Control: no-store`. Failed client authentications are limited
+(ingress.token_attempts): past the limit, 429 `temporarily_unavailable` with
+`Retry-After`, the code RFC 6749 §4.1.2.1 has for a server that cannot take
+the request now.
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ingress.access_tokens import issue_token
+from ingress.allowlist import client_ip
 from ingress.body import BodyTimedOut, BodyTooLarge, read_body
 from ingress.client_secrets import check_secret
 from ingress.jsonio import json_response
 from ingress.services import Services
+from ingress.token_attempts import TokenAttempts, TooManyAttempts
 from mapper.request import media_type
-from store.credentials import get_credential
+from store.credentials import Credential, get_credential
 
 MAX_FORM_BYTES = 16 * 1024
 FORM = "application/x-www-form-urlencoded"
@@ -37,14 +42,15 @@ BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="flowhook"'}
 class OAuthError(Exception):
     """An RFC 6749 §5.2 error: its code, description and status."""
 
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
+    def __init__(self, error: str, description: str, status: int = 400, headers: dict[str, str] | None = None) -> None:
         super().__init__(description)
         self.error = error
         self.description = description
         self.status = status
+        self.headers = headers or {}
 
     def response(self) -> Response:
-        headers = {**NO_STORE, **(BASIC_CHALLENGE if self.status == 401 else {})}
+        headers = {**NO_STORE, **(BASIC_CHALLENGE if self.status == 401 else {}), **self.headers}
         return json_response({"error": self.error, "error_description": self.description}, self.status, headers)
 
 
@@ -78,7 +84,9 @@ async def _grant(request: Request) -> dict[str, Any]:
     if "\x00" in client.client_id:  # no client id holds NUL, and PostgreSQL cannot even look one up
         raise invalid_client("client authentication failed")
     credential = await services.store.read(lambda conn: get_credential(conn, client.client_id))
-    if not await check_secret(client.client_secret, credential.secret_hash if credential else None):
+    peer = request.client.host if request.client else ""
+    address = client_ip(peer, request.headers, services.trusted_proxies, services.settings.forwarded_header)
+    if not await _authenticated(services.token_attempts, client, credential, address):
         raise invalid_client("client authentication failed")
     assert credential is not None
     roles = _granted_roles(form.get("scope"), credential.roles)
@@ -87,6 +95,23 @@ async def _grant(request: Request) -> dict[str, Any]:
         raise invalid_client("client authentication failed")
     token, lifetime = issued
     return {"access_token": token, "token_type": "Bearer", "expires_in": lifetime, "scope": " ".join(roles)}
+
+
+async def _authenticated(
+    attempts: TokenAttempts, client: ClientAuthentication, credential: Credential | None, address: str
+) -> bool:
+    """Whether the secret is the credential's: one counted attempt (a 429 past the limit, before hashing)."""
+    try:
+        attempt = attempts.begin(client.client_id, credential is not None, address)
+    except TooManyAttempts as refused:
+        retry = {"Retry-After": str(refused.retry_after)}
+        raise OAuthError("temporarily_unavailable", str(refused), 429, retry) from None
+    matches = False
+    try:
+        matches = await check_secret(client.client_secret, credential.secret_hash if credential else None)
+    finally:
+        attempts.end(attempt, succeeded=matches)
+    return matches
 
 
 async def _form(request: Request, timeout: float) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Previews run in a sandbox pool of their own, started at the first JavaScript preview.
+"""Previews and save-time checks run in a sandbox pool of their own, started at the first JavaScript one.
 
 A mapping being edited is often unfinished: a loop not yet given its exit, a
 regex that backtracks. Each preview of it holds a worker for up to the time
@@ -6,6 +6,8 @@ limit (1 s by default), and in the live pool that worker is one of the few
 every webhook waits for; each edit is also a new mapping, whose compiled code
 would push live mappings out of the pool's cache. One worker of its own keeps
 both away from live traffic, and a server nobody edits on never starts it.
+Saving a mapping checks that it compiles here too, since compiling a JavaScript
+mapping runs its top level, which the server never does.
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ class PreviewSandbox:
         if prepared.inline is None:  # JavaScript: the pool's
             await self._start()
         return await self._runner.run(prepared, request)
+
+    async def check(self, spec: dict[str, Any], variables: list[dict[str, Any]] | None) -> None:
+        """Raise MappingSpecError (with its location) unless `spec` compiles."""
+        if spec.get("kind") == "javascript":
+            await self._start()
+        await self._runner.check(spec, variables)
 
     @property
     def workers(self) -> list[WorkerState]:

@@ -4,8 +4,8 @@ A webhook and a Journey Builder execute call both run a stored mapping and
 hand its output to the inbox, so they refuse the same things with the same
 status and code: a failed mapping (422, or 503 when the sandbox crashed, so
 senders that retry on 5xx try again), an invalid output (422 with every
-problem's path), a key reused with another payload or a live trigger on an
-unpublished flow (409). Each door wraps the refusal in its own answer.
+problem's path), a key reused with another payload, an archived flow or a
+live trigger on an unpublished flow (409). Each door wraps the refusal in its own answer.
 """
 
 from __future__ import annotations
@@ -55,11 +55,14 @@ def mapping_refusal(result: MappingResult) -> Refusal | None:
 
 
 def acceptance_refusal(acceptance: Acceptance, flow_invocation_id: str) -> Refusal | None:
-    """A 409 for a key already used with another payload, or for a live trigger whose flow was never
-    published; None for the other verdicts."""
+    """A 409 for a key already used with another payload, for an archived flow, or for a live trigger whose
+    flow was never published; None for the other verdicts."""
     if acceptance.verdict == "conflict":
         message = f"flowInvocationId {flow_invocation_id!r} was already used with a different payload"
         return Refusal(409, "idempotency_conflict", message, message)
+    if acceptance.verdict == "flow_archived":
+        message = "the trigger's flow is archived: it starts nothing new until it is unarchived"
+        return Refusal(409, "flow_archived", message, message)
     if acceptance.verdict == "flow_not_published":
         message = "the trigger is live but its flow has no published version"
         return Refusal(409, "flow_not_published", message, message)

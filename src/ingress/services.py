@@ -24,6 +24,7 @@ from ingress.hook_configs import HookConfigs
 from ingress.preview_sandbox import PreviewSandbox
 from ingress.retention import EVENT_DELIVERIES, REQUEST_LOG, LogRetention
 from ingress.settings import Settings
+from ingress.token_attempts import TokenAttempts
 from ingress.token_cache import TokenCache
 from mapper.pool import SandboxPool
 from store import Store, database_url
@@ -41,6 +42,7 @@ class Services:
     trusted_proxies: IpAllowlist
     previews: PreviewSandbox
     tokens: TokenCache  # OAuth2 access tokens looked up recently
+    token_attempts: TokenAttempts  # failed client authentications at /oauth/token
     executor: Executor | None = None
     invocation_retention: InvocationRetention | None = None  # with the executor
     dispatcher: EventDispatcher | None = None  # with the executor
@@ -92,6 +94,7 @@ class Services:
             trusted_proxies=IpAllowlist(settings.trusted_proxies),
             previews=PreviewSandbox(settings.mapping_limits),
             tokens=TokenCache(settings.config_cache_seconds),
+            token_attempts=TokenAttempts(settings.oauth_failures_per_minute),
             executor=executor,
             invocation_retention=finished_work,
             dispatcher=dispatcher,

@@ -16,7 +16,13 @@ MiB = 1024 * KiB
 DURABILITY = ("fsync", "os")
 # Settings with no meaning below 1: a retention of 0 deleted each sample (and log entry) as it was stored,
 # so a paste answered 201 and a capture gave a `sampleId` for a sample that was already gone.
-AT_LEAST_ONE = ("request_log_retention", "sample_retention", "sandbox_workers", "invocation_retention_days")
+AT_LEAST_ONE = (
+    "request_log_retention",
+    "sample_retention",
+    "sandbox_workers",
+    "invocation_retention_days",
+    "oauth_failures_per_minute",
+)
 
 
 @dataclass(frozen=True)
@@ -35,7 +41,10 @@ class Settings:
     `marketo_allow_http_callbacks`: call Marketo callback URLs over plain
     http too (tests and local setups; Marketo's own are https).
     `access_token_seconds`: the lifetime of OAuth2 access tokens (0: expired
-    at once, for tests). `invocation_retention_days`: how long finished
+    at once, for tests). `oauth_failures_per_minute`: failed client
+    authentications at `/oauth/token` allowed per client id (per client
+    address for unknown ids) before a 429, as a bucket of that many refilled
+    at that rate (docs/api-triggers.md). `invocation_retention_days`: how long finished
     invocations and flow instances are kept, and so how long a
     `flowInvocationId` is remembered (docs/flows.md, "Retention").
     """
@@ -60,6 +69,7 @@ class Settings:
     max_batch: int = 512
     durability: str = "fsync"
     access_token_seconds: int = 3600
+    oauth_failures_per_minute: int = 10
     executor: bool = True  # run the flow executor in this process (`flowhook worker` runs it alone)
     executor_batch: int = 100
     executor_poll_seconds: float = 0.1

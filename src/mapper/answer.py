@@ -49,6 +49,8 @@ def decode_answer(text: str, limits: Limits) -> Produced:
         if text == PENDING:
             return Produced(error=error_info("UnsettledPromise", "map() returned a Promise that never settled"))
         tag, value, logs = _loads(text)
+    except _TooDeep:
+        return Produced(error=too_deep(limits.max_depth))
     except (IndexError, ValueError, TypeError) as error:
         raise MalformedAnswer(f"malformed answer: {error}") from None
     if tag == 0:
@@ -60,14 +62,25 @@ def decode_answer(text: str, limits: Limits) -> Produced:
     raise MalformedAnswer(f"unknown answer tag {tag!r}")
 
 
+class _TooDeep(Exception):
+    """An answer nested deeper than its decoders go: far deeper than `Limits.max_depth` allows."""
+
+
 def _loads(text: str) -> Any:
-    """The answer's JSON. A string the mapping cut inside a surrogate pair (half an emoji) is written by
-    JSON.stringify as a lone `\\ud83d` escape, which orjson refuses; such a text is parsed by the standard
-    library instead, and each lone surrogate becomes U+FFFD, as TextEncoder makes it."""
+    """The answer's JSON. orjson stops at 1,024 levels, the standard library at its recursion limit (about
+    1,000 levels): either is far beyond `Limits.max_depth`, so such an answer is a result nested too deep.
+    A string the mapping cut inside a surrogate pair (half an emoji) is written by JSON.stringify as a lone
+    `\\ud83d` escape, which orjson refuses; such a text is parsed by the standard library instead, and each
+    lone surrogate becomes U+FFFD, as TextEncoder makes it."""
     try:
         return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return _without_lone_surrogates(json.loads(text))
+    except orjson.JSONDecodeError as error:
+        if str(error).startswith("depth limit exceeded"):
+            raise _TooDeep from None
+    try:
+        return _without_lone_surrogates(json.loads(text, parse_int=_integer))
+    except RecursionError:
+        raise _TooDeep from None
 
 
 def _without_lone_surrogates(value: Any) -> Any:
@@ -80,6 +93,12 @@ def _without_lone_surrogates(value: Any) -> Any:
     return value
 
 
+def _integer(digits: str) -> int | float:
+    """An integer as orjson reads it: a float beyond 64 bits (which orjson, writing it again, would refuse)."""
+    value = int(digits)
+    return value if -(2**63) <= value < 2**64 else float(value)
+
+
 def described(data: dict[str, Any]) -> ErrorInfo:
     """An error as the prelude describes it, located in the user's source."""
     if data["type"] == "StackLimitExceeded":
@@ -89,6 +108,11 @@ def described(data: dict[str, Any]) -> ErrorInfo:
 
 
 def _output(text: str, output_text: str | None, value: Any, logs: list[dict[str, str]], limits: Limits) -> Produced:
+    # Counting brackets in the text is far cheaper than walking the value,
+    # and fewer brackets than the limit cannot nest deeper than it.
+    max_depth = limits.max_depth
+    if text.count("{") + text.count("[") > max_depth and nesting_exceeds(value, max_depth):
+        return Produced(error=too_deep(max_depth), logs=logs)
     # The engine bounds the output in UTF-16 units; UTF-8 can be up to 3x that,
     # so only a text that could be over the byte limit is measured.
     if len(text) * 3 > limits.max_output_bytes:
@@ -96,13 +120,11 @@ def _output(text: str, output_text: str | None, value: Any, logs: list[dict[str,
         if size > limits.max_output_bytes:
             message = f"the result is {size} bytes of JSON; the limit is {limits.max_output_bytes}"
             return Produced(error=error_info("OutputTooLarge", message), logs=logs)
-    # Counting brackets in the text is far cheaper than walking the value,
-    # and fewer brackets than the limit cannot nest deeper than it.
-    max_depth = limits.max_depth
-    if text.count("{") + text.count("[") > max_depth and nesting_exceeds(value, max_depth):
-        message = f"the result is nested deeper than {max_depth} levels"
-        return Produced(error=error_info("InvalidOutput", message), logs=logs)
     return Produced(value=value, logs=logs)
+
+
+def too_deep(max_depth: int) -> ErrorInfo:
+    return error_info("InvalidOutput", f"the result is nested deeper than {max_depth} levels")
 
 
 def nesting_exceeds(value: Any, max_depth: int) -> bool:

@@ -68,13 +68,18 @@ class ProcessLimits:
 
     `cpu_seconds` is a soft lifetime budget: when a worker has used that much
     CPU it answers its current batch and retires, and the pool starts a fresh
-    one; the hard limit (`cpu_grace_seconds` later) kills it.
+    one; the hard limit (`cpu_grace_seconds` later) kills it. A worker retires
+    the same way once its resident memory has reached `retire_rss_bytes`: each
+    cached mapping's runtime keeps the garbage of its last call until its next
+    collection, up to the memory limit, and many of them would otherwise fill
+    the address space, where an allocation fails in whichever mapping asks next.
     """
 
     address_space_bytes: int = 1 * GiB
     open_files: int = 32
     cpu_seconds: int = 3600
     cpu_grace_seconds: int = 60
+    retire_rss_bytes: int = GiB // 2
 
 
 @dataclass(frozen=True)

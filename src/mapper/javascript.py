@@ -4,8 +4,10 @@ Each mapping compiles once per thread into its own QuickJS runtime (contexts
 are not safe to share between threads), with the prelude's lockdown applied
 before any user code runs. Every call re-runs the source's top level through
 a factory function, so nothing a call does is seen by the next one; frozen
-intrinsics and a frozen global object close the remaining channels. A
-context that hit a limit is thrown away and rebuilt on the next call.
+intrinsics and a frozen global object close the remaining channels (the
+prelude compiles a source into the factory only once it has parsed as one
+function body on its own, so none can close the factory early). A context
+that hit a limit is thrown away and rebuilt on the next call.
 """
 
 from __future__ import annotations
@@ -34,6 +36,13 @@ _SCHEDULES_JOBS = re.compile(r"async|await|import|Promise|queueMicrotask|fromAsy
 # A throw statement cannot be written without this word (escaped keywords are
 # syntax errors, and code from strings is disabled).
 _THROW_STATEMENT = re.compile(r"\bthrow\b")
+_LIMITS = ("MemoryLimitExceeded", "TimeLimitExceeded", "StackLimitExceeded")
+# Answers of a call the engine stopped at a limit that the prelude caught: the
+# runtime goes, as after one the host caught, rather than keep a heap that may be
+# full (the garbage of a call stays until the runtime's next collection).
+_SPENT = tuple(f'[2,{{"type":"{name}"' for name in _LIMITS)
+# The request's JSON writer (orjson) stops at 255 levels: the request object holds the body.
+MAX_BODY_DEPTH = 253
 
 Payload = tuple[str, str | None]
 """A request as the engine takes it: its JSON text, with `rawBody` null when
@@ -117,7 +126,11 @@ class Engine:
         if isinstance(installed, str):
             raise _compile_error(source, orjson.loads(installed))
         self.host = installed
-        self.watch = WATCHDOG.slot(self.context, limits.memory_bytes)
+        self.watch = WATCHDOG.slot(self, limits.memory_bytes)
+
+    def set_memory_limit(self, limit: int) -> None:
+        """The watchdog's lever on an overdue call (see mapper.watchdog)."""
+        self.context.set_memory_limit(limit)
 
     def check(self) -> None:
         """Run the top level once: it must define map() and not throw."""
@@ -125,11 +138,12 @@ class Engine:
         if problem:
             data = orjson.loads(problem)
             info = described(data)
-            message = (
-                data["message"]
-                if data["type"] == "SpecError"
-                else f"top-level code threw {data['type']}: {data['message']}"
-            )
+            if data["type"] == "SpecError":
+                message = data["message"]
+            elif data["type"] in _LIMITS:  # as when the host stops it (JavaScriptProducer)
+                message = f"top-level code: {data['message']}"
+            else:
+                message = f"top-level code threw {data['type']}: {data['message']}"
             raise MappingSpecError(message, line=info["line"], column=info["column"])
 
     def call(self, op: int, payload: Payload) -> str:
@@ -187,13 +201,20 @@ class JavaScriptProducer:
     def answer(self, payload: Payload) -> str:
         """Run map() on a request payload; the answer text (see mapper.answer)."""
         try:
-            return self._engine().call(0, payload)
+            answer = self._engine().call(0, payload)
         except LimitExceeded as exceeded:
             self._local.engine = None
             return failure_answer(exceeded.info)
+        if answer.startswith(_SPENT):
+            self._local.engine = None
+        return answer
 
     def produce(self, request: dict[str, Any]) -> Produced:
-        return decode_answer(self.answer(request_payload(request)), self.limits)
+        try:
+            payload = request_payload(request)
+        except UnmappableRequest as error:
+            return Produced(error=error.info)
+        return decode_answer(self.answer(payload), self.limits)
 
 
 def throws_values(source: str, may_schedule_jobs: bool) -> bool:
@@ -207,10 +228,30 @@ def throws_values(source: str, may_schedule_jobs: bool) -> bool:
     return may_schedule_jobs or bool(_THROW_STATEMENT.search(source))
 
 
+class UnmappableRequest(ValueError):
+    """A request that cannot be handed to the engine; `info` is the error its result reports."""
+
+    def __init__(self, info: ErrorInfo):
+        super().__init__(info["message"])
+        self.info = info
+
+
 def request_payload(request: dict[str, Any]) -> Payload:
     """The engine's form of `request`: the body's text travels beside the
-    JSON rather than escaped into it (and parsed) a second time."""
+    JSON rather than escaped into it (and parsed) a second time. Raises
+    UnmappableRequest for a body nested deeper than `MAX_BODY_DEPTH`."""
     raw_body = request.get("rawBody")
-    if not isinstance(raw_body, str):
-        return orjson.dumps(request).decode(), None
-    return orjson.dumps({**request, "rawBody": None}).decode(), raw_body
+    try:
+        if not isinstance(raw_body, str):
+            return orjson.dumps(request).decode(), None
+        return orjson.dumps({**request, "rawBody": None}).decode(), raw_body
+    except orjson.JSONEncodeError as error:
+        raise UnmappableRequest(_unmappable(str(error))) from None
+
+
+def _unmappable(reason: str) -> ErrorInfo:
+    if "Recursion limit" in reason:
+        message = f"the request body is nested deeper than {MAX_BODY_DEPTH} levels, too deep for a JavaScript mapping"
+    else:
+        message = f"the request cannot be handed to a JavaScript mapping: {reason}"
+    return error_info("InvalidRequest", message)

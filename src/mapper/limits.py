@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 MiB = 1024 * 1024
+# A result is stored as JSON, whose writer (orjson) takes 255 levels at most, within a record of a few
+# levels; and an answer nested past what its decoders take is taken for too deep (mapper.answer).
+MAX_DEPTH_CEILING = 200
 
 
 @dataclass(frozen=True)
@@ -13,7 +16,8 @@ class Limits:
     """What one invocation may spend; exceeding any of them is a named error.
 
     The defaults are the contract of SPEC §2. `stack_bytes` bounds the engine's
-    own stack check, well inside the thread stack it runs on.
+    own stack check, well inside the thread stack it runs on. `max_depth` is
+    at most `MAX_DEPTH_CEILING`.
     """
 
     time_ms: int = 1000
@@ -28,6 +32,8 @@ class Limits:
             value = getattr(self, field.name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"limit {field.name} must be a positive integer, got {value!r}")
+        if self.max_depth > MAX_DEPTH_CEILING:
+            raise ValueError(f"limit max_depth must be at most {MAX_DEPTH_CEILING}, got {self.max_depth}")
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)

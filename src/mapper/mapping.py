@@ -13,7 +13,7 @@ from mapper.javascript import JavaScriptProducer, Payload
 from mapper.jmes import ExpressionProducer, FieldsProducer, PassthroughProducer
 from mapper.limits import Limits
 from mapper.result import MappingResult, Produced
-from mapper.validation import compiled_schema, schema_errors
+from mapper.validation import compiled_schema, schema_errors, within_depth
 from mapper.variables import FlowVariables
 
 
@@ -40,6 +40,7 @@ class Judge:
         output = produced.value
         if output is None:
             return MappingResult(ok=True, skipped=True, logs=produced.logs)
+        output = _listed_user_ids(output)
         errors = [] if self._is_valid(output) else schema_errors("trigger-request", output)
         mapped = output
         if not errors and self._variables is not None:
@@ -48,6 +49,22 @@ class Judge:
         if errors:
             return MappingResult(ok=False, output=output, validation_errors=errors, logs=produced.logs)
         return MappingResult(ok=True, output=output, logs=produced.logs, mapped=mapped)
+
+
+def _listed_user_ids(output: Any) -> Any:
+    """A lone string `targetUserIds` as a list of one, whatever the mapping kind.
+
+    The seed asks an event mapping for "a targetUserIds property set to a
+    string", so a JavaScript, expression or passthrough mapping that returns
+    one is taken at its word, as a fields mapping always was. Two type checks
+    on the hot path; the output is copied only when it is rewritten, so a
+    mapping that returned part of the request does not change the request.
+    """
+    if type(output) is dict:
+        ids = output.get("targetUserIds")
+        if type(ids) is str:
+            return {**output, "targetUserIds": [ids]}
+    return output
 
 
 class Mapping:
@@ -63,7 +80,10 @@ class Mapping:
     def run(self, request: dict[str, Any]) -> MappingResult:
         """Never raises for anything the mapping does; see MappingResult."""
         started = time.perf_counter()
-        result = self.judge.judge(self._producer.produce(request))
+        produced = self._producer.produce(request)
+        if self.kind != "javascript":  # a JavaScript result's depth is checked as its answer is decoded
+            produced = within_depth(produced, self.limits.max_depth)
+        result = self.judge.judge(produced)
         result.duration_ms = (time.perf_counter() - started) * 1000
         return result
 

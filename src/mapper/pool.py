@@ -11,7 +11,8 @@ A worker that dies (any signal or exit) or overruns its batch's wall-clock
 deadline (then SIGKILL) is replaced at once. A failed batch is retried one
 request at a time, so only the request that caused the death fails, with
 `SandboxCrashed` or `TimeLimitExceeded`; batches that had not started yet are
-simply sent again.
+simply sent again. A failure of the pool's own (an answer it cannot read, a
+bug) fails the requests it touches and costs the worker, never the slot.
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ import mapper
 from mapper.answer import MalformedAnswer, decode_answer
 from mapper.confinement import Confinement, ProcessLimits
 from mapper.errors import MappingSpecError
-from mapper.javascript import Payload, request_payload
+from mapper.javascript import Payload, UnmappableRequest, request_payload
 from mapper.limits import Limits
 from mapper.mapping import Judge
 from mapper.result import ErrorInfo, MappingResult, error_info
-from mapper.worker import HEADER, WorkerConfig, decode_frame, encode_frame, pack_requests
+from mapper.worker import COMPILED, HEADER, WorkerConfig, decode_frame, encode_frame, pack_requests
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,11 @@ def protocol_error(detail: str) -> ErrorInfo:
     return error_info("SandboxCrashed", "the sandbox worker sent an invalid answer; the request was not mapped")
 
 
+def pool_error() -> ErrorInfo:
+    """What a request is told when the pool itself failed on it (logged with its traceback)."""
+    return error_info("SandboxCrashed", "the sandbox pool failed on this request; the request was not mapped")
+
+
 def worker_environment() -> dict[str, str]:
     """A scrubbed environment that still imports this very `mapper` package."""
     environment = {name: os.environ[name] for name in INHERITED_ENVIRONMENT if name in os.environ}
@@ -112,7 +118,7 @@ class _Job:
     key: str
     spec: dict[str, Any]
     variables: list[dict[str, Any]] | None
-    payload: Payload
+    payload: Payload | None  # None: compile the mapping only (`SandboxPool.check`)
     judge: Judge
     future: asyncio.Future[MappingResult]
     started: float = field(default_factory=time.perf_counter)
@@ -250,6 +256,7 @@ class _Slot:
         self.queue: deque[_Job] = deque()
         self.batches: deque[list[_Job]] = deque()  # sent and unanswered, oldest first
         self.process: _Process | None = None
+        self.reader: asyncio.Task[ErrorInfo | None] | None = None  # the worker's answers, until it ends
         self.wakeup = asyncio.Event()
 
     @property
@@ -368,6 +375,16 @@ class SandboxPool:
         """`run` for many requests at once (without a task each), results in order."""
         return [await future for future in self._submit_all(key, spec, variables, requests)]
 
+    async def check(self, key: str, spec: dict[str, Any], variables: list[dict[str, Any]] | None) -> None:
+        """Compile mapping `key` in a worker, which runs a JavaScript source's top level once, and map
+        nothing. Raises MappingSpecError when it does not compile, or when its worker died or overran the
+        deadline compiling it."""
+        future = asyncio.get_running_loop().create_future()
+        self._submit([_Job(key, spec, variables, None, self._judge(key, variables), future)])
+        result = await future
+        if result.error is not None:
+            raise MappingSpecError(f"the mapping could not be checked: {result.error['message']}")
+
     async def probe(self) -> dict[str, str]:
         """Start one more worker as configured and let it try the operations
         its confinement forbids (see `confinement.probe`)."""
@@ -386,9 +403,17 @@ class SandboxPool:
             raise RuntimeError("the sandbox pool is not running")
         create_future = asyncio.get_running_loop().create_future
         judge = self._judge(key, variables)
-        jobs = [_Job(key, spec, variables, request_payload(request), judge, create_future()) for request in requests]
+        futures: list[asyncio.Future[MappingResult]] = []
+        jobs: list[_Job] = []
+        for request in requests:
+            future = create_future()
+            futures.append(future)
+            try:
+                jobs.append(_Job(key, spec, variables, request_payload(request), judge, future))
+            except UnmappableRequest as error:
+                future.set_result(MappingResult(ok=False, error=error.info))
         self._submit(jobs)
-        return [job.future for job in jobs]
+        return futures
 
     def _judge(self, key: str, variables: list[dict[str, Any]] | None) -> Judge:
         """Validation and variables for mapping `key`, kept as long as its compiled form."""
@@ -422,21 +447,42 @@ class SandboxPool:
         return self._request_deadline_s * len(batch) + self._grace_s
 
     async def _serve(self, slot: _Slot) -> None:
-        """The slot's life: feed its worker, replace it whenever it ends."""
+        """The slot's life: feed its worker, replace it whenever it ends. A failure of the pool's own
+        costs the worker and the requests it had in hand, never the slot."""
         while not self._stopping:
-            process = slot.process or await self._replace(slot)
-            if process is None:
-                continue
-            reader = asyncio.create_task(self._read(slot, process))
-            reader.add_done_callback(lambda _: slot.wakeup.set())
-            await self._feed(slot, process, reader)
-            death = await reader
-            slot.process = None
-            await process.stop()
-            if slot.batches and death is not None:
-                self._fail(slot.batches.popleft(), death)
-            while slot.batches:  # not started: send again
-                self._submit(slot.batches.pop(), first=True)
+            try:
+                await self._serve_worker(slot)
+            except Exception:
+                logger.exception("the sandbox pool failed serving a worker; it is replaced")
+                await self._abandon(slot)
+
+    async def _serve_worker(self, slot: _Slot) -> None:
+        """One worker's life, from its start to its end."""
+        process = slot.process or await self._replace(slot)
+        if process is None:
+            return
+        reader = slot.reader = asyncio.create_task(self._read(slot, process))
+        reader.add_done_callback(lambda _: slot.wakeup.set())
+        await self._feed(slot, process, reader)
+        death = await reader
+        slot.process = None
+        await process.stop()
+        if slot.batches and death is not None:
+            self._fail(slot.batches.popleft(), death)
+        while slot.batches:  # not started: send again
+            self._submit(slot.batches.pop(), first=True)
+
+    async def _abandon(self, slot: _Slot) -> None:
+        """After a failure of the pool's own: stop the slot's worker and fail what it had in hand."""
+        process, slot.process = slot.process, None
+        if process is not None:
+            await process.kill()
+        if slot.reader is not None:
+            await asyncio.wait([slot.reader])  # it ends at the worker's end, having delivered what it read
+        while slot.batches:
+            for job in slot.batches.popleft():
+                job.fail(pool_error())
+        await asyncio.sleep(RESTART_BACKOFF_S)  # a failure that repeats must not spin
 
     async def _feed(self, slot: _Slot, process: _Process, reader: asyncio.Task[ErrorInfo | None]) -> None:
         """Send batches while the worker lives; at close, stop it once idle."""
@@ -478,6 +524,10 @@ class SandboxPool:
             elif slot.batches or not self._stopping:
                 logger.warning("sandbox worker %d ended: %s", process.pid, death.error["message"])
             return death.error
+        except Exception:
+            logger.exception("the sandbox pool failed reading worker %d; it is replaced", process.pid)
+            await process.kill()
+            return pool_error()
 
     def _fail(self, batch: list[_Job], error: ErrorInfo) -> None:
         """Fail a lone request; retry the requests of a larger batch one by one."""
@@ -491,7 +541,7 @@ class SandboxPool:
     async def _replace(self, slot: _Slot) -> _Process | None:
         try:
             slot.process = await self._start_process()
-        except RuntimeError as error:
+        except (RuntimeError, OSError) as error:  # OSError: no process could be made (EMFILE, EAGAIN)
             logger.error("%s; retrying in %g s", error, RESTART_BACKOFF_S)
             not_started = error_info("SandboxCrashed", "the sandbox worker could not start; the request was not mapped")
             while slot.queue:
@@ -513,7 +563,13 @@ def _deliver(batch: list[_Job], answer: Any, limits: Limits) -> None:
     for job, result in zip(batch, results, strict=True):
         if job.future.done():
             continue
-        outcome = _outcome(result, job.judge, limits)
+        try:
+            outcome = _outcome(result, job, limits)
+        except WorkerDied:
+            raise
+        except Exception:  # a failure of the pool's own: this request's, not the worker's
+            logger.exception("the sandbox pool failed reading an answer for mapping %s", job.key)
+            outcome = MappingResult(ok=False, error=pool_error())
         if isinstance(outcome, MappingSpecError):
             job.future.set_exception(outcome)
         else:
@@ -521,14 +577,16 @@ def _deliver(batch: list[_Job], answer: Any, limits: Limits) -> None:
             job.future.set_result(outcome)
 
 
-def _outcome(data: Any, judge: Judge, limits: Limits) -> MappingResult | MappingSpecError:
+def _outcome(data: Any, job: _Job, limits: Limits) -> MappingResult | MappingSpecError:
     """A worker's answer, decoded and judged here: the worker's own word on
     validity is never taken, so a subverted worker cannot pass off bad output."""
     if isinstance(data, str):
         try:
-            return judge.judge(decode_answer(data, limits))
+            return job.judge.judge(decode_answer(data, limits))
         except MalformedAnswer as error:
             raise WorkerDied(protocol_error(str(error))) from None
+    if data == COMPILED and job.payload is None:
+        return MappingResult(ok=True)
     try:
         return MappingSpecError(**data["specError"])
     except (KeyError, TypeError):

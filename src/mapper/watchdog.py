@@ -14,6 +14,11 @@ What stays out of reach in-process: a mapping that fills its memory and
 catches every failure in a loop leaves the engine no memory to build the
 interrupt. Only a process boundary is a hard bound: the worker pool kills
 such workers, which is why the service runs JavaScript there.
+
+The watchdog holds engines weakly and never lets go of the last reference to
+one: a QuickJS runtime freed on a thread other than its own keeps its whole
+heap (its garbage collector does not run there), up to the memory limit per
+discarded engine.
 """
 
 from __future__ import annotations
@@ -35,10 +40,10 @@ class WatchSlot:
     clearing it takes the lock so a trip can't land on the next call.
     """
 
-    __slots__ = ("context", "memory_limit", "deadline", "tripped", "starved", "lock", "__weakref__")
+    __slots__ = ("engine", "memory_limit", "deadline", "tripped", "starved", "lock", "__weakref__")
 
-    def __init__(self, context: Trippable, memory_limit: int):
-        self.context = context
+    def __init__(self, engine: Trippable, memory_limit: int):
+        self.engine = weakref.ref(engine)
         self.memory_limit = memory_limit
         self.deadline = 0.0
         self.tripped = False
@@ -54,9 +59,14 @@ class WatchSlot:
     def trip_if_overdue(self, now: float) -> None:
         with self.lock:
             if self.deadline and now >= self.deadline:
-                self.tripped = True
-                self.starved = not self.starved
-                self.context.set_memory_limit(1 if self.starved else self.memory_limit)
+                # A deadline means a call in flight, whose thread holds the engine
+                # and waits for the lock to end the call: this reference is never the last.
+                engine = self.engine()
+                if engine is not None:
+                    self.tripped = True
+                    self.starved = not self.starved
+                    engine.set_memory_limit(1 if self.starved else self.memory_limit)
+                del engine
 
 
 class Watchdog:
@@ -66,9 +76,9 @@ class Watchdog:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def slot(self, context: Trippable, memory_limit: int) -> WatchSlot:
-        """A slot watched for as long as the caller keeps it."""
-        slot = WatchSlot(context, memory_limit)
+    def slot(self, engine: Trippable, memory_limit: int) -> WatchSlot:
+        """A slot watched for as long as the caller keeps it (the slot holds `engine` weakly)."""
+        slot = WatchSlot(engine, memory_limit)
         with self._lock:
             self._slots.add(slot)
             if self._thread is None:

@@ -9,8 +9,12 @@ document, and a text in UTF-8 (the requests' texts, see `pack_requests`).
     pool -> worker  {"op": "map", "specs": {key: {"spec", "variables"}}, "requests": [[key, size, size | null], ...]}
                     {"op": "probe"}
     worker -> pool  {"op": "hello", "pid", "confinement"}          once, when confined
-                    {"results": [answer | {"specError": ...}], "retiring": bool}
+                    {"results": [answer | {"specError": ...} | {"compiled": true}], "retiring": bool}
                     {"probe": {operation: outcome}}
+
+A request entry `[key, null, null]` asks to compile the mapping only (which
+runs a JavaScript source's top level once): its result is `{"compiled": true}`
+or the spec error.
 
 A request travels as `mapper.javascript.request_payload` makes it, its JSON
 text and its body's text in the frame's text rather than as strings escaped
@@ -42,6 +46,8 @@ from mapper.limits import Limits
 from mapper.mapping import Mapping, compile_mapping
 
 HEADER = struct.Struct(">I")
+COMPILED = {"compiled": True}
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 _WARM_UP_SPEC = {"kind": "javascript", "source": "function map(request) { return {targetUserIds: ['u']}; }"}
 
@@ -64,12 +70,17 @@ def decode_frame(content: bytes) -> tuple[Any, str]:
     return orjson.loads(content[HEADER.size : end]), str(memoryview(content)[end:], "utf-8")
 
 
-def pack_requests(requests: Sequence[tuple[str, Payload]]) -> tuple[list[list[Any]], str]:
+def pack_requests(requests: Sequence[tuple[str, Payload | None]]) -> tuple[list[list[Any]], str]:
     """A map message's `requests` and its text: each request's JSON text, then
-    its body's text if it has one, back to back; the entries give their lengths."""
+    its body's text if it has one, back to back; the entries give their lengths.
+    A payload None (compile only) has no text."""
     entries: list[list[Any]] = []
     texts: list[str] = []
-    for key, (text, raw_body) in requests:
+    for key, payload in requests:
+        if payload is None:
+            entries.append([key, None, None])
+            continue
+        text, raw_body = payload
         texts.append(text)
         if raw_body is None:
             entries.append([key, len(text), None])
@@ -79,10 +90,13 @@ def pack_requests(requests: Sequence[tuple[str, Payload]]) -> tuple[list[list[An
     return entries, "".join(texts)
 
 
-def unpack_requests(entries: list[list[Any]], texts: str) -> Iterator[tuple[str, Payload]]:
+def unpack_requests(entries: list[list[Any]], texts: str) -> Iterator[tuple[str, Payload | None]]:
     """Each request's key and payload, as `pack_requests` sent them."""
     offset = 0
     for key, size, body_size in entries:
+        if size is None:
+            yield key, None
+            continue
         text = texts[offset : offset + size]
         offset += size
         raw_body = None
@@ -135,12 +149,28 @@ class MappingCache:
         return entry
 
 
+class ResidentMemory:
+    """The process's resident memory now, from /proc/self/statm: opened once, before
+    the worker is confined, so that each reading is one `pread`. (Not the peak in
+    `getrusage`, which a process inherits across exec from the server that forked it.)"""
+
+    def __init__(self) -> None:
+        self._statm = os.open("/proc/self/statm", os.O_RDONLY)
+
+    def bytes(self) -> int:
+        return int(os.pread(self._statm, 128, 0).split()[1]) * PAGE_BYTES
+
+
 class Worker:
-    """The request loop; `retiring` is set when the soft CPU limit is reached."""
+    """The request loop; `retiring` is set when the soft CPU limit is reached,
+    or after a batch that took the resident memory to `retire_rss_bytes`
+    (where there is a /proc to read it from)."""
 
     def __init__(self, config: WorkerConfig, reader: BinaryIO, writer: BinaryIO):
         self.cache = MappingCache(config.cache_size, config.limits)
         self.retiring = False
+        self._retire_rss_bytes = config.process.retire_rss_bytes
+        self._memory = ResidentMemory() if os.path.exists("/proc/self/statm") else None
         self._reader = reader
         self._writer = writer
 
@@ -155,6 +185,11 @@ class Worker:
             else:
                 requests = unpack_requests(message["requests"], texts)
                 results = [self._run(key, payload, message["specs"]) for key, payload in requests]
+                if self._memory is not None and not self.retiring:
+                    resident = self._memory.bytes()
+                    if resident >= self._retire_rss_bytes:
+                        print(f"retiring at {resident >> 20} MiB resident", file=sys.stderr, flush=True)
+                        self.retiring = True
                 self.send({"results": results, "retiring": self.retiring})
 
     def retire(self, signum: int, frame: FrameType | None) -> None:
@@ -164,10 +199,12 @@ class Worker:
         self._writer.write(encode_frame(message))
         self._writer.flush()
 
-    def _run(self, key: str, payload: Payload, specs: dict[str, dict[str, Any]]) -> str | dict[str, Any]:
+    def _run(self, key: str, payload: Payload | None, specs: dict[str, dict[str, Any]]) -> str | dict[str, Any]:
         mapping = self.cache.get(key, specs)
         if isinstance(mapping, MappingSpecError):
             return {"specError": mapping.to_dict()}
+        if payload is None:
+            return COMPILED
         return mapping.answer(payload)
 
     def _read(self) -> tuple[Any, str] | None:

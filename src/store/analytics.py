@@ -1,9 +1,12 @@
-"""Analytics events: what flows did, per user, in the order it happened.
+"""Analytics events: what flows did, per user, in the order it was recorded.
 
-Events are written only as effects of a committed step (see flows.batch and
-store.cards), each with an id derived from the effect, so a step that runs
-again writes nothing new. Reading goes forward by sequence with a cursor, the
-way an export or a dashboard tails them.
+A flow's events are written only as effects of a committed step (see
+flows.batch and store.cards), each with an id derived from the effect, so a
+step that runs again writes nothing new; custom events (ingress.api.events)
+and segment entries and exits (store.segments) are written in the transaction
+of the request or profile change that causes them.
+Reading goes forward by sequence with a cursor, the way an export or a
+dashboard tails them (the order recorded, not `timestamp`: see `list_events`).
 """
 
 from __future__ import annotations
@@ -47,12 +50,13 @@ class AnalyticsEvent:
 
 @dataclass(frozen=True)
 class EventSubject:
-    """Who and what an event is about: one user's flow instance."""
+    """Who and what an event is about: one user's flow instance, or (no user, no instance) an invocation the
+    executor set aside before it started them (flows.batch.set_aside)."""
 
     environment_id: str
-    end_user_id: str
+    end_user_id: str | None
     flow_id: str
-    flow_instance_id: str
+    flow_instance_id: str | None
     flow_invocation_id: str
     event_source: str
     metadata: dict[str, Any]
@@ -124,9 +128,21 @@ class EventFilter:
 
 
 def list_events(
-    conn: Connection, environment_id: str, where: EventFilter, *, after: int | None, limit: int
+    conn: Connection,
+    environment_id: str,
+    where: EventFilter,
+    *,
+    after: int | None,
+    limit: int,
+    through: int | None = None,
 ) -> tuple[list[AnalyticsEvent], int | None]:
-    """A page, oldest first, and the cursor of the next page (None at the end)."""
+    """A page in the order the events were recorded, and the cursor of the next page (None at the end).
+
+    Recorded order (`seq`), not `timestamp` order: an event may be sent with
+    a time in the past, and a reader paging by time would already be past it;
+    by sequence, every new event comes after every page read. `through` ends
+    the listing at a sequence (an export ends at the last event of its start).
+    """
     table = analytics_events
     query = sa.select(table).where(table.c.environment_id == environment_id)
     for column, value in (
@@ -145,8 +161,17 @@ def list_events(
         query = query.where(table.c.event_source != "test")
     if after is not None:
         query = query.where(table.c.seq > after)
+    if through is not None:
+        query = query.where(table.c.seq <= through)
     query = query.order_by(table.c.seq).limit(limit + 1)
     events = [AnalyticsEvent(**row._mapping) for row in conn.execute(query)]
     if len(events) > limit:
         return events[:limit], events[limit - 1].seq
     return events, None
+
+
+def last_seq(conn: Connection, environment_id: str) -> int | None:
+    """The sequence of the environment's latest event (None without one): one step down its index."""
+    query = sa.select(sa.func.max(analytics_events.c.seq)).where(analytics_events.c.environment_id == environment_id)
+    found: int | None = conn.execute(query).scalar()
+    return found

@@ -9,15 +9,24 @@ stores a chunk's invocations and skipped rows and moves the progress on in
 one transaction, and only when the task is still where the chunk began, so a
 crash resumes at the first row not committed and no row is started twice.
 
-Customer attributes are matched as text, the way a CSV cell writes them: a
-string as itself, a number or boolean as JSON writes it (`42`, `4.5`,
-`true`), a list as its items joined by `|`.
+A start of a segment trigger's existing members (docs/customers.md) is not
+bounded like other manual starts, so its selection is not a list in the
+task's input: it is taken in one statement into `bulk_task_users`, a row per
+customer, which the runner reads a chunk at a time and removes with the
+chunk. Each of its runs is keyed by the membership it is for, so no
+membership is started twice however often its members are started.
+
+A CSV cell is text and is read as the attribute it is matched with (a
+number cell equals a numeric attribute of equal value: `matching_customers`);
+a manual start's filter holds JSON values and compares them as segment rules
+do (`customers_with`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -25,11 +34,23 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from flows.csv_rows import SEPARATOR, cell_number
+from flows.segment_rules import same_value
 from store.clock import iso, utcnow
+from store.flows import refuse_archived
 from store.ids import new_id
 from store.invocations import Acceptance, AcceptRequest, accept_batch
 from store.storable import storable
-from store.tables import bulk_task_skips, bulk_tasks, customers, segment_members, segments
+from store.tables import (
+    bulk_task_skips,
+    bulk_task_users,
+    bulk_tasks,
+    customers,
+    flow_versions,
+    segment_members,
+    segments,
+)
+from store.triggers import Trigger
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 OPEN = (PENDING, RUNNING)
@@ -66,6 +87,9 @@ def create_task(
     total: int,
     callback: dict[str, Any] | None = None,
 ) -> BulkTask:
+    """A new pending task; FlowArchived for an archived flow (a task of one has nothing to start)."""
+    if flow_id is not None:
+        refuse_archived(conn, environment_id, flow_id)
     now = utcnow()
     task = BulkTask(new_id("bulk"), environment_id, flow_id, kind, PENDING, total, 0, 0, now, now, callback)
     conn.execute(sa.insert(bulk_tasks).values(**task.__dict__, input=task_input))
@@ -191,6 +215,7 @@ _LAST_SKIP = sa.select(sa.func.max(bulk_task_skips.c.number)).where(
 _VERDICTS = {
     "duplicate": (ALREADY_STARTED, "flowInvocationId {key!r} started this flow before; nothing new was started"),
     "conflict": ("idempotency_conflict", "flowInvocationId {key!r} was already used with another payload"),
+    "flow_archived": ("flow_archived", "the flow is archived"),
     "flow_not_published": ("flow_not_published", "the flow has no published version"),
     "trigger_deleted": ("trigger_deleted", "the trigger was deleted"),
 }
@@ -231,61 +256,179 @@ def advance(conn: Connection, chunk: Chunk) -> Advanced:
         conn.execute(sa.insert(bulk_task_skips), numbered)
     processed = claimed.processed + len(chunk.outcomes)
     status = FAILED if chunk.failed else DONE if processed >= claimed.total else RUNNING
+    done_with = bulk_task_users.c.number <= processed if status == RUNNING else sa.true()
+    conn.execute(sa.delete(bulk_task_users).where(bulk_task_users.c.task_id == chunk.task_id, done_with))
     values = {"processed": processed, "started": claimed.started + started, "status": status, "updated_at": utcnow()}
     conn.execute(sa.update(bulk_tasks).where(bulk_tasks.c.id == chunk.task_id).values(**values))
     return Advanced(len(chunk.outcomes), started)
 
 
-def attribute_text(value: Any) -> str | None:
-    """An attribute as a CSV cell writes it; None for what no cell can match (null, an object)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool | int | float):
-        return orjson.dumps(value).decode()
-    if isinstance(value, list):
-        items = [attribute_text(item) for item in value]
-        return None if None in items else "|".join(item for item in items if item is not None)
-    return None
+#: An attribute's kind as a cell is read for it: "string", "number", "boolean", or a list's item kinds.
+Kind = str | tuple[str, ...]
+_SCALARS: tuple[tuple[type, str], ...] = ((bool, "boolean"), (int, "number"), (float, "number"), (str, "string"))
+_BOOLEANS = {"true": True, "false": False}
 
 
-def _candidates(names: list[str], wanted: list[tuple[str, ...]]) -> list[sa.ColumnElement[bool]]:
-    """A superset of the customers matching any of `wanted`, cheap in SQL; `attribute_text` decides exactly.
+def _scalar(value: Any) -> tuple[str, Any] | None:
+    kind = next((name for type_, name in _SCALARS if isinstance(value, type_)), None)
+    return None if kind is None else (kind, value)
 
-    The attribute's SQL text is the value itself for a string on both databases and JSON's spelling of a
-    number on PostgreSQL; SQLite gives a boolean as 1 or 0 and a list as its JSON text.
+
+def _typed(value: Any) -> tuple[Kind, Any] | None:
+    """An attribute's kind and what a cell read as that kind must equal; None for what no cell matches
+    (null, an object, a list holding one of those or a list)."""
+    if not isinstance(value, list):
+        return _scalar(value)
+    items = [item for item in map(_scalar, value) if item is not None]
+    if len(items) != len(value):
+        return None
+    return tuple(kind for kind, _ in items), tuple(item for _, item in items)
+
+
+def _typed_attributes(attributes: Any, names: list[str]) -> tuple[tuple[Kind, ...], tuple[Any, ...]] | None:
+    """The kinds of a customer's attributes `names` and their values; None when a cell can match none."""
+    found = [_typed(attributes.get(name)) for name in names] if isinstance(attributes, dict) else []
+    typed = [each for each in found if each is not None]
+    if len(typed) != len(names):
+        return None
+    return tuple(kind for kind, _ in typed), tuple(value for _, value in typed)
+
+
+def _read_cell(cell: str, kind: Kind) -> Any:
+    """The cell as a value of `kind` (a list's cell split on `|`), or None when it cannot be one."""
+    if kind == "string":
+        return cell
+    if kind == "number":
+        return cell_number(cell)
+    if kind == "boolean":
+        return _BOOLEANS.get(cell)
+    parts = cell.split(SEPARATOR) if cell else []
+    if len(parts) != len(kind):
+        return None
+    items = [_read_cell(part, item_kind) for part, item_kind in zip(parts, kind, strict=True)]
+    return None if None in items else tuple(items)
+
+
+def _cells_by_value(
+    wanted: Iterable[tuple[str, ...]], kinds: tuple[Kind, ...]
+) -> dict[tuple[Any, ...], list[tuple[str, ...]]]:
+    """Each row's cells read as the attributes of one customer's `kinds`, to the rows that read so.
+
+    Numbers equal by value (`1`, `1.0` and `1e0` are one key), so one look-up per customer finds its rows.
     """
-    clauses: list[sa.ColumnElement[bool]] = []
-    for index, name in enumerate(names):
-        texts = {texts[index] for texts in wanted}
+    index: dict[tuple[Any, ...], list[tuple[str, ...]]] = {}
+    for cells in wanted:
+        values = tuple(_read_cell(cell, kind) for cell, kind in zip(cells, kinds, strict=True))
+        if None not in values:
+            index.setdefault(values, []).append(cells)
+    return index
+
+
+def _as_number(dialect: sa.engine.Dialect, name: str) -> sa.ColumnElement[Any]:
+    """The attribute as a number where it is one: PostgreSQL refuses to cast text that is not a number,
+    SQLite reads such text as 0 (a superset, which the caller narrows)."""
+    attribute = customers.c.attributes[name]
+    number: sa.ColumnElement[Any] = attribute.as_float()
+    if dialect.name == "sqlite":
+        return number
+    return sa.case((sa.func.json_typeof(attribute) == "number", number))
+
+
+@dataclass
+class _Sought:
+    """What one attribute is compared with, for a cheap SQL superset of the customers that can match."""
+
+    texts: set[str] = field(default_factory=set)
+    numbers: set[float] = field(default_factory=set)
+    lists: bool = False
+
+    def clause(self, dialect: sa.engine.Dialect, name: str) -> sa.ColumnElement[bool]:
+        """The attribute's SQL text is a string itself on both databases, a boolean `true`/`false` on
+        PostgreSQL and 1/0 on SQLite, a list its JSON text; numbers are compared as numbers."""
         stored = sa.cast(customers.c.attributes[name].as_string(), sa.Text)
-        options = [stored.in_(texts), stored.like("[%")]
-        if texts & {"true", "false"}:
+        options = [stored.in_(sorted(self.texts))]
+        if self.texts & set(_BOOLEANS):
             options.append(stored.in_(["1", "0"]))
-        clauses.append(sa.or_(*options))
-    return clauses
+        if self.numbers:
+            options.append(_as_number(dialect, name).in_(sorted(self.numbers)))
+        if self.lists:
+            options.append(stored.like("[%"))
+        return sa.or_(*options)
+
+
+def _customers_where(
+    conn: Connection, environment_id: str, names: list[str], sought: list[_Sought]
+) -> sa.engine.Result[str, Any]:
+    """(user_id, attributes) of the environment's customers that may match, oldest first, streamed."""
+    query = (
+        sa.select(customers.c.user_id, customers.c.attributes)
+        .where(
+            customers.c.environment_id == environment_id,
+            *(each.clause(conn.dialect, name) for name, each in zip(names, sought, strict=True)),
+        )
+        .order_by(customers.c.seq)
+        .execution_options(yield_per=500)
+    )
+    return conn.execute(query)
 
 
 def matching_customers(
     conn: Connection, environment_id: str, names: list[str], wanted: list[tuple[str, ...]], limit: int | None = None
 ) -> dict[tuple[str, ...], list[str]]:
-    """For each tuple of texts in `wanted` (one text per attribute of `names`), the user ids of the
-    environment's customers whose attributes are those texts (at most `limit` each), oldest first.
+    """For each tuple of CSV cells in `wanted` (one cell per attribute of `names`), the user ids of the
+    environment's customers whose attributes equal those cells (at most `limit` each), oldest first.
 
-    One query for them all: a CSV chunk's rows name the same attributes.
+    A cell is text, read as each attribute's kind: a string attribute equals
+    the same text, a number one a cell that is a JSON number of equal value
+    (`1`, `1.0` and `1e0` all match 1 and 1.0), a boolean `true`/`false`,
+    a list its items, each read so, joined by `|`. One query for them all: a
+    CSV chunk's rows name the same attributes.
     """
-    found: dict[tuple[str, ...], list[str]] = {texts: [] for texts in wanted}
-    query = (
-        sa.select(customers.c.user_id, customers.c.attributes)
-        .where(customers.c.environment_id == environment_id, *_candidates(names, wanted))
-        .order_by(customers.c.seq)
-        .execution_options(yield_per=500)
-    )
-    for user_id, attributes in conn.execute(query):
-        texts = [attribute_text(attributes.get(name)) for name in names] if isinstance(attributes, dict) else [None]
-        users = found.get(tuple(text for text in texts if text is not None)) if None not in texts else None
-        if users is not None and (limit is None or len(users) < limit):
-            users.append(user_id)
+    found: dict[tuple[str, ...], list[str]] = {cells: [] for cells in wanted}
+    sought = [_Sought(lists=True) for _ in names]
+    for cells in found:
+        for cell, each in zip(cells, sought, strict=True):
+            each.texts.add(cell)
+            number = cell_number(cell)
+            if number is not None:
+                each.numbers.add(float(number))
+    indexes: dict[tuple[Kind, ...], dict[tuple[Any, ...], list[tuple[str, ...]]]] = {}
+    for user_id, attributes in _customers_where(conn, environment_id, names, sought):
+        typed = _typed_attributes(attributes, names)
+        if typed is None:
+            continue
+        kinds, values = typed
+        index = indexes.get(kinds)
+        if index is None:
+            index = indexes[kinds] = _cells_by_value(found, kinds)
+        for cells in index.get(values, ()):
+            users = found[cells]
+            if limit is None or len(users) < limit:
+                users.append(user_id)
     return found
+
+
+def customers_with(conn: Connection, environment_id: str, conditions: list[tuple[str, Any]]) -> list[str]:
+    """The environment's customers whose every attribute `name` equals its `value` as segment rules
+    compare (flows.segment_rules: `1` equals `1.0`, not `"1"` or `true`), oldest first.
+
+    A manual start's filter: its values are JSON strings, numbers and booleans, not text.
+    """
+    names = [name for name, _ in conditions]
+    sought = [_Sought() for _ in conditions]
+    for (_, value), each in zip(conditions, sought, strict=True):
+        if isinstance(value, bool):
+            each.texts.add(orjson.dumps(value).decode())
+        elif isinstance(value, int | float):
+            each.numbers.add(float(value))
+        else:
+            each.texts.add(value)
+    rows = _customers_where(conn, environment_id, names, sought)
+    return [
+        user_id
+        for user_id, attributes in rows
+        if isinstance(attributes, dict) and all(same_value(attributes.get(name), value) for name, value in conditions)
+    ]
 
 
 def existing_customers(conn: Connection, environment_id: str, user_ids: Iterable[str]) -> set[str]:
@@ -307,3 +450,68 @@ def segment_member_ids(conn: Connection, environment_id: str, segment_id: str) -
         .order_by(segment_members.c.entered_at, segment_members.c.user_id)
     )
     return list(conn.execute(query).scalars())
+
+
+@dataclass(frozen=True)
+class ExistingMembers:
+    """A segment trigger's existing members: the customers in its segment since before it took effect, whom it
+    never starts. It took effect when its flow was first published, or when it was created if that was later.
+    Who entered while it was in test mode or disabled, or watched another segment, is left out: they are not
+    started either way, and so never is a customer the trigger started counted in."""
+
+    segment_id: str
+    entered_before: datetime
+
+    def where(self) -> tuple[sa.ColumnElement[bool], ...]:
+        """Their rows of `segment_members`."""
+        return segment_members.c.segment_id == self.segment_id, segment_members.c.entered_at < self.entered_before
+
+
+def existing_members(conn: Connection, trigger: Trigger) -> ExistingMembers | None:
+    """The existing members of a segment trigger; None while its flow was never published (the trigger has not
+    taken effect)."""
+    assert trigger.segment_id is not None  # a segment trigger
+    query = sa.select(sa.func.min(flow_versions.c.published_at)).where(flow_versions.c.flow_id == trigger.flow_id)
+    first_published: datetime | None = conn.execute(query).scalar_one()
+    if first_published is None:
+        return None
+    return ExistingMembers(trigger.segment_id, max(first_published, trigger.created_at))
+
+
+def count_existing(conn: Connection, existing: ExistingMembers) -> int:
+    count: int = conn.execute(sa.select(sa.func.count()).where(*existing.where())).scalar_one()
+    return count
+
+
+def create_existing_members_task(
+    conn: Connection, environment_id: str, flow_id: str, existing: ExistingMembers, task_input: dict[str, Any]
+) -> BulkTask:
+    """A manual start of the existing members, selected now into `bulk_task_users` in the order they entered
+    the segment: one statement, however many they are."""
+    task = create_task(conn, environment_id, flow_id, "manual", task_input, 0)
+    entered, user = segment_members.c.entered_at, segment_members.c.user_id
+    numbered = sa.select(sa.literal(task.id), sa.func.row_number().over(order_by=(entered, user)), user, entered)
+    columns = ["task_id", "number", "user_id", "entered_at"]
+    conn.execute(sa.insert(bulk_task_users).from_select(columns, numbered.where(*existing.where())))
+    last = sa.select(sa.func.max(bulk_task_users.c.number)).where(bulk_task_users.c.task_id == task.id)
+    total: int = conn.execute(last).scalar_one() or 0  # the rowcount of INSERT … SELECT is -1 on PostgreSQL here
+    conn.execute(sa.update(bulk_tasks).where(bulk_tasks.c.id == task.id).values(total=total))
+    return replace(task, total=total)
+
+
+def selected_users(conn: Connection, task_id: str, after: int, limit: int) -> list[tuple[str, datetime]]:
+    """The task's selected customers `after + 1` to `after + limit`, each with when their membership began."""
+    query = (
+        sa.select(bulk_task_users.c.user_id, bulk_task_users.c.entered_at)
+        .where(bulk_task_users.c.task_id == task_id, bulk_task_users.c.number > after)
+        .order_by(bulk_task_users.c.number)
+        .limit(limit)
+    )
+    return [(user_id, entered_at) for user_id, entered_at in conn.execute(query)]
+
+
+def membership_key(segment_id: str, user_id: str, entered_at: datetime) -> str:
+    """The invocation key of an existing member's run, one per membership: starting the existing members again
+    (following the offer twice, or another publication's) starts nobody twice (`already_started`)."""
+    digest = hashlib.sha256("\x1f".join((segment_id, user_id, entered_at.isoformat())).encode()).hexdigest()
+    return f"existing-{digest[:32]}"

@@ -12,7 +12,7 @@ from store.versioned import Versioned, VersionedDocuments
 CardTemplate = Versioned
 
 _TEMPLATES = VersionedDocuments(
-    card_templates, card_template_versions, key="template_id", content="draft", id_prefix="ctp"
+    card_templates, card_template_versions, key="template_id", content="draft", id_prefix="ctp", document=Versioned
 )
 
 insert_template = _TEMPLATES.insert

@@ -39,6 +39,7 @@ _VERDICTS = {
     "accepted": (ACCEPTED, None),
     "duplicate": (DUPLICATE, None),
     "conflict": (FAILED, "idempotency_conflict"),
+    "flow_archived": (SKIPPED, "flow_archived"),
     "flow_not_published": (FAILED, "flow_not_published"),
 }
 

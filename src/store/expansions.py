@@ -130,3 +130,14 @@ def running_snapshots(conn: Connection, environment_id: str) -> dict[str, str]:
         .where(invocations.c.environment_id == environment_id)
     )
     return {snapshot_id: flow_id for snapshot_id, flow_id in conn.execute(sa.union(running, expanding))}
+
+
+def flows_with_pending_invocations(conn: Connection, environment_id: str) -> set[str]:
+    """The environment's flows with invocations accepted and not yet fully expanded: their runs have still
+    to start, with the flow as it is now (the published version, or the draft for a test)."""
+    query = (
+        sa.select(invocations.c.flow_id)
+        .where(invocations.c.status == PENDING, invocations.c.environment_id == environment_id)
+        .distinct()
+    )
+    return set(conn.execute(query).scalars())

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from store.invocations import Invocation
 from store.tables import flow_instances, invocations
 
 #: active: has a step to run · waiting: on a timer or a card · completed · failed · ignored (test run, not a test user)
@@ -103,10 +104,15 @@ def next_due(conn: Connection) -> datetime | None:
     return due
 
 
-def list_for_invocation(conn: Connection, invocation_id: str) -> list[FlowInstance]:
-    query = (
-        sa.select(flow_instances)
-        .where(flow_instances.c.invocation_id == invocation_id)
-        .order_by(flow_instances.c.created_at, flow_instances.c.user_id)
-    )
-    return [FlowInstance(**row._mapping) for row in conn.execute(query)]
+def list_for_invocation(conn: Connection, invocation: Invocation) -> list[FlowInstance]:
+    """The invocation's instances in the order its users first appear in `targetUserIds`.
+
+    That is the order the answer to the request listed them in; the rows
+    themselves have no order of their own (an invocation larger than a batch
+    is expanded over several transactions, and their ids are not sequential).
+    The order comes from the payload already read, so it costs no query.
+    """
+    position = {user: index for index, user in enumerate(dict.fromkeys(invocation.payload["targetUserIds"]))}
+    query = sa.select(flow_instances).where(flow_instances.c.invocation_id == invocation.id)
+    instances = [FlowInstance(**row._mapping) for row in conn.execute(query)]
+    return sorted(instances, key=lambda instance: position[instance.user_id])

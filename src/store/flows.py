@@ -1,30 +1,83 @@
 """Flows: an editable draft and immutable published versions.
 
 Only what the ingress needs lives here (variables for mappings, whether and
-which version is published); the flow definition itself is opaque JSON.
+which version is published, whether the flow is archived); the flow definition
+itself is opaque JSON.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from store.clock import utcnow
 from store.tables import flow_versions, flows
 from store.versioned import Versioned, VersionedDocuments
 
-Flow = Versioned
 
-_FLOWS = VersionedDocuments(flows, flow_versions, key="flow_id", content="definition", id_prefix="flw")
+@dataclass(frozen=True)
+class Flow(Versioned):
+    archived_at: datetime | None = None  # archived: it starts nothing new and is not edited (docs/flows.md)
+
+
+class FlowArchived(Exception):
+    """The flow is archived: it is not edited, published, given triggers or started until it is unarchived."""
+
+    def __init__(self, flow_id: str) -> None:
+        super().__init__(f"flow {flow_id!r} is archived")
+        self.flow_id = flow_id
+
+
+_FLOWS = VersionedDocuments(flows, flow_versions, key="flow_id", content="definition", id_prefix="flw", document=Flow)
 
 insert_flow = _FLOWS.insert
 get_flow = _FLOWS.get
-list_flows = _FLOWS.list
-update_draft = _FLOWS.update_draft
-publish = _FLOWS.publish
 published_definition = _FLOWS.published
+
+
+def list_flows(conn: Connection, environment_id: str, *, archived: bool | None = False) -> list[Flow]:
+    """The environment's flows oldest first: those not archived (the default), the archived ones, or all (None)."""
+    if archived is None:
+        return _FLOWS.list(conn, environment_id)
+    column = flows.c.archived_at
+    return _FLOWS.list(conn, environment_id, column.is_not(None) if archived else column.is_(None))
+
+
+def refuse_archived(conn: Connection, environment_id: str, flow_id: str) -> None:
+    """FlowArchived if the flow is archived (nothing if it is not, or there is no such flow)."""
+    query = sa.select(flows.c.archived_at).where(flows.c.id == flow_id, flows.c.environment_id == environment_id)
+    if conn.execute(query).scalar_one_or_none() is not None:
+        raise FlowArchived(flow_id)
+
+
+def update_draft(conn: Connection, environment_id: str, flow_id: str, draft: dict[str, Any]) -> Flow | None:
+    """Replace the draft of a flow that is not archived (FlowArchived otherwise)."""
+    refuse_archived(conn, environment_id, flow_id)
+    return _FLOWS.update_draft(conn, environment_id, flow_id, draft)
+
+
+def publish(conn: Connection, environment_id: str, flow_id: str) -> Flow | None:
+    """Publish the draft of a flow that is not archived (FlowArchived otherwise)."""
+    refuse_archived(conn, environment_id, flow_id)
+    return _FLOWS.publish(conn, environment_id, flow_id)
+
+
+def set_archived(conn: Connection, environment_id: str, flow_id: str, *, archived: bool) -> Flow | None:
+    """Archive or unarchive the flow; None if there is no such flow. Idempotent: archiving an archived flow
+    keeps the time it was archived at, and only a change moves `updated_at`."""
+    now = utcnow()
+    changes = sa.update(flows).where(
+        flows.c.id == flow_id,
+        flows.c.environment_id == environment_id,
+        flows.c.archived_at.is_(None) if archived else flows.c.archived_at.is_not(None),
+    )
+    conn.execute(changes.values(archived_at=now if archived else None, updated_at=now))
+    return get_flow(conn, environment_id, flow_id)
+
 
 #: The version `flows.published_version` names, joined by `FLOWS_WITH_PUBLISHED` (NULLs: never published).
 PUBLISHED = flow_versions.alias("published")

@@ -18,6 +18,12 @@ and `100`, `-0.0` and `0`) are one number, while `true` is not `1` and
 `"2"` is not `2`. A repeat costs one hash compare; only when the hashes
 differ is the request looked at closer (`_same_request`), so the hot path
 never walks a payload.
+
+An archived flow (store.flows) starts nothing new: a request for it, live or
+test, is refused `flow_archived`, after the duplicate check (a repeat of a
+request accepted before the archive gets its original answer). The flow's
+row is read once per batch whatever the mode, as a live request's published
+version always was; what was accepted before runs as usual.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from store.request_log import LogEntry, deleted_triggers, rehome_entries_of_dele
 from store.tables import flows, invocations
 from store.triggers import API_TRIGGER_PREFIX
 
-Verdict = Literal["accepted", "duplicate", "conflict", "flow_not_published", "trigger_deleted"]
+Verdict = Literal["accepted", "duplicate", "conflict", "flow_archived", "flow_not_published", "trigger_deleted"]
 Key = tuple[str, str, str]  # (flow_id, mode, flow_invocation_id)
 
 
@@ -173,7 +179,7 @@ def accept_batch(conn: Connection, requests: list[AcceptRequest]) -> list[Accept
     stored = (request.trigger_id for request in requests if not _is_api_trigger(request.trigger_id))
     deleted = deleted_triggers(conn, stored)
     existing = _existing(conn, [request for request in requests if not request.fresh_key])
-    published = _published_versions(conn, {r.flow_id for r in requests if r.mode == "live"})
+    states = _flow_states(conn, {request.flow_id for request in requests})
     now = utcnow()
     created: list[Invocation] = []
     verdicts: list[Acceptance] = []
@@ -185,14 +191,18 @@ def accept_batch(conn: Connection, requests: list[AcceptRequest]) -> list[Accept
         if prior is not None:
             verdicts.append(Acceptance("duplicate" if _same_request(prior, request) else "conflict", prior))
             continue
-        if request.mode == "live" and published.get(request.flow_id) is None:
+        state = states.get(request.flow_id, _NO_FLOW)
+        if state.archived:
+            verdicts.append(Acceptance("flow_archived", None))
+            continue
+        if request.mode == "live" and state.published_version is None:
             verdicts.append(Acceptance("flow_not_published", None))
             continue
         invocation = Invocation(
             id=new_id("inv"),
             environment_id=request.environment_id,
             flow_id=request.flow_id,
-            flow_version=published.get(request.flow_id) if request.mode == "live" else None,
+            flow_version=state.published_version if request.mode == "live" else None,
             trigger_id=request.trigger_id,
             request_id=request.request_id,
             mode=request.mode,
@@ -240,18 +250,28 @@ def _existing(conn: Connection, requests: list[AcceptRequest]) -> dict[Key, Invo
     return found
 
 
+@dataclass(frozen=True)
+class _FlowState:
+    """What accepting a request needs to know of its flow."""
+
+    published_version: int | None  # None: never published
+    archived: bool  # an archived flow starts nothing new, live or test
+
+
+_NO_FLOW = _FlowState(published_version=None, archived=False)
+
 # Built once: a batch nearly always names one flow, and building the statement
 # (an expanding IN) cost five times running it.
-_PUBLISHED_VERSION = sa.select(flows.c.published_version).where(flows.c.id == sa.bindparam("flow_id"))
+_FLOW_STATE = sa.select(flows.c.published_version, flows.c.archived_at).where(flows.c.id == sa.bindparam("flow_id"))
 
 
-def _published_versions(conn: Connection, flow_ids: set[str]) -> dict[str, int | None]:
-    """Each flow's published version (None: never published; a missing flow is absent)."""
-    found: dict[str, int | None] = {}
+def _flow_states(conn: Connection, flow_ids: set[str]) -> dict[str, _FlowState]:
+    """Each flow's state, one primary-key read per flow (a missing flow is absent)."""
+    found: dict[str, _FlowState] = {}
     for flow_id in flow_ids:
-        row = conn.execute(_PUBLISHED_VERSION, {"flow_id": flow_id}).first()
+        row = conn.execute(_FLOW_STATE, {"flow_id": flow_id}).first()
         if row is not None:
-            found[flow_id] = row.published_version
+            found[flow_id] = _FlowState(row.published_version, row.archived_at is not None)
     return found
 
 
@@ -261,7 +281,7 @@ def accept_all_or_nothing(conn: Connection, groups: list[list[AcceptRequest]]) -
     For the Action Flow API, where one request carries several entries: each
     group runs `accept_batch` in a savepoint, rolled back when any of its
     invocations is refused (its key was used with a different payload, or its
-    flow is not published).
+    flow is archived or not published).
     """
     results: list[list[Acceptance]] = []
     for group in groups:

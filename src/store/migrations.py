@@ -22,8 +22,10 @@ from store.storable import storable
 from store.tables import (
     Json,
     bulk_task_skips,
+    bulk_task_users,
     bulk_tasks,
     event_deliveries,
+    flows,
     invocations,
     metadata,
     schema_migrations,
@@ -209,6 +211,17 @@ def _drop_flows_environment_index(conn: Connection) -> None:
     conn.execute(sa.text("DROP INDEX IF EXISTS ix_flows_environment_id"))
 
 
+def _flow_archiving(conn: Connection) -> None:
+    """A flow's archive time: an archived flow starts nothing new (docs/flows.md, Archiving a flow)."""
+    _add_columns(conn, flows.c.archived_at)
+
+
+def _bulk_task_users(conn: Connection) -> None:
+    """A start of a segment trigger's existing members keeps its selection in rows, however many: the task's
+    JSON input holds at most a manual start's 10,000 user ids. Nothing to backfill: no task had such a start."""
+    bulk_task_users.create(conn, checkfirst=True)
+
+
 def _create_indexes(conn: Connection, *names: str) -> None:
     """The schema's indexes of these names, on a database that lacks them."""
     for table in metadata.sorted_tables:
@@ -245,6 +258,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "segment evaluations finished in the background", _segment_evaluations),
     Migration(12, "indexes for the environment's trigger listing", _trigger_listing_indexes),
     Migration(13, "no index on flows.environment_id alone", _drop_flows_environment_index),
+    Migration(14, "a start of a segment trigger's existing members selects them in rows", _bulk_task_users),
+    Migration(15, "flows can be archived", _flow_archiving),
 )
 
 

@@ -52,7 +52,8 @@ from store.clock import utcnow
 from store.event_deliveries import enqueue
 from store.idempotent import insert_new, insert_or_skip
 from store.ids import new_id
-from store.tables import analytics_events, customers, segment_members, segments, triggers
+from store.tables import analytics_events, customers, segment_members, segments
+from store.triggers import release_segment
 
 ENTERED, EXITED = "segment-entered", "segment-exited"
 MAX_SEGMENTS = 200  # per environment: a profile write evaluates every one of them in its transaction
@@ -186,8 +187,7 @@ def delete_segment(conn: Connection, environment_id: str, segment_id: str) -> bo
     found = _locked_segment(conn, segment_id)
     if found is None or found.environment_id != environment_id:
         return False
-    query = sa.select(triggers.c.id).where(triggers.c.segment_id == segment_id).order_by(triggers.c.id)
-    users = list(conn.execute(query).scalars())
+    users = release_segment(conn, environment_id, segment_id)  # an archived flow's triggers go with it
     if users:
         raise SegmentInUse(users)
     conn.execute(sa.delete(segment_members).where(segment_members.c.segment_id == segment_id))

@@ -78,6 +78,7 @@ flows = sa.Table(
     sa.Column("published_version", sa.Integer, nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("archived_at", UtcDateTime, nullable=True),  # archived: it starts nothing new (migration 15)
     sa.Index("ix_flows_environment_created", "environment_id", "created_at", "id"),  # API triggers (migration 12)
 )
 
@@ -440,4 +441,16 @@ bulk_task_skips = sa.Table(
     sa.Column("ref", Json, nullable=False),  # which row: {"row": 3} (CSV), {"userId": "u1"} (manual), a lead's
     sa.Column("code", sa.Text, nullable=False),  # why, for machines: stable whatever the reason's wording
     sa.Column("reason", sa.Text, nullable=False),
+)
+
+# The customers a start of a segment trigger's existing members selected (migration 14), as many as the
+# segment holds: numbered from 1 in the order they entered it, each with the time their membership began (it
+# keys their run: one per membership). The runner removes a chunk's rows with the chunk.
+bulk_task_users = sa.Table(
+    "bulk_task_users",
+    metadata,
+    sa.Column("task_id", sa.Text, primary_key=True),
+    sa.Column("number", Sequence, primary_key=True, autoincrement=False),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("entered_at", UtcDateTime, nullable=False),
 )

@@ -14,6 +14,7 @@ flow). Its id is `api_` + the flow id.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Container
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, ClassVar
@@ -22,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from store.clock import utcnow
-from store.flows import FLOWS_WITH_PUBLISHED, PUBLISHED, DeclaredVariables
+from store.flows import FLOWS_WITH_PUBLISHED, PUBLISHED, DeclaredVariables, refuse_archived
 from store.ids import new_hook_id, new_id
 from store.tables import UtcDateTime, event_deliveries, flows, request_log, samples, triggers
 
@@ -118,7 +119,8 @@ def insert_trigger(
 ) -> Trigger:
     """A trigger of `kind` (its `type`). One listening for `event_name` (an event or segment trigger) has no
     hook; any other gets a new hook id, its URL key (a webhook's `/hooks/{hookId}`, an SFMC activity's, a
-    Marketo service's)."""
+    Marketo service's). FlowArchived for an archived flow: it gains no new way to be started."""
+    refuse_archived(conn, environment_id, flow_id)
     now = utcnow()
     trigger = Trigger(
         id=new_id("trg"),
@@ -256,15 +258,41 @@ def _before(
     return sa.tuple_(created_at, row_id) < sa.tuple_(sa.literal(at[0], UtcDateTime()), sa.literal(at[1], sa.Text()))
 
 
-def update_trigger(conn: Connection, environment_id: str, trigger_id: str, changes: dict[str, Any]) -> Trigger | None:
-    """Apply column changes and bump the revision (cached configs key on it)."""
-    current = _stored(conn, environment_id, trigger_id)
-    if current is None:
-        return None
-    updated = replace(current, **changes, revision=current.revision + 1, updated_at=utcnow())
-    values = {name: getattr(updated, name) for name in (*changes, "revision", "updated_at")}
-    conn.execute(sa.update(triggers).where(triggers.c.id == trigger_id).values(**values))
-    return updated
+class RevisionMismatch(Exception):
+    """The trigger is no longer at the revision a change was made against (an `If-Match` that does not hold)."""
+
+    def __init__(self, current: Trigger) -> None:
+        super().__init__(f"trigger {current.id} is at revision {current.revision}")
+        self.current = current
+
+
+def update_trigger(
+    conn: Connection,
+    environment_id: str,
+    trigger_id: str,
+    changes: dict[str, Any],
+    *,
+    if_revision_in: Container[int] | None = None,
+) -> Trigger | None:
+    """Apply column changes and bump the revision (cached configs key on it).
+
+    With `if_revision_in`, only if the trigger's revision is one of those, else RevisionMismatch with the
+    trigger as it is. The UPDATE checks that the revision is still the one read, so a change committed by
+    another process between the read and the write is caught (PostgreSQL re-reads the row it waited for):
+    then the trigger is read again, and without `if_revision_in` the change is applied on top of it, so two
+    concurrent edits never both write the same revision (a worker's cached config would keep the first).
+    """
+    statement = sa.update(triggers).where(triggers.c.id == trigger_id)
+    while True:
+        current = _stored(conn, environment_id, trigger_id)
+        if current is None:  # never there, or deleted meanwhile
+            return None
+        if if_revision_in is not None and current.revision not in if_revision_in:
+            raise RevisionMismatch(current)
+        updated = replace(current, **changes, revision=current.revision + 1, updated_at=utcnow())
+        values = {name: getattr(updated, name) for name in (*changes, "revision", "updated_at")}
+        if conn.execute(statement.where(triggers.c.revision == current.revision).values(**values)).rowcount:
+            return updated
 
 
 def delete_trigger(conn: Connection, environment_id: str, trigger_id: str) -> bool:
@@ -278,14 +306,33 @@ def delete_trigger(conn: Connection, environment_id: str, trigger_id: str) -> bo
     return True
 
 
+def release_segment(conn: Connection, environment_id: str, segment_id: str) -> list[str]:
+    """The segment triggers that keep a segment from being deleted: those of flows not archived. When there
+    are none, the archived flows' triggers on it are deleted, so that they go with the segment (an archived
+    flow starts nothing, and the seed deletes the segment once its outreach is over)."""
+    query = (
+        sa.select(triggers.c.id, flows.c.archived_at)
+        .join(flows, flows.c.id == triggers.c.flow_id)
+        .where(triggers.c.segment_id == segment_id)
+        .order_by(triggers.c.id)
+    )
+    found = conn.execute(query).all()
+    in_use = [row.id for row in found if row.archived_at is None]
+    if not in_use:
+        for row in found:
+            delete_trigger(conn, environment_id, row.id)
+    return in_use
+
+
 @dataclass(frozen=True)
 class TriggerWithFlow:
-    """A stored trigger with its flow's declared variables and revisions, as one read saw them."""
+    """A stored trigger with its flow's declared variables, revisions and archive state, as one read saw them."""
 
     trigger: Trigger
     declared: DeclaredVariables
     draft_revision: int
     published_version: int | None
+    flow_archived: bool  # what the trigger would start is refused (store.invocations); no use mapping for it
 
     def variables(self, *, live: bool) -> list[dict[str, Any]]:
         """The flow variables the trigger's mapping applies for a live or a test run."""
@@ -299,6 +346,7 @@ def triggers_with_flows(conn: Connection, where: sa.ColumnElement[bool]) -> list
             flows.c.draft,
             flows.c.draft_revision,
             flows.c.published_version,
+            flows.c.archived_at.label("flow_archived_at"),
             PUBLISHED.c.definition.label("published_definition"),
         )
         .select_from(triggers.join(FLOWS_WITH_PUBLISHED, flows.c.id == triggers.c.flow_id))
@@ -309,7 +357,8 @@ def triggers_with_flows(conn: Connection, where: sa.ColumnElement[bool]) -> list
         values = dict(row._mapping)
         declared = DeclaredVariables.of(values.pop("draft"), values.pop("published_definition"))
         draft_revision, published_version = values.pop("draft_revision"), values.pop("published_version")
-        found.append(TriggerWithFlow(Trigger(**values), declared, draft_revision, published_version))
+        archived = values.pop("flow_archived_at") is not None
+        found.append(TriggerWithFlow(Trigger(**values), declared, draft_revision, published_version, archived))
     return found
 
 

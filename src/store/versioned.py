@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -29,15 +29,22 @@ class Versioned:
     updated_at: datetime
 
 
-class VersionedDocuments:
+D = TypeVar("D", bound=Versioned)
+
+
+class VersionedDocuments(Generic[D]):
     """Queries over one documents table and its versions table.
 
     `key` names the versions table's column pointing at the document and
-    `content` the column holding the frozen draft.
+    `content` the column holding the frozen draft; `document` is the record a
+    row becomes (a `Versioned`, or one with the table's further columns).
     """
 
-    def __init__(self, table: sa.Table, versions: sa.Table, *, key: str, content: str, id_prefix: str):
+    def __init__(
+        self, table: sa.Table, versions: sa.Table, *, key: str, content: str, id_prefix: str, document: type[D]
+    ):
         self._table = table
+        self._document = document
         self._versions = versions
         self._key = versions.c[key]
         self._content = versions.c[content]
@@ -46,32 +53,31 @@ class VersionedDocuments:
     def _scoped(self, environment_id: str) -> sa.ColumnElement[bool]:
         return self._table.c.environment_id == environment_id
 
-    def insert(self, conn: Connection, environment_id: str, draft: dict[str, Any]) -> Versioned:
+    def insert(self, conn: Connection, environment_id: str, draft: dict[str, Any]) -> D:
         now = utcnow()
-        document = Versioned(new_id(self._id_prefix), environment_id, draft, 1, None, now, now)
+        document = self._document(new_id(self._id_prefix), environment_id, draft, 1, None, now, now)
         conn.execute(sa.insert(self._table).values(**document.__dict__))
         return document
 
-    def get(self, conn: Connection, environment_id: str, document_id: str) -> Versioned | None:
+    def get(self, conn: Connection, environment_id: str, document_id: str) -> D | None:
         query = sa.select(self._table).where(self._table.c.id == document_id, self._scoped(environment_id))
         row = conn.execute(query).first()
-        return Versioned(**row._mapping) if row else None
+        return self._document(**row._mapping) if row else None
 
-    def get_many(self, conn: Connection, environment_id: str, document_ids: set[str]) -> dict[str, Versioned]:
+    def get_many(self, conn: Connection, environment_id: str, document_ids: set[str]) -> dict[str, D]:
         query = sa.select(self._table).where(self._table.c.id.in_(document_ids), self._scoped(environment_id))
-        return {row.id: Versioned(**row._mapping) for row in conn.execute(query)}
+        return {row.id: self._document(**row._mapping) for row in conn.execute(query)}
 
-    def list(self, conn: Connection, environment_id: str) -> list[Versioned]:
+    def list(self, conn: Connection, environment_id: str, *where: sa.ColumnElement[bool]) -> list[D]:
+        """The environment's documents (those `where` also holds for), oldest first."""
         query = (
             sa.select(self._table)
-            .where(self._scoped(environment_id))
+            .where(self._scoped(environment_id), *where)
             .order_by(self._table.c.created_at, self._table.c.id)
         )
-        return [Versioned(**row._mapping) for row in conn.execute(query)]
+        return [self._document(**row._mapping) for row in conn.execute(query)]
 
-    def update_draft(
-        self, conn: Connection, environment_id: str, document_id: str, draft: dict[str, Any]
-    ) -> Versioned | None:
+    def update_draft(self, conn: Connection, environment_id: str, document_id: str, draft: dict[str, Any]) -> D | None:
         statement = (
             sa.update(self._table)
             .where(self._table.c.id == document_id, self._scoped(environment_id))
@@ -81,7 +87,7 @@ class VersionedDocuments:
             return None
         return self.get(conn, environment_id, document_id)
 
-    def publish(self, conn: Connection, environment_id: str, document_id: str) -> Versioned | None:
+    def publish(self, conn: Connection, environment_id: str, document_id: str) -> D | None:
         """Freeze the current draft as the next version and make it the published one."""
         document = self.get(conn, environment_id, document_id)
         if document is None:

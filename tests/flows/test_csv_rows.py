@@ -68,6 +68,8 @@ DECLARED = [
         ({"n": "01"}, Skipped("invalid_variable", "payload.variables.n: '01' is not a number")),
         ({"n": "1e999"}, Skipped("invalid_variable", "payload.variables.n: '1e999' is not a number")),
         ({"n": "NaN"}, Skipped("invalid_variable", "payload.variables.n: 'NaN' is not a number")),
+        ({"n": "1" * 30}, {"n": 1.111111111111111e29}),  # beyond 64 bits, a float, as JSON reads it
+        ({"n": "9" * 5000}, Skipped("invalid_variable", f"payload.variables.n: '{'9' * 5000}' is not a number")),
         ({"b": "yes"}, Skipped("invalid_variable", "payload.variables.b: 'yes' is not a boolean")),
         ({"o": "[1]"}, Skipped("invalid_variable", "payload.variables.o: '[1]' is not an object")),
         ({"o": "{"}, Skipped("invalid_variable", "payload.variables.o: '{' is not an object")),

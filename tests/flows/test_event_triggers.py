@@ -181,6 +181,28 @@ async def test_a_javascript_mapping_sees_the_event_as_the_request_body(flowhook)
     assert line["message"] == f"POST /v1/default/events application/json {name} live"
 
 
+@pytest.mark.parametrize(
+    "mapping",
+    [
+        {"kind": "javascript", "source": "function map(request) { return {targetUserIds: request.body.endUserId}; }"},
+        {"kind": "jmespath", "expression": "{targetUserIds: body.endUserId}"},
+    ],
+    ids=["javascript", "jmespath-expression"],
+)
+async def test_a_mapping_may_set_target_user_ids_to_a_string(flowhook, mapping: dict[str, Any]) -> None:
+    """The seed: "at the very least a targetUserIds property must be set to a string"."""
+    flow = await card_flow(flowhook)
+    name = event_name()
+    trigger_id = await event_trigger(flowhook, flow, name, mapping=mapping)
+    user = f"evt-str-{mapping['kind']}"
+    await send_event(flowhook, name, user)
+    await settle(flowhook)
+    [delivery] = await deliveries(flowhook, trigger_id)
+    assert (delivery["status"], delivery["cause"]) == ("accepted", None)
+    assert delivery["detail"]["output"] == {"targetUserIds": [user], "variables": {"firstName": "there"}}
+    assert [card["definition"] for card in await flowhook.cards(user)] == [{"title": "Hi there"}]
+
+
 async def test_refused_deliveries_record_their_cause_and_leave_the_others_alone(flowhook) -> None:
     name = event_name()
     throws = {"kind": "javascript", "source": "function map(request) { throw new TypeError('no user'); }"}

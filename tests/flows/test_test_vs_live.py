@@ -16,7 +16,7 @@ async def test_a_test_run_reaches_test_users_only(flowhook) -> None:
     key = await flowhook.start(trigger, ["tvl-tester", "tvl-stranger", "tvl-member"])
     await flowhook.settle()
     invocation = await flowhook.invocation(flow, key)
-    assert invocation["targetedUserIds"] == ["tvl-member", "tvl-tester"]
+    assert invocation["targetedUserIds"] == ["tvl-tester", "tvl-member"]  # in the order the request listed them
     assert invocation["ignoredUserIds"] == ["tvl-stranger"]
     statuses = {instance["userId"]: instance["status"] for instance in invocation["instances"]}
     assert statuses == {"tvl-tester": "completed", "tvl-member": "completed", "tvl-stranger": "ignored"}

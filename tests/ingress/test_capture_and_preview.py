@@ -131,6 +131,14 @@ async def test_preview_reports_errors_and_validation_with_the_flow_variables(flo
     assert form.json()["output"] == {"targetUserIds": ["1"]}
 
 
+async def test_the_preview_shows_a_lone_user_id_as_the_list_the_flow_gets(flowhook) -> None:
+    """JavaScript runs in the preview's sandbox here; the wrapping is the judge's, the same as live."""
+    mapping = {"kind": "javascript", "source": "function map(r) { return {targetUserIds: r.body.user}; }"}
+    request = {"body": {"user": "u-1"}, "contentType": "application/json"}
+    preview = await flowhook.api.post("/v1/default/mappings/preview", json={"mapping": mapping, "request": request})
+    assert (preview.json()["ok"], preview.json()["output"]) == (True, {"targetUserIds": ["u-1"]})
+
+
 async def test_preview_input_errors(flowhook) -> None:
     url = "/v1/default/mappings/preview"
     bad_spec = await flowhook.api.post(url, json={"mapping": {"kind": "javascript", "source": "{"}, "request": {}})

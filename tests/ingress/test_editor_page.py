@@ -8,6 +8,7 @@ checked through the API.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -224,7 +225,7 @@ def test_the_preview_follows_the_source(page: Page, flowhook: Flowhook) -> None:
     set_source(page, "function map(r) {\n  console.warn('seen', r.body.n);\n  return {targetUserIds: ['edited']};\n}\n")
     expect(page.locator("#output")).to_contain_text('"edited"')
     expect(page.locator("#console li")).to_have_text(["warn seen 3"])
-    expect(page.locator("#dirty")).to_be_visible()
+    expect(page.locator("#save-status")).to_have_text("Unsaved changes")
 
     set_source(page, "function map(r) {\n  return {targetUserIds: [r.body.n]};\n}\n")
     expect(page.locator("#validation-errors li")).to_have_text(["$.targetUserIds[0] must be a string, not a number"])
@@ -274,7 +275,7 @@ def test_leaving_with_unsaved_changes_asks_first(page: Page, flowhook: Flowhook,
     sign_in(page, flowhook, trigger)
     page.locator("#source").press("End")
     page.locator("#source").press_sequentially("// edited")
-    expect(page.locator("#dirty")).to_be_visible()
+    expect(page.locator("#save-status")).to_have_text("Unsaved changes")
     with page.expect_event("dialog"):
         page.close(run_before_unload=True)
     assert dialogs == ["beforeunload"]
@@ -294,7 +295,7 @@ def test_a_jmespath_fields_mapping_previews(page: Page, flowhook: Flowhook) -> N
 
     page.get_by_role("button", name="Save mapping").click()
     expect(page.locator("#save-status")).to_contain_text("Saved")
-    expect(page.locator("#dirty")).to_be_hidden()
+    expect(page.locator("#save-status")).to_have_text(re.compile(r"^Saved at "))
     fields = {"targetUserIds": "body.customer.id", "variables.firstName": "body.customer.first_name"}
     assert flowhook.read(trigger)["mapping"] == {"kind": "jmespath", "fields": fields}
 
@@ -314,7 +315,6 @@ def test_save_persists_and_shows_the_refusal_of_an_invalid_mapping(page: Page, f
     expect(page.locator("#save-status")).to_contain_text("Not saved")
     expect(page.locator("#save-status")).to_contain_text("422 invalid_mapping")
     expect(page.locator("#save-status")).to_contain_text("line 2")
-    expect(page.locator("#dirty")).to_be_visible()
     assert flowhook.read(trigger)["mapping"]["source"] == source
 
 
@@ -419,7 +419,7 @@ def test_an_event_trigger_is_listed_and_edited_against_its_typed_sample(page: Pa
 
     page.get_by_role("button", name="Save mapping").click()
     expect(page.locator("#save-status")).to_contain_text("Saved")
-    expect(page.locator("#dirty")).to_be_hidden()
+    expect(page.locator("#save-status")).to_have_text(re.compile(r"^Saved at "))
     assert flowhook.read(trigger)["mapping"] == {"kind": "javascript", "source": source}
     page.get_by_label("Mode").select_option("live")
     expect(page.locator("#mode-warning")).to_contain_text("is not published")
@@ -449,3 +449,162 @@ def test_each_kind_is_listed_with_its_sample_kept_per_trigger_in_the_tab(page: P
     expect(page.locator("#trigger-identity")).to_contain_text("on exited")
     assert typed_sample(page) == {"endUserId": "typed"}
     expect(page.locator("#output")).to_contain_text('"typed"')
+
+
+def test_a_save_after_the_mode_changed_elsewhere_shows_the_servers_mode_and_asks_first(
+    page: Page, flowhook: Flowhook
+) -> None:
+    """The mode was switched to live elsewhere: the page showed test and no live warning even after its save
+    went to the live trigger. The save is now made against the revision the page showed (If-Match)."""
+    mapping = {"kind": "jmespath", "fields": {"targetUserIds": "body.u"}}
+    trigger = flowhook.trigger(flowhook.flow("Switched elsewhere", publish=True), mapping=mapping)
+    sign_in(page, flowhook, trigger)
+    expect(page.locator("#mode-warning")).to_be_hidden()
+    flowhook.ok(flowhook.api.patch(f"/triggers/{trigger['id']}", json={"mode": "live"}))
+
+    page.get_by_label("Expression 1").fill("body.user")
+    page.get_by_role("button", name="Save mapping").click()
+    expect(page.locator("#conflict")).to_contain_text("its mode is now live")
+    expect(page.locator("#conflict")).to_contain_text("Your mapping was not saved")
+    expect(page.locator("#mode")).to_have_value("live")
+    expect(page.locator("#mode-warning")).to_contain_text("This trigger is live")
+    expect(page.locator(f'[data-trigger-id="{trigger["id"]}"]')).to_contain_text("live")
+    expect(page.locator("#save-status")).to_contain_text("Not saved")
+    assert flowhook.read(trigger)["mapping"] == mapping
+
+    page.get_by_role("button", name="Overwrite with mine").click()
+    expect(page.locator("#save-status")).to_have_text(re.compile(r"^Saved at "))
+    expect(page.locator("#conflict")).to_be_hidden()
+    expect(page.locator("#mode")).to_have_value("live")
+    expect(page.locator("#mode-warning")).to_contain_text("This trigger is live")
+    assert flowhook.read(trigger)["mapping"] == {"kind": "jmespath", "fields": {"targetUserIds": "body.user"}}
+
+
+def test_a_mapping_saved_elsewhere_is_not_overwritten_and_reload_keeps_mine_to_copy(
+    page: Page, flowhook: Flowhook
+) -> None:
+    trigger = flowhook.trigger(source="function map(r) {\n  return {targetUserIds: ['opened']};\n}\n")
+    sign_in(page, flowhook, trigger)
+    theirs = {"kind": "javascript", "source": "function map(r) {\n  return {targetUserIds: ['theirs']};\n}\n"}
+    flowhook.ok(flowhook.api.patch(f"/triggers/{trigger['id']}", json={"mapping": theirs}))
+
+    mine = "function map(r) {\n  return {targetUserIds: ['mine']};\n}\n"
+    set_source(page, mine)
+    page.keyboard.press("Control+s")
+    expect(page.locator("#conflict")).to_contain_text("its mapping was changed")
+    expect(page.locator("#conflict-mine")).to_have_value(mine)
+    assert flowhook.read(trigger)["mapping"] == theirs
+
+    page.get_by_role("button", name="Reload the saved version").click()
+    expect(page.locator("#source")).to_have_value(theirs["source"])
+    expect(page.locator("#conflict")).to_contain_text("Your mapping is below, to copy")
+    expect(page.locator("#conflict-mine")).to_have_value(mine)
+    expect(page.get_by_role("button", name="Overwrite with mine")).to_be_hidden()
+    expect(page.locator("#save-status")).to_have_text("")
+    page.get_by_role("button", name="Dismiss").click()
+    expect(page.locator("#conflict")).to_be_hidden()
+
+    set_source(page, mine)  # a save from the reloaded version goes through
+    page.get_by_role("button", name="Save mapping").click()
+    expect(page.locator("#save-status")).to_have_text(re.compile(r"^Saved at "))
+    assert flowhook.read(trigger)["mapping"]["source"] == mine
+
+
+def test_a_mode_change_after_the_mapping_changed_elsewhere_asks_first(page: Page, flowhook: Flowhook) -> None:
+    trigger = flowhook.trigger(flowhook.flow("Mode conflict", publish=True))
+    sign_in(page, flowhook, trigger)
+    theirs = {"kind": "jmespath", "fields": {"targetUserIds": "body.theirs"}}
+    flowhook.ok(flowhook.api.patch(f"/triggers/{trigger['id']}", json={"mapping": theirs}))
+    page.get_by_label("Mode").select_option("live")
+    expect(page.locator("#conflict")).to_contain_text("The mode was not changed to live")
+    expect(page.locator("#mode")).to_have_value("test")
+    assert flowhook.read(trigger)["mode"] == "test"
+    page.get_by_role("button", name="Overwrite with mine").click()
+    expect(page.locator("#mode-status")).to_contain_text("Mode saved: live")
+    assert flowhook.read(trigger) | {"mapping": theirs} == flowhook.read(trigger)
+    assert flowhook.read(trigger)["mode"] == "live"
+
+
+def test_changes_elsewhere_to_what_the_page_does_not_show_are_no_conflict(page: Page, flowhook: Flowhook) -> None:
+    """Capture (armed here or elsewhere) and the allowlist change the revision, not the mode or the mapping."""
+    trigger = flowhook.trigger(source="function map(r) {\n  return null;\n}\n")
+    sign_in(page, flowhook, trigger)
+    page.get_by_role("button", name="Capture next request").click()
+    expect(page.locator("#capture-status")).to_contain_text("Waiting for a request")
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.locator("#capture-status")).to_have_text("Capture cancelled.")
+    flowhook.ok(flowhook.api.patch(f"/triggers/{trigger['id']}", json={"allowedIps": ["10.0.0.0/8"]}))
+
+    source = "function map(r) {\n  return {targetUserIds: ['saved']};\n}\n"
+    set_source(page, source)
+    page.get_by_role("button", name="Save mapping").click()
+    expect(page.locator("#save-status")).to_have_text(re.compile(r"^Saved at "))
+    expect(page.locator("#conflict")).to_be_hidden()
+    saved = flowhook.read(trigger)
+    assert (saved["mapping"]["source"], saved["allowedIps"]) == (source, ["10.0.0.0/8"])
+
+
+def test_one_status_line_tells_saved_from_unsaved(page: Page, flowhook: Flowhook) -> None:
+    """ "Unsaved changes" and "Saved at …" were shown side by side after an edit that followed a save."""
+    trigger = flowhook.trigger(source="function map(r) {\n  return null;\n}\n")
+    sign_in(page, flowhook, trigger)
+    expect(page.locator("#save-status")).to_be_hidden()
+    set_source(page, "function map(r) {\n  return {targetUserIds: ['a']};\n}\n")
+    expect(page.locator("#save-status")).to_have_text("Unsaved changes")
+    page.get_by_role("button", name="Save mapping").click()
+    expect(page.locator("#save-status")).to_have_text(re.compile(r"^Saved at "))
+    set_source(page, "function map(r) {\n  return {targetUserIds: ['b']};\n}\n")
+    expect(page.locator("#save-status")).to_have_text("Unsaved changes")
+    set_source(page, "function map(r) {\n  return {;\n}\n")
+    page.get_by_role("button", name="Save mapping").click()
+    expect(page.locator("#save-status")).to_contain_text("Not saved")
+    page.locator("#source").press("End")
+    page.locator("#source").press_sequentially(" ")
+    expect(page.locator("#save-status")).to_have_text("Unsaved changes")
+    expect(page.get_by_text("Unsaved changes")).to_have_count(1)
+
+
+@pytest.mark.parametrize("unknown", ["trg_nope", "api"])
+def test_a_link_to_a_trigger_without_a_mapping_closes_the_open_one(
+    page: Page, flowhook: Flowhook, unknown: str
+) -> None:
+    """The error was shown above the previous trigger, which stayed open, and saved, under the new URL."""
+    flow = flowhook.flow("Left behind")
+    trigger = flowhook.trigger(flow, source="function map(r) {\n  return null;\n}\n")
+    sign_in(page, flowhook, trigger)
+    page.get_by_role("button", name="Capture next request").click()
+    expect(page.locator("#capture-status")).to_contain_text("Waiting for a request")
+    target = f"api_{flow['id']}" if unknown == "api" else unknown
+    page.evaluate("(id) => { location.hash = `trigger=${id}`; }", target)
+    expect(page.locator("#trigger-error")).to_contain_text(target)
+    expect(page.locator("#trigger")).to_be_hidden()
+    expect(page.locator("#samples-pane")).to_be_hidden()
+    expect(page.locator("#save")).to_be_disabled()
+    expect(page.locator(f'[data-trigger-id="{trigger["id"]}"]')).not_to_have_attribute("aria-current", "true")
+    page.keyboard.press("Control+s")
+    page.evaluate("() => new Promise((resolve) => setTimeout(resolve, 100))")  # let a save, if any, go out
+    read = flowhook.api.get(f"/triggers/{trigger['id']}")
+    assert (read.headers["etag"], read.json()["captureArmed"]) == ('"3"', False)  # armed, disarmed; no save
+
+    page.locator(f'[data-trigger-id="{trigger["id"]}"]').click()
+    expect(page.locator("#trigger")).to_be_visible()
+    expect(page.locator("#trigger-error")).to_be_hidden()
+    expect(page.get_by_role("button", name="Save mapping")).to_be_enabled()
+
+
+def test_the_preview_of_a_live_trigger_applies_the_published_variables(page: Page, flowhook: Flowhook) -> None:
+    """The editor previewed with the draft's variables, which live requests do not apply."""
+    flow = flowhook.ok(flowhook.api.post("/action-flows", json={"name": "Edited since published"}))
+    flowhook.ok(flowhook.api.post(f"/action-flows/{flow['id']}/publish"))
+    required = [{"name": "plan", "type": "string", "required": True}]
+    flowhook.ok(flowhook.api.put(f"/action-flows/{flow['id']}", json={"name": flow["name"], "variables": required}))
+    trigger = flowhook.trigger(flow, mode="live", mapping={"kind": "jmespath", "fields": {"targetUserIds": "body.u"}})
+    flowhook.sample(trigger, body={"u": "u-1"})
+    sign_in(page, flowhook, trigger)
+    expect(page.locator("#preview-status")).to_have_text(
+        re.compile(r"^Valid trigger request · [\d.]+ ms · the published version's variables$")
+    )
+    page.get_by_label("Mode").select_option("test")
+    expect(page.locator("#preview-status")).to_contain_text("not a valid trigger request")
+    expect(page.locator("#preview-status")).to_contain_text("the draft's variables")
+    expect(page.locator("#validation-errors li")).to_have_text(["$.variables.plan required variable 'plan' is missing"])

@@ -145,6 +145,15 @@ async def test_by_filter_the_conditions_are_and_combined(flowhook, flow) -> None
     assert sorted(users for users, _, _ in await started(flowhook, both["id"])) == [["fil-1"], ["fil-3"]]
 
 
+async def test_a_filter_compares_values_as_segment_rules_do(flowhook, flow) -> None:
+    """1 equals 1.0 (a profile written by a Python client) but not the string "1"."""
+    await add_customers(flowhook, ("eq-int", {"score": 1}), ("eq-float", {"score": 1.0}), ("eq-text", {"score": "1"}))
+    by_number = await run(flowhook, flow, {"filter": {"attribute": "score", "value": 1}})
+    assert sorted(users for users, _, _ in await started(flowhook, by_number["id"])) == [["eq-float"], ["eq-int"]]
+    by_text = await run(flowhook, flow, {"filter": {"attribute": "score", "value": "1"}})
+    assert [users for users, _, _ in await started(flowhook, by_text["id"])] == [["eq-text"]]
+
+
 async def test_a_selection_over_the_limit_is_refused_with_its_size(flowhook, flow) -> None:
     await add_customers(flowhook, *[(f"lim-{n}", {"cohort": "lim"}) for n in range(3)])
     response = await start(flowhook, flow, {"filter": {"attribute": "cohort", "value": "lim"}, "limit": 2})

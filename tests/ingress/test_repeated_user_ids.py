@@ -67,6 +67,24 @@ async def test_an_api_entrys_repeated_ids_are_started_and_answered_once(flowhook
     assert live.json()["flows"] == [everyone]
 
 
+async def test_the_invocation_lists_its_users_in_the_order_the_answer_did(flowhook, testers) -> None:
+    """First appearance in the request, not the order of the ids: the view and the 202 agree."""
+    flow = await flowhook.flow()
+    client = await flowhook.api_client()
+    users = ["stranger-b", "rep-u2", "stranger-a", "rep-u1", "rep-u2"]
+    body = {"flows": [{"target": {"usersById": users}, "flowInvocationId": "rep-order"}]}
+    tested = await client.post(f"/v1/default/action-flow/{flow['id']}/test", json=body)
+    assert tested.status_code == 202, tested.text
+    [answer] = tested.json()["flows"]
+    assert (answer["targetedUserIds"], answer["ignoredUserIds"]) == (["rep-u2", "rep-u1"], ["stranger-b", "stranger-a"])
+    invocation = await started(flowhook, flow, "rep-order")
+    assert (invocation["targetedUserIds"], invocation["ignoredUserIds"]) == (
+        answer["targetedUserIds"],
+        answer["ignoredUserIds"],
+    )
+    assert [instance["userId"] for instance in invocation["instances"]] == users[:4]
+
+
 @pytest.mark.parametrize("path", ["webhook", "api"])
 async def test_the_10000_limit_counts_the_list_as_given(flowhook, path: str) -> None:
     """Repeats are forgiven, not discounted: both paths refuse 10,001 ids of one user alike."""

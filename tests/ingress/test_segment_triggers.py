@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from ingress.api import bulk_starts
 from store.clock import utcnow
 from store.event_dispatch import pending
 from store.tables import event_deliveries
@@ -187,11 +188,155 @@ async def test_publishing_reports_the_customers_already_in_each_entered_segment(
             "startExisting": {
                 "method": "POST",
                 "path": f"/v1/default/action-flows/{flow['id']}/manual-starts",
-                "body": {"segmentId": segment["id"]},
+                "body": {"existingMembersOf": entered["id"]},
+                "members": 2,
+                "enteredBefore": entered["createdAt"],  # the flow was published before the trigger was made
             },
+            "startExistingUnavailable": None,
         }
     ]
     await settle(flowhook)
     assert await cards(flowhook, f"{cohort}-0") == []  # members before the trigger are not started by it
     plain = await ok(flowhook, "POST", f"/action-flows/{(await flowhook.card_flow('y'))['id']}/publish")
     assert plain["segmentTriggers"] == []
+
+
+async def follow(flowhook, offer: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """Send a publish answer's `startExisting` and let the bulk runner finish the task it stores."""
+    response = await flowhook.api.request(offer["method"], offer["path"], json={**offer["body"], **extra})
+    assert response.status_code == 202, response.text
+    url = f"/bulk-tasks/{response.json()['id']}"
+    while (task := await ok(flowhook, "GET", url))["status"] not in ("done", "failed"):
+        await flowhook.services.bulk_runner.drain()
+    assert task["total"] == response.json()["total"]
+    return task  # type: ignore[no-any-return]
+
+
+async def card_counts(flowhook, *users: str) -> list[int]:
+    await settle(flowhook)
+    return [len(await cards(flowhook, user)) for user in users]
+
+
+async def test_the_offer_starts_the_members_from_before_the_publication_and_only_them(flowhook, cohort) -> None:
+    """A customer entering after the publication is the trigger's, as is one who left and came back since:
+    following the offer later starts neither a second time."""
+    segment = await cohort_segment(flowhook, cohort)
+    old, leaver, late = (f"{cohort}-{name}" for name in ("old", "leaver", "late"))
+    for user in (old, leaver):
+        await put(flowhook, user, {"cohort": cohort})
+    flow = await flowhook.card_flow("Welcome", publish=False)
+    trigger = await segment_trigger(flowhook, flow, segment, mode="live")
+    published = await ok(flowhook, "POST", f"/action-flows/{flow['id']}/publish")
+    [report] = published["segmentTriggers"]
+    await put(flowhook, late, {"cohort": cohort})
+    await put(flowhook, leaver, {"cohort": "elsewhere"})
+    await put(flowhook, leaver, {"cohort": cohort})
+    assert await card_counts(flowhook, old, leaver, late) == [0, 1, 1]
+    task = await follow(flowhook, report["startExisting"])
+    assert (task["kind"], task["status"], task["total"], task["started"], task["skipped"]) == (
+        "manual",
+        "done",
+        1,
+        1,
+        [],
+    )
+    assert await card_counts(flowhook, old, leaver, late) == [1, 1, 1]
+    assert (report["membersNow"], report["startExisting"]["members"]) == (2, 2)
+    assert report["startExisting"]["body"] == {"existingMembersOf": trigger["id"]}
+    assert report["startExisting"]["enteredBefore"] == published["updatedAt"]  # this, the first publication
+
+
+async def test_following_the_offer_again_starts_nobody_twice(flowhook, cohort) -> None:
+    """A flow published before its trigger was made: the trigger took effect when it was made, and a later
+    publication offers the members from before then, however often the offer is followed."""
+    segment = await cohort_segment(flowhook, cohort)
+    before, after = f"{cohort}-before", f"{cohort}-after"
+    await put(flowhook, before, {"cohort": cohort})
+    flow = await flowhook.card_flow("Welcome")
+    trigger = await segment_trigger(flowhook, flow, segment, mode="live")
+    await put(flowhook, after, {"cohort": cohort})
+    assert await card_counts(flowhook, before, after) == [0, 1]
+    [report] = (await ok(flowhook, "POST", f"/action-flows/{flow['id']}/publish"))["segmentTriggers"]
+    first = await follow(flowhook, report["startExisting"])
+    assert await card_counts(flowhook, before, after) == [1, 1]
+    assert (first["total"], first["started"]) == (1, 1)
+    assert (report["membersNow"], report["startExisting"]["members"]) == (2, 1)
+    assert report["startExisting"]["enteredBefore"] == trigger["createdAt"]
+    [again] = (await ok(flowhook, "POST", f"/action-flows/{flow['id']}/publish"))["segmentTriggers"]
+    assert again["startExisting"] == report["startExisting"]
+    second = await follow(flowhook, again["startExisting"])
+    assert (second["total"], second["started"]) == (1, 0)
+    assert [(skip["userId"], skip["code"]) for skip in second["skipped"]] == [(before, "already_started")]
+    assert await card_counts(flowhook, before, after) == [1, 1]
+
+
+async def test_the_offer_is_not_bounded_by_the_manual_limit(flowhook, cohort, monkeypatch) -> None:
+    """Every member is offered, and started: the runner works through them a chunk at a time. (The limit of
+    ordinary manual starts, 10,000, is lowered to 3 here; tests/store/test_existing_members.py starts 10,050.)"""
+    monkeypatch.setattr(bulk_starts, "MAX_MANUAL", 3)
+    segment = await cohort_segment(flowhook, cohort)
+    members = [f"{cohort}-{n}" for n in range(5)]
+    for user in members:
+        await put(flowhook, user, {"cohort": cohort})
+    flow = await flowhook.card_flow("Welcome", publish=False)
+    await segment_trigger(flowhook, flow, segment, mode="live")
+    [report] = (await ok(flowhook, "POST", f"/action-flows/{flow['id']}/publish"))["segmentTriggers"]
+    plain = await flowhook.api.post(report["startExisting"]["path"], json={"segmentId": segment["id"]})
+    assert refused(plain) == (422, "selection_over_limit")  # ordinary manual starts keep their limit
+    guarded = await flowhook.api.post(
+        report["startExisting"]["path"], json={**report["startExisting"]["body"], "limit": 4}
+    )
+    assert refused(guarded) == (422, "selection_over_limit")  # a limit given is still a guard
+    assert (guarded.json()["error"]["selected"], guarded.json()["error"]["limit"]) == (5, 4)
+    task = await follow(flowhook, report["startExisting"], limit=20_000)
+    assert (task["status"], task["total"], task["processed"], task["started"]) == ("done", 5, 5, 5)
+    assert await card_counts(flowhook, *members) == [1] * 5
+    assert (report["membersNow"], report["startExisting"]["members"]) == (5, 5)
+
+
+async def test_a_test_or_disabled_trigger_is_offered_no_live_start(flowhook, cohort) -> None:
+    segment = await cohort_segment(flowhook, cohort)
+    customer = f"{cohort}-customer"  # not a test user
+    await put(flowhook, customer, {"cohort": cohort})
+    flow = await flowhook.card_flow("Welcome", publish=False)
+    tested = await segment_trigger(flowhook, flow, segment)  # test mode, the default
+    disabled = await segment_trigger(flowhook, flow, segment, mode="disabled")
+    published = await ok(flowhook, "POST", f"/action-flows/{flow['id']}/publish")
+    reports = {report["triggerId"]: report for report in published["segmentTriggers"]}
+    for trigger, why in ((tested, "is in test mode: its runs reach test users only"), (disabled, "is disabled")):
+        report = reports[trigger["id"]]
+        assert (report["mode"], report["membersNow"], report["startExisting"]) == (trigger["mode"], 1, None)
+        assert report["startExistingUnavailable"]["code"] == "trigger_not_live"
+        assert f"the trigger {trigger['id']} {why}" in report["startExistingUnavailable"]["reason"]
+        anyway = await flowhook.api.post(
+            f"/v1/default/action-flows/{flow['id']}/manual-starts", json={"existingMembersOf": trigger["id"]}
+        )
+        assert refused(anyway) == (409, "trigger_not_live")
+        assert anyway.json()["error"]["message"] == report["startExistingUnavailable"]["reason"]
+    assert await card_counts(flowhook, customer) == [0]
+    await ok(flowhook, "PATCH", f"/triggers/{tested['id']}", json={"mode": "live"})
+    offer = {
+        "method": "POST",
+        "path": f"/v1/default/action-flows/{flow['id']}/manual-starts",
+        "body": {"existingMembersOf": tested["id"]},
+    }
+    assert (await follow(flowhook, offer))["started"] == 1  # live now: its members from before the publication
+    await settle(flowhook)
+    [card] = await cards(flowhook, customer)
+    assert card["eventSource"] == "live"
+
+
+async def test_existing_members_of_what_is_not_a_segment_trigger_of_the_flow_are_refused(flowhook, cohort) -> None:
+    segment = await cohort_segment(flowhook, cohort)
+    flow, other = await flowhook.card_flow("x"), await flowhook.card_flow("y")
+    exited = await segment_trigger(flowhook, flow, segment, on="exited", mode="live")
+    elsewhere = await segment_trigger(flowhook, other, segment, mode="live")
+    url = f"/v1/default/action-flows/{flow['id']}/manual-starts"
+    for named in (exited["id"], elsewhere["id"], f"api_{flow['id']}", ""):
+        response = await flowhook.api.post(url, json={"existingMembersOf": named})
+        assert refused(response) == (422, "invalid_field")
+        assert response.json()["error"]["path"] == "$.existingMembersOf"
+    missing = await flowhook.api.post(url, json={"existingMembersOf": "trg_gone"})
+    assert refused(missing) == (404, "trigger_not_found")
+    zero = await flowhook.api.post(url, json={"existingMembersOf": elsewhere["id"], "limit": 0})
+    assert refused(zero) == (422, "invalid_field") and zero.json()["error"]["path"] == "$.limit"

@@ -326,6 +326,8 @@ async def test_a_failing_mapping_is_422_and_a_reused_key_with_another_payload_40
         ({"type": "sfmc", "signingSecret": "short"}, "invalid_signing_secret"),
         ({"type": "sfmc", "signingSecret": "••••" + SECRET[-4:] + "0123456789ab"}, "invalid_signing_secret"),
         ({"type": "sfmc", "signingSecret": 12345678901234567890}, "invalid_signing_secret"),
+        ({"type": "sfmc", "signingSecret": SECRET + " "}, "invalid_signing_secret"),  # as a webhook secret
+        ({"type": "sfmc", "signingSecret": "\n" + SECRET}, "invalid_signing_secret"),
         ({"type": "sfmc", "signingSecret": SECRET, "verification": {"secret": SECRET}}, "invalid_field"),
         ({"type": "webhook", "signingSecret": SECRET}, "invalid_field"),
     ],

@@ -72,7 +72,7 @@ def load_case(path: Path) -> Case:
     )
 
 
-CASES = [load_case(path) for path in sorted(CORPUS.glob("[0-9][0-9]-*.js"))]
+CASES = [load_case(path) for path in sorted(CORPUS.glob("[0-9][0-9]*-*.js"))]
 
 
 def known_bug(name: str) -> list[pytest.MarkDecorator]:

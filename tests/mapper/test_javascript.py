@@ -6,15 +6,18 @@ ordinary guarantees a mapping author relies on.
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import orjson
 import pytest
 import quickjs
 
 from mapper import Limits, Mapping, MappingResult, MappingSpecError, compile_mapping, make_request
+from mapper.javascript import Engine
 
 SHORT = Limits(time_ms=200)
 
@@ -635,12 +638,56 @@ def test_depth_up_to_the_limit_is_accepted() -> None:
     assert result.output == {"targetUserIds": ["u1"], "variables": {"v": [[[1]]]}}
 
 
-@pytest.mark.parametrize("levels", [4, 100, 100_000])
+@pytest.mark.parametrize("levels", [4, 100, 300, 1100, 3000, 100_000])
 def test_depth_over_the_limit_is_invalid_output(levels: int) -> None:
+    """1,100 levels is more than orjson reads and less than the engine writes: the standard library's
+    RecursionError escaped `run` (a traceback from `flowhook map`, a dead slot in the pool)."""
     result = run(nested_source(levels), limits=Limits(max_depth=5))
     assert result.error is not None
     assert result.error["type"] == "InvalidOutput"
     assert "nested" in result.error["message"]
+
+
+def test_a_deep_result_is_refused_before_it_is_measured() -> None:
+    """A result measured for size is written again by orjson, which stops at 255 levels: its TypeError
+    escaped `run` when the result was also long and came with console lines."""
+    source = (
+        "function map(request) { console.log('deep'); let v = 'x'.repeat(400000); "
+        "for (let i = 0; i < 300; i++) v = [v]; return { targetUserIds: ['u1'], variables: { v } }; }"
+    )
+    result = run(source)
+    assert result.error is not None and result.error["type"] == "InvalidOutput"
+    assert result.logs == [{"level": "log", "message": "deep"}]
+
+
+def test_half_an_emoji_beside_a_number_past_64_bits_stays_json_data() -> None:
+    """The standard library, which reads an answer holding a lone surrogate, keeps 1e20 as an integer
+    that orjson (the store's writer) refuses: it is a float, as orjson reads it."""
+    result = run(
+        "function map(request) { return { targetUserIds: ['u1'], "
+        "variables: { cut: '\\ud83d', big: 1e20, small: 42 } }; }"
+    )
+    assert result.ok, result.to_dict()
+    assert result.output == {"targetUserIds": ["u1"], "variables": {"cut": "\ufffd", "big": 1e20, "small": 42}}
+    assert isinstance(result.output["variables"]["big"], float)
+    assert orjson.loads(orjson.dumps(result.output)) == result.output
+
+
+@pytest.mark.parametrize(("levels", "ok"), [(253, True), (254, False), (1000, False)])
+def test_a_body_nested_deeper_than_the_engine_takes_is_an_invalid_request(levels: int, ok: bool) -> None:
+    """The request's JSON writer (orjson) stops at 255 levels: its TypeError was a 500 for the sender."""
+    raw = b"[" * levels + b"]" * levels
+    the_request = make_request("POST", "/hooks/test", {}, "", raw, "application/json")
+    result = javascript("function map(request) { return { targetUserIds: ['u1'] }; }").run(the_request)
+    assert result.ok is ok, result.to_dict()
+    if not ok:
+        assert result.error == {
+            "type": "InvalidRequest",
+            "message": "the request body is nested deeper than 253 levels, too deep for a JavaScript mapping",
+            "line": None,
+            "column": None,
+            "stack": "",
+        }
 
 
 def test_output_over_the_size_limit_is_rejected() -> None:
@@ -824,6 +871,46 @@ def test_unbalanced_brackets_are_reported_at_the_end_of_the_source(source: str, 
     assert "';'" not in error.message and "')'" not in error.message
 
 
+@pytest.mark.parametrize(
+    ("source", "line", "column"),
+    [
+        ("function map(request) {\n  return {targetUserIds: ['u1']};\n}\n} function reopened() {", 4, 1),
+        ("function map(request) {\n  if (request) { return null; } }}\n  let calls = 0; function g() {", 2, 34),
+    ],
+)
+def test_a_brace_that_closes_the_compiled_function_is_a_syntax_error_where_it_stands(
+    source: str, line: int, column: int
+) -> None:
+    """Such a source closed the function the Function constructor wraps it in, and its rest ran once at
+    global scope, before the lockdown, keeping state between calls (sandbox/hostile/100-…)."""
+    with pytest.raises(MappingSpecError) as caught:
+        javascript(source)
+    assert caught.value.to_dict() == {
+        "message": "SyntaxError: unexpected '}': it closes a bracket that the source never opened",
+        "path": None,
+        "line": line,
+        "column": column,
+    }
+
+
+def test_code_after_a_closed_wrapper_never_runs() -> None:
+    """Compiling runs nothing of the source before the lockdown: here it would loop past the time limit."""
+    with pytest.raises(MappingSpecError, match="^SyntaxError"):
+        javascript("}); while (true) {} (function () {\nfunction map(request) { return null; }", SHORT)
+    with pytest.raises(MappingSpecError, match="closes a bracket"):
+        javascript("function map(request) { return null; }\n} while (true) {} function reopened() {", SHORT)
+
+
+def test_the_watchdog_holds_engines_weakly() -> None:
+    """An engine dropped while the watchdog thread held its slot was freed on that thread, where QuickJS
+    frees none of its heap: up to the memory limit per discarded engine, for good."""
+    engine = Engine("function map(request) { return null; }", Limits())
+    slot = engine.watch  # as the watchdog's tick holds it
+    del engine
+    gc.collect()
+    assert slot.engine() is None
+
+
 def test_an_open_string_keeps_the_engines_own_position() -> None:
     with pytest.raises(MappingSpecError) as caught:
         javascript('function map(request) { return "abc')
@@ -861,6 +948,12 @@ def test_top_level_throw_is_a_spec_error_with_its_line() -> None:
 def test_top_level_infinite_loop_is_a_spec_error() -> None:
     with pytest.raises(MappingSpecError, match="time limit"):
         javascript("for (;;) {}\nfunction map(request) { return null; }", SHORT)
+
+
+def test_a_top_level_limit_reads_the_same_whoever_caught_it() -> None:
+    with pytest.raises(MappingSpecError) as caught:
+        javascript("const keep = [];\nfor (;;) keep.push([keep.length]);\nfunction map(request) { return null; }")
+    assert caught.value.message == "top-level code: the mapping exceeded the memory limit of 32 MiB"
 
 
 @pytest.mark.parametrize(

@@ -304,7 +304,7 @@ def test_passthrough_returns_the_body() -> None:
 
 
 def test_passthrough_validates_the_body() -> None:
-    result = passthrough({"targetUserIds": "u1", "extra": 1})
+    result = passthrough({"targetUserIds": 7, "extra": 1})
     assert not result.ok
     assert {error["path"] for error in result.validation_errors} == {"$", "$.targetUserIds"}
 

@@ -38,6 +38,14 @@ def test_every_limit_must_be_a_positive_integer(field: str, value: object) -> No
         Limits(**{field: value})  # type: ignore[arg-type]
 
 
+def test_a_result_may_nest_no_deeper_than_its_store_writes() -> None:
+    """orjson writes 255 levels at most, and an answer too deep for the host's decoders is taken for too
+    deep: a higher `max_depth` would let through results that cannot be stored or even read."""
+    assert Limits(max_depth=200).max_depth == 200
+    with pytest.raises(ValueError, match="max_depth must be at most 200"):
+        Limits(max_depth=201)
+
+
 def test_round_trip_through_json() -> None:
     limits = Limits(
         time_ms=250, memory_bytes=8 * MiB, stack_bytes=256 * 1024, max_output_bytes=4096, max_depth=10, max_log_lines=5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import subprocess
@@ -14,10 +15,23 @@ from typing import Any
 import orjson
 import pytest
 
+import mapper.pool
 from mapper import Limits, MappingSpecError, compile_mapping, make_request
-from mapper.confinement import ProcessLimits
+from mapper.confinement import GiB, ProcessLimits
+from mapper.javascript import request_payload
+from mapper.mapping import Judge
 from mapper.pool import INHERITED_ENVIRONMENT, SandboxPool, worker_environment
-from mapper.worker import HEADER, MappingCache, decode_frame, encode_frame, pack_requests, unpack_requests
+from mapper.result import MappingResult, Produced
+from mapper.worker import (
+    HEADER,
+    MappingCache,
+    Worker,
+    WorkerConfig,
+    decode_frame,
+    encode_frame,
+    pack_requests,
+    unpack_requests,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -432,3 +446,206 @@ async def test_an_idle_worker_stopped_by_sigterm_is_not_reported_as_a_crash(
     assert [record.getMessage() for record in caplog.records if record.name == "mapper.pool"] == [
         f"sandbox worker {before[0]} was stopped by SIGTERM while idle"
     ]
+
+
+# ---- what the pool itself could trip on ------------------------------------
+
+DEEP_OUTPUT = {
+    "kind": "javascript",
+    "source": "function map(request) {\n"
+    "  let nested = [];\n"
+    "  for (let i = 0; i < request.body.levels; i++) nested = [nested];\n"
+    "  return {targetUserIds: ['u1'], variables: {nested}};\n"
+    "}",
+}
+
+
+def levels_request(levels: int) -> dict[str, Any]:
+    body = orjson.dumps({"levels": levels})
+    return make_request("POST", "/hooks/h", {"Content-Type": "application/json"}, "", body, "application/json")
+
+
+@pytest.mark.parametrize("levels", [65, 300, 1100, 3000])
+async def test_a_result_nested_too_deep_is_invalid_output_and_costs_nothing(levels: int) -> None:
+    """An answer deeper than orjson reads (1,024 levels) was parsed by the standard library, whose
+    RecursionError killed the slot's task with its requests unanswered: every later JavaScript request of
+    the slot hung, the preview worker's too."""
+    async with SandboxPool(1) as pool:
+        pid = pool.workers[0].pid
+        for _ in range(2):  # a guard: the slot's death left the request waiting for ever
+            result = await asyncio.wait_for(pool.run("deep:1", DEEP_OUTPUT, None, levels_request(levels)), 60)
+            assert result.error is not None and result.error["type"] == "InvalidOutput", result.to_dict()
+            assert result.error["message"] == "the result is nested deeper than 64 levels"
+        assert (await pool.run("js:1", JAVASCRIPT, None, request(2))).ok
+        assert pool.workers[0].pid == pid
+
+
+async def test_an_answer_the_pool_fails_to_judge_fails_that_request_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    judge = Judge.judge
+
+    def failing_judge(self: Judge, produced: Produced) -> MappingResult:
+        if produced.value is not None and produced.value["variables"]["n"] == 2:
+            raise RuntimeError("a bug of the pool's own")
+        return judge(self, produced)
+
+    monkeypatch.setattr(Judge, "judge", failing_judge)
+    async with SandboxPool(1) as pool:
+        pid = pool.workers[0].pid
+        batch = pool.run_many("js:1", JAVASCRIPT, None, [request(n) for n in (1, 2, 3)])
+        results = await asyncio.wait_for(batch, 60)  # a guard: the slot's death left them waiting for ever
+        assert [result.ok for result in results] == [True, False, True]
+        assert results[1].error is not None and results[1].error["type"] == "SandboxCrashed"
+        assert (await pool.run("js:1", JAVASCRIPT, None, request(4))).ok
+        assert pool.workers[0].pid == pid
+
+
+async def test_a_failure_of_the_pool_itself_costs_the_worker_not_the_slot(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    map_message = mapper.pool._map_message
+
+    def failing_map_message(batch: list[Any]) -> tuple[dict[str, Any], str]:
+        if any(job.key == "poison:1" for job in batch):
+            raise RuntimeError("a bug of the pool's own")
+        return map_message(batch)
+
+    monkeypatch.setattr(mapper.pool, "_map_message", failing_map_message)
+    monkeypatch.setattr(mapper.pool, "RESTART_BACKOFF_S", 0)
+    async with SandboxPool(1) as pool:
+        pid = pool.workers[0].pid
+        poisoned = await asyncio.wait_for(pool.run("poison:1", JAVASCRIPT, None, request()), 60)  # a guard
+        assert poisoned.error is not None and poisoned.error["type"] == "SandboxCrashed"
+        assert (await pool.run("js:1", JAVASCRIPT, None, request(2))).ok
+        assert pool.workers[0].pid != pid
+    assert "the sandbox pool failed serving a worker" in caplog.text
+
+
+async def test_a_worker_that_cannot_be_made_fails_the_waiting_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An OSError starting a process (no file descriptors left) killed the slot's task, and every request
+    queued on the slot waited for ever."""
+    monkeypatch.setattr(mapper.pool, "RESTART_BACKOFF_S", 0)
+    async with SandboxPool(1) as pool:
+        start, gate = pool._start_process, asyncio.Event()
+        failures = [OSError(24, "Too many open files")]
+
+        async def failing_start() -> Any:
+            if failures:
+                await gate.wait()
+                raise failures.pop()
+            return await start()
+
+        monkeypatch.setattr(pool, "_start_process", failing_start)
+        os.kill(pool.workers[0].pid or 0, signal.SIGKILL)
+        while pool.workers[0].pid is not None:
+            await asyncio.sleep(0.005)
+        waiting = asyncio.create_task(pool.run("js:1", JAVASCRIPT, None, request()))
+        await asyncio.sleep(0)
+        gate.set()
+        result = await asyncio.wait_for(waiting, 30)
+        assert result.error == {
+            "type": "SandboxCrashed",
+            "message": "the sandbox worker could not start; the request was not mapped",
+            "line": None,
+            "column": None,
+            "stack": "",
+        }
+        assert (await pool.run("js:1", JAVASCRIPT, None, request())).ok
+
+
+TOO_DEEP_FOR_THE_ENGINE = 254  # levels of body: the request's JSON writer takes 253 (mapper.javascript)
+
+
+async def test_a_body_too_deep_for_the_engine_fails_that_request_alone(pool: SandboxPool) -> None:
+    """orjson's TypeError writing the request was a 500 for the webhook's sender."""
+    requests = [
+        make_request("POST", "/hooks/h", {}, "", b"[" * levels + b"]" * levels, "application/json")
+        for levels in (TOO_DEEP_FOR_THE_ENGINE - 1, TOO_DEEP_FOR_THE_ENGINE, 1000)
+    ]
+    spec = {"kind": "javascript", "source": "function map(request) { return {targetUserIds: ['u1']}; }"}
+    fine, too_deep, far_too_deep = await pool.run_many("flat:1", spec, None, requests)
+    assert fine.ok, fine.to_dict()
+    for refused in (too_deep, far_too_deep):
+        assert refused.error is not None and refused.error["type"] == "InvalidRequest"
+        assert refused.error["message"] == (
+            "the request body is nested deeper than 253 levels, too deep for a JavaScript mapping"
+        )
+
+
+async def test_mappings_that_fill_their_memory_do_not_fill_the_worker() -> None:
+    """A runtime that hit its memory limit kept its full heap while its mapping stayed cached, and a runtime
+    dropped while the watchdog thread held its slot was freed on that thread, where QuickJS frees nothing:
+    some twenty such mappings filled a worker's address space, and innocent mappings failed with
+    MemoryLimitExceeded or SandboxCrashed."""
+    hog = "function map(r) { const keep = []; for (;;) { const a = {pad: [1, 2, 3]}; a.b = {a}; keep.push(a); } }"
+    process_limits = ProcessLimits(address_space_bytes=GiB // 2, retire_rss_bytes=GiB)
+    async with SandboxPool(1, process_limits=process_limits) as pool:
+        pid = pool.workers[0].pid
+        for n in range(16):
+            result = await pool.run(f"hog:{n}", {"kind": "javascript", "source": f"{hog} // {n}"}, None, request())
+            assert result.error is not None and result.error["type"] == "MemoryLimitExceeded", (n, result.error)
+        assert (await pool.run("js:1", JAVASCRIPT, None, request())).ok
+        assert pool.workers[0].pid == pid
+
+
+def test_a_worker_retires_once_its_resident_memory_reaches_the_mark() -> None:
+    """Each cached runtime keeps its last call's garbage until its next collection: many of them would fill
+    the address space, where an allocation fails in whichever mapping asks next."""
+    entries, text = pack_requests([("js:1", request_payload(request()))])
+    frame = encode_frame(
+        {"op": "map", "specs": {"js:1": {"spec": JAVASCRIPT, "variables": None}}, "requests": entries}, text
+    )
+    for mark, retiring in ((1 << 50, False), (1, True)):
+        writer = io.BytesIO()
+        worker = Worker(WorkerConfig(process=ProcessLimits(retire_rss_bytes=mark)), io.BytesIO(frame), writer)
+        worker.serve()
+        answer, _ = decode_frame(writer.getvalue()[HEADER.size :])
+        assert answer["retiring"] is retiring and len(answer["results"]) == 1
+
+
+async def test_a_worker_does_not_take_the_servers_memory_peak_for_its_own() -> None:
+    """The peak in `getrusage` survives exec: read there, every worker of a server that had ever been over
+    the mark would retire after every batch."""
+    ballast = b"x" * (200 << 20)  # this process's peak passes the mark; a fresh worker stays far below it
+    del ballast
+    async with SandboxPool(1, process_limits=ProcessLimits(retire_rss_bytes=150 << 20)) as pool:
+        pid = pool.workers[0].pid
+        for n in range(3):
+            assert (await pool.run("js:1", JAVASCRIPT, None, request(n))).ok
+        assert pool.workers[0].pid == pid
+
+
+async def test_a_retiring_worker_is_replaced_and_nothing_is_lost() -> None:
+    async with SandboxPool(1, process_limits=ProcessLimits(retire_rss_bytes=1)) as pool:
+        first = pool.workers[0].pid
+        results = await pool.run_many("js:1", JAVASCRIPT, None, [request(n) for n in range(20)])
+        assert all(result.ok for result in results)
+        assert (await asyncio.wait_for(replaced(pool, [first]), 60))[0] != first  # a guard: it never retired
+        assert (await pool.run("js:1", JAVASCRIPT, None, request())).ok
+
+
+# ---- checking a spec in a worker ---------------------------------------------
+
+
+async def test_check_compiles_in_a_worker_and_maps_nothing(pool: SandboxPool) -> None:
+    await pool.check("check:ok", JAVASCRIPT, None)
+    for source, message, line in (
+        ("function map(r) {\n  return {;\n}", "SyntaxError", 2),
+        ("const x = 1;\nthrow new Error('boom');\nfunction map(r) {}", "top-level code threw Error: boom", 2),
+        ("function transform(r) {}", "the mapping does not define a function map(request)", None),
+        ("}); let count = 0; (function () {\nfunction map(r) {}", "SyntaxError", 1),
+    ):
+        with pytest.raises(MappingSpecError) as raised:
+            await pool.check(f"check:{source}", {"kind": "javascript", "source": source}, None)
+        assert message in raised.value.message and raised.value.line == line, raised.value.to_dict()
+    with pytest.raises(MappingSpecError) as raised:
+        await pool.check("check:kind", {"kind": "javascript"}, None)
+    assert raised.value.path == "$"
+
+
+async def test_check_holds_top_level_code_to_the_time_limit() -> None:
+    async with SandboxPool(1, limits=Limits(time_ms=100)) as pool:
+        looping = {"kind": "javascript", "source": "while (true) {}\nfunction map(r) {}"}
+        with pytest.raises(MappingSpecError) as raised:
+            await pool.check("check:loop", looping, None)
+        assert raised.value.message == "top-level code: the mapping exceeded the time limit of 100 ms"
+        await pool.check("check:ok", JAVASCRIPT, None)

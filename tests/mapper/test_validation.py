@@ -82,7 +82,8 @@ def test_every_violation_is_reported_with_its_path() -> None:
         ({}, "$", "targetUserIds"),
         ({"variables": {"a": 1}}, "$", "targetUserIds"),
         ({"targetUserIds": []}, "$.targetUserIds", ""),
-        ({"targetUserIds": "u1"}, "$.targetUserIds", "array"),
+        ({"targetUserIds": 42}, "$.targetUserIds", "must be an array, not a number"),
+        ({"targetUserIds": ""}, "$.targetUserIds[0]", "has 0 characters, fewer than the 1 required"),
         ({"targetUserIds": ["u1", None]}, "$.targetUserIds[1]", "string"),
         ({"targetUserIds": ["u1"], "flowInvocationId": ""}, "$.flowInvocationId", ""),
         ({"targetUserIds": ["u1"], "flowInvocationId": "x" * 129}, "$.flowInvocationId", "128"),
@@ -94,7 +95,8 @@ def test_every_violation_is_reported_with_its_path() -> None:
         "empty",
         "no-ids",
         "empty-ids",
-        "ids-not-array",
+        "ids-a-number",
+        "ids-an-empty-string",
         "null-id",
         "empty-invocation-id",
         "invocation-id-129",
@@ -180,6 +182,36 @@ def test_a_spec_error_gives_the_nearest_shapes_reason_without_quoting_the_spec(
         compile_mapping(spec)
     assert caught.value.message.startswith(f"$: matches none of the 4 allowed shapes; nearest: {nearest}")
     assert "function map" not in caught.value.message and "body.id" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {
+            "kind": "javascript",
+            "source": "function map(r) { return {targetUserIds: r.body.targetUserIds, variables: {}}; }",
+        },
+        {"kind": "jmespath", "expression": "{targetUserIds: body.targetUserIds, variables: `{}`}"},
+        {"kind": "jmespath", "fields": {"targetUserIds": "body.targetUserIds", "variables": "`{}`"}},
+        {"kind": "passthrough"},
+    ],
+    ids=["javascript", "jmespath-expression", "jmespath-fields", "passthrough"],
+)
+def test_a_lone_string_of_ids_is_a_list_of_one_for_every_kind(spec: dict[str, Any]) -> None:
+    """The seed's event mappings set targetUserIds "to a string"; the preview shows the list the flow gets."""
+    raw = b'{"targetUserIds": "u-7", "variables": {}}'
+    result = compile_mapping(spec).run(make_request("POST", "/", {}, "", raw, "application/json"))
+    assert result.ok, result.validation_errors
+    assert result.output == result.mapped == {"targetUserIds": ["u-7"], "variables": {}}
+    assert result.to_dict()["output"] == {"targetUserIds": ["u-7"], "variables": {}}
+
+
+def test_wrapping_the_ids_leaves_the_request_alone() -> None:
+    """An expression may return the request's own body; the list of one is a new output, not an edit of it."""
+    the_request = make_request("POST", "/", {}, "", b'{"targetUserIds": "u-7"}', "application/json")
+    result = compile_mapping({"kind": "jmespath", "expression": "body"}).run(the_request)
+    assert result.output == {"targetUserIds": ["u-7"]}
+    assert the_request["body"] == {"targetUserIds": "u-7"}
 
 
 def test_invalid_output_is_still_returned_for_the_preview() -> None:

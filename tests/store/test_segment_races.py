@@ -66,7 +66,9 @@ def while_open(engine: Engine, first: Callable[[Connection], Any], second: Calla
         thread = threading.Thread(target=run)
         thread.start()
         with engine.connect() as watcher:
+            deadline = time.monotonic() + 60  # never hang the suite: the assertion below fails instead
             while thread.is_alive() and not _blocked_by(watcher, pid):
+                assert time.monotonic() < deadline, "the rival write never blocked on the held transaction"
                 time.sleep(0.01)
     thread.join()
     if "error" in outcome:
@@ -75,8 +77,13 @@ def while_open(engine: Engine, first: Callable[[Connection], Any], second: Calla
 
 
 def _blocked_by(conn: Connection, pid: int) -> bool:
+    """Each look in a transaction of its own: PostgreSQL keeps a transaction's first snapshot of
+    pg_stat_activity, so a backend that started after it would never be seen waiting."""
     query = sa.text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))")
-    return bool(conn.execute(query, {"pid": pid}).scalar())
+    try:
+        return bool(conn.execute(query, {"pid": pid}).scalar())
+    finally:
+        conn.rollback()
 
 
 def evaluated(conn: Connection, segment: segments.Segment) -> None:

@@ -10,7 +10,8 @@ then the flow's variables), and one bad entry refuses the request with every
 problem and its path, storing nothing. Storing is all-or-nothing too: if one
 entry's `flowInvocationId` was already used with a different payload, the
 request is a 409 naming it and no entry is stored. An entry repeated with
-the same payload is answered as before and creates nothing. Keys are per
+the same payload is answered as before and creates nothing; any other entry
+for an archived flow is a 409 `flow_archived`, on either route. Keys are per
 mode: `/test` and `/start` never see each other's. The 202 comes only after
 the invocations are committed. A user listed twice in one entry is started
 once and answered once, as a webhook mapping's repeated `targetUserIds` are.
@@ -142,6 +143,8 @@ def _refuse_rejected(entries: list[Entry], verdicts: list[Acceptance]) -> None:
     if conflicts:
         message = "a flowInvocationId was already used with another payload; nothing was started"
         raise ApiError(409, "idempotency_conflict", message, errors=conflicts)
+    if any(verdict.verdict == "flow_archived" for verdict in verdicts):
+        raise ApiError(409, "flow_archived", "the flow is archived: it starts nothing new until it is unarchived")
     if any(verdict.verdict == "flow_not_published" for verdict in verdicts):
         raise ApiError(409, "flow_not_published", "the flow has no published version; publish it or use /test")
 

@@ -8,7 +8,9 @@
   started in the background by the bulk runner.
 - `POST /v1/{env}/action-flows/{flowId}/manual-starts` (admin token: the
   Workbench's "Send to N customers"): a published flow for selected
-  customers (ids, a segment or attribute conditions), up to a limit.
+  customers (ids, a segment or attribute conditions), up to a limit; or for
+  the existing members of a live segment trigger of the flow, however many
+  (what publishing offers, docs/customers.md).
 - `GET /v1/{env}/bulk-tasks/{taskId}` (either kind of token): the progress, with every skipped row;
   `…/skipped?limit=&cursor=` pages through the skipped rows alone.
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, TypeGuard
 
 from python_multipart.multipart import parse_options_header
 from sqlalchemy.engine import Connection
@@ -49,18 +51,22 @@ from ingress.auth import admin_only
 from ingress.errors import ApiError, listed_problems
 from ingress.jsonio import json_response
 from mapper.variables import FlowVariables
-from store import flows
+from store import flows, triggers
 from store.bulk_tasks import (
     BulkTask,
+    ExistingMembers,
     Skip,
-    attribute_text,
+    count_existing,
+    create_existing_members_task,
     create_task,
+    customers_with,
+    existing_members,
     get_task,
-    matching_customers,
     segment_member_ids,
     skipped_rows,
 )
 from store.clock import iso
+from store.segments import ENTERED
 
 MAX_CSV_BYTES = 10 * 1024 * 1024
 CSV_TYPES = ("text/csv", "application/csv")
@@ -69,8 +75,11 @@ FORM = "multipart/form-data"
 MAX_FORM_ENVELOPE_BYTES = 64 * 1024
 MAX_MANUAL = 10_000
 MAX_SKIPPED_PAGE = 1000
-SELECTIONS = ("userIds", "segmentId", "filter")
-Condition = tuple[str, str]  # (attribute, text)
+EXISTING = "existingMembersOf"  # a segment trigger: its existing members, unbounded
+SELECTIONS = ("userIds", "segmentId", "filter", EXISTING)
+#: A start of a segment trigger's existing members is live: the trigger must be too.
+NOT_LIVE = "trigger_not_live"
+Condition = tuple[str, Any]  # (attribute, JSON value)
 MANUAL_FIELDS = {*SELECTIONS, "variables", "cardOptions", "metadata", "limit"}
 
 
@@ -153,8 +162,12 @@ async def manual_start(request: Request) -> Response:
     refuse_unknown(body, MANUAL_FIELDS)
     chosen = [name for name in SELECTIONS if name in body]
     if len(chosen) != 1:
-        raise ApiError(422, "invalid_field", "give exactly one of userIds, segmentId or filter", path="$")
-    limit = field(body, "limit", _limit, f"an integer from 1 to {MAX_MANUAL}", MAX_MANUAL)
+        message = f"give exactly one of userIds, segmentId, filter or {EXISTING}"
+        raise ApiError(422, "invalid_field", message, path="$")
+    if chosen[0] == EXISTING:
+        limit = field(body, "limit", _positive, "a positive integer", None)
+    else:
+        limit = field(body, "limit", _limit, f"an integer from 1 to {MAX_MANUAL}", MAX_MANUAL)
     payload: dict[str, Any] = {name: body[name] for name in ("variables", "cardOptions", "metadata") if name in body}
     for name in payload:
         field(body, name, lambda value: isinstance(value, dict), "an object", None)
@@ -167,16 +180,81 @@ async def manual_start(request: Request) -> Response:
         raise ApiError(
             422, "validation_error", f"the request is not valid ({count}); nothing was started", errors=listed
         )
+    if chosen[0] == EXISTING:
+        return await _existing_members_start(request, env, flow_id, body[EXISTING], payload, limit)
     users = await _selected(request, env, chosen[0], body[chosen[0]])
-    if len(users) > limit:
-        message = f"the selection has {len(users)} customers; at most {limit} can be started at once"
-        raise ApiError(422, "selection_over_limit", message, selected=len(users), limit=limit)
+    _refuse_over(len(users), limit)
     task_input = {"selection": {chosen[0]: body[chosen[0]]}, "userIds": users, "payload": payload}
     return await _created(request, env, flow_id, "manual", task_input, len(users))
 
 
 def _limit(value: Any) -> bool:
-    return type(value) is int and 1 <= value <= MAX_MANUAL
+    return _positive(value) and value <= MAX_MANUAL
+
+
+def _positive(value: Any) -> bool:
+    return type(value) is int and value >= 1
+
+
+def _refuse_over(selected: int, limit: int | None) -> None:
+    if limit is not None and selected > limit:
+        message = f"the selection has {selected} customers; at most {limit} can be started at once"
+        raise ApiError(422, "selection_over_limit", message, selected=selected, limit=limit)
+
+
+async def _existing_members_start(
+    request: Request, env: str, flow_id: str, trigger_id: Any, payload: dict[str, Any], limit: int | None
+) -> Response:
+    """The existing members of a live segment trigger of the flow, however many: the trigger is checked and
+    its members selected and stored in one transaction, so the selection is the trigger's at that moment."""
+    if not isinstance(trigger_id, str) or not trigger_id:
+        raise ApiError(422, "invalid_field", f"{EXISTING} must be a segment trigger's id", path=f"$.{EXISTING}")
+
+    def create(conn: Connection) -> BulkTask:
+        existing = _existing_members_of(conn, env, flow_id, trigger_id)
+        if limit is not None:
+            _refuse_over(count_existing(conn, existing), limit)
+        task_input = {"selection": {EXISTING: trigger_id}, "segmentId": existing.segment_id, "payload": payload}
+        return create_existing_members_task(conn, env, flow_id, existing, task_input)
+
+    return _task_created(request, env, await services(request).store.write(create))
+
+
+def _existing_members_of(conn: Connection, env: str, flow_id: str, trigger_id: str) -> ExistingMembers:
+    trigger = triggers.get_trigger(conn, env, trigger_id)
+    if trigger is None:
+        raise not_found("trigger", trigger_id)
+    if not enters_segment(trigger) or trigger.flow_id != flow_id:
+        message = f"{EXISTING} must name a segment trigger of this flow on entered; {trigger_id!r} is not one"
+        raise ApiError(422, "invalid_field", message, path=f"$.{EXISTING}")
+    refusal = not_live(trigger)
+    if refusal is not None:
+        raise ApiError(409, NOT_LIVE, refusal)
+    existing = existing_members(conn, trigger)
+    if existing is None:
+        raise ApiError(409, "flow_not_published", "the flow has no published version; publish it first")
+    return existing
+
+
+def enters_segment(trigger: triggers.Trigger | triggers.ApiTrigger) -> TypeGuard[triggers.Trigger]:
+    """A segment trigger on `entered`: whose segment's existing members it never starts."""
+    return isinstance(trigger, triggers.Trigger) and trigger.type == "segment" and trigger.event_name == ENTERED
+
+
+def not_live(trigger: triggers.Trigger) -> str | None:
+    """Why a start of the segment trigger's existing members is refused (`trigger_not_live`), None when it is
+    live: the start is live, and must not reach members that a test or disabled trigger would not."""
+    if trigger.mode == "test":
+        return (
+            f"the trigger {trigger.id} is in test mode: its runs reach test users only, while a start of its "
+            "existing members is live and reaches every one of them; make the trigger live first"
+        )
+    if trigger.mode == "disabled":
+        return (
+            f"the trigger {trigger.id} is disabled: it starts nobody, and neither does a start of its existing "
+            "members; make the trigger live first"
+        )
+    return None
 
 
 async def _selected(request: Request, env: str, selection: str, value: Any) -> list[str]:
@@ -194,28 +272,26 @@ async def _selected(request: Request, env: str, selection: str, value: Any) -> l
             raise not_found("segment", value)
         return members
     conditions = _conditions(value)
-    names, texts = [name for name, _ in conditions], tuple(text for _, text in conditions)
-    matches = await store.read(lambda conn: matching_customers(conn, env, names, [texts]))
-    return matches[texts]
+    return await store.read(lambda conn: customers_with(conn, env, conditions))
 
 
 def _conditions(value: Any) -> list[Condition]:
-    """`{"attribute", "op": "eq", "value"}` or a non-empty list of them (all must hold), as attribute texts."""
+    """`{"attribute", "op": "eq", "value"}` or a non-empty list of them (all must hold), as (attribute, value) pairs."""
     listed = value if isinstance(value, list) else [value]
     conditions: list[Condition] = []
     for index, condition in enumerate(listed):
         at = f"$.filter[{index}]" if isinstance(value, list) else "$.filter"
         if not isinstance(condition, dict) or set(condition) - {"attribute", "op", "value"}:
             raise ApiError(422, "invalid_field", "a condition is {attribute, op, value}", path=at)
-        name, text = condition.get("attribute"), attribute_text(condition.get("value"))
+        name, wanted = condition.get("attribute"), condition.get("value")
         if not isinstance(name, str) or not name:
             raise ApiError(422, "invalid_field", "attribute must be a profile attribute's name", path=f"{at}.attribute")
         if condition.get("op", "eq") != "eq":
             raise ApiError(422, "invalid_field", "op must be eq (equals)", path=f"{at}.op")
-        if text is None or isinstance(condition.get("value"), list):
+        if not isinstance(wanted, str | int | float):  # a boolean is an int
             message = "value must be a string, a number or a boolean"
             raise ApiError(422, "invalid_field", message, path=f"{at}.value")
-        conditions.append((name, text))
+        conditions.append((name, wanted))
     if not conditions:
         raise ApiError(422, "invalid_field", "filter needs at least one condition", path="$.filter")
     return conditions
@@ -225,10 +301,14 @@ async def _created(
     request: Request, env: str, flow_id: str, kind: str, task_input: dict[str, Any], total: int
 ) -> Response:
     """Store the task, wake the runner, answer 202 with where its progress is."""
-    services_ = services(request)
-    task = await services_.store.write(lambda conn: create_task(conn, env, flow_id, kind, task_input, total))
-    if services_.bulk_runner is not None:
-        services_.bulk_runner.wake()
+    task = await services(request).store.write(lambda conn: create_task(conn, env, flow_id, kind, task_input, total))
+    return _task_created(request, env, task)
+
+
+def _task_created(request: Request, env: str, task: BulkTask) -> Response:
+    runner = services(request).bulk_runner
+    if runner is not None:
+        runner.wake()
     body = {"id": task.id, "status": task.status, "total": task.total}
     return json_response(body, 202, {"Location": f"/v1/{env}/bulk-tasks/{task.id}"})
 

@@ -49,17 +49,21 @@ async def delete_template(request: Request) -> Response:
 
 def _delete_unused(conn: Connection, environment_id: str, template_id: str) -> bool:
     """Delete the template unless a flow's draft, published version or a run still under way sends it:
-    those runs would fail at that step."""
+    those runs would fail at that step. An archived flow's versions start nothing new, so they do not keep
+    the template, unless runs it accepted before it was archived have still to start."""
     senders = _flows_sending(conn, environment_id, template_id)
     if senders:
-        message = f"flows {', '.join(senders)} send this card template; remove it from them first"
+        message = f"flows {', '.join(senders)} send this card template; remove it from them (or archive them) first"
         raise ApiError(409, "card_template_in_use", message)
     return card_templates.delete_template(conn, environment_id, template_id)
 
 
 def _flows_sending(conn: Connection, environment_id: str, template_id: str) -> list[str]:
     definitions: list[tuple[str, dict[str, Any]]] = []
-    for flow in flows.list_flows(conn, environment_id):
+    waiting = expansions.flows_with_pending_invocations(conn, environment_id)
+    for flow in flows.list_flows(conn, environment_id, archived=None):
+        if flow.archived_at is not None and flow.id not in waiting:
+            continue
         definitions.append((flow.id, flow.draft))
         if flow.published_version is not None:
             definitions.append((flow.id, flows.published_definition(conn, flow.id, flow.published_version) or {}))

@@ -11,14 +11,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from flows.definition import flow_problems
+from ingress.api.bulk_starts import EXISTING, NOT_LIVE, enters_segment, not_live
 from ingress.api.card_templates import unpublished_templates
 from ingress.api.common import environment, not_found, services
+from ingress.api.flow_archive import archived_filter
 from ingress.api.problems import refuse_problems
 from ingress.api.versioned import VersionedEndpoints
 from ingress.api.views import versioned_view
 from ingress.jsonio import json_response
 from store import flows, segments, triggers
-from store.segments import ENTERED
+from store.bulk_tasks import count_existing, existing_members
+from store.clock import iso
 
 
 def flow_draft(data: dict[str, Any]) -> dict[str, Any]:
@@ -50,9 +53,7 @@ def publish_with_report(conn: Connection, environment_id: str, flow_id: str) -> 
     if flow is None:
         return None
     entering = [
-        trigger
-        for trigger in triggers.list_triggers(conn, environment_id, flow_id) or []
-        if isinstance(trigger, triggers.Trigger) and trigger.type == "segment" and trigger.event_name == ENTERED
+        trigger for trigger in triggers.list_triggers(conn, environment_id, flow_id) or [] if enters_segment(trigger)
     ]
     counts = segments.member_counts(conn, {trigger.segment_id for trigger in entering if trigger.segment_id})
     report = [
@@ -61,20 +62,36 @@ def publish_with_report(conn: Connection, environment_id: str, flow_id: str) -> 
             "segmentId": trigger.segment_id,
             "mode": trigger.mode,
             "membersNow": counts.get(trigger.segment_id or "", 0),
-            "startExisting": {
-                "method": "POST",
-                "path": f"/v1/{environment_id}/action-flows/{flow_id}/manual-starts",
-                "body": {"segmentId": trigger.segment_id},
-            },
+            **_start_existing(conn, f"/v1/{environment_id}/action-flows/{flow_id}/manual-starts", trigger),
         }
         for trigger in entering
     ]
     return Published(flow, report)
 
 
+def _start_existing(conn: Connection, path: str, trigger: triggers.Trigger) -> dict[str, Any]:
+    """`startExisting`: the start of the trigger's existing members (docs/customers.md), who were in the segment
+    before the trigger took effect (`enteredBefore`: this publication, if it is the flow's first) and whom it
+    never starts; offered only while the trigger is live, since the start is live (else why not)."""
+    refusal = not_live(trigger)
+    if refusal is not None:
+        return {"startExisting": None, "startExistingUnavailable": {"code": NOT_LIVE, "reason": refusal}}
+    existing = existing_members(conn, trigger)
+    assert existing is not None  # the flow is published: this transaction did
+    offer = {
+        "method": "POST",
+        "path": path,
+        "body": {EXISTING: trigger.id},
+        "members": count_existing(conn, existing),
+        "enteredBefore": iso(existing.entered_before),
+    }
+    return {"startExisting": offer, "startExistingUnavailable": None}
+
+
 class FlowEndpoints(VersionedEndpoints):
     """A flow's publish answer also has `segmentTriggers`: customers already in a segment are not started by
-    its trigger (they entered before), and a manual start with the segment starts them (docs/customers.md)."""
+    its trigger (they entered before), and a manual start of the trigger's existing members starts them
+    (docs/customers.md)."""
 
     async def publish(self, request: Request) -> Response:
         env = await environment(request)
@@ -94,6 +111,7 @@ routes = FlowEndpoints(
     checked_draft=flow_draft,
     insert=flows.insert_flow,
     list_all=flows.list_flows,
+    list_filters=archived_filter,
     get=flows.get_flow,
     update_draft=flows.update_draft,
     publish=publish_checked,

@@ -36,7 +36,7 @@ async def read_invocation(request: Request) -> Response:
         invocation = get_invocation(conn, flow_id, key, mode)
         if invocation is None or invocation.environment_id != env:
             return None
-        return invocation_view(invocation, list_for_invocation(conn, invocation.id))
+        return invocation_view(invocation, list_for_invocation(conn, invocation))
 
     return json_response(await read_found(request, "invocation", key, read))
 

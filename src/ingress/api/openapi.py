@@ -233,31 +233,44 @@ def versioned_paths(
     schema: str,
     publish_refusal: str | None = None,
     published: Schema | None = None,
+    list_parameters: list[dict[str, Any]] | None = None,
+    archived_refusal: str | None = None,
 ) -> dict[str, Any]:
     """Create, list, read, replace the draft, publish: the endpoints flows and card templates share.
 
     `item` is the id's path parameter; `schema` names the document and
     `{schema}Input` its body, refused whole (every problem) when invalid;
     `publish_refusal` says when a draft cannot be published (a 422);
-    `published` is the publish answer when it is more than the document.
+    `published` is the publish answer when it is more than the document;
+    `list_parameters` are the listing's filters; `archived_refusal` is the 409 that replacing the draft and
+    publishing answer for an archived document.
     """
     one = f"{path}/{{{item['name']}}}"
     document = ref(schema)
     body = ref(f"{schema}Input")
     invalid = response(f"The {what} has problems: every one, with its path.", ref("Problems"))
+    archived = refusal(409, archived_refusal) if archived_refusal else {}
     return {
         path: {
             "parameters": [ENV],
             "post": operation(
                 f"Create a {what}", tag, {**responses(201, document, "Created.", 401, 404), "422": invalid}, body=body
             ),
-            "get": operation(f"List {what}s", tag, responses(200, list_of(schema), f"{what.capitalize()}s.", 401, 404)),
+            "get": operation(
+                f"List {what}s",
+                tag,
+                responses(200, list_of(schema), f"{what.capitalize()}s.", 401, 404),
+                parameters=list_parameters,
+            ),
         },
         one: {
             "parameters": [ENV, item],
             "get": operation(f"Read a {what}", tag, responses(200, document, f"The {what}.", 401, 404)),
             "put": operation(
-                "Replace the draft", tag, {**responses(200, document, "Updated.", 401, 404), "422": invalid}, body=body
+                "Replace the draft",
+                tag,
+                {**responses(200, document, "Updated.", 401, 404), "422": invalid, **archived},
+                body=body,
             ),
         },
         f"{one}/publish": {
@@ -268,6 +281,7 @@ def versioned_paths(
                 {
                     **responses(200, published or document, "Published.", 401, 404),
                     **({"422": response(publish_refusal, ref("Problems"))} if publish_refusal else {}),
+                    **archived,
                 },
             ),
         },
@@ -303,6 +317,7 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
                 "description": "A webhook's validation_error: each problem (the first 100).",
             },
             "paths": {"type": "array", "items": STRING, "description": "The same problems' paths alone."},
+            "revision": {**INTEGER, "description": "412 precondition_failed: the trigger's current revision."},
         }
     ),
     "Problems": error_body(
@@ -322,7 +337,13 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
         ("name",),
     ),
     "Flow": versioned(
-        {"name": STRING, "variables": {"type": "array", "items": ref("Variable")}, "steps": {"type": "array"}}
+        {
+            "name": STRING,
+            "variables": {"type": "array", "items": ref("Variable")},
+            "steps": {"type": "array"},
+            "archived": {"type": "boolean", "description": "Archived: it starts nothing new (`POST …/archive`)."},
+            "archivedAt": {"type": ["string", "null"], "format": "date-time"},
+        }
     ),
     "TriggerInput": closed(
         obj(
@@ -438,12 +459,46 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
                 "mapping": ref("MappingSpec"),
                 "request": ref("RawRequest"),
                 "sampleId": STRING,
-                "variables": {"type": "array", "items": ref("Variable")},
-                "flowId": {**STRING, "description": "Use this flow's draft variables (unless `variables` is given)."},
+                "variables": {
+                    "type": "array",
+                    "items": ref("Variable"),
+                    "description": "The flow variables to apply, given here (instead of a flow's).",
+                },
+                "flowId": {
+                    **STRING,
+                    "description": "Apply this flow's variables: its draft's, unless `variablesOf` says `published`.",
+                },
+                "triggerId": {
+                    **STRING,
+                    "description": "Preview for this trigger: apply its flow's variables as its requests do, the "
+                    "published version's for a live trigger (the draft's while the flow was never published), the "
+                    "draft's for a test or disabled one; its signature headers are redacted in `request` too. "
+                    "`flowId`, if given as well, must be its flow (422).",
+                },
+                "variablesOf": {
+                    "enum": ["draft", "published"],
+                    "description": "Whose variables of the flow (`flowId` or the trigger's) to apply, whatever the "
+                    "trigger's mode; `published` of a flow never published is a 409 flow_not_published.",
+                },
             },
             ("mapping",),
         )
     ),
+    "Preview": {
+        "allOf": [
+            ref("MappingResult"),
+            obj(
+                {
+                    "variablesOf": {
+                        "enum": ["draft", "published", "given", None],
+                        "description": "Whose flow variables were applied: the draft's, the published version's, "
+                        "the body's own `variables`, or none (null).",
+                    }
+                },
+                ("variablesOf",),
+            ),
+        ]
+    },
     "MappingResult": obj(
         {
             "ok": {"type": "boolean"},
@@ -518,8 +573,10 @@ ERROR_STATUSES = {
     404: "Not found (hook, environment, flow, trigger, sample, request).",
     405: "method_not_allowed: the path does not take this method (see the Allow header).",
     408: "body_timeout: the body did not arrive within the time allowed.",
-    409: "idempotency_conflict / flow_not_published / replay_not_allowed / api_trigger_exists / "
+    409: "idempotency_conflict / flow_archived / flow_not_published / replay_not_allowed / api_trigger_exists / "
     "api_trigger_not_editable / api_trigger_required / not_a_webhook_trigger.",
+    412: "precondition_failed: the trigger changed since the revision If-Match names (`revision` and the ETag "
+    "header give the current one).",
     413: "Body too large.",
     415: "Unsupported content type.",
     422: "Invalid input (with `path`), mapping_error or validation_error.",
@@ -536,7 +593,7 @@ its status and recorded in the request log: 431 headers_too_large, 405 method_no
 and PUT), 404 hook_not_found, 403 trigger_disabled, \
 403 ip_not_allowed, 413 body_too_large, 408 body_timeout, 415 unsupported_media_type, 401 signature_invalid, \
 401 timestamp_out_of_tolerance, (armed capture: 202 {captured: true}), 400 invalid_body, 200 skipped, \
-422 mapping_error, 422 validation_error, 409 idempotency_conflict, 409 flow_not_published, \
+422 mapping_error, 422 validation_error, 409 idempotency_conflict, 409 flow_archived, 409 flow_not_published, \
 202 accepted (sent after the invocation is committed). A sender that hangs up before its body is complete \
 is logged as 499 client_disconnected, a failure of flowhook's own as 500 internal_error. A repeat with the \
 same flowInvocationId and payload gets the original 202 body and `Idempotent-Replayed: true`."""
@@ -559,6 +616,36 @@ REPLAY_IDEMPOTENCY_KEY: dict[str, Any] = {
     "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
     "description": "Makes retrying this replay safe: the same request and key start the flow at most once.",
 }
+
+
+ETAG = {
+    "ETag": {
+        "description": 'The trigger\'s revision, `"3"`: send it back as `If-Match` to change this revision only.',
+        "schema": STRING,
+    }
+}
+
+IF_MATCH: dict[str, Any] = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "schema": STRING,
+    "description": 'Apply the change only to this revision (the ETag of a read, `"3"`; several may be listed, '
+    '`*` is any): else 412 precondition_failed with the current revision. Weak tags (`W/"3"`) never match; '
+    "a value that is not entity tags is a 400 invalid_if_match. Without it the change applies to whatever "
+    "revision is current.",
+}
+
+PATCH_DESCRIPTION = """Optimistic concurrency: every answer showing one stored trigger (create, read, change) \
+carries its revision as a strong `ETag`. Sent back as `If-Match`, it makes the change apply only while the \
+trigger is still at that revision; a change made meanwhile (by another admin, the editor in another tab, \
+arming or firing capture) is answered 412 precondition_failed with the current revision, before the body is \
+checked, and nothing is changed."""
+
+
+def with_etag(responses: dict[str, Any], status: int) -> dict[str, Any]:
+    """`responses` with the `ETag` header on the `status` answer."""
+    return {**responses, str(status): {**responses[str(status)], "headers": ETAG}}
 
 
 def _paths() -> dict[str, Any]:
@@ -609,6 +696,10 @@ def _paths() -> dict[str, Any]:
             publish_refusal="flow_not_publishable: a send-card step names a card template with no published "
             "version; every such step, with its path.",
             published=ref("PublishedFlow"),
+            list_parameters=[
+                query_param("archived", {"enum": ["true", "false"]}, "`true`: the archived flows (left out otherwise).")
+            ],
+            archived_refusal="flow_archived: the flow is archived; unarchive it first.",
         ),
         "/v1/{env}/action-flows/{flowId}/triggers": {
             "parameters": [ENV, FLOW],
@@ -616,8 +707,14 @@ def _paths() -> dict[str, Any]:
                 "Create a webhook, event or segment trigger",
                 "triggers",
                 {
-                    **responses(201, STORED_TRIGGER, "Created (mode test unless given).", 401, 404, 422),
-                    **refusal(409, "api_trigger_exists: `type: api`; every flow already has its API trigger."),
+                    **with_etag(
+                        responses(201, STORED_TRIGGER, "Created (mode test unless given).", 401, 404, 422), 201
+                    ),
+                    **refusal(
+                        409,
+                        "api_trigger_exists: `type: api`; every flow already has its API trigger. flow_archived: "
+                        "the flow is archived (unarchive it first).",
+                    ),
                 },
                 body=ref("TriggerInput"),
             ),
@@ -648,16 +745,23 @@ def _paths() -> dict[str, Any]:
         },
         "/v1/{env}/triggers/{triggerId}": {
             "parameters": [ENV, TRIGGER],
-            "get": operation("Read a trigger", "triggers", responses(200, ref("Trigger"), "The trigger.", 401, 404)),
+            "get": operation(
+                "Read a trigger",
+                "triggers",
+                with_etag(responses(200, ref("Trigger"), "The trigger (an API trigger has no ETag).", 401, 404), 200),
+            ),
             "patch": operation(
                 "Change a trigger's mode and mapping; a webhook trigger's verification or allowedIps; an event "
                 "trigger's eventName; a segment trigger's segmentId or on",
                 "triggers",
                 {
-                    **responses(200, STORED_TRIGGER, "Updated.", 401, 404, 422),
+                    **with_etag(responses(200, STORED_TRIGGER, "Updated.", 401, 404, 412, 422), 200),
                     **refusal(409, "api_trigger_not_editable: an API trigger has nothing to change."),
+                    "400": response("invalid_json, or invalid_if_match: If-Match is not entity tags.", ref("Error")),
                 },
+                description=PATCH_DESCRIPTION,
                 body=ref("TriggerPatch"),
+                parameters=[IF_MATCH],
             ),
             "delete": operation(
                 "Delete a webhook, event or segment trigger with its samples, log and deliveries",
@@ -700,7 +804,10 @@ def _paths() -> dict[str, Any]:
             "post": operation(
                 "Run a mapping on a request or sample",
                 "samples",
-                responses(200, ref("MappingResult"), "The result (ok or not).", 400, 401, 404, 413, 415, 422, 431),
+                {
+                    **responses(200, ref("Preview"), "The result (ok or not).", 400, 401, 404, 413, 415, 422, 431),
+                    **refusal(409, "flow_not_published: `variablesOf: published` of a flow never published."),
+                },
                 body=ref("PreviewInput"),
             ),
         },
@@ -759,6 +866,7 @@ def openapi_document() -> dict[str, Any]:
     from ingress.api import openapi_bulk_starts as bulk_starts  # noqa: PLC0415 - it builds on this module
     from ingress.api import openapi_customers as customers  # noqa: PLC0415 - it builds on this module
     from ingress.api import openapi_environments as environments  # noqa: PLC0415 - it builds on this module
+    from ingress.api import openapi_flow_archive as flow_archive  # noqa: PLC0415 - it builds on this module
     from ingress.api import openapi_marketo as marketo  # noqa: PLC0415 - it builds on this module
     from ingress.api import openapi_sfmc as sfmc  # noqa: PLC0415 - it builds on this module
     from ingress.api.openapi_flows import FLOW_SCHEMAS, flow_paths  # noqa: PLC0415 - it builds on this module
@@ -789,6 +897,7 @@ def openapi_document() -> dict[str, Any]:
             **_paths(),
             **environments.environment_paths(),
             **flow_paths(),
+            **flow_archive.archive_paths(),
             **api_triggers.api_trigger_paths(),
             **bulk_starts.bulk_start_paths(),
             **customers.customer_paths(),

@@ -163,6 +163,11 @@ def _token_operation() -> dict[str, Any]:
                 "invalid_request, unsupported_grant_type or invalid_scope (RFC 6749 §5.2).", ref("OAuthError")
             ),
             "401": response("invalid_client, with `WWW-Authenticate: Basic`.", ref("OAuthError")),
+            "429": response(
+                "temporarily_unavailable: too many failed client authentications for this client id (for an unknown "
+                "id, from this address); `Retry-After` says when to try again (docs/api-triggers.md).",
+                ref("OAuthError"),
+            ),
         },
         description=(
             "RFC 6749 §4.4. Authenticate the client with HTTP Basic (client id and secret) or with the "
@@ -195,7 +200,9 @@ def _start_operation(summary: str, description: str) -> dict[str, Any]:
             ),
             "404": problem("flow_not_found."),
             "408": problem("body_timeout: the body did not arrive within the time allowed."),
-            "409": problem("idempotency_conflict (with the entries' paths) or flow_not_published; nothing stored."),
+            "409": problem(
+                "idempotency_conflict (with the entries' paths), flow_archived or flow_not_published; nothing stored."
+            ),
             "413": problem("Body too large."),
             "422": problem(
                 "validation_error: every problem in the body with its path; or invalid_field: a string holding NUL "

@@ -39,7 +39,7 @@ CONDITION: Schema = closed(
             "op": {"const": "eq", "default": "eq"},
             "value": {
                 "type": ["string", "number", "boolean"],
-                "description": "Compared as text (docs/bulk-starts.md).",
+                "description": 'Compared as segment rules do: 1 equals 1.0, not "1" or true (docs/bulk-starts.md).',
             },
         },
         ("attribute", "value"),
@@ -82,8 +82,9 @@ SCHEMAS: dict[str, Schema] = {
                 "description": "Why, for programs: stable whatever `reason` says. `no_match`, `too_many_matches`, "
                 "`wrong_cell_count`, `no_users`, `key_too_long`, `invalid_variable`, `flow_not_found`, "
                 "`validation_error`, `no_customer_profile`, `already_started`, `idempotency_conflict`, "
-                "`flow_not_published`, `trigger_deleted`, and for Marketo leads `invalid_lead`, `mapping_error`, "
-                "`mapping_skipped`, `trigger_disabled`; later versions may add codes (docs/bulk-starts.md).",
+                "`flow_archived`, `flow_not_published`, `trigger_deleted`, and for Marketo leads `invalid_lead`, "
+                "`mapping_error`, `mapping_skipped`, `trigger_disabled`; later versions may add codes "
+                "(docs/bulk-starts.md).",
             },
             "reason": {**STRING, "description": "Why, in words."},
         },
@@ -99,10 +100,20 @@ SCHEMAS: dict[str, Schema] = {
                     "oneOf": [CONDITION, {"type": "array", "items": CONDITION, "minItems": 1}],
                     "description": "One condition, or several that must all hold.",
                 },
+                "existingMembersOf": {
+                    **STRING,
+                    "description": "A live segment trigger of the flow on `entered`: its segment's existing "
+                    "members, however many (what publishing offers, docs/customers.md).",
+                },
                 "variables": {"type": "object"},
                 "cardOptions": {"type": "object"},
                 "metadata": {"type": "object"},
-                "limit": {"type": "integer", "minimum": 1, "maximum": MAX_MANUAL, "default": MAX_MANUAL},
+                "limit": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": f"At most {MAX_MANUAL} (the default), except with `existingMembersOf`: any, "
+                    "and no default.",
+                },
             }
         )
     ),
@@ -124,7 +135,7 @@ def _csv_operation(summary: str, description: str) -> dict[str, Any]:
             "403": problem("environment_mismatch or insufficient_scope (no `events` role)."),
             "404": problem("flow_not_found."),
             "408": problem("body_timeout."),
-            "409": problem("flow_not_published (the live route)."),
+            "409": problem("flow_archived, or flow_not_published (the live route)."),
             "413": problem(f"body_too_large: the file exceeds {MAX_CSV_BYTES} bytes."),
             "415": problem("unsupported_media_type: send the file as `text/csv`, or as a form's file."),
             "422": response(
@@ -189,8 +200,14 @@ def bulk_start_paths() -> dict[str, Any]:
                 {
                     "202": response("The task is stored; its progress is at the `Location`.", ref("BulkTaskCreated")),
                     "401": {"$ref": "#/components/responses/Error401"},
-                    "404": response("flow_not_found, segment_not_found or environment_not_found.", ref("Error")),
-                    "409": response("flow_not_published.", ref("Error")),
+                    "404": response(
+                        "flow_not_found, segment_not_found, trigger_not_found or environment_not_found.", ref("Error")
+                    ),
+                    "409": response(
+                        "flow_archived, flow_not_published, or trigger_not_live (`existingMembersOf` names a trigger "
+                        "in test mode or disabled).",
+                        ref("Error"),
+                    ),
                     "422": response(
                         "invalid_field / unknown_field (with `path`), validation_error (the variables, with every "
                         "problem) or selection_over_limit (with `selected` and `limit`).",
@@ -198,8 +215,10 @@ def bulk_start_paths() -> dict[str, Any]:
                     ),
                 },
                 description=(
-                    "Exactly one of `userIds`, `segmentId` (its members now) or `filter`. Live runs; a user without "
-                    "a customer profile is skipped with its reason. A selection larger than `limit` is refused."
+                    "Exactly one of `userIds`, `segmentId` (its members now), `filter` or `existingMembersOf` (a "
+                    "segment trigger's existing members: who was in its segment before it took effect). Live runs; "
+                    "a user without a customer profile is skipped with its reason. A selection larger than `limit` "
+                    "is refused."
                 ),
                 body=ref("ManualStart"),
             ),

@@ -124,10 +124,33 @@ SCHEMAS: dict[str, Schema] = {
             "segmentId": STRING,
             "mode": {"enum": list(MODES)},
             "membersNow": {**INTEGER, "description": "Customers in the segment now, whom the trigger will not start."},
-            "startExisting": obj(
-                {"method": {"const": "POST"}, "path": STRING, "body": obj({"segmentId": STRING})},
-                ("method", "path", "body"),
-            ),
+            "startExisting": {
+                "oneOf": [
+                    {"type": "null"},
+                    record(
+                        {
+                            "method": {"const": "POST"},
+                            "path": STRING,
+                            "body": record({"existingMembersOf": STRING}),
+                            "members": {
+                                **INTEGER,
+                                "description": "How many it starts: the members since before `enteredBefore`.",
+                            },
+                            "enteredBefore": {
+                                **TIME,
+                                "description": "When the trigger took effect: the flow's first publication, or "
+                                "the trigger's creation if later.",
+                            },
+                        }
+                    ),
+                ],
+                "description": "The request that starts the flow for the trigger's existing members, however many; "
+                "null while the trigger is not live (the start is live).",
+            },
+            "startExistingUnavailable": {
+                "oneOf": [{"type": "null"}, record({"code": {"const": "trigger_not_live"}, "reason": STRING})],
+                "description": "Why `startExisting` is null: the trigger is in test mode or disabled.",
+            },
         }
     ),
 }
@@ -197,7 +220,11 @@ def customer_paths() -> dict[str, Any]:
                 TAG,
                 {
                     **responses(204, None, "Deleted.", 401, 404),
-                    **refusal(409, "segment_in_use: segment triggers name it; delete them first."),
+                    **refusal(
+                        409,
+                        "segment_in_use: segment triggers of flows not archived name it; delete them first (an "
+                        "archived flow's are deleted with the segment).",
+                    ),
                 },
             ),
         },

@@ -30,6 +30,7 @@ from ingress.api.openapi import (
     path_param,
     query_param,
     ref,
+    response,
     responses,
     versioned,
     versioned_paths,
@@ -47,6 +48,18 @@ NULLABLE_TIME: Schema = {"type": ["string", "null"], "format": "date-time"}
 TEMPLATE = path_param("templateId", "Card template id (`ctp_…`).")
 CARD = path_param("cardInstanceId", "Card instance id (`crd_…`).")
 USER = path_param("userId", "The end user's id.")
+EVENT_FILTERS = [
+    query_param("flowId", STRING, "Only this flow's events."),
+    query_param("eventName", STRING, "e.g. card-published."),
+    query_param("eventSource", SOURCE, "Only live or only test events."),
+    query_param("userId", STRING, "Only this end user's events."),
+    query_param("since", TIME, "Only events whose timestamp is at or after this time."),
+    query_param("until", TIME, "Only events whose timestamp is at or before this time."),
+]
+RECORDED_ORDER = (
+    "Events come in the order they were recorded, not by `timestamp`: an event may be sent with a time in the "
+    "past, and a reader that went forward by time would already have passed it (docs/flows.md, Analytics)."
+)
 
 FLOW_SCHEMAS: dict[str, Schema] = {
     "FlowInput": load_schema("flow"),
@@ -174,18 +187,43 @@ def flow_paths() -> dict[str, Any]:
         "/v1/{env}/analytics/events": {
             "parameters": [ENV],
             "get": operation(
-                "Analytics events, oldest first (test events only if testAnalytics is include)",
+                "Analytics events in the order recorded (test events only if testAnalytics is include)",
                 "analytics",
                 page_responses(page_of("AnalyticsEvent"), "eventSource, since, until or limit"),
+                description=RECORDED_ORDER,
+                parameters=[*EVENT_FILTERS, limit_param(1000, 100), CURSOR],
+            ),
+        },
+        "/v1/{env}/analytics/events/export": {
+            "parameters": [ENV],
+            "get": operation(
+                "Every analytics event the filters select, streamed as one NDJSON (or CSV) file",
+                "analytics",
+                {
+                    "200": {
+                        "description": "The events in the order recorded, up to the last one recorded when the "
+                        "export started; read a page at a time, so any number of them streams.",
+                        "content": {
+                            "application/x-ndjson": {
+                                "schema": {**STRING, "description": "One AnalyticsEvent as JSON per line."}
+                            },
+                            "text/csv": {
+                                "schema": {
+                                    **STRING,
+                                    "description": "A header row, then a row per event (RFC 4180): the "
+                                    "AnalyticsEvent fields, properties and metadata as JSON text, null empty.",
+                                }
+                            },
+                        },
+                    },
+                    "400": response("invalid_parameter: a bad eventSource, since, until or format.", ref("Error")),
+                    "401": {"$ref": "#/components/responses/Error401"},
+                    "404": {"$ref": "#/components/responses/Error404"},
+                },
+                description=RECORDED_ORDER,
                 parameters=[
-                    query_param("flowId", STRING, "Only this flow's events."),
-                    query_param("eventName", STRING, "e.g. card-published."),
-                    query_param("eventSource", SOURCE, "Only live or only test events."),
-                    query_param("userId", STRING, "Only this end user's events."),
-                    query_param("since", TIME, "Only events at or after this time."),
-                    query_param("until", TIME, "Only events at or before this time."),
-                    limit_param(1000, 100),
-                    CURSOR,
+                    *EVENT_FILTERS,
+                    query_param("format", {"enum": ["ndjson", "csv"], "default": "ndjson"}, "The file's format."),
                 ],
             ),
         },

@@ -85,6 +85,7 @@ def marketo_paths() -> dict[str, Any]:
         {
             "201": response("Stored; each lead is mapped and started in the background.", ref("MarketoSubmitted")),
             "400": response("invalid_json or invalid_submission (with `path`).", ref("MarketoProblem")),
+            "409": response("flow_archived: the trigger's flow is archived.", ref("MarketoProblem")),
             "413": response("body_too_large.", ref("MarketoProblem")),
         },
         description="Answered once stored; the callback reports every lead (docs/marketo.md).",

@@ -115,7 +115,7 @@ def sfmc_paths() -> dict[str, Any]:
                 "pass start nothing new. See docs/sfmc.md.",
                 {"200": response("Stored (or a repeat, answered as before).", ref("SfmcExecuted"))},
                 ("408", "body_timeout."),
-                ("409", "idempotency_conflict or flow_not_published (a live trigger)."),
+                ("409", "idempotency_conflict, flow_archived, or flow_not_published (a live trigger)."),
                 ("413", "body_too_large."),
                 ("422", "mapping_error or validation_error (with `errors`), or invalid_field."),
                 ("503", "sandbox_crashed: Journey Builder retries."),

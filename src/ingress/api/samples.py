@@ -9,7 +9,7 @@ could not carry.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,12 +23,14 @@ from ingress.api.views import sample_view
 from ingress.auth import admin_only
 from ingress.errors import ApiError
 from ingress.jsonio import json_response
-from ingress.redaction import redact_headers, redact_query
+from ingress.redaction import redact_headers, redact_path, redact_query
 from ingress.settings import Settings
+from ingress.verification import compile_verification
 from mapper.sample import SampleError, SampleLimits, mapping_input
 from mapper.sample import raw_request as checked_raw_request
 from store import samples, triggers
 from store.samples import Sample
+from store.triggers import Trigger
 
 #: The status of each `SampleError`: what a live request with the same fault is answered.
 SAMPLE_STATUSES = {
@@ -54,13 +56,23 @@ def live_limits(settings: Settings) -> SampleLimits:
     return SampleLimits(max_header_bytes=settings.max_header_bytes, max_body_bytes=settings.max_body_bytes)
 
 
-def raw_request(data: dict[str, Any], default_path: str, settings: Settings) -> dict[str, Any]:
+def verifier_headers(trigger: Trigger) -> frozenset[str]:
+    """The headers a webhook trigger's signature check reads (its signature and timestamp headers): a custom
+    name (`X-Custom-Check`) is a secret only its config tells apart. Redacted in what is kept or shown of a
+    request beside the secret-bearing names, as the request log and captured samples do (ingress.hooks)."""
+    verifier = compile_verification(trigger.verification) if trigger.type == "webhook" else None
+    return verifier.headers_to_redact if verifier is not None else frozenset()
+
+
+def raw_request(
+    data: dict[str, Any], default_path: str, settings: Settings, redacted: Iterable[str] = ()
+) -> dict[str, Any]:
     """A raw request `{method, path, headers, query, content_type, body}` checked, with defaults filled
-    (`mapper.sample.raw_request`), within `settings`' limits. Secret headers are redacted: samples are
-    shown in the editor."""
+    (`mapper.sample.raw_request`), within `settings`' limits. Secret headers, and those named in `redacted`,
+    are redacted: samples are shown in the editor."""
     with sample_errors():
         raw = checked_raw_request(data, default_path, live_limits(settings))
-    return {**raw, "headers": redact_headers(raw["headers"])}
+    return {**raw, "headers": redact_headers(raw["headers"], redacted)}
 
 
 def sample_input(sample: Sample) -> dict[str, Any]:
@@ -86,8 +98,8 @@ async def paste_sample(request: Request) -> Response:
     env = await environment(request)
     trigger = await webhook_trigger(request, env, "samples to paste")
     settings = services(request).settings
-    raw = raw_request(await json_object(request), f"/hooks/{trigger.hook_id}", settings)
-    raw["query"] = redact_query(raw["query"])  # kept and shown like a captured sample's
+    raw = raw_request(await json_object(request), f"/hooks/{trigger.hook_id}", settings, verifier_headers(trigger))
+    raw["path"], raw["query"] = redact_path(raw["path"]), redact_query(raw["query"])  # as a captured sample's
     sample = samples.new_sample(trigger.id, "pasted", **raw)
     await services(request).store.write(
         lambda conn: samples.insert_sample(conn, sample, keep=settings.sample_retention)

@@ -149,7 +149,10 @@ async def delete_segment(request: Request) -> Response:
     try:
         deleted = await services(request).store.write(lambda conn: segments.delete_segment(conn, env, segment_id))
     except segments.SegmentInUse as error:
-        message = f"segment triggers use this segment ({', '.join(error.trigger_ids)}); delete them first"
+        message = (
+            f"segment triggers use this segment ({', '.join(error.trigger_ids)}); delete them (or archive their "
+            "flows) first"
+        )
         raise ApiError(409, "segment_in_use", message) from None
     if not deleted:
         raise not_found("segment", segment_id)

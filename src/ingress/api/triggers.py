@@ -48,6 +48,7 @@ from ingress.api.common import (
     services,
 )
 from ingress.api.cursors import Binding
+from ingress.api.preconditions import etag, if_match, precondition_failed
 from ingress.api.queries import choice
 from ingress.api.views import trigger_view
 from ingress.auth import admin_only
@@ -159,6 +160,9 @@ def _checked_signing_secret(secret: Any) -> str:
             "characters; a masked value shown by a GET is not the secret)"
         )
         raise ApiError(422, "invalid_signing_secret", message, path="$.signingSecret")
+    if secret != secret.strip():  # as a webhook secret: a copy-paste slip that would fail every signature
+        message = "signingSecret has leading or trailing whitespace"
+        raise ApiError(422, "invalid_signing_secret", message, path="$.signingSecret")
     return secret
 
 
@@ -180,7 +184,7 @@ async def checked_mapping(request: Request, spec: Any, variables: list[dict[str,
     if not isinstance(spec, dict):
         raise ApiError(422, "invalid_mapping", "mapping must be a mapping spec object", path="$.mapping")
     try:
-        await services(request).runner.check(spec, variables)
+        await services(request).previews.check(spec, variables)
     except MappingSpecError as error:
         raise invalid_mapping(error) from None
     return spec
@@ -292,7 +296,7 @@ async def create_trigger(request: Request) -> Response:
     view = trigger_view(trigger, base_url(request))
     if kind == "marketo":
         view["apiKey"] = changes["verification"]["secret"]
-    return json_response(view, 201)
+    return json_response(view, 201, etag(trigger.revision))
 
 
 def _refuse_unknown_segment(conn: Connection, env: str, changes: dict[str, Any]) -> None:
@@ -329,35 +333,52 @@ async def list_environment_triggers(request: Request) -> Response:
     return cursors.page([trigger_view(trigger, base_url(request)) for trigger in found], last)
 
 
+def _trigger_response(trigger: Trigger | ApiTrigger, request: Request) -> Response:
+    """The trigger's view; a stored one's revision as its `ETag`, for `If-Match` on a PATCH (an API trigger
+    never changes)."""
+    headers = etag(trigger.revision) if isinstance(trigger, Trigger) else None
+    return json_response(trigger_view(trigger, base_url(request)), headers=headers)
+
+
 @admin_only
 async def get_trigger(request: Request) -> Response:
     env = await environment(request)
-    return json_response(trigger_view(await _trigger(request, env), base_url(request)))
+    return _trigger_response(await _trigger(request, env), request)
 
 
 @admin_only
 async def patch_trigger(request: Request) -> Response:
+    """A change, applied only to the revision `If-Match` names when it is sent (412 otherwise): checked before
+    the body is (RFC 9110 §13.2.2), and again in the write that applies it."""
     env = await environment(request)
     why = (
         "it has nothing to change (/start runs the published flow, /test the draft); mode, mapping, verification "
         "and allowedIps are settings of webhook triggers"
     )
     current = _stored_only(await _trigger(request, env), "api_trigger_not_editable", why)
+    condition = if_match(request)
+    if condition is not None and not condition.holds(current.revision):
+        raise precondition_failed(f"trigger {current.id}", current.revision, condition)
     data = await json_object(request)
     refuse_unknown(data, PATCH_FIELDS)
     _refuse_other_kinds_fields(data, current.type)
     variables = await _flow_variables(request, env, current.flow_id)
     changes = await checked_changes(request, data, variables)
+    revisions = condition.revisions if condition is not None else None
 
     def update(conn: Connection) -> Trigger | None:
         _refuse_unknown_segment(conn, env, changes)
-        return triggers.update_trigger(conn, env, current.id, changes)
+        return triggers.update_trigger(conn, env, current.id, changes, if_revision_in=revisions)
 
-    updated = await services(request).store.write(update)
+    try:
+        updated = await services(request).store.write(update)
+    except triggers.RevisionMismatch as mismatch:
+        assert condition is not None  # only a conditional change is refused
+        raise precondition_failed(f"trigger {current.id}", mismatch.current.revision, condition) from None
     if updated is None:
         raise not_found("trigger", current.id)
     services(request).configuration_changed()
-    return json_response(trigger_view(updated, base_url(request)))
+    return _trigger_response(updated, request)
 
 
 @admin_only

@@ -7,7 +7,7 @@ must reload) is passed in where each is declared.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -22,7 +22,9 @@ from ingress.jsonio import json_response
 from store.versioned import Versioned
 
 Insert = Callable[[Connection, str, dict[str, Any]], Versioned]
-ListAll = Callable[[Connection, str], list[Versioned]]
+ListAll = Callable[..., Sequence[Versioned]]  # (conn, environment_id, **filters)
+#: A listing's filters, by its request's query parameters: the listing's keyword arguments.
+ListFilters = Callable[[Request], dict[str, Any]]
 Lookup = Callable[[Connection, str, str], Versioned | None]
 UpdateDraft = Callable[[Connection, str, str, dict[str, Any]], Versioned | None]
 
@@ -31,7 +33,8 @@ class VersionedEndpoints:
     """The management endpoints of one kind of versioned document under `path`.
 
     `kind` names it in 404s (`{kind}_not_found`); `checked_draft` refuses or
-    completes a request body; `publish` may refuse with its own checks.
+    completes a request body; `publish` may refuse with its own checks;
+    `list_filters` reads what the listing's query asks for (a flow's `archived`).
     `changes_configuration` drops cached hook configurations after an edit
     or a publish, for documents that hooks read.
     """
@@ -48,6 +51,7 @@ class VersionedEndpoints:
         get: Lookup,
         update_draft: UpdateDraft,
         publish: Lookup,
+        list_filters: ListFilters = lambda request: {},
         changes_configuration: bool = False,
     ) -> None:
         self._path = path
@@ -59,6 +63,7 @@ class VersionedEndpoints:
         self._get = get
         self._update_draft = update_draft
         self._publish = publish
+        self._list_filters = list_filters
         self._changes_configuration = changes_configuration
 
     def routes(self) -> list[Route]:
@@ -79,7 +84,8 @@ class VersionedEndpoints:
 
     async def list_documents(self, request: Request) -> Response:
         env = await environment(request)
-        found = await services(request).store.read(lambda conn: self._list_all(conn, env))
+        filters = self._list_filters(request)
+        found = await services(request).store.read(lambda conn: self._list_all(conn, env, **filters))
         return json_response({"data": [versioned_view(document) for document in found]})
 
     async def read(self, request: Request) -> Response:

@@ -8,6 +8,7 @@ from typing import Any
 from ingress.verification import mask_secret, public_view
 from store.clock import iso
 from store.event_delivery_log import Delivery
+from store.flows import Flow
 from store.request_log import LogEntry
 from store.samples import Sample
 from store.segments import ENTERED
@@ -16,8 +17,8 @@ from store.versioned import Versioned
 
 
 def versioned_view(document: Versioned) -> dict[str, Any]:
-    """A flow or a card template: its draft's fields beside its versions."""
-    return {
+    """A flow or a card template: its draft's fields beside its versions (and a flow's archive state)."""
+    view = {
         "id": document.id,
         "environmentId": document.environment_id,
         **document.draft,
@@ -26,6 +27,10 @@ def versioned_view(document: Versioned) -> dict[str, Any]:
         "createdAt": iso(document.created_at),
         "updatedAt": iso(document.updated_at),
     }
+    if isinstance(document, Flow):
+        archived_at = document.archived_at
+        view |= {"archived": archived_at is not None, "archivedAt": None if archived_at is None else iso(archived_at)}
+    return view
 
 
 def trigger_view(trigger: Trigger | ApiTrigger, base_url: str) -> dict[str, Any]:

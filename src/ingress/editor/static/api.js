@@ -56,13 +56,30 @@ export class Api {
     return this.call("PATCH", path, body);
   }
 
+  /** A trigger and its revision (its `ETag`). */
+  readTrigger(id) {
+    return this.exchange("GET", triggerPath(id));
+  }
+
+  /** Change a trigger only if it is still at `revision` (`If-Match`; a 412 precondition_failed otherwise):
+   * the changed trigger and its new revision. */
+  patchTrigger(id, changes, revision) {
+    return this.exchange("PATCH", triggerPath(id), changes, { "if-match": `"${revision}"` });
+  }
+
   delete(path) {
     return this.call("DELETE", path);
   }
 
   /** The answer's JSON; an ApiError for any other status than 2xx. */
   async call(method, path, body) {
-    const headers = { authorization: `Bearer ${this.token}` };
+    return (await this.exchange(method, path, body)).data;
+  }
+
+  /** `{data, revision}`: the answer's JSON and the revision its `ETag` names (null without one); an ApiError
+   * for any other status than 2xx. */
+  async exchange(method, path, body, extraHeaders = {}) {
+    const headers = { ...extraHeaders, authorization: `Bearer ${this.token}` };
     if (body !== undefined) headers["content-type"] = "application/json";
     let response;
     try {
@@ -83,11 +100,17 @@ export class Api {
     } catch {
       data = null;
     }
-    if (response.ok) return data;
+    if (response.ok) return { data, revision: revisionOf(response) };
     const error = new ApiError(response.status, data?.error ?? { code: "http_error", message: `HTTP ${response.status}` });
     if (response.status === 401) this.onUnauthorized(error);
     throw error;
   }
+}
+
+/** The revision an `ETag` names: `"3"`, or `W/"3"` if a compressing proxy weakened it (sent back strong). */
+function revisionOf(response) {
+  const found = /^(?:W\/)?"(\d+)"$/.exec(response.headers.get("etag") ?? "");
+  return found ? Number(found[1]) : null;
 }
 
 /** `/triggers/{id}…` with the id escaped. */

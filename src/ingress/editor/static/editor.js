@@ -1,7 +1,7 @@
 // The mapping editor: sign in with the admin token, pick a trigger, edit its mapping against a sample
 // with a live preview, save. It uses only the public management API.
 
-import { Api, triggerPath } from "./api.js";
+import { Api } from "./api.js";
 import { byId, canonical, clock, h, say } from "./dom.js";
 import { hasHook, hasMapping, identity } from "./kinds.js";
 import { MappingForm } from "./mapping.js";
@@ -11,20 +11,26 @@ import { SamplesPanel } from "./samples.js";
 
 const SESSION_KEY = "flowhook.editor"; // sessionStorage only: the token leaves with the tab
 const PREVIEW_DELAY_MS = 300;
+const PATCH_ATTEMPTS = 3; // of a change sent again because the trigger changed only in what the page does not show
 
 const state = {
   api: null,
   flows: [], // [{flow, triggers}] with the triggers that have a mapping
-  trigger: null,
+  trigger: null, // as the server last showed it
   flow: null,
-  saved: null, // canonical JSON of the saved mapping
+  // What the edits start from: the revision, mode and mapping (canonical JSON) the server gave and the page
+  // took on. Changes are sent against this revision (If-Match), so one made elsewhere is never overwritten.
+  base: null,
+  saveMessage: null, // [text, state] of the last save, shown until the mapping is edited again
+  conflict: null, // {current: {data, revision}, changes}: a change refused as the trigger changed elsewhere
   sampleId: null,
   previewTimer: null,
   previewRun: 0, // only the answer to the latest preview is shown
 };
 
 const mapping = new MappingForm(() => {
-  showDirty();
+  state.saveMessage = null;
+  showSaveStatus();
   schedulePreview();
 });
 const preview = new Preview();
@@ -70,10 +76,8 @@ async function start(signedIn) {
 
 function signOut(message) {
   sessionStorage.removeItem(SESSION_KEY);
-  samples.close();
+  closeTrigger();
   state.api = null;
-  state.trigger = null;
-  state.saved = null;
   byId("workspace").hidden = true;
   byId("session").hidden = true;
   byId("signin").hidden = false;
@@ -152,27 +156,32 @@ async function openFromHash() {
 async function openTrigger(id) {
   const failed = byId("trigger-error");
   say(failed, "");
-  let trigger;
+  let read;
   let flow;
   try {
-    trigger = await state.api.get(triggerPath(id));
-    if (!hasMapping(trigger)) {
-      say(failed, `${trigger.id} is the ${trigger.type} trigger of its flow: it has no mapping to edit.`);
+    read = await state.api.readTrigger(id);
+    if (!hasMapping(read.data)) {
+      closeTrigger();
+      say(failed, `${read.data.id} is the ${read.data.type} trigger of its flow: it has no mapping to edit.`);
       return;
     }
-    flow = await state.api.get(`/action-flows/${encodeURIComponent(trigger.flowId)}`);
+    flow = await state.api.get(`/action-flows/${encodeURIComponent(read.data.flowId)}`);
   } catch (error) {
+    closeTrigger();
     say(failed, `Could not open trigger ${id}: ${error.describe()}`);
     return;
   }
+  const trigger = read.data;
   samples.close();
   state.previewRun += 1;
-  state.trigger = trigger;
   state.flow = flow;
   state.sampleId = null;
+  state.saveMessage = null;
+  hideConflict();
   byId("pick-trigger").hidden = true;
   byId("trigger").hidden = false;
   byId("samples-pane").hidden = false;
+  byId("save").disabled = false;
   byId("trigger-title").textContent = `Trigger ${trigger.id}`;
   byId("trigger-flow").textContent = flow.name ?? flow.id;
   const hook = hasHook(trigger);
@@ -181,12 +190,9 @@ async function openTrigger(id) {
   byId("hook-samples").hidden = !hook;
   byId("typed-sample").hidden = hook;
   byId("hook-url").value = hook ? trigger.url : "";
-  byId("mode").value = trigger.mode;
   say(byId("mode-status"), "");
-  say(byId("save-status"), "");
-  showModeWarning();
-  loadSaved(trigger.mapping);
-  renderFlows();
+  mapping.load(trigger.mapping);
+  adopt(trigger, read.revision);
   if (hook) {
     await samples.open(state.api, trigger);
   } else {
@@ -195,10 +201,39 @@ async function openTrigger(id) {
   }
 }
 
-function loadSaved(spec) {
-  mapping.load(spec);
-  state.saved = canonical(mapping.spec());
-  showDirty();
+/** No trigger open: the form is hidden and nothing can be saved (a link to a trigger that does not exist,
+ * or could not be read, must not leave the previous one open under its URL). */
+function closeTrigger() {
+  samples.close();
+  clearTimeout(state.previewTimer);
+  state.previewRun += 1;
+  state.trigger = null;
+  state.flow = null;
+  state.base = null;
+  state.sampleId = null;
+  state.saveMessage = null;
+  hideConflict();
+  byId("trigger").hidden = true;
+  byId("samples-pane").hidden = true;
+  byId("pick-trigger").hidden = false;
+  byId("save").disabled = true;
+  renderFlows();
+}
+
+/** Show the trigger as the server answered it: its mode with its warning, its entry in the list. */
+function showServer(trigger) {
+  state.trigger = trigger;
+  byId("mode").value = trigger.mode;
+  showModeWarning();
+  updateListed(trigger);
+  if (hasHook(trigger)) samples.update(trigger);
+}
+
+/** Take the server's trigger at `revision` as what the edits start from. */
+function adopt(trigger, revision) {
+  showServer(trigger);
+  state.base = { revision, mode: trigger.mode, mapping: canonical(trigger.mapping) };
+  showSaveStatus();
 }
 
 function updateListed(trigger) {
@@ -225,51 +260,150 @@ function showModeWarning() {
   say(byId("mode-warning"), warning);
 }
 
-async function changeMode() {
-  const select = byId("mode");
+async function setMode(mode) {
   const status = byId("mode-status");
-  status.textContent = "Saving…";
-  status.hidden = false;
+  say(status, "Saving…");
+  let answer;
   try {
-    state.trigger = await state.api.patch(triggerPath(state.trigger.id), { mode: select.value });
-    status.textContent = `Mode saved: ${state.trigger.mode} (${clock(state.trigger.updatedAt)})`;
-    updateListed(state.trigger);
-    if (hasHook(state.trigger)) samples.update(state.trigger);
+    answer = await patchTrigger({ mode });
   } catch (error) {
-    status.textContent = `Mode not changed: ${error.describe()}`;
-    select.value = state.trigger.mode;
+    say(status, `Mode not changed: ${error.describe()}`);
+    byId("mode").value = state.trigger.mode;
+    return;
   }
-  showModeWarning();
+  if (answer === null) {
+    say(status, "Mode not changed: the trigger was changed elsewhere (see below).");
+    return;
+  }
+  adopt(answer.data, answer.revision);
+  say(status, `Mode saved: ${answer.data.mode} (${clock(answer.data.updatedAt)})`);
+  schedulePreview(); // the flow variables the preview applies follow the mode
 }
 
 // --- Save --------------------------------------------------------------------------------------------
 
 function isDirty() {
-  return state.saved !== null && canonical(mapping.spec()) !== state.saved;
+  return state.base !== null && canonical(mapping.spec()) !== state.base.mapping;
 }
 
-function showDirty() {
-  byId("dirty").hidden = !isDirty();
+/** The one status line beside Save: the last save's outcome until the next edit, else whether the mapping
+ * differs from the saved one. */
+function showSaveStatus() {
+  const status = byId("save-status");
+  const [text, mark] = state.saveMessage ?? (isDirty() ? ["Unsaved changes", "dirty"] : ["", null]);
+  say(status, text);
+  if (mark) status.dataset.state = mark;
+  else delete status.dataset.state;
 }
 
 async function save() {
   if (!state.trigger) return;
-  const status = byId("save-status");
-  say(status, "Saving…");
-  const spec = mapping.spec();
+  state.saveMessage = ["Saving…", null];
+  showSaveStatus();
+  let answer;
   try {
-    state.trigger = await state.api.patch(triggerPath(state.trigger.id), { mapping: spec });
+    answer = await patchTrigger({ mapping: mapping.spec() });
   } catch (error) {
-    say(status, `Not saved: ${error.describe()}`);
-    status.dataset.state = "failed";
+    state.saveMessage = [`Not saved: ${error.describe()}`, "failed"];
+    showSaveStatus();
     if (error.line) mapping.markLine(error.line);
     return;
   }
-  state.saved = canonical(spec);
-  showDirty();
-  say(status, `Saved at ${clock(state.trigger.updatedAt)}`);
-  status.dataset.state = "ok";
-  updateListed(state.trigger);
+  if (answer === null) {
+    state.saveMessage = ["Not saved: the trigger was changed elsewhere (see below).", "failed"];
+    showSaveStatus();
+    return;
+  }
+  adopt(answer.data, answer.revision);
+  state.saveMessage = isDirty() ? null : [`Saved at ${clock(answer.data.updatedAt)}`, "ok"]; // or typed meanwhile
+  showSaveStatus();
+  schedulePreview();
+}
+
+// --- Changes made elsewhere --------------------------------------------------------------------------
+
+/** PATCH `changes` against the revision the edits start from: `{data, revision}`, or null once a conflict is
+ * shown. A trigger changed elsewhere only in what the page does not show (capture armed or disarmed, its
+ * verification or allowlist) is no conflict: the change is sent again against its new revision. */
+async function patchTrigger(changes) {
+  let revision = state.base.revision;
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      const answer = await state.api.patchTrigger(state.trigger.id, changes, revision);
+      hideConflict();
+      return answer;
+    } catch (error) {
+      if (error.code !== "precondition_failed") throw error;
+    }
+    const current = await state.api.readTrigger(state.trigger.id);
+    showServer(current.data);
+    if (attempt === PATCH_ATTEMPTS || !isBase(current.data)) {
+      showConflict(current, changes);
+      return null;
+    }
+    revision = current.revision;
+  }
+}
+
+/** Whether `trigger` has the mode and mapping the edits start from. */
+function isBase(trigger) {
+  return trigger.mode === state.base.mode && canonical(trigger.mapping) === state.base.mapping;
+}
+
+function showConflict(current, changes) {
+  state.conflict = { current, changes };
+  const changed = [];
+  if (current.data.mode !== state.base.mode) changed.push(`its mode is now ${current.data.mode}`);
+  if (canonical(current.data.mapping) !== state.base.mapping) changed.push("its mapping was changed");
+  const what = changed.length ? changed.join(" and ") : "its settings keep changing";
+  const saving = "mapping" in changes;
+  const refused = saving ? "Your mapping was not saved" : `The mode was not changed to ${changes.mode}`;
+  const overwrite = saving ? "Overwrite saves your mapping over it" : `Overwrite sets the mode to ${changes.mode}`;
+  say(
+    byId("conflict-message"),
+    `Trigger ${state.trigger.id} was changed elsewhere since you opened it: ${what}. ${refused}. ` +
+      `Reload shows the saved version (your mapping stays below, to copy); ${overwrite}.`,
+  );
+  const spec = mapping.spec();
+  byId("conflict-mine").value = spec.kind === "javascript" ? spec.source : JSON.stringify(spec, null, 2);
+  byId("conflict-reload").hidden = false;
+  byId("conflict-overwrite").hidden = false;
+  byId("conflict-dismiss").hidden = true;
+  byId("conflict").hidden = false;
+}
+
+function hideConflict() {
+  state.conflict = null;
+  byId("conflict").hidden = true;
+}
+
+/** Show the saved version, read afresh, in place of the edits, which stay in the conflict box to copy. */
+async function reloadSaved() {
+  let read;
+  try {
+    read = await state.api.readTrigger(state.trigger.id);
+  } catch (error) {
+    say(byId("conflict-message"), `Could not reload the trigger: ${error.describe()}`);
+    return;
+  }
+  state.conflict = null;
+  mapping.load(read.data.mapping);
+  state.saveMessage = null;
+  adopt(read.data, read.revision);
+  say(byId("conflict-message"), "Reloaded the saved version. Your mapping is below, to copy.");
+  byId("conflict-reload").hidden = true;
+  byId("conflict-overwrite").hidden = true;
+  byId("conflict-dismiss").hidden = false;
+  schedulePreview();
+}
+
+/** Apply the refused change over the version saved elsewhere (for a mapping: as the form has it now). */
+async function overwrite() {
+  const { current, changes } = state.conflict;
+  state.base = { revision: current.revision, mode: current.data.mode, mapping: canonical(current.data.mapping) };
+  hideConflict();
+  if ("mapping" in changes) await save();
+  else await setMode(changes.mode);
 }
 
 // --- Preview -----------------------------------------------------------------------------------------
@@ -285,7 +419,8 @@ async function runPreview() {
   const sample = previewSample();
   if (!sample) return;
   preview.running();
-  const body = { mapping: mapping.spec(), ...sample, flowId: state.trigger.flowId };
+  // The trigger, not just its flow: the preview applies the variables its requests do (its mode's version).
+  const body = { mapping: mapping.spec(), ...sample, triggerId: state.trigger.id };
   try {
     const result = await state.api.post("/mappings/preview", body);
     if (run !== state.previewRun) return; // a later edit has been sent since
@@ -332,8 +467,11 @@ byId("signout").addEventListener("click", () => {
 });
 byId("reload-flows").addEventListener("click", loadFlows);
 byId("copy-url").addEventListener("click", copyUrl);
-byId("mode").addEventListener("change", changeMode);
+byId("mode").addEventListener("change", (event) => setMode(event.target.value));
 byId("save").addEventListener("click", save);
+byId("conflict-reload").addEventListener("click", reloadSaved);
+byId("conflict-overwrite").addEventListener("click", overwrite);
+byId("conflict-dismiss").addEventListener("click", hideConflict);
 window.addEventListener("hashchange", openFromHash);
 window.addEventListener("keydown", (event) => {
   if ((event.ctrlKey || event.metaKey) && event.key === "s") {

@@ -4,6 +4,9 @@ import { byId, h, say } from "./dom.js";
 
 const ms = (result) => `${result.durationMs} ms`;
 
+/** Whose flow variables the output was judged with: those the trigger's requests apply (its mode's version). */
+const VARIABLES = { draft: "the draft's variables", published: "the published version's variables" };
+
 function verdict(result) {
   if (result.skipped) return `Skipped: the mapping returned null, so no flow would start · ${ms(result)}`;
   if (result.ok) return `Valid trigger request · ${ms(result)}`;
@@ -40,7 +43,8 @@ export class Preview {
   /** A MappingResult: `{ok, skipped, output, error, validationErrors, logs, durationMs}`. */
   result(result) {
     this.clear();
-    this.status.textContent = verdict(result);
+    const variables = VARIABLES[result.variablesOf];
+    this.status.textContent = variables ? `${verdict(result)} · ${variables}` : verdict(result);
     this.status.dataset.state = result.ok || result.skipped ? "ok" : "failed";
     if (result.error) {
       const { type, message, stack } = result.error;
