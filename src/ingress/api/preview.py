@@ -118,12 +118,11 @@ async def _variables(request: Request, env: str, data: dict[str, Any], trigger: 
         return flows.declared_variables(conn, env, flow_id)
 
     declared = await read_found(request, "flow", flow_id, read)
-    live = of == "published" or (of is None and trigger is not None and trigger.mode == "live")
-    if live and declared.published is not None:
-        return Variables(declared.published, "published")
-    if of == "published":
+    if of == "published" and declared.published is None:
         raise ApiError(409, "flow_not_published", f"flow {flow_id} has no published version", path="$.variablesOf")
-    return Variables(declared.draft, "draft")  # also a live trigger's never published flow's, as its requests do
+    live = of == "published" or (of is None and trigger is not None and trigger.mode == "live")
+    applied = declared.for_run(live=live)  # as the trigger's requests choose (a never published flow: the draft)
+    return Variables(applied, "published" if applied is declared.published else "draft")
 
 
 @admin_only
