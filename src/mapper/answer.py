@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from mapper.limits import Limits
-from mapper.result import ErrorInfo, Produced, error_info
+from mapper.result import ErrorInfo, Produced, error_info, nesting_exceeds, too_deep
 from mapper.stacktrace import locate
 
 PENDING = "[3]"
@@ -121,22 +121,3 @@ def _output(text: str, output_text: str | None, value: Any, logs: list[dict[str,
             message = f"the result is {size} bytes of JSON; the limit is {limits.max_output_bytes}"
             return Produced(error=error_info("OutputTooLarge", message), logs=logs)
     return Produced(value=value, logs=logs)
-
-
-def too_deep(max_depth: int) -> ErrorInfo:
-    return error_info("InvalidOutput", f"the result is nested deeper than {max_depth} levels")
-
-
-def nesting_exceeds(value: Any, max_depth: int) -> bool:
-    """Whether JSON data has objects/arrays nested more than `max_depth` deep."""
-    containers: list[Any] = [value] if isinstance(value, (dict, list)) else []
-    for _ in range(max_depth):
-        containers = [
-            child
-            for item in containers
-            for child in (item.values() if isinstance(item, dict) else item)
-            if isinstance(child, (dict, list))
-        ]
-        if not containers:
-            return False
-    return True

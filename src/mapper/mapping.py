@@ -12,8 +12,8 @@ from mapper.errors import MappingSpecError
 from mapper.javascript import JavaScriptProducer, Payload
 from mapper.jmes import ExpressionProducer, FieldsProducer, PassthroughProducer
 from mapper.limits import Limits
-from mapper.result import MappingResult, Produced
-from mapper.validation import compiled_schema, schema_errors, within_depth
+from mapper.result import MappingResult, Produced, within_depth
+from mapper.validation import compiled_schema, schema_errors
 from mapper.variables import FlowVariables
 
 

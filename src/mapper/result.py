@@ -66,3 +66,32 @@ class Produced:
     value: Any = None
     error: ErrorInfo | None = None
     logs: list[dict[str, str]] = field(default_factory=list)
+
+
+def too_deep(max_depth: int) -> ErrorInfo:
+    return error_info("InvalidOutput", f"the result is nested deeper than {max_depth} levels")
+
+
+def nesting_exceeds(value: Any, max_depth: int) -> bool:
+    """Whether JSON data has objects/arrays nested more than `max_depth` deep."""
+    containers: list[Any] = [value] if isinstance(value, (dict, list)) else []
+    for _ in range(max_depth):
+        containers = [
+            child
+            for item in containers
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, (dict, list))
+        ]
+        if not containers:
+            return False
+    return True
+
+
+def within_depth(produced: Produced, max_depth: int) -> Produced:
+    """`produced`, or the error of a JavaScript result nested deeper than `max_depth` (mapper.answer), for
+    an output made in this process (JMESPath, passthrough): the sender's body, which the JSON parser takes
+    up to 1,024 levels deep, would otherwise be refused nowhere before the store, whose JSON writer stops
+    at 255 levels (a 500)."""
+    if produced.value is not None and nesting_exceeds(produced.value, max_depth):
+        return Produced(error=too_deep(max_depth), logs=produced.logs)
+    return produced

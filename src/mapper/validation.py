@@ -24,10 +24,8 @@ import jsonschema
 import jsonschema_rs
 import orjson
 
-from mapper.answer import nesting_exceeds, too_deep
 from mapper.jsonpath import format_path
 from mapper.resources import load_schema
-from mapper.result import Produced
 
 MAX_MESSAGE_CHARS = 300
 MAX_NAME_CHARS = 40  # a property name quoted in a message
@@ -61,16 +59,6 @@ def schema_errors(name: str, instance: Any) -> list[dict[str, str]]:
         {"path": format_path(error.instance_path), "message": bounded_message(_reason(error, schema))}
         for error in validator.iter_errors(instance)
     ]
-
-
-def within_depth(produced: Produced, max_depth: int) -> Produced:
-    """`produced`, or the error of a JavaScript result nested deeper than `max_depth` (mapper.answer), for
-    an output made in this process (JMESPath, passthrough): the sender's body, which the JSON parser takes
-    up to 1,024 levels deep, would otherwise be refused nowhere before the store, whose JSON writer stops
-    at 255 levels (a 500)."""
-    if produced.value is not None and nesting_exceeds(produced.value, max_depth):
-        return Produced(error=too_deep(max_depth), logs=produced.logs)
-    return produced
 
 
 def _reason(error: jsonschema_rs.ValidationError, schema: dict[str, Any]) -> str:
