@@ -2,10 +2,13 @@
 
 QuickJS has had memory-safety bugs reachable from plain JavaScript, so the
 service does not run user JavaScript in its own process. Each slot of the pool
-owns a queue and one worker process (`mapper.worker`); a request goes to the
-least-loaded slot, and what queues up meanwhile goes to the worker as one
-batch (up to `batch_max`), so the pipe's cost is shared. Two batches may be in
-the pipe at once, so a worker never waits for the pool to read its answer.
+owns one worker process (`mapper.worker`). Requests wait in one queue, fair
+across mapping keys (`_FairQueue`), and what queues up while the workers are
+busy goes to the least busy one as one batch (up to `batch_max`), so the
+pipe's cost is shared. Two batches may be in the pipe at once, so a worker
+never waits for the pool to read its answer. A key whose requests run slow
+travels alone and never takes the last worker, so one tenant's looping
+mapping cannot hold up the others.
 
 A worker that dies (any signal or exit) or overruns its batch's wall-clock
 deadline (then SIGKILL) is replaced at once. A failed batch is retried one
@@ -18,13 +21,17 @@ bug) fails the requests it touches and costs the worker, never the slot.
 from __future__ import annotations
 
 import asyncio
+import enum
 import fcntl
+import heapq
+import itertools
 import logging
 import os
 import signal
 import sys
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,11 +113,21 @@ def worker_environment() -> dict[str, str]:
 @dataclass(frozen=True)
 class WorkerState:
     """A slot of the pool: its worker's pid (None while one is being
-    started) and its requests waiting and sent."""
+    started) and its requests sent and not yet answered."""
 
     pid: int | None
-    queued: int
     in_flight: int
+
+
+@dataclass(slots=True)
+class _Key:
+    """What the pool keeps of a mapping key: its judge, and whether its last
+    request ran slow in the worker (see `_FairQueue.take`). A key is presumed
+    slow until its first answer: a mapping that loops must not take every
+    worker, or share its batch, before the pool has learnt that it does."""
+
+    judge: Judge
+    slow: bool = True
 
 
 @dataclass(slots=True)
@@ -119,7 +136,7 @@ class _Job:
     spec: dict[str, Any]
     variables: list[dict[str, Any]] | None
     payload: Payload | None  # None: compile the mapping only (`SandboxPool.check`)
-    judge: Judge
+    mapping: _Key
     future: asyncio.Future[MappingResult]
     started: float = field(default_factory=time.perf_counter)
     retried: bool = False  # sent alone after its batch failed; fails for good next time
@@ -250,40 +267,155 @@ async def _relay_stderr(pid: int, stream: asyncio.StreamReader) -> None:
 
 
 class _Slot:
-    """A place in the pool: a queue, the batches in the pipe, the worker."""
+    """A place in the pool: its worker and the batches in the worker's pipe."""
 
     def __init__(self) -> None:
-        self.queue: deque[_Job] = deque()
         self.batches: deque[list[_Job]] = deque()  # sent and unanswered, oldest first
         self.process: _Process | None = None
         self.reader: asyncio.Task[ErrorInfo | None] | None = None  # the worker's answers, until it ends
         self.wakeup = asyncio.Event()
 
     @property
-    def load(self) -> int:
-        return len(self.queue) + sum(map(len, self.batches))
-
-    def state(self) -> WorkerState:
-        return WorkerState(
-            pid=self.process.pid if self.process else None,
-            queued=len(self.queue),
-            in_flight=sum(map(len, self.batches)),
+    def open(self) -> bool:
+        """Whether it takes another batch: its worker lives, has room in its pipe,
+        and its last batch is not a slow request (which travels alone: a batch
+        behind it would wait for it)."""
+        last = self.batches[-1] if self.batches else []
+        return (
+            self.reader is not None
+            and not self.reader.done()
+            and len(self.batches) < PIPELINE_DEPTH
+            and not (len(last) == 1 and last[0].mapping.slow)
         )
 
-    def take(self, batch_max: int) -> list[_Job]:
-        """The next batch; a retried request always travels alone."""
-        batch: list[_Job] = []
-        while self.queue and len(batch) < batch_max:
-            job = self.queue[0]
-            if job.future.done():  # the caller gave up
-                self.queue.popleft()
-            elif job.retried and batch:
-                break
+    def holds(self, key: str) -> bool:
+        return any(job.key == key for batch in self.batches for job in batch)
+
+    def state(self) -> WorkerState:
+        return WorkerState(pid=self.process.pid if self.process else None, in_flight=sum(map(len, self.batches)))
+
+
+class _FairQueue:
+    """Requests waiting for a worker, taken in turns fair across mapping keys.
+
+    Start-time fair queuing, every request counting one turn: a request's turn
+    is the later of the turn being served when it arrives and the turn after
+    its key's previous waiting request. A key that floods the pool lines its
+    requests up one turn apart, and a key that arrives meanwhile is served at
+    the current turn, ahead of that backlog, not behind it. Requests sent back
+    (a failed batch's, or those a dead worker never started) go first.
+
+    Each key's requests wait in a lane of their own, and a heap orders the
+    lanes by their first request, so a key held back costs one look per take
+    however many requests it has waiting.
+    """
+
+    def __init__(self) -> None:
+        self._lanes: dict[str, deque[tuple[int, int, _Job]]] = {}  # per key: (turn, arrival, job), in order
+        self._heads: list[tuple[int, int, str]] = []  # (turn, arrival, key) of lanes' first requests
+        self._arrivals = itertools.count()
+        self._turn = 0  # of the request taken last
+        self._front = 0  # below every turn given so far: for requests sent back
+        self._length = 0
+
+    def __len__(self) -> int:
+        return self._length
+
+    def jobs(self) -> list[_Job]:
+        return [job for lane in self._lanes.values() for _, _, job in lane]
+
+    def put(self, jobs: list[_Job], *, first: bool = False) -> None:
+        """Queue `jobs`; `first` puts them ahead of everything, in their order."""
+        self._length += len(jobs)
+        if first:
+            self._put_first(jobs)
+            return
+        lanes, arrivals = self._lanes, self._arrivals
+        for job in jobs:
+            lane = lanes.get(job.key)  # never empty: a lane goes with its last request
+            if lane is not None:
+                lane.append((max(self._turn, lane[-1][0] + 1), next(arrivals), job))
             else:
-                batch.append(self.queue.popleft())
-                if job.retried:
-                    break
+                entry = (self._turn, next(arrivals), job)
+                lanes[job.key] = deque((entry,))
+                heapq.heappush(self._heads, (entry[0], entry[1], job.key))
+
+    def _put_first(self, jobs: list[_Job]) -> None:
+        self._front -= 1
+        by_key: dict[str, list[tuple[int, int, _Job]]] = {}
+        for job in jobs:
+            by_key.setdefault(job.key, []).append((self._front, next(self._arrivals), job))
+        for key, entries in by_key.items():
+            lane = self._lanes.setdefault(key, deque())
+            lane.extendleft(reversed(entries))
+            heapq.heappush(self._heads, (self._front, entries[0][1], key))  # the lane's old head goes stale
+
+    def take(self, limit: int, capped: Callable[[str], bool]) -> list[_Job]:
+        """Up to `limit` requests, in turn order. A retried request travels alone,
+        and so does a slow key's (a batch answers at once, so the requests
+        batched with it would wait for it); a slow key that `capped` holds back
+        keeps its turn and the others go ahead."""
+        batch: list[_Job] = []
+        held: list[tuple[int, int, str]] = []
+        while self._heads and len(batch) < limit:
+            _, arrival, key = heapq.heappop(self._heads)
+            lane = self._lanes.get(key)
+            if lane is None or lane[0][1] != arrival:  # stale
+                continue
+            outcome = self._take_run(key, lane, batch, limit, capped)
+            if not lane:
+                del self._lanes[key]
+            elif outcome is _Run.HELD:
+                held.append((lane[0][0], lane[0][1], key))
+            else:
+                heapq.heappush(self._heads, (lane[0][0], lane[0][1], key))
+            if outcome is _Run.STOP:
+                break
+        for head in held:
+            heapq.heappush(self._heads, head)
         return batch
+
+    def _take_run(
+        self, key: str, lane: deque[tuple[int, int, _Job]], batch: list[_Job], limit: int, capped: Callable[[str], bool]
+    ) -> _Run:
+        """Take from `lane` into `batch` for as long as its requests come first in turn order
+        (with one key waiting, all of them: no heap operation per request)."""
+        heads = self._heads
+        while lane and len(batch) < limit:
+            turn, arrival, job = lane[0]
+            if heads and (turn, arrival) > heads[0][:2]:  # another key's turn
+                return _Run.NEXT
+            if job.future.done():  # the caller gave up
+                lane.popleft()
+                self._length -= 1
+                continue
+            if job.mapping.slow and capped(key):
+                return _Run.HELD
+            alone = job.retried or job.mapping.slow
+            if alone and batch:  # it starts the next batch
+                return _Run.STOP
+            lane.popleft()
+            self._length -= 1
+            self._turn = max(self._turn, turn)
+            batch.append(job)
+            if alone:
+                return _Run.STOP
+        return _Run.NEXT
+
+    def drain(self) -> list[_Job]:
+        jobs = self.jobs()
+        self._lanes.clear()
+        self._heads.clear()
+        self._length = 0
+        return jobs
+
+
+class _Run(enum.Enum):
+    """How `_FairQueue._take_run` left a key's lane."""
+
+    NEXT = "next"  # another key's turn, or the batch is full
+    HELD = "held"  # the key is capped: its lane waits, the others go ahead
+    STOP = "stop"  # a request that travels alone ended the batch, or starts the next one
 
 
 class SandboxPool:
@@ -293,7 +425,10 @@ class SandboxPool:
     deadline, counted from when the worker starts it, is `request_deadline_ms`
     (default `limits.time_ms`) per request plus `grace_ms`: the engine stops a
     mapping at its time limit first, so the deadline only catches a worker
-    stuck beyond that.
+    stuck beyond that. A key whose last request ran `slow_ms` or longer in its
+    worker (or that has not been answered yet) is slow: its requests travel
+    alone, nothing waits in the pipe behind them, and they hold at most all
+    workers but one (see docs/sandbox-pool.md, "Fairness").
     """
 
     def __init__(
@@ -306,18 +441,20 @@ class SandboxPool:
         process_limits: ProcessLimits | None = None,
         request_deadline_ms: int | None = None,
         grace_ms: int = 2000,
+        slow_ms: int = 50,
     ):
         if workers < 1 or batch_max < 1 or cache_size < 1:
             raise ValueError("workers, batch_max and cache_size must be at least 1")
         self.limits = limits or Limits()
         self.batch_max = batch_max
         self.confinement: Confinement | None = None
-        self._config = WorkerConfig(self.limits, process_limits or ProcessLimits(), cache_size)
+        self._config = WorkerConfig(self.limits, process_limits or ProcessLimits(), cache_size, slow_ms)
         self._request_deadline_s = (request_deadline_ms or self.limits.time_ms) / 1000
         self._grace_s = grace_ms / 1000
         self._max_frame = batch_max * (2 * self.limits.max_output_bytes + 1024 * 1024)
         self._slots = [_Slot() for _ in range(workers)]
-        self._judges: OrderedDict[str, Judge] = OrderedDict()
+        self._queue = _FairQueue()
+        self._keys: OrderedDict[str, _Key] = OrderedDict()
         self._cache_size = cache_size
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False  # no new requests
@@ -334,6 +471,11 @@ class SandboxPool:
     def workers(self) -> list[WorkerState]:
         """One entry per slot, for health checks and metrics."""
         return [slot.state() for slot in self._slots]
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting for a worker to take them."""
+        return len(self._queue)
 
     async def start(self) -> None:
         """Start every worker and wait until each has confined itself."""
@@ -354,7 +496,8 @@ class SandboxPool:
     async def close(self) -> None:
         """Finish every request already submitted, then stop the workers."""
         self._closing = True
-        pending = [job.future for slot in self._slots for batch in (slot.queue, *slot.batches) for job in batch]
+        in_hand = [job for slot in self._slots for batch in slot.batches for job in batch]
+        pending = [job.future for job in (*self._queue.jobs(), *in_hand)]
         await asyncio.gather(*pending, return_exceptions=True)
         self._stopping = True
         for slot in self._slots:
@@ -380,7 +523,7 @@ class SandboxPool:
         nothing. Raises MappingSpecError when it does not compile, or when its worker died or overran the
         deadline compiling it."""
         future = asyncio.get_running_loop().create_future()
-        self._submit([_Job(key, spec, variables, None, self._judge(key, variables), future)])
+        self._submit([_Job(key, spec, variables, None, self._key(key, variables), future)])
         result = await future
         if result.error is not None:
             raise MappingSpecError(f"the mapping could not be checked: {result.error['message']}")
@@ -402,43 +545,57 @@ class SandboxPool:
         if self._closing or not self._tasks:
             raise RuntimeError("the sandbox pool is not running")
         create_future = asyncio.get_running_loop().create_future
-        judge = self._judge(key, variables)
+        mapping = self._key(key, variables)
         futures: list[asyncio.Future[MappingResult]] = []
         jobs: list[_Job] = []
         for request in requests:
             future = create_future()
             futures.append(future)
             try:
-                jobs.append(_Job(key, spec, variables, request_payload(request), judge, future))
+                jobs.append(_Job(key, spec, variables, request_payload(request), mapping, future))
             except UnmappableRequest as error:
                 future.set_result(MappingResult(ok=False, error=error.info))
         self._submit(jobs)
         return futures
 
-    def _judge(self, key: str, variables: list[dict[str, Any]] | None) -> Judge:
+    def _key(self, key: str, variables: list[dict[str, Any]] | None) -> _Key:
         """Validation and variables for mapping `key`, kept as long as its compiled form."""
-        judge = self._judges.get(key)
-        if judge is None:
-            judge = self._judges[key] = Judge(variables)
-            if len(self._judges) > self._cache_size:
-                self._judges.popitem(last=False)
+        mapping = self._keys.get(key)
+        if mapping is None:
+            mapping = self._keys[key] = _Key(Judge(variables))
+            if len(self._keys) > self._cache_size:
+                self._keys.popitem(last=False)
         else:
-            self._judges.move_to_end(key)
-        return judge
+            self._keys.move_to_end(key)
+        return mapping
 
     def _submit(self, jobs: list[_Job], *, first: bool = False) -> None:
-        """Queue each job on the least-loaded slot (one being restarted counts
-        as full); `first` puts them ahead of the queue, in their order."""
-        loads = [slot.load if slot.process else slot.load + self.batch_max * PIPELINE_DEPTH for slot in self._slots]
-        for job in reversed(jobs) if first else jobs:
-            index = loads.index(min(loads))
-            loads[index] += 1
-            slot = self._slots[index]
-            if first:
-                slot.queue.appendleft(job)
-            else:
-                slot.queue.append(job)
-            slot.wakeup.set()
+        """Queue `jobs` (`first`: ahead of everything, in their order); the slots
+        take them when they next run, with whatever else came in meanwhile."""
+        self._queue.put(jobs, first=first)
+        self._wake()
+
+    def _wake(self) -> None:
+        for slot in self._slots:
+            if slot.open:
+                slot.wakeup.set()
+
+    def _take(self, slot: _Slot) -> list[_Job]:
+        """The slot's next batch if it is one of the least busy that take one: a
+        fair share of the queue among those (up to `batch_max`)."""
+        ready = [other for other in self._slots if other.open]
+        depth = len(slot.batches)
+        if slot not in ready or any(len(other.batches) < depth for other in ready):
+            return []
+        peers = sum(len(other.batches) == depth for other in ready)
+        batch = self._queue.take(min(self.batch_max, -(-len(self._queue) // peers)), self._capped)
+        if batch and self._queue:
+            self._wake()  # the rest may be another slot's
+        return batch
+
+    def _capped(self, key: str) -> bool:
+        """Whether slow `key` holds every worker but one: the last is kept for the other keys."""
+        return sum(slot.holds(key) for slot in self._slots) >= max(1, len(self._slots) - 1)
 
     async def _start_process(self) -> _Process:
         return await _Process.start(self._config, self._max_frame)
@@ -469,8 +626,9 @@ class SandboxPool:
         await process.stop()
         if slot.batches and death is not None:
             self._fail(slot.batches.popleft(), death)
-        while slot.batches:  # not started: send again
-            self._submit(slot.batches.pop(), first=True)
+        unsent = [job for batch in slot.batches for job in batch]
+        slot.batches.clear()
+        self._submit(unsent, first=True)  # not started: send again
 
     async def _abandon(self, slot: _Slot) -> None:
         """After a failure of the pool's own: stop the slot's worker and fail what it had in hand."""
@@ -487,13 +645,12 @@ class SandboxPool:
     async def _feed(self, slot: _Slot, process: _Process, reader: asyncio.Task[ErrorInfo | None]) -> None:
         """Send batches while the worker lives; at close, stop it once idle."""
         while not reader.done():
-            if slot.queue and len(slot.batches) < PIPELINE_DEPTH:
-                batch = slot.take(self.batch_max)
-                if batch:
-                    if not slot.batches:
-                        process.arm(self._deadline_s(batch))
-                    slot.batches.append(batch)
-                    await process.send(*_map_message(batch))
+            batch = self._take(slot) if self._queue else []
+            if batch:
+                if not slot.batches:
+                    process.arm(self._deadline_s(batch))
+                slot.batches.append(batch)
+                await process.send(*_map_message(batch))
             elif self._stopping and not slot.batches:
                 await process.stop()
             else:
@@ -513,6 +670,8 @@ class SandboxPool:
                 slot.batches.popleft()
                 if slot.batches:
                     process.arm(self._deadline_s(slot.batches[0]))
+                if self._queue:
+                    self._wake()  # its room may be the least busy, or free a held key
                 slot.wakeup.set()
                 if answer.get("retiring"):
                     return None
@@ -532,6 +691,8 @@ class SandboxPool:
     def _fail(self, batch: list[_Job], error: ErrorInfo) -> None:
         """Fail a lone request; retry the requests of a larger batch one by one."""
         if len(batch) == 1:
+            if error["type"] == "TimeLimitExceeded":  # the wall-clock deadline: as slow as can be
+                batch[0].mapping.slow = True
             batch[0].fail(error)
             return
         for job in batch:
@@ -543,9 +704,12 @@ class SandboxPool:
             slot.process = await self._start_process()
         except (RuntimeError, OSError) as error:  # OSError: no process could be made (EMFILE, EAGAIN)
             logger.error("%s; retrying in %g s", error, RESTART_BACKOFF_S)
-            not_started = error_info("SandboxCrashed", "the sandbox worker could not start; the request was not mapped")
-            while slot.queue:
-                slot.queue.popleft().fail(not_started)
+            if not any(other.process for other in self._slots):  # no worker left to wait for
+                not_started = error_info(
+                    "SandboxCrashed", "the sandbox worker could not start; the request was not mapped"
+                )
+                for job in self._queue.drain():
+                    job.fail(not_started)
             await asyncio.sleep(RESTART_BACKOFF_S)
         return slot.process
 
@@ -560,7 +724,9 @@ def _deliver(batch: list[_Job], answer: Any, limits: Limits) -> None:
     results = answer.get("results") if isinstance(answer, dict) else None
     if not isinstance(results, list) or len(results) != len(batch):
         raise WorkerDied(protocol_error("wrong number of results"))
-    for job, result in zip(batch, results, strict=True):
+    slow = answer.get("slow") or ()
+    for index, (job, result) in enumerate(zip(batch, results, strict=True)):
+        job.mapping.slow = index in slow
         if job.future.done():
             continue
         try:
@@ -582,7 +748,7 @@ def _outcome(data: Any, job: _Job, limits: Limits) -> MappingResult | MappingSpe
     validity is never taken, so a subverted worker cannot pass off bad output."""
     if isinstance(data, str):
         try:
-            return job.judge.judge(decode_answer(data, limits))
+            return job.mapping.judge.judge(decode_answer(data, limits))
         except MalformedAnswer as error:
             raise WorkerDied(protocol_error(str(error))) from None
     if data == COMPILED and job.payload is None:

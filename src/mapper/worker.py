@@ -9,7 +9,8 @@ document, and a text in UTF-8 (the requests' texts, see `pack_requests`).
     pool -> worker  {"op": "map", "specs": {key: {"spec", "variables"}}, "requests": [[key, size, size | null], ...]}
                     {"op": "probe"}
     worker -> pool  {"op": "hello", "pid", "confinement"}          once, when confined
-                    {"results": [answer | {"specError": ...} | {"compiled": true}], "retiring": bool}
+                    {"results": [answer | {"specError": ...} | {"compiled": true}], "retiring": bool,
+                     "slow": [index, ...]}
                     {"probe": {operation: outcome}}
 
 A request entry `[key, null, null]` asks to compile the mapping only (which
@@ -21,8 +22,10 @@ text and its body's text in the frame's text rather than as strings escaped
 into the document; an answer comes back as the engine's answer text
 (`mapper.answer`). The worker neither parses the request nor validates the
 output: the pool does that once, in the trusted process. A batch's results
-come back in one frame, in request order. Compiled mappings are cached by key
-(a mapping's id and version) in an LRU.
+come back in one frame, in request order, with the indexes of those that ran
+for `slow_ms` or longer (wall clock), which the pool's fairness needs (see
+`SandboxPool`). Compiled mappings are cached by key (a mapping's id and
+version) in an LRU.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import os
 import signal
 import struct
 import sys
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -113,16 +117,24 @@ class WorkerConfig:
     limits: Limits = field(default_factory=Limits)
     process: ProcessLimits = field(default_factory=ProcessLimits)
     cache_size: int = 256
+    slow_ms: int = 50
 
     def to_json(self) -> str:
         return orjson.dumps(
-            {"limits": self.limits.to_dict(), "process": asdict(self.process), "cacheSize": self.cache_size}
+            {
+                "limits": self.limits.to_dict(),
+                "process": asdict(self.process),
+                "cacheSize": self.cache_size,
+                "slowMs": self.slow_ms,
+            }
         ).decode()
 
     @classmethod
     def from_json(cls, text: str) -> WorkerConfig:
         data = orjson.loads(text)
-        return cls(Limits.from_dict(data["limits"]), ProcessLimits(**data["process"]), data["cacheSize"])
+        return cls(
+            Limits.from_dict(data["limits"]), ProcessLimits(**data["process"]), data["cacheSize"], data["slowMs"]
+        )
 
 
 class MappingCache:
@@ -170,6 +182,7 @@ class Worker:
         self.cache = MappingCache(config.cache_size, config.limits)
         self.retiring = False
         self._retire_rss_bytes = config.process.retire_rss_bytes
+        self._slow_s = config.slow_ms / 1000
         self._memory = ResidentMemory() if os.path.exists("/proc/self/statm") else None
         self._reader = reader
         self._writer = writer
@@ -183,14 +196,13 @@ class Worker:
             if message["op"] == "probe":
                 self.send({"probe": probe()})
             else:
-                requests = unpack_requests(message["requests"], texts)
-                results = [self._run(key, payload, message["specs"]) for key, payload in requests]
+                results, slow = self._map(unpack_requests(message["requests"], texts), message["specs"])
                 if self._memory is not None and not self.retiring:
                     resident = self._memory.bytes()
                     if resident >= self._retire_rss_bytes:
                         print(f"retiring at {resident >> 20} MiB resident", file=sys.stderr, flush=True)
                         self.retiring = True
-                self.send({"results": results, "retiring": self.retiring})
+                self.send({"results": results, "retiring": self.retiring, "slow": slow})
 
     def retire(self, signum: int, frame: FrameType | None) -> None:
         self.retiring = True
@@ -198,6 +210,20 @@ class Worker:
     def send(self, message: Any) -> None:
         self._writer.write(encode_frame(message))
         self._writer.flush()
+
+    def _map(
+        self, requests: Iterator[tuple[str, Payload | None]], specs: dict[str, dict[str, Any]]
+    ) -> tuple[list[str | dict[str, Any]], list[int]]:
+        """Each request's result, and the indexes of the slow ones."""
+        results: list[str | dict[str, Any]] = []
+        slow: list[int] = []
+        clock = time.perf_counter
+        for index, (key, payload) in enumerate(requests):
+            began = clock()
+            results.append(self._run(key, payload, specs))
+            if clock() - began >= self._slow_s:
+                slow.append(index)
+        return results, slow
 
     def _run(self, key: str, payload: Payload | None, specs: dict[str, dict[str, Any]]) -> str | dict[str, Any]:
         mapping = self.cache.get(key, specs)
