@@ -13,7 +13,11 @@ one run (its invocation key derives from it).
 
 A run is live only when both the trigger and the event are live: a test
 event (or any event of a test run) starts test runs, which reach test users
-only, and a test trigger starts test runs whatever the event.
+only, and a test trigger starts test runs whatever the event. A live run
+starts only from an event recorded once its trigger took effect (its flow's
+first publication, or its creation if later): settling decides that, in the
+transaction that claims the delivery (store.event_dispatch), since the flow
+may be published while the mapping runs.
 
 A mapping that failed through no fault of its own (its sandbox worker
 crashed: `sandbox_crashed`) is tried again later rather than settled

@@ -14,11 +14,21 @@ Every attempt is counted on the row, and a settlement applies only to the
 attempt it was decided for: one whose delivery another process attempted
 meanwhile (a rival that read it too) is dropped, so an attempt is counted
 once and a retry is never scheduled twice.
+
+A live run starts only from an event recorded once the trigger had taken
+effect: when its flow was first published, or when it was made if that was
+later, the cutoff of its existing members (store.bulk_tasks.ExistingMembers).
+A delivery written before then (pending while the flow was published) is
+skipped `predates_trigger`, so a customer who entered a segment just before
+the publication is an existing member and not the trigger's too: each entry
+starts one run. The publication is read by the settling transaction after
+its claim, and a publication in progress is waited for (`_publications`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +39,7 @@ from store.analytics import AnalyticsEvent
 from store.clock import utcnow
 from store.event_deliveries import PENDING
 from store.invocations import Acceptance, AcceptRequest, accept_batch
-from store.tables import UtcDateTime, analytics_events, event_deliveries, triggers
+from store.tables import UtcDateTime, analytics_events, event_deliveries, flow_versions, flows, triggers
 from store.triggers import TriggerWithFlow, triggers_with_flows
 
 ACCEPTED, DUPLICATE, SKIPPED, FAILED = "accepted", "duplicate", "skipped", "failed"
@@ -114,8 +124,42 @@ def load_targets(conn: Connection, trigger_ids: set[str]) -> dict[str, TriggerWi
     return {found.trigger.id: found for found in triggers_with_flows(conn, triggers.c.id.in_(trigger_ids))}
 
 
+@dataclass(frozen=True)
+class _Claim:
+    """A delivery as its settling transaction claimed it, with its trigger (`mode` None: gone)."""
+
+    attempts: int
+    mode: str | None
+    revision: int | None
+    recorded_at: datetime  # the delivery's, written with its event
+    flow_id: str | None
+    trigger_created_at: datetime | None
+
+    def live_refusal(self, accept: AcceptRequest, first_published: datetime | None) -> tuple[str, str] | None:
+        """(status, cause) when a live run is not to start from the delivery: its flow was never published, or
+        the event was recorded before the trigger took effect (the flow's first publication, or the trigger's
+        creation if later). A test run needs no publication and is not cut: its trigger offers no start of
+        existing members (that start is live)."""
+        if accept.mode != "live":
+            return None
+        if first_published is None:  # as store.invocations would say, but as read before it (_publications)
+            return FAILED, "flow_not_published"
+        assert self.trigger_created_at is not None  # the trigger is there: it has a mode
+        if self.recorded_at < max(first_published, self.trigger_created_at):
+            return SKIPPED, "predates_trigger"
+        return None
+
+
 _CLAIM = (
-    sa.select(event_deliveries.c.id, event_deliveries.c.attempts, triggers.c.mode, triggers.c.revision)
+    sa.select(  # the id, then a _Claim's fields in order
+        event_deliveries.c.id,
+        event_deliveries.c.attempts,
+        triggers.c.mode,
+        triggers.c.revision,
+        event_deliveries.c.created_at.label("recorded_at"),  # written with its event
+        triggers.c.flow_id,
+        triggers.c.created_at.label("trigger_created_at"),
+    )
     .outerjoin(triggers, triggers.c.id == event_deliveries.c.trigger_id)
     .where(event_deliveries.c.id.in_(sa.bindparam("ids", expanding=True)), event_deliveries.c.status == PENDING)
     .with_for_update(of=event_deliveries, skip_locked=True)
@@ -148,29 +192,36 @@ def settle(conn: Connection, settlements: list[Settlement]) -> Settled:
     A delivery another process settled, attempted or holds is left alone;
     one whose trigger changed since its mapping ran is left pending and
     mapped again; one whose trigger was disabled or removed meanwhile is
-    skipped. A retry counts as settled: its row was written.
+    skipped, as is a live run of an event from before the trigger took
+    effect. A retry counts as settled: its row was written.
     """
     if not settlements:
         return Settled(0, 0)
     claimed = {
-        delivery_id: (attempts, mode, revision)
-        for delivery_id, attempts, mode, revision in conn.execute(_CLAIM, {"ids": [s.delivery_id for s in settlements]})
+        row.id: _Claim(*row[1:])
+        for row in conn.execute(_CLAIM, {"ids": [settlement.delivery_id for settlement in settlements]})
     }
+    published = _publications(conn, claimed.values())
     now = utcnow()
     decided: list[Settlement] = []
     accepting: list[Settlement] = []
     for settlement in settlements:
-        if settlement.delivery_id not in claimed:
+        claim = claimed.get(settlement.delivery_id)
+        if claim is None or claim.attempts != settlement.attempts:
             continue
-        attempts, mode, revision = claimed[settlement.delivery_id]
-        if attempts != settlement.attempts:
-            continue
+        attempts, mode, revision = claim.attempts, claim.mode, claim.revision
         if mode is None:
             decided.append(Settlement(settlement.delivery_id, None, SKIPPED, "trigger_deleted", attempts=attempts))
         elif mode == "disabled":
             decided.append(Settlement(settlement.delivery_id, revision, SKIPPED, "trigger_disabled", attempts=attempts))
-        elif revision == settlement.trigger_revision:
-            (accepting if settlement.accept is not None else decided).append(settlement)
+        elif revision != settlement.trigger_revision:
+            continue
+        elif settlement.accept is None:
+            decided.append(settlement)
+        elif (refusal := claim.live_refusal(settlement.accept, published.get(claim.flow_id or ""))) is not None:
+            decided.append(replace(settlement, status=refusal[0], cause=refusal[1], accept=None))
+        else:
+            accepting.append(settlement)
     verdicts = accept_batch(conn, [settlement.accept for settlement in accepting if settlement.accept is not None])
     rows = [_row(settlement, None, now) for settlement in decided]
     rows += [_row(settlement, verdict, now) for settlement, verdict in zip(accepting, verdicts, strict=True)]
@@ -178,6 +229,38 @@ def settle(conn: Connection, settlements: list[Settlement]) -> Settled:
         conn.execute(_SETTLE, rows)
     accepted = sum(verdict.verdict == "accepted" for verdict in verdicts)
     return Settled(len(rows), accepted)
+
+
+def _publications(conn: Connection, claims: Iterable[_Claim]) -> dict[str, datetime]:
+    """When each flow of a live trigger claimed was first published (one never published is left out), as
+    store.bulk_tasks.existing_members reads it: read after the claim, so a publication the accepting sees
+    is one seen here too.
+
+    On PostgreSQL a publication takes its time before it commits, so an event recorded meanwhile (after
+    that time: the trigger's) could be settled before it commits, `flow_not_published`, and be started by
+    nobody. So for a flow not published yet, a share lock on its row waits for a publication in progress
+    (it updates the row), and the next statement sees it. SQLite has one writer: none can be in progress.
+    """
+    live = {claim.flow_id for claim in claims if claim.mode == "live" and claim.flow_id is not None}
+    if not live:
+        return {}
+    published = _first_publications(conn, live)
+    unpublished = sorted(live - published.keys())
+    if unpublished and conn.dialect.name == "postgresql":
+        conn.execute(sa.select(flows.c.id).where(flows.c.id.in_(unpublished)).with_for_update(read=True))
+        published |= _first_publications(conn, set(unpublished))
+    return published
+
+
+_FIRST_PUBLICATIONS = (
+    sa.select(flow_versions.c.flow_id, sa.func.min(flow_versions.c.published_at))
+    .where(flow_versions.c.flow_id.in_(sa.bindparam("flow_ids", expanding=True)))
+    .group_by(flow_versions.c.flow_id)
+)  # built once, as _CLAIM: every settle with a live trigger runs it
+
+
+def _first_publications(conn: Connection, flow_ids: set[str]) -> dict[str, datetime]:
+    return {flow_id: first for flow_id, first in conn.execute(_FIRST_PUBLICATIONS, {"flow_ids": sorted(flow_ids)})}
 
 
 def _row(settlement: Settlement, acceptance: Acceptance | None, now: datetime) -> dict[str, Any]:

@@ -132,12 +132,13 @@ def running_snapshots(conn: Connection, environment_id: str) -> dict[str, str]:
     return {snapshot_id: flow_id for snapshot_id, flow_id in conn.execute(sa.union(running, expanding))}
 
 
-def flows_with_pending_invocations(conn: Connection, environment_id: str) -> set[str]:
-    """The environment's flows with invocations accepted and not yet fully expanded: their runs have still
-    to start, with the flow as it is now (the published version, or the draft for a test)."""
+def pending_flow_versions(conn: Connection, environment_id: str) -> set[tuple[str, int | None]]:
+    """(flow id, version) of every invocation of the environment accepted and not yet fully expanded: its runs
+    have still to start, with that published version (the one it was accepted under, however many were
+    published since), or with the flow's draft as it is then for a test (version None)."""
     query = (
-        sa.select(invocations.c.flow_id)
+        sa.select(invocations.c.flow_id, invocations.c.flow_version)
         .where(invocations.c.status == PENDING, invocations.c.environment_id == environment_id)
         .distinct()
     )
-    return set(conn.execute(query).scalars())
+    return {(flow_id, version) for flow_id, version in conn.execute(query)}

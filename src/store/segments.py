@@ -366,7 +366,7 @@ def customer_removed(conn: Connection, environment_id: str, user_id: str) -> Cha
     left = set(conn.execute(statement).scalars())
     names = _names(conn, left)
     exited = [(segment_id, names[segment_id], user_id) for segment_id in sorted(left) if segment_id in names]
-    return _emit(conn, environment_id, [], exited)
+    return _emit(conn, environment_id, [], exited, utcnow())
 
 
 def reconcile(
@@ -397,7 +397,7 @@ def reconcile(
         for segment_id, user_ids in leaving.items()
         for user_id in _delete_members(conn, segment_id, user_ids)
     ]
-    return _emit(conn, environment_id, entered, exited)
+    return _emit(conn, environment_id, entered, exited, now)
 
 
 def _segment(row: sa.Row[Any]) -> Segment:
@@ -512,10 +512,11 @@ def _names(conn: Connection, segment_ids: set[str]) -> dict[str, str]:
 Change = tuple[str, str, str]  # (segment id, segment name, user id)
 
 
-def _emit(conn: Connection, environment_id: str, entered: list[Change], exited: list[Change]) -> Changes:
+def _emit(conn: Connection, environment_id: str, entered: list[Change], exited: list[Change], now: datetime) -> Changes:
     """The analytics event of every exit, then of every entry, with the trigger deliveries they fire (hop 1: a segment
-    changes only by a profile, a custom event or an edit, never by a flow's own events)."""
-    now = utcnow()
+    changes only by a profile, a custom event or an edit, never by a flow's own events). They are recorded `now`,
+    the time of the change: an entry's event at its membership's `entered_at`, so that a segment trigger and a
+    start of its existing members (store.bulk_tasks) cut them at the same instant."""
     changes = [(EXITED, change) for change in exited] + [(ENTERED, change) for change in entered]
     rows = [
         flowless_event_row(

@@ -48,25 +48,34 @@ async def delete_template(request: Request) -> Response:
 
 
 def _delete_unused(conn: Connection, environment_id: str, template_id: str) -> bool:
-    """Delete the template unless a flow's draft, published version or a run still under way sends it:
-    those runs would fail at that step. An archived flow's versions start nothing new, so they do not keep
-    the template, unless runs it accepted before it was archived have still to start."""
+    """Delete the template unless a flow's draft, published version or a run still to start or under way
+    sends it: those runs would fail at that step. An archived flow's versions start nothing new, so they do
+    not keep the template; nor does an older published version, unless runs accepted under it (before it was
+    archived, or replaced) have still to start."""
     senders = _flows_sending(conn, environment_id, template_id)
     if senders:
-        message = f"flows {', '.join(senders)} send this card template; remove it from them (or archive them) first"
+        message = (
+            f"flows {', '.join(senders)} send this card template (a draft, the published version, or runs still "
+            "to start or under way); remove it from them (or archive them) first"
+        )
         raise ApiError(409, "card_template_in_use", message)
     return card_templates.delete_template(conn, environment_id, template_id)
 
 
 def _flows_sending(conn: Connection, environment_id: str, template_id: str) -> list[str]:
+    """The flows whose definitions that are in use send the template: what their next runs would start with
+    (unless archived), what their pending invocations will start with, what their unfinished runs run."""
+    pending = expansions.pending_flow_versions(conn, environment_id)
+    tested = {flow_id for flow_id, version in pending if version is None}
+    versions = {(flow_id, version) for flow_id, version in pending if version is not None}
     definitions: list[tuple[str, dict[str, Any]]] = []
-    waiting = expansions.flows_with_pending_invocations(conn, environment_id)
     for flow in flows.list_flows(conn, environment_id, archived=None):
-        if flow.archived_at is not None and flow.id not in waiting:
-            continue
-        definitions.append((flow.id, flow.draft))
-        if flow.published_version is not None:
-            definitions.append((flow.id, flows.published_definition(conn, flow.id, flow.published_version) or {}))
+        if flow.archived_at is None or flow.id in tested:
+            definitions.append((flow.id, flow.draft))
+        if flow.archived_at is None and flow.published_version is not None:
+            versions.add((flow.id, flow.published_version))
+    for flow_id, version in sorted(versions):
+        definitions.append((flow_id, flows.published_definition(conn, flow_id, version) or {}))
     running = expansions.running_snapshots(conn, environment_id)
     for snapshot_id, definition in expansions.load_snapshots(conn, set(running)).items():
         definitions.append((running[snapshot_id], definition))
