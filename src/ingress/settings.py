@@ -57,6 +57,7 @@ class Settings:
     forwarded_header: str = "x-forwarded-for"
     max_header_bytes: int = 32 * KiB  # the URL and all headers together (431 beyond)
     max_body_bytes: int = 1 * MiB
+    header_timeout_seconds: float = 10.0  # a request head must arrive whole within this (ingress.slow_clients)
     body_timeout_seconds: float = 30.0  # the whole body must arrive within this (webhooks, API, OAuth)
     log_body_bytes: int = 64 * KiB
     request_log_retention: int = 1000
@@ -82,6 +83,8 @@ class Settings:
         for name in AT_LEAST_ONE:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} (FLOWHOOK_{name.upper()}) must be at least 1, not {getattr(self, name)}")
+        if not self.header_timeout_seconds > 0:  # NaN too
+            raise ValueError("header_timeout_seconds (FLOWHOOK_HEADER_TIMEOUT_SECONDS) must be more than 0")
         if self.durability not in DURABILITY:
             raise ValueError(f"durability must be one of {', '.join(DURABILITY)}")
         object.__setattr__(self, "forwarded_header", self.forwarded_header.lower())
