@@ -100,9 +100,10 @@ async def _grant(request: Request) -> dict[str, Any]:
 async def _authenticated(
     attempts: TokenAttempts, client: ClientAuthentication, credential: Credential | None, address: str
 ) -> bool:
-    """Whether the secret is the credential's: one counted attempt (a 429 past the limit, before hashing)."""
+    """Whether the secret is the credential's: one attempt (a 429 past the limit, before hashing), limited and
+    hashed alike whether `credential` exists or not, so that no answer tells which client ids exist."""
     try:
-        attempt = attempts.begin(client.client_id, credential is not None, address)
+        attempt = attempts.begin(client.client_id, client.client_secret, address)
     except TooManyAttempts as refused:
         retry = {"Retry-After": str(refused.retry_after)}
         raise OAuthError("temporarily_unavailable", str(refused), 429, retry) from None

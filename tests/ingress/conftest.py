@@ -10,13 +10,16 @@ workers start once.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from sqlalchemy.engine import URL
@@ -175,3 +178,42 @@ async def flowhook(app: Starlette, api: httpx.AsyncClient, settings: Settings) -
     yield service
     for client in service.clients:
         await client.aclose()
+
+
+class CallbackReceiver(ThreadingHTTPServer):
+    """An HTTP server on 127.0.0.1 (a thread of its own) that records every callback POSTed to it (Marketo's):
+    its headers, lower-cased, and its JSON body; it answers `status`."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _CallbackHandler)
+        self.calls: list[tuple[dict[str, str], Any]] = []
+        self.status = 200
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/callback"
+
+
+class _CallbackHandler(BaseHTTPRequestHandler):
+    server: CallbackReceiver
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.server.calls.append(({name.lower(): value for name, value in self.headers.items()}, orjson.loads(body)))
+        self.send_response(self.server.status)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[CallbackReceiver]:
+    """A running CallbackReceiver, stopped after the test (a test may stop it first)."""
+    server = CallbackReceiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

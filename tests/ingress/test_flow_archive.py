@@ -3,8 +3,8 @@
 The app runs without its background loops: each test drives the executor,
 the event dispatcher and the bulk runner itself, so what an archived flow
 starts (nothing) and what it had accepted before (run as usual) are seen
-without timing. A real HTTP server on 127.0.0.1 (a thread) receives
-Marketo's callback. Runs on SQLite, and on PostgreSQL too when
+without timing. A real HTTP server on 127.0.0.1 (a thread: the conftest's
+`receiver`) receives Marketo's callback. Runs on SQLite, and on PostgreSQL too when
 FLOWHOOK_TEST_POSTGRES names a server.
 """
 
@@ -15,13 +15,9 @@ import hashlib
 import hmac
 import itertools
 import json
-import threading
 import uuid
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import orjson
 import pytest
 import sqlalchemy as sa
 
@@ -304,43 +300,8 @@ async def test_a_journey_builder_execute_for_an_archived_flow_is_refused(flowhoo
     assert await keys(flowhook, flow) == []
 
 
-class Receiver(ThreadingHTTPServer):
-    """Records the JSON body of every callback; answers 200."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.calls: list[Any] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/callback"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        self.server.calls.append(orjson.loads(self.rfile.read(int(self.headers.get("content-length", 0)))))
-        self.send_response(200)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
 async def test_marketo_submissions_are_refused_and_a_stored_batch_reports_its_leads_archived(
-    flowhook, receiver: Receiver, name: str
+    flowhook, receiver, name: str
 ) -> None:
     flow = await flowhook.card_flow()
     trigger = await flowhook.trigger(flow, type="marketo", mode="live")
@@ -362,7 +323,7 @@ async def test_marketo_submissions_are_refused_and_a_stored_batch_reports_its_le
     store = flowhook.services.store
     callbacks = MarketoCallbacks(store, CallbackConfig(allow_http=True, retry_seconds=0))
     await BulkRunner(store, marketo=(MarketoLeads(store, flowhook.services.runner), callbacks)).drain()
-    [sent] = receiver.calls
+    [(_, sent)] = receiver.calls
     activity = sent["objectData"][0]["activityData"]
     assert (activity["success"], activity["errorCode"]) == (False, "FLOW_ARCHIVED")
     assert await keys(flowhook, flow) == []

@@ -3,17 +3,15 @@
 The app runs without its background loops; each test drives the bulk runner
 (with Marketo's planner and callback sender) and the executor itself, as
 tests/ingress/test_bulk_resume.py does, so nothing depends on timing. A real
-HTTP server on 127.0.0.1 (a thread) receives the callbacks. Runs on SQLite,
-and on PostgreSQL too when FLOWHOOK_TEST_POSTGRES names a server.
+HTTP server on 127.0.0.1 (a thread: the conftest's `receiver`) receives the
+callbacks. Runs on SQLite, and on PostgreSQL too when FLOWHOOK_TEST_POSTGRES
+names a server.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
@@ -35,43 +33,6 @@ _tokens = itertools.count()
 @pytest.fixture(scope="module")
 def settings_overrides(either_database: dict[str, Any]) -> dict[str, Any]:
     return {**either_database, "executor": False, "marketo_allow_http_callbacks": True}
-
-
-class Receiver(ThreadingHTTPServer):
-    """Records every callback: its headers and JSON body; answers `status`."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.calls: list[tuple[dict[str, str], Any]] = []
-        self.status = 200
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/callback"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        body = self.rfile.read(int(self.headers.get("content-length", 0)))
-        self.server.calls.append(({k.lower(): v for k, v in self.headers.items()}, orjson.loads(body)))
-        self.send_response(self.server.status)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 async def ok(flowhook, method: str, url: str, status: int = 200, **kwargs: Any) -> Any:

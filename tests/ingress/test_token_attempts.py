@@ -2,7 +2,8 @@
 
 Each attempt costs one scrypt: 200 requests with made-up client ids, hashed
 on the default thread pool and unlimited, kept a real client waiting 11 s
-for its token.
+for its token. The limits are the same for known and unknown client ids, so
+that no answer tells which exist.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from ingress import client_secrets
-from ingress.token_attempts import MAX_DECOYS, FailureBuckets, TokenAttempts, TooManyAttempts
+from ingress.token_attempts import MAX_PENDING, REMEMBERED_SECONDS, FailureBuckets, TokenAttempts, TooManyAttempts
 
 pytestmark = pytest.mark.anyio
 
@@ -57,27 +58,51 @@ def test_a_bucket_holds_per_minute_attempts_and_refills_at_that_rate() -> None:
     buckets.take("a")
 
 
-def test_hashes_of_unknown_clients_waiting_at_once_are_bounded() -> None:
-    attempts = TokenAttempts(100)
-    started = [attempts.begin("fh_ci_nobody", False, f"198.51.100.{index}") for index in range(MAX_DECOYS)]
+def test_hashes_waiting_at_once_are_bounded_but_not_for_a_client_that_authenticated_lately() -> None:
+    clock = Clock()
+    attempts = TokenAttempts(100, clock)
+    attempts.end(attempts.begin("fh_ci_known", "right", "198.51.100.1"), succeeded=True)
+    started = [attempts.begin(f"fh_ci_{index}", "x", f"198.51.100.{index}") for index in range(MAX_PENDING)]
     with pytest.raises(TooManyAttempts):
-        attempts.begin("fh_ci_nobody", False, "198.51.100.200")
-    attempts.begin("fh_ci_known", True, "198.51.100.200")  # a real client's hash is not refused for them
+        attempts.begin("fh_ci_other", "x", "198.51.100.200")
+    with pytest.raises(TooManyAttempts):
+        attempts.begin("fh_ci_known", "wrong", "198.51.100.200")  # a known id without its secret is no one
+    attempts.begin("fh_ci_known", "right", "198.51.100.200")  # the client that authenticated is not refused
     attempts.end(started[0], succeeded=False)
-    attempts.begin("fh_ci_nobody", False, "198.51.100.200")
+    attempts.begin("fh_ci_other", "x", "198.51.100.200")
+    for attempt in started[1:]:
+        attempts.end(attempt, succeeded=False)
+    clock.now += REMEMBERED_SECONDS
+    for index in range(MAX_PENDING - 1):
+        attempts.begin(f"fh_ci_{index}", "x", f"198.51.100.{index}")
+    with pytest.raises(TooManyAttempts):
+        attempts.begin("fh_ci_known", "right", "198.51.100.200")  # remembered for REMEMBERED_SECONDS only
+
+
+def test_a_remembered_client_that_fails_is_forgotten() -> None:
+    """Its credential was revoked: its next attempts are counted like anyone's."""
+    attempts = TokenAttempts(1)
+    attempts.end(attempts.begin("fh_ci_known", "right", "198.51.100.1"), succeeded=True)
+    attempts.end(attempts.begin("fh_ci_known", "right", "198.51.100.1"), succeeded=False)
+    attempts.end(attempts.begin("fh_ci_known", "right", "198.51.100.1"), succeeded=False)
+    with pytest.raises(TooManyAttempts):
+        attempts.begin("fh_ci_known", "right", "198.51.100.2")
 
 
 def test_an_ipv6_host_is_limited_by_its_64() -> None:
     attempts = TokenAttempts(2)
-    for address in ("2001:db8::1", "2001:db8::2"):
-        attempts.end(attempts.begin("fh_ci_nobody", False, address), succeeded=False)
+    for index, address in enumerate(("2001:db8::1", "2001:db8::2")):
+        attempts.end(attempts.begin(f"fh_ci_{index}", "x", address), succeeded=False)
     with pytest.raises(TooManyAttempts):
-        attempts.begin("fh_ci_nobody", False, "2001:db8::ffff")
-    attempts.begin("fh_ci_nobody", False, "2001:db8:0:1::1")  # the next /64
+        attempts.begin("fh_ci_nobody", "x", "2001:db8::ffff")
+    attempts.begin("fh_ci_nobody", "x", "2001:db8:0:1::1")  # the next /64
 
 
 async def test_made_up_client_ids_from_an_address_are_refused_with_429_and_retry_after(flowhook) -> None:
+    credential = await flowhook.credential()
     sender = flowhook.sender("192.0.2.10")
+    right = basic(credential["clientId"], credential["clientSecret"])
+    assert (await sender.post(TOKEN_URL, data=GRANT, headers=right)).status_code == 200  # before the flood
     for index in range(PER_MINUTE):
         response = await sender.post(TOKEN_URL, data=GRANT, headers=basic(f"fh_ci_madeup{index}", "x"))
         assert response.status_code == 401, response.text
@@ -89,9 +114,42 @@ async def test_made_up_client_ids_from_an_address_are_refused_with_429_and_retry
     assert refused.headers["cache-control"] == "no-store"
     other = await flowhook.sender("192.0.2.11").post(TOKEN_URL, data=GRANT, headers=basic("fh_ci_madeup", "x"))
     assert other.status_code == 401  # another address has its own bucket
-    credential = await flowhook.credential()
-    real = await sender.post(TOKEN_URL, data=GRANT, headers=basic(credential["clientId"], credential["clientSecret"]))
+    real = await sender.post(TOKEN_URL, data=GRANT, headers=right)
     assert real.status_code == 200, real.text  # a real client is not locked out by its address's neighbours
+
+
+def answers(responses: list[Any]) -> list[tuple[int, Any, str | None]]:
+    """What a caller can tell the responses apart by: status, body, Retry-After."""
+    return [(response.status_code, response.json(), response.headers.get("retry-after")) for response in responses]
+
+
+async def test_an_address_out_of_attempts_is_refused_alike_for_known_and_unknown_client_ids(flowhook) -> None:
+    """Made-up ids emptied the address's bucket; a known id was then still hashed (401) where an unknown one
+    was a 429, which told which client ids exist."""
+    credential = await flowhook.credential()
+    sender = flowhook.sender("192.0.2.50")
+    for index in range(PER_MINUTE):
+        await sender.post(TOKEN_URL, data=GRANT, headers=basic(f"fh_ci_drain{index}", "x"))
+    known = await sender.post(TOKEN_URL, data=GRANT, headers=basic(credential["clientId"], "wrong"))
+    unknown = await sender.post(TOKEN_URL, data=GRANT, headers=basic("fh_ci_0123456789abcdef01234567", "wrong"))
+    assert answers([known]) == answers([unknown])
+    assert known.status_code == 429
+
+
+async def test_wrong_secrets_from_many_addresses_give_the_same_answers_for_known_and_unknown_ids(flowhook) -> None:
+    """A known id's bucket emptied after PER_MINUTE failures from anywhere, an unknown id's never did."""
+    credential = await flowhook.credential()
+    seen = []
+    for client_id, subnet in ((credential["clientId"], 60), ("fh_ci_0123456789abcdef01234567", 61)):
+        responses = [
+            await flowhook.sender(f"198.18.{subnet}.{index}").post(
+                TOKEN_URL, data=GRANT, headers=basic(client_id, "wrong")
+            )
+            for index in range(PER_MINUTE + 2)
+        ]
+        seen.append(answers(responses))
+    assert seen[0] == seen[1]
+    assert [status for status, _, _ in seen[0]] == [401] * PER_MINUTE + [429, 429]
 
 
 async def test_wrong_secrets_for_a_client_are_refused_with_429_wherever_they_come_from(flowhook) -> None:

@@ -164,8 +164,8 @@ def _token_operation() -> dict[str, Any]:
             ),
             "401": response("invalid_client, with `WWW-Authenticate: Basic`.", ref("OAuthError")),
             "429": response(
-                "temporarily_unavailable: too many failed client authentications for this client id (for an unknown "
-                "id, from this address); `Retry-After` says when to try again (docs/api-triggers.md).",
+                "temporarily_unavailable: too many failed client authentications for this client id or from this "
+                "address, alike whether the id exists; `Retry-After` says when to try again (docs/api-triggers.md).",
                 ref("OAuthError"),
             ),
         },

@@ -10,6 +10,11 @@ made for a trigger (`triggerId`) applies the ones its requests apply: the
 published version's for a live trigger, the draft's for a test one (and for a
 disabled one: it takes no request, and is edited to be tested again first).
 `variablesOf` picks one explicitly; `flowId` alone means the draft.
+
+The mapping sees the request as given, secrets included, as it sees a live
+one (a mapping may check a `?token=` or a header); what the answer echoes of
+them (in the output, console lines, an error) is redacted, as the request log
+keeps a request (docs/mapping.md, "Previews and secrets").
 """
 
 from __future__ import annotations
@@ -28,10 +33,9 @@ from ingress.api.triggers import checked_mapping, invalid_mapping
 from ingress.auth import admin_only
 from ingress.errors import ApiError
 from ingress.jsonio import json_response
-from ingress.redaction import redact_headers
-from ingress.settings import Settings
+from ingress.redaction import redact_values, request_secrets
 from mapper import MappingSpecError
-from mapper.sample import is_request_object, read_sample
+from mapper.sample import read_sample
 from store import flows, samples, triggers
 from store.flows import DeclaredVariables
 from store.triggers import ApiTrigger, Trigger
@@ -48,26 +52,17 @@ class Variables:
     of: str | None  # "draft", "published", "given" (the body's own `variables`), or None
 
 
-def _inline_request(given: Any, settings: Settings, redacted: frozenset[str]) -> dict[str, Any]:
-    """The `request` a mapping sees for `$.request` (`mapper.sample.read_sample`), within `settings`' limits.
-    A raw request's secret headers (and `redacted`, the trigger's signature headers) are redacted, as a pasted
-    sample's are; a request object is used as it is."""
-    with sample_errors():
-        request = read_sample(given, "$.request", live_limits(settings))
-    if is_request_object(given):
-        return request
-    return {**request, "headers": redact_headers(request["headers"], redacted)}
-
-
-async def _request(request: Request, env: str, data: dict[str, Any], trigger: Trigger | None) -> dict[str, Any]:
+async def _request(request: Request, env: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The mapping's `request`: a stored sample's, or `$.request` (`mapper.sample.read_sample`, a request
+    object as it is) within the server's limits."""
     if ("request" in data) == ("sampleId" in data):
         raise ApiError(422, "invalid_field", "give exactly one of request or sampleId", path="$")
     if "sampleId" in data:
         sample_id = field(data, "sampleId", _is_string, "a string", "")
         sample = await read_found(request, "sample", sample_id, lambda conn: samples.get_sample(conn, env, sample_id))
         return sample_input(sample)
-    redacted = verifier_headers(trigger) if trigger is not None else frozenset()
-    return _inline_request(data["request"], services(request).settings, redacted)
+    with sample_errors():
+        return read_sample(data["request"], "$.request", live_limits(services(request).settings))
 
 
 def _is_string(value: Any) -> bool:
@@ -133,12 +128,14 @@ async def preview(request: Request) -> Response:
     trigger = await _trigger(request, env, data)
     variables = await _variables(request, env, data, trigger)
     spec = await checked_mapping(request, data.get("mapping"), variables.declared)
-    mapping_request = await _request(request, env, data, trigger)
+    mapping_request = await _request(request, env, data)
     try:
         result = await services(request).previews.run(spec, variables.declared, mapping_request)
     except MappingSpecError as error:
         raise invalid_mapping(error) from None
-    return json_response({**result.to_dict(), "variablesOf": variables.of})
+    # The trigger's signature headers are secrets too, whatever their names (`X-Custom-Check`).
+    secrets = request_secrets(mapping_request, verifier_headers(trigger) if trigger is not None else ())
+    return json_response({**redact_values(result.to_dict(), secrets), "variablesOf": variables.of})
 
 
 routes = [Route("/mappings/preview", preview, methods=["POST"])]
