@@ -47,6 +47,7 @@ class Progress:
     instances: int = 0  # created or advanced
     cards: int = 0
     events: int = 0
+    deliveries: int = 0  # of those events to event triggers, for the event dispatcher
 
     @property
     def worked(self) -> bool:
@@ -57,6 +58,7 @@ class Progress:
         self.instances += other.instances
         self.cards += other.cards
         self.events += other.events
+        self.deliveries += other.deliveries
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ class Batch:
         self._finished_with_progress: list[str] = []  # finished now, partly expanded by an earlier batch
         self._test_users: dict[str, set[str]] = {}
         self._items: list[WorkItem] = []
+        self._deliveries = 0
 
     def run(self) -> Progress:
         try:
@@ -128,6 +131,7 @@ class Batch:
             instances=len(self._created) + len(self._advanced),
             cards=len(self._effects.cards),
             events=len(self._effects.events),
+            deliveries=self._deliveries,
         )
 
     def _expand(self) -> None:
@@ -265,7 +269,8 @@ class Batch:
         save_states(self._conn, self._advanced)
         insert_new(self._conn, cards, self._effects.cards)
         insert_new(self._conn, analytics_events, self._effects.events)
-        enqueue(self._conn, self._effects.events, self._effects.event_hops, now=self._now)
+        fired = enqueue(self._conn, self._effects.events, self._effects.event_hops, now=self._now)
+        self._deliveries = sum(fired.values())
         for status, invocation_ids in self._finished.items():
             expansions.finish(self._conn, invocation_ids, status)
         expansions.forget_progress(self._conn, self._finished_with_progress)

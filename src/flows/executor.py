@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flows.background import BackgroundLoop, failure_reason, transient_failure
@@ -38,6 +39,7 @@ class Executor(BackgroundLoop):
         super().__init__("executor", self._config.poll_seconds)
         self._store = store
         self._caches = Caches()
+        self.on_deliveries: Callable[[], None] = lambda: None  # the event dispatcher's wake (ingress.services)
 
     async def step(self) -> Progress:
         """Run one batch through the store's writer and return what it did.
@@ -67,6 +69,8 @@ class Executor(BackgroundLoop):
 
     async def _run(self, budget: int) -> Progress:
         progress: Progress = await self._store.submit(run_batches, (self._caches, self._config.retry, budget))
+        if progress.deliveries:  # the flows' events fire event triggers: dispatch them now, not at the next poll
+            self.on_deliveries()
         return progress
 
     async def _one_at_a_time(self, items: int) -> Progress:

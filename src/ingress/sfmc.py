@@ -136,7 +136,7 @@ async def execute(request: Request) -> Response:
         raise ApiError(404, "activity_not_found", "no Journey Builder activity at this URL")
     _refuse(trigger, acceptance_refusal(acceptance, accept.flow_invocation_id))
     if acceptance.verdict == "accepted":
-        services(request).work_arrived()
+        services(request).invocations_arrived()
     return json_response({"flowInvocationId": accept.flow_invocation_id, "mode": trigger.mode})
 
 

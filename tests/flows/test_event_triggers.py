@@ -90,7 +90,7 @@ async def send_event(
         enqueue(conn, [row], 1, now=now)
 
     await flowhook.services.store.write(write)
-    flowhook.services.work_arrived()
+    flowhook.services.events_arrived()
     return event_id
 
 

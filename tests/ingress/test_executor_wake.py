@@ -42,3 +42,22 @@ async def test_an_api_start_starts_before_the_next_poll(flowhook: Any) -> None:
     response = await client.post(f"/v1/default/action-flow/{flow['id']}/test", json=body)
     assert response.status_code == 202, response.text
     await flowhook.expanded(flow, "wake-api", PROMPT_S)
+
+
+async def test_a_flows_event_fires_another_flows_event_trigger_before_the_next_poll(flowhook: Any) -> None:
+    """The executor wakes the event dispatcher when its batch fired event triggers (a webhook does not)."""
+    created = await flowhook.api.post("/v1/default/test-users", json={"userId": "chain-user"})
+    assert created.status_code == 201, created.text  # a test run reaches test users only
+    first = await idle_flow(flowhook)
+    hook = await flowhook.trigger(first, type="webhook", mode="test", mapping={"kind": "passthrough"})
+    second = await flowhook.flow(variables=[], steps=[])
+    listener = await flowhook.trigger(second, type="event", mode="test", eventName="action-flow-completed")
+    response = await flowhook.post(hook, b'{"targetUserIds": ["chain-user"], "flowInvocationId": "wake-chain"}')
+    assert response.status_code == 202, response.text
+    started = asyncio.get_running_loop().time()
+    while asyncio.get_running_loop().time() - started < PROMPT_S:
+        deliveries = (await flowhook.api.get(f"/v1/default/triggers/{listener['id']}/deliveries")).json()["data"]
+        if [delivery["status"] for delivery in deliveries] == ["accepted"]:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the flow's event was not dispatched within {PROMPT_S} s: {deliveries}")

@@ -63,7 +63,7 @@ async def _invoke(request: Request, mode: Mode) -> Response:
     verdicts = await store.submit(accept_all_or_nothing, accepts)
     _refuse_rejected(entries, verdicts)
     if any(verdict.verdict == "accepted" for verdict in verdicts):
-        services(request).work_arrived()
+        services(request).invocations_arrived()
     testers = await store.read(lambda conn: test_user_ids(conn, env)) if mode == "test" else None
     body = {"mode": mode, "flows": [_answer(entry, testers) for entry in entries]}
     replayed = all(verdict.verdict == "duplicate" for verdict in verdicts)

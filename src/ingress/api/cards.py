@@ -62,7 +62,8 @@ async def card_action(request: Request) -> Response:
         raise not_found("card", card_id)
     if result.verdict == "not_active":
         raise ApiError(409, "card_not_active", f"the card is {result.status}; only an active card can be acted on")
-    services(request).work_arrived()  # a wait on this card may have been released
+    services(request).invocations_arrived()  # a wait on this card may have been released
+    services(request).events_arrived()  # its card-completed or card-dismissed event may fire event triggers
     assert result.card is not None
     return json_response(card_view(result.card, now))
 

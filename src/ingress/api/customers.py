@@ -98,7 +98,7 @@ async def put_customer(request: Request) -> Response:
 
     written, segment_ids = await services(request).store.write(write)
     if written.changes.deliveries:
-        services(request).work_arrived()
+        services(request).events_arrived()
     return json_response(customer_view(written.customer, segment_ids), 201 if written.created else 200)
 
 
@@ -123,7 +123,7 @@ async def delete_customer(request: Request) -> Response:
     if changes is None:
         raise not_found("customer", user_id)
     if changes.deliveries:
-        services(request).work_arrived()
+        services(request).events_arrived()
     return Response(status_code=204)
 
 

@@ -65,7 +65,7 @@ async def _send(request: Request, source: str) -> Response:
         raise _conflict([_where(batch, index) for index in recorded.indexes])
     replayed = all(record.duplicate for record in recorded)
     if not replayed:  # new events: their deliveries, or those of a segment one entered or exited
-        services(request).work_arrived()
+        services(request).events_arrived()
     answer = {"events": [_answer(record) for record in recorded]}
     return json_response(answer, 202, {"Idempotent-Replayed": "true"} if replayed else None)
 

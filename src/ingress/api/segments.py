@@ -81,7 +81,7 @@ async def _evaluated(request: Request, segment: segments.Segment) -> segments.Ev
     while not evaluation.complete:
         chunk = await services(request).store.write(partial(evaluate, after=evaluation.after))
         if chunk.changes.deliveries:
-            services(request).work_arrived()
+            services(request).events_arrived()
         if chunk.evaluation is None:
             break
         evaluation = chunk.evaluation
