@@ -19,7 +19,6 @@ webhook's: unknown key 404, disabled 403, key missing or wrong 401.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import Any
 
@@ -35,7 +34,9 @@ from ingress.api.triggers import base_url
 from ingress.api.views import marketo_service_url
 from ingress.errors import ApiError
 from ingress.jsonio import json_response
+from ingress.marketo_keys import accepts
 from store.bulk_tasks import MARKETO, create_task
+from store.clock import utcnow
 from store.triggers import TriggerWithFlow, load_keyed_trigger
 
 log = logging.getLogger("flowhook.ingress")
@@ -61,9 +62,7 @@ async def _authorized(request: Request) -> TriggerWithFlow:
     trigger = target.trigger
     if trigger.mode == "disabled":
         raise ApiError(403, "trigger_disabled", "this flow step service's trigger is disabled")
-    given = request.headers.get(API_KEY_HEADER, "").encode()
-    expected = str((trigger.verification or {}).get("secret", "")).encode()
-    if not expected or not hmac.compare_digest(given, expected):
+    if not accepts(trigger.verification, request.headers.get(API_KEY_HEADER, ""), utcnow()):
         log.warning("marketo trigger %s: %s missing or wrong", trigger.id, API_KEY_HEADER)
         raise ApiError(401, "api_key_invalid", f"{API_KEY_HEADER} is missing or wrong")
     return target

@@ -62,7 +62,11 @@ async def request_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 
 async def json_object(request: Request) -> dict[str, Any]:
     """The body as a JSON object, or a 400/408/413/422 saying why not (422: see `refuse_unstorable`)."""
-    raw = await request_body(request)
+    return parsed_object(await request_body(request))
+
+
+def parsed_object(raw: bytes) -> dict[str, Any]:
+    """`raw` as a JSON object, or a 400/422 saying why not."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as error:

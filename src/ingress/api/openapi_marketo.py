@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ingress.api.api_key_roll import OVERLAP_FIELD
 from ingress.api.openapi import (
+    ENV,
     INTEGER,
+    NULLABLE_STRING,
     PUBLIC,
     STRING,
+    TRIGGER,
     Schema,
     error_body,
     obj,
@@ -15,10 +19,13 @@ from ingress.api.openapi import (
     path_param,
     record,
     ref,
+    refusal,
     response,
+    responses,
     trigger_record,
 )
 from ingress.marketo import API_KEY_HEADER, MAX_LEADS
+from ingress.marketo_keys import MAX_OVERLAP
 
 TAG = "marketo"
 KEY = path_param("key", "The Marketo trigger's service key: the secret part of its serviceUrl.")
@@ -39,7 +46,12 @@ SCHEMAS: dict[str, Schema] = {
             "serviceDefinitionUrl": {**STRING, "description": "What Marketo installs the service from."},
             "apiKey": {
                 **STRING,
-                "description": "In full in the 201 answer to its creation only; masked (`••••` + last 4) afterwards.",
+                "description": "In full only in the answer that made it (creation, roll); masked (`••••` + last 4) "
+                "afterwards.",
+            },
+            "previousApiKeyExpiresAt": {
+                **NULLABLE_STRING,
+                "description": "After a roll with an overlap: until when the replaced key still works.",
             },
         },
     ),
@@ -115,4 +127,22 @@ def marketo_paths() -> dict[str, Any]:
             )
         },
         "/marketo/{key}/submitAsyncAction": {"post": submit},
+        "/v1/{env}/triggers/{triggerId}/api-key/roll": {"parameters": [ENV, TRIGGER], "post": _roll()},
     }
+
+
+ROLL_DESCRIPTION = """A new API key, shown in full in this answer only. The replaced key stops working at once, or \
+after `previousKeyExpiresInSeconds` (up to seven days) to leave time to paste the new key into Marketo; a key \
+still in its overlap from an earlier roll stops at once. The service URLs stay the same. docs/marketo.md."""
+
+
+def _roll() -> dict[str, Any]:
+    limit = int(MAX_OVERLAP.total_seconds())
+    body = obj({OVERLAP_FIELD: {**INTEGER, "minimum": 0, "maximum": limit, "default": 0}})
+    ok = {
+        **responses(200, ref("MarketoTrigger"), "The trigger, with the new apiKey in full.", 401, 404, 422),
+        **refusal(409, "not_a_marketo_trigger: only a Marketo trigger has an API key."),
+    }
+    roll = operation("Roll a Marketo trigger's API key", TAG, ok, description=ROLL_DESCRIPTION, body=body)
+    roll["requestBody"]["required"] = False  # no body: no overlap
+    return roll

@@ -27,7 +27,6 @@ a time, newest first) shows the API triggers among the others too.
 from __future__ import annotations
 
 import dataclasses
-import secrets
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -54,6 +53,7 @@ from ingress.api.views import trigger_view
 from ingress.auth import admin_only
 from ingress.errors import ApiError
 from ingress.jsonio import json_response
+from ingress.marketo_keys import new_key
 from ingress.verification import SECRET_MASK, VerificationConfigError, compile_verification
 from mapper import MappingSpecError
 from store import flows, segments, triggers
@@ -275,7 +275,7 @@ async def create_trigger(request: Request) -> Response:
     defaults = {"mapping": spec.default_mapping, **spec.defaults}
     changes = await checked_changes(request, {**defaults, **data}, variables)
     if kind == "marketo":  # its API key, made here and shown once (docs/marketo.md)
-        changes["verification"] = {"secret": secrets.token_urlsafe(32)}
+        changes["verification"] = new_key()
 
     def insert(conn: Connection) -> Trigger:
         _refuse_unknown_segment(conn, env, changes)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
+from ingress.marketo_keys import previous_expires_at
 from ingress.verification import mask_secret, public_view
-from store.clock import iso
+from store.clock import iso, utcnow
 from store.event_delivery_log import Delivery
 from store.flows import Flow
 from store.request_log import LogEntry
@@ -29,7 +31,7 @@ def versioned_view(document: Versioned) -> dict[str, Any]:
     }
     if isinstance(document, Flow):
         archived_at = document.archived_at
-        view |= {"archived": archived_at is not None, "archivedAt": None if archived_at is None else iso(archived_at)}
+        view |= {"archived": archived_at is not None, "archivedAt": _optional_iso(archived_at)}
     return view
 
 
@@ -110,7 +112,12 @@ def _marketo_fields(trigger: Trigger, base_url: str) -> dict[str, Any]:
         "serviceUrl": service,
         "serviceDefinitionUrl": f"{service}serviceDefinition.json",
         "apiKey": mask_secret((trigger.verification or {}).get("secret")),
+        "previousApiKeyExpiresAt": _optional_iso(previous_expires_at(trigger.verification, utcnow())),
     }
+
+
+def _optional_iso(moment: datetime | None) -> str | None:
+    return None if moment is None else iso(moment)
 
 
 _KIND_FIELDS: dict[str, Callable[[Trigger, str], dict[str, Any]]] = {
