@@ -222,6 +222,11 @@ def _bulk_task_users(conn: Connection) -> None:
     bulk_task_users.create(conn, checkfirst=True)
 
 
+def _replays_index(conn: Connection) -> None:
+    """A request's replays: a bulk replay passes over requests a replay already recovered."""
+    _create_indexes(conn, "ix_request_log_replay_of")
+
+
 def _create_indexes(conn: Connection, *names: str) -> None:
     """The schema's indexes of these names, on a database that lacks them."""
     for table in metadata.sorted_tables:
@@ -260,6 +265,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(13, "no index on flows.environment_id alone", _drop_flows_environment_index),
     Migration(14, "a start of a segment trigger's existing members selects them in rows", _bulk_task_users),
     Migration(15, "flows can be archived", _flow_archiving),
+    Migration(16, "an index of requests' replays", _replays_index),
 )
 
 

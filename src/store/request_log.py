@@ -105,35 +105,58 @@ def _visible_in(environment_id: str) -> sa.ColumnElement[bool]:
     return sa.or_(request_log.c.environment_id == environment_id, request_log.c.environment_id.is_(None))
 
 
+@dataclass(frozen=True)
+class LogFilter:
+    """Which entries a listing (or a bulk replay) takes; None for any. `since` and `until` bound the time
+    received, both inclusive."""
+
+    trigger_id: str | None = None
+    status: StatusFilter | None = None
+    cause: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def select(self, environment_id: str) -> sa.Select[Any]:
+        query = sa.select(request_log).where(_visible_in(environment_id))
+        if self.trigger_id is not None:
+            query = query.where(request_log.c.trigger_id == self.trigger_id)
+        if self.status is not None:
+            query = query.where(request_log.c.status.between(self.status.low, self.status.high))
+        if self.cause is not None:
+            query = query.where(request_log.c.cause == self.cause)
+        if self.since is not None:
+            query = query.where(request_log.c.received_at >= self.since)
+        if self.until is not None:
+            query = query.where(request_log.c.received_at <= self.until)
+        return query
+
+
 def list_entries(
-    conn: Connection,
-    environment_id: str,
-    *,
-    trigger_id: str | None = None,
-    status: StatusFilter | None = None,
-    cause: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: int = 50,
-    before: int | None = None,
+    conn: Connection, environment_id: str, where: LogFilter, *, limit: int = 50, before: int | None = None
 ) -> tuple[list[LogEntry], int | None]:
-    """A page, newest first, and the cursor of the next page (None at the end); `since` and `until` bound
-    the time received, both inclusive."""
-    query = sa.select(request_log).where(_visible_in(environment_id))
-    if trigger_id is not None:
-        query = query.where(request_log.c.trigger_id == trigger_id)
-    if status is not None:
-        query = query.where(request_log.c.status.between(status.low, status.high))
-    if cause is not None:
-        query = query.where(request_log.c.cause == cause)
-    if since is not None:
-        query = query.where(request_log.c.received_at >= since)
-    if until is not None:
-        query = query.where(request_log.c.received_at <= until)
+    """A page, newest first, and the cursor of the next page (None at the end)."""
+    query = where.select(environment_id)
     if before is not None:
         query = query.where(request_log.c.seq < before)
-    query = query.order_by(request_log.c.seq.desc()).limit(limit + 1)
-    entries = [LogEntry(**row._mapping) for row in conn.execute(query)]
+    return _page(conn, query.order_by(request_log.c.seq.desc()), limit)
+
+
+def originals_in_order(
+    conn: Connection, environment_id: str, where: LogFilter, *, limit: int, after: int | None = None
+) -> tuple[list[LogEntry], int | None]:
+    """A page of the requests as they arrived, oldest first, and where the next starts: what a bulk replay
+    runs again, in the order the sender sent them. Replays are left out, and so are requests a replay
+    already recovered (answered 2xx), so that running a recovery again takes only what is still refused."""
+    replay = request_log.alias("replay")
+    recovered = sa.exists().where(replay.c.replay_of == request_log.c.id, replay.c.status.between(200, 299))
+    query = where.select(environment_id).where(request_log.c.replay_of.is_(None), ~recovered)
+    if after is not None:
+        query = query.where(request_log.c.seq > after)
+    return _page(conn, query.order_by(request_log.c.seq), limit)
+
+
+def _page(conn: Connection, ordered: sa.Select[Any], limit: int) -> tuple[list[LogEntry], int | None]:
+    entries = [LogEntry(**row._mapping) for row in conn.execute(ordered.limit(limit + 1))]
     if len(entries) > limit:
         return entries[:limit], entries[limit - 1].seq
     return entries, None

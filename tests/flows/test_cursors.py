@@ -196,5 +196,6 @@ async def test_the_openapi_document_describes_every_cursor_and_its_400(flowhook)
         "/v1/{env}/triggers",
         "/v1/{env}/triggers/{triggerId}/deliveries",
         "/v1/{env}/triggers/{triggerId}/requests",
+        "/v1/{env}/triggers/{triggerId}/requests/replay",
         "/v1/{env}/users/{userId}/cards",
     ]

@@ -608,3 +608,76 @@ def test_the_preview_of_a_live_trigger_applies_the_published_variables(page: Pag
     expect(page.locator("#preview-status")).to_contain_text("not a valid trigger request")
     expect(page.locator("#preview-status")).to_contain_text("the draft's variables")
     expect(page.locator("#validation-errors li")).to_have_text(["$.variables.plan required variable 'plan' is missing"])
+
+
+RETURN_EVENTS = {
+    "focus": "() => window.dispatchEvent(new Event('focus'))",
+    "visibilitychange": "() => document.dispatchEvent(new Event('visibilitychange'))",
+}
+
+
+@pytest.mark.parametrize("event", sorted(RETURN_EVENTS))
+def test_a_trigger_changed_elsewhere_is_shown_when_the_tab_comes_back(
+    page: Page, flowhook: Flowhook, event: str
+) -> None:
+    """The page kept showing the trigger as it was opened until a reload; a save then met a 412."""
+    trigger = flowhook.trigger(flowhook.flow("Changed meanwhile", publish=True), source="function map(r) {\n}\n")
+    sign_in(page, flowhook, trigger)
+    theirs = {"kind": "javascript", "source": "function map(r) {\n  return {targetUserIds: ['theirs']};\n}\n"}
+    flowhook.ok(flowhook.api.patch(f"/triggers/{trigger['id']}", json={"mapping": theirs, "mode": "live"}))
+
+    page.evaluate(RETURN_EVENTS[event])
+    expect(page.locator("#source")).to_have_value(theirs["source"])
+    expect(page.locator("#mode")).to_have_value("live")
+    expect(page.locator("#mode-warning")).to_contain_text("This trigger is live")
+    expect(page.locator("#conflict")).to_be_hidden()
+    expect(page.locator("#save-status")).to_be_hidden()
+
+    mine = "function map(r) {\n  return {targetUserIds: ['mine']};\n}\n"
+    set_source(page, mine)  # made on the version shown: saved without a conflict
+    page.get_by_role("button", name="Save mapping").click()
+    expect(page.locator("#save-status")).to_have_text(re.compile(r"^Saved at "))
+    assert flowhook.read(trigger)["mapping"]["source"] == mine
+
+
+def test_unsaved_edits_meet_a_change_made_elsewhere_as_a_conflict_when_the_tab_comes_back(
+    page: Page, flowhook: Flowhook
+) -> None:
+    trigger = flowhook.trigger(source="function map(r) {\n}\n")
+    sign_in(page, flowhook, trigger)
+    mine = "function map(r) {\n  return {targetUserIds: ['mine']};\n}\n"
+    set_source(page, mine)
+    expect(page.locator("#save-status")).to_have_text("Unsaved changes")
+    theirs = {"kind": "javascript", "source": "function map(r) {\n  return {targetUserIds: ['theirs']};\n}\n"}
+    flowhook.ok(flowhook.api.patch(f"/triggers/{trigger['id']}", json={"mapping": theirs}))
+
+    page.evaluate(RETURN_EVENTS["focus"])
+    expect(page.locator("#conflict")).to_contain_text("its mapping was changed")
+    expect(page.locator("#conflict")).to_contain_text("Your changes are not saved yet")
+    expect(page.locator("#source")).to_have_value(mine)
+    expect(page.locator("#conflict-mine")).to_have_value(mine)
+    assert flowhook.read(trigger)["mapping"] == theirs
+
+    page.get_by_role("button", name="Overwrite with mine").click()
+    expect(page.locator("#save-status")).to_have_text(re.compile(r"^Saved at "))
+    expect(page.locator("#conflict")).to_be_hidden()
+    assert flowhook.read(trigger)["mapping"]["source"] == mine
+
+
+def test_a_change_elsewhere_to_what_the_page_does_not_show_keeps_the_edits_when_the_tab_comes_back(
+    page: Page, flowhook: Flowhook
+) -> None:
+    trigger = flowhook.trigger(source="function map(r) {\n}\n")
+    sign_in(page, flowhook, trigger)
+    mine = "function map(r) {\n  return {targetUserIds: ['mine']};\n}\n"
+    set_source(page, mine)
+    flowhook.ok(flowhook.api.patch(f"/triggers/{trigger['id']}", json={"allowedIps": ["10.0.0.0/8"]}))
+    with page.expect_response(re.compile(rf"/triggers/{trigger['id']}$")):
+        page.evaluate(RETURN_EVENTS["visibilitychange"])
+    expect(page.locator("#source")).to_have_value(mine)
+    expect(page.locator("#save-status")).to_have_text("Unsaved changes")
+    page.get_by_role("button", name="Save mapping").click()
+    expect(page.locator("#save-status")).to_have_text(re.compile(r"^Saved at "))
+    expect(page.locator("#conflict")).to_be_hidden()
+    saved = flowhook.read(trigger)
+    assert (saved["mapping"]["source"], saved["allowedIps"]) == (mine, ["10.0.0.0/8"])

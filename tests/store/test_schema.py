@@ -18,7 +18,7 @@ from store.environments import get_environment
 from store.flows import insert_flow, publish
 from store.invocations import AcceptRequest, accept_batch, payload_hash
 from store.migrations import MIGRATIONS
-from store.request_log import LogEntry, StatusFilter, list_entries, prune, store_entries
+from store.request_log import LogEntry, LogFilter, StatusFilter, list_entries, prune, store_entries
 from store.tables import invocations
 
 pytestmark = pytest.mark.anyio
@@ -258,16 +258,18 @@ def entry(index: int, trigger_id: str | None, status: int) -> LogEntry:
 async def test_request_log_pages_filters_and_pruning(store: Store) -> None:
     rows = [entry(i, trigger, 202 if i % 2 else 401) for trigger in ("t1", "t2", None) for i in range(6)]
     await store.write(lambda conn: store_entries(conn, rows))  # trigger ids made up: not re-homed
-    page, cursor = await store.read(lambda conn: list_entries(conn, "default", trigger_id="t1", limit=4))
-    rest, end = await store.read(lambda conn: list_entries(conn, "default", trigger_id="t1", limit=4, before=cursor))
+    page, cursor = await store.read(lambda conn: list_entries(conn, "default", LogFilter(trigger_id="t1"), limit=4))
+    rest, end = await store.read(
+        lambda conn: list_entries(conn, "default", LogFilter(trigger_id="t1"), limit=4, before=cursor)
+    )
     failed, _ = await store.read(
-        lambda conn: list_entries(conn, "default", trigger_id="t1", status=StatusFilter.parse("4xx"))
+        lambda conn: list_entries(conn, "default", LogFilter(trigger_id="t1", status=StatusFilter.parse("4xx")))
     )
     assert [e.id for e in page + rest] == [f"req_t1_{i}" for i in reversed(range(6))] and end is None
     assert {e.status for e in failed} == {401}
     deleted = await store.write(lambda conn: prune(conn, ["t1", None], 2))
     assert deleted == 8
-    everything, _ = await store.read(lambda conn: list_entries(conn, "default", limit=100))
+    everything, _ = await store.read(lambda conn: list_entries(conn, "default", LogFilter(), limit=100))
     assert [e.id for e in everything if e.trigger_id == "t1"] == ["req_t1_5", "req_t1_4"]
     assert len([e for e in everything if e.trigger_id == "t2"]) == 6
     assert [e.id for e in everything if e.trigger_id is None] == ["req_None_5", "req_None_4"]
@@ -278,7 +280,7 @@ async def test_pruning_with_a_limit_deletes_the_oldest_first_and_no_more(store: 
     await store.write(lambda conn: store_entries(conn, rows))  # trigger ids made up: not re-homed
 
     async def left(trigger: str) -> list[str]:
-        everything, _ = await store.read(lambda conn: list_entries(conn, "default", limit=100))
+        everything, _ = await store.read(lambda conn: list_entries(conn, "default", LogFilter(), limit=100))
         return [e.id for e in reversed(everything) if e.trigger_id == trigger]
 
     assert await store.write(lambda conn: prune(conn, ["t1", "t2"], 2, limit=3)) == 3

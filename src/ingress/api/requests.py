@@ -1,9 +1,10 @@
-"""The request log: list (filters, cursor pages), read one, replay one."""
+"""The request log: list (filters, cursor pages), read one, replay one or a page of them."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from typing import Any
 
 from sqlalchemy.engine import Connection
 from starlette.requests import Request
@@ -13,15 +14,18 @@ from starlette.routing import Route
 from ingress.api.common import environment, not_found, query_int, read_found, services
 from ingress.api.cursors import Binding
 from ingress.api.queries import choice, timestamp, until
+from ingress.api.triggers import webhook_trigger
 from ingress.api.views import request_summary, request_view
 from ingress.auth import admin_only
 from ingress.errors import ApiError
-from ingress.hooks import CAUSES, HookPipeline
+from ingress.hook_configs import HookConfig
+from ingress.hooks import CAUSES, HookPipeline, Outcome
 from ingress.jsonio import json_response
 from store import request_log, triggers
-from store.request_log import LogEntry, StatusFilter
+from store.request_log import LogEntry, LogFilter, StatusFilter
 
 MAX_PAGE = 200
+MAX_REPLAYS = 100  # a page of a bulk replay: each waits for its durable accept, so the call stays short
 #: Stripe's rule for an `Idempotency-Key`: up to 255 characters; here printable ASCII, so every client sends it alike.
 _IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
 #: The namespace of the flowInvocationIds derived from a replay's `Idempotency-Key` (a fixed, random UUID).
@@ -36,24 +40,25 @@ def _status(request: Request) -> StatusFilter | None:
         raise ApiError(400, "invalid_parameter", str(error)) from None
 
 
+def _filtered(request: Request, listing: str, env: str, trigger_id: str | None) -> tuple[LogFilter, Binding]:
+    """The query's filters, and the cursors of `listing` bound to them and the trigger (not to the route:
+    `/triggers/{id}/requests` and `/requests?triggerId={id}` are one listing)."""
+    cause, since = choice(request, "cause", CAUSES), timestamp(request, "since")
+    where = LogFilter(trigger_id=trigger_id, status=_status(request), cause=cause, since=since, until=until(request))
+    status_range = None if where.status is None else f"{where.status.low}-{where.status.high}"
+    parts = (env, trigger_id, status_range, where.cause, where.since, where.until)
+    return where, Binding(listing, "trigger, status, cause, since or until", parts)
+
+
 async def _page(request: Request, env: str, trigger_id: str | None) -> Response:
-    """A page of the log. Its cursor is bound to the trigger and every filter, not to the route:
-    `/triggers/{id}/requests` and `/requests?triggerId={id}` are one listing."""
-    status, cause = _status(request), choice(request, "cause", CAUSES)
-    since, until_ = timestamp(request, "since"), until(request)
-    status_range = None if status is None else f"{status.low}-{status.high}"
-    cursors = Binding(
-        "request-log", "trigger, status, cause, since or until", (env, trigger_id, status_range, cause, since, until_)
-    )
+    """A page of the log, newest first."""
+    where, cursors = _filtered(request, "request-log", env, trigger_id)
     limit, before = query_int(request, "limit", 50, 1, MAX_PAGE), cursors.requested(request)
 
     def page(conn: Connection) -> tuple[list[LogEntry], int | None] | None:
         if trigger_id is not None and triggers.get_trigger(conn, env, trigger_id) is None:
             return None
-        return request_log.list_entries(
-            conn, env, trigger_id=trigger_id, status=status, cause=cause, since=since, until=until_, limit=limit,
-            before=before,
-        )  # fmt: skip
+        return request_log.list_entries(conn, env, where, limit=limit, before=before)
 
     entries, next_seq = await read_found(request, "trigger", trigger_id or "", page)
     return cursors.page([request_summary(entry) for entry in entries], next_seq)
@@ -104,33 +109,47 @@ def _replay_invocation_id(request_id: str, key: str) -> str:
     return str(uuid.uuid5(_REPLAY_KEYS, f"{request_id}:{key}"))
 
 
+def _unreplayable(entry: LogEntry) -> str | None:
+    """Why `entry` cannot be replayed, if it cannot: it never passed the IP and signature checks (a replay
+    must not launder a forged request), or the log truncated its body."""
+    if not entry.verified:
+        return "only requests that passed the trigger's IP and signature checks can be replayed"
+    if entry.body_truncated:
+        return "the log kept only part of this request's body"
+    return None
+
+
+async def _hook_config(request: Request, env: str, trigger_id: str) -> HookConfig:
+    """The trigger's current configuration, which replays run under."""
+    trigger = await services(request).store.read(lambda conn: triggers.get_trigger(conn, env, trigger_id))
+    hook_id = None if trigger is None else trigger.hook_id
+    config = None if hook_id is None else await services(request).hook_configs.get(hook_id)
+    if config is None:
+        raise not_found("trigger", trigger_id)
+    return config
+
+
+async def _replayed(
+    request: Request, original: LogEntry, config: HookConfig, key: str | None
+) -> tuple[LogEntry, Outcome]:
+    """`original` run again; with an `Idempotency-Key`, replaying it again under the same key starts nothing
+    new (see `_replay_invocation_id`)."""
+    pipeline: HookPipeline = request.app.state.pipeline
+    flow_invocation_id = None if key is None else _replay_invocation_id(original.id, key)
+    return await pipeline.replay(original, config, flow_invocation_id=flow_invocation_id)
+
+
 @admin_only
 async def replay_request(request: Request) -> Response:
-    """Run a logged request again through the trigger's current mode, mapping and flow.
-
-    Refused for requests that never passed the IP and signature checks
-    (replay must not launder a forged request) and for bodies the log
-    truncated. With an `Idempotency-Key`, replaying the same request again
-    under the same key starts nothing new (see `_replay_invocation_id`).
-    """
+    """Run a logged request again through the trigger's current mode, mapping and flow."""
     env = await environment(request)
     key = _idempotency_key(request)
     original = await _entry(request, env)
-    if not original.verified:
-        message = "only requests that passed the trigger's IP and signature checks can be replayed"
-        raise ApiError(409, "replay_not_allowed", message)
-    if original.body_truncated:
-        raise ApiError(409, "replay_not_allowed", "the log kept only part of this request's body")
-    trigger_id = original.trigger_id or ""
-    trigger = await services(request).store.read(lambda conn: triggers.get_trigger(conn, env, trigger_id))
-    if trigger is None or trigger.hook_id is None:
-        raise not_found("trigger", original.trigger_id or "")
-    config = await services(request).hook_configs.get(trigger.hook_id)
-    if config is None:
-        raise not_found("trigger", trigger.id)
-    pipeline: HookPipeline = request.app.state.pipeline
-    flow_invocation_id = None if key is None else _replay_invocation_id(original.id, key)
-    log, outcome = await pipeline.replay(original, config, flow_invocation_id=flow_invocation_id)
+    refusal = _unreplayable(original)
+    if refusal is not None:
+        raise ApiError(409, "replay_not_allowed", refusal)
+    config = await _hook_config(request, env, original.trigger_id or "")
+    log, outcome = await _replayed(request, original, config, key)
     return json_response(
         {
             "requestId": log.id,
@@ -142,9 +161,36 @@ async def replay_request(request: Request) -> Response:
     )
 
 
+@admin_only
+async def replay_requests(request: Request) -> Response:
+    """Replay a page of a webhook trigger's logged requests, the ones the listing's filters select, in the
+    order they arrived (replays, and requests a replay recovered, left out), one after the other: recovery
+    after a broken mapping or a flow published late, as Svix's recover and Hookdeck's bulk retry do. Each
+    item says what became of one request; `nextCursor` continues with the next page."""
+    env = await environment(request)
+    key = _idempotency_key(request)
+    trigger = await webhook_trigger(request, env, "request log to replay")
+    where, cursors = _filtered(request, "request-replay", env, trigger.id)
+    limit, after = query_int(request, "limit", 50, 1, MAX_REPLAYS), cursors.requested(request)
+    entries, next_seq = await services(request).store.read(
+        lambda conn: request_log.originals_in_order(conn, env, where, limit=limit, after=after)
+    )
+    config = await _hook_config(request, env, trigger.id)
+    results: list[dict[str, Any]] = []
+    for original in entries:
+        refusal = _unreplayable(original)
+        if refusal is not None:
+            results.append({"replayOf": original.id, "skipped": "replay_not_allowed", "message": refusal})
+            continue
+        log, outcome = await _replayed(request, original, config, key)
+        results.append({"requestId": log.id, "replayOf": original.id, "status": outcome.status, "cause": outcome.cause})
+    return cursors.page(results, next_seq)
+
+
 routes = [
     Route("/triggers/{trigger_id}/requests", list_trigger_requests, methods=["GET"]),
     Route("/requests", list_requests, methods=["GET"]),
     Route("/requests/{request_id}", get_request, methods=["GET"]),
     Route("/requests/{request_id}/replay", replay_request, methods=["POST"]),
+    Route("/triggers/{trigger_id}/requests/replay", replay_requests, methods=["POST"]),
 ]

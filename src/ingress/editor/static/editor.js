@@ -6,6 +6,7 @@ import { byId, canonical, clock, h, say } from "./dom.js";
 import { hasHook, hasMapping, identity } from "./kinds.js";
 import { MappingForm } from "./mapping.js";
 import { Preview } from "./preview.js";
+import { RequestsPanel } from "./requests.js";
 import { SampleBody } from "./sample-body.js";
 import { SamplesPanel } from "./samples.js";
 
@@ -26,6 +27,7 @@ const state = {
   sampleId: null,
   previewTimer: null,
   previewRun: 0, // only the answer to the latest preview is shown
+  rereading: null, // the re-read of the open trigger in flight (focus and visibilitychange come together)
 };
 
 const mapping = new MappingForm(() => {
@@ -39,6 +41,10 @@ const samples = new SamplesPanel((sampleId) => {
   schedulePreview();
 });
 const sampleBody = new SampleBody(schedulePreview);
+const requests = new RequestsPanel(async (sampleId) => {
+  await samples.refresh();
+  samples.select(sampleId);
+});
 
 // --- Sign-in -----------------------------------------------------------------------------------------
 
@@ -190,6 +196,7 @@ async function openTrigger(id) {
   byId("hook-samples").hidden = !hook;
   byId("typed-sample").hidden = hook;
   byId("hook-url").value = hook ? trigger.url : "";
+  requests.open(state.api, trigger);
   say(byId("mode-status"), "");
   mapping.load(trigger.mapping);
   adopt(trigger, read.revision);
@@ -205,6 +212,7 @@ async function openTrigger(id) {
  * or could not be read, must not leave the previous one open under its URL). */
 function closeTrigger() {
   samples.close();
+  requests.close();
   clearTimeout(state.previewTimer);
   state.previewRun += 1;
   state.trigger = null;
@@ -350,14 +358,20 @@ function isBase(trigger) {
   return trigger.mode === state.base.mode && canonical(trigger.mapping) === state.base.mapping;
 }
 
-function showConflict(current, changes) {
+/** Show that the trigger changed elsewhere: `changes` (the mapping, or a mode) were refused by a save, or,
+ * `noticed` on the tab's return, are unsaved edits a save would now have refused. */
+function showConflict(current, changes, noticed = false) {
   state.conflict = { current, changes };
   const changed = [];
   if (current.data.mode !== state.base.mode) changed.push(`its mode is now ${current.data.mode}`);
   if (canonical(current.data.mapping) !== state.base.mapping) changed.push("its mapping was changed");
   const what = changed.length ? changed.join(" and ") : "its settings keep changing";
   const saving = "mapping" in changes;
-  const refused = saving ? "Your mapping was not saved" : `The mode was not changed to ${changes.mode}`;
+  const refused = noticed
+    ? "Your changes are not saved yet"
+    : saving
+      ? "Your mapping was not saved"
+      : `The mode was not changed to ${changes.mode}`;
   const overwrite = saving ? "Overwrite saves your mapping over it" : `Overwrite sets the mode to ${changes.mode}`;
   say(
     byId("conflict-message"),
@@ -375,6 +389,37 @@ function showConflict(current, changes) {
 function hideConflict() {
   state.conflict = null;
   byId("conflict").hidden = true;
+}
+
+/** Re-read the open trigger when the tab is back in view: it may have changed in another tab or through the
+ * API meanwhile, which the page would otherwise show until a reload, and a save would only then find out. */
+function rereadOnReturn() {
+  if (document.visibilityState !== "visible" || !state.trigger || state.conflict || state.rereading) return;
+  state.rereading = reread().finally(() => (state.rereading = null));
+}
+
+/** Without unsaved edits, take the server's version silently; with them, a mode or mapping changed elsewhere
+ * is shown as the conflict a save would meet. A change to what the page does not show is no conflict. */
+async function reread() {
+  const base = state.base;
+  let read;
+  try {
+    read = await state.api.readTrigger(state.trigger.id);
+  } catch {
+    return; // not reachable for a moment, or deleted: the next change made here says so
+  }
+  if (state.base !== base || state.conflict || read.revision === base.revision) return; // or changed here since
+  if (isBase(read.data)) {
+    adopt(read.data, read.revision);
+  } else if (isDirty()) {
+    showServer(read.data);
+    showConflict(read, { mapping: mapping.spec() }, true);
+  } else {
+    if (canonical(read.data.mapping) !== base.mapping) mapping.load(read.data.mapping); // else keep other kinds'
+    state.saveMessage = null;
+    adopt(read.data, read.revision);
+    schedulePreview();
+  }
 }
 
 /** Show the saved version, read afresh, in place of the edits, which stay in the conflict box to copy. */
@@ -473,6 +518,8 @@ byId("conflict-reload").addEventListener("click", reloadSaved);
 byId("conflict-overwrite").addEventListener("click", overwrite);
 byId("conflict-dismiss").addEventListener("click", hideConflict);
 window.addEventListener("hashchange", openFromHash);
+window.addEventListener("focus", rereadOnReturn);
+document.addEventListener("visibilitychange", rereadOnReturn);
 window.addEventListener("keydown", (event) => {
   if ((event.ctrlKey || event.metaKey) && event.key === "s") {
     event.preventDefault();
