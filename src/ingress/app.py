@@ -16,6 +16,7 @@ from ingress import editor, marketo, sfmc
 from ingress.api import (
     action_flow,
     analytics,
+    api_key_roll,
     bulk_starts,
     card_templates,
     cards,
@@ -41,7 +42,9 @@ from ingress.errors import ApiError, handle_api_error, handle_client_gone, handl
 from ingress.fast_route import FastRoute
 from ingress.hooks import HookPipeline, hook_endpoint
 from ingress.jsonio import json_response
+from ingress.metrics import metrics_endpoint
 from ingress.oauth import token_endpoint
+from ingress.readiness import readiness
 from ingress.services import Services
 from ingress.settings import Settings
 from store.flows import FlowArchived
@@ -56,6 +59,7 @@ def management_routes() -> list[BaseRoute]:
         *flows.routes,
         *flow_archive.routes,
         *triggers.routes,
+        *api_key_roll.routes,
         *samples.routes,
         *preview.routes,
         *requests.routes,
@@ -97,6 +101,8 @@ def create_app(settings: Settings) -> Starlette:
             hooks,
             Route("/hooks/{hook_id}/", hook_endpoint),
             Route("/healthz", health, methods=["GET"]),
+            Route("/readyz", readiness, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route("/openapi.json", openapi_endpoint, methods=["GET"]),
             Route("/oauth/token", token_endpoint, methods=["POST"]),
             *editor.routes,

@@ -32,6 +32,7 @@ from ingress.body import BodyNotReceived, BodyTimedOut, BodyTooLarge, read_body
 from ingress.errors import error_body
 from ingress.hook_configs import HookConfig
 from ingress.jsonio import send_json
+from ingress.metrics import WebhookMetrics
 from ingress.oversized import head_bytes, shortened, shortened_headers
 from ingress.redaction import redact_headers, redact_query
 from ingress.refusals import Refusal, acceptance_refusal, mapping_refusal
@@ -133,9 +134,11 @@ class HookPipeline:
     def __init__(self, services: Services) -> None:
         self._services = services
         self._settings = services.settings
+        self._metrics = WebhookMetrics()
 
     async def receive(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The endpoint: run the pipeline, log the request, answer the sender."""
+        started = time.perf_counter()
         arrival = self._arrival(scope)
         try:
             outcome = await self._receive(receive, arrival, scope["path_params"]["hook_id"])
@@ -148,6 +151,7 @@ class HookPipeline:
             outcome = await self._internal_error(arrival, scope["path_params"]["hook_id"])
         if outcome.cause != "client_disconnected":  # nobody to answer
             await send_json(send, outcome.body, outcome.status, outcome.headers)
+        self._metrics.record(outcome.status, outcome.cause, time.perf_counter() - started)
 
     async def _internal_error(self, arrival: Arrival, hook_id: str) -> Outcome:
         """A 500 for a request the pipeline failed on, logged under its trigger when the log still works."""
@@ -312,7 +316,7 @@ class HookPipeline:
         self._services.retention.note(log.trigger_id)
         assert outcome is not None
         if outcome.cause == "accepted":
-            self._services.work_arrived()
+            self._services.invocations_arrived()
         return outcome
 
     async def _capture(self, config: HookConfig, arrival: Arrival, log: LogEntry) -> Outcome | None:

@@ -13,10 +13,12 @@ from starlette.applications import Starlette
 
 from ingress.app import create_app
 from ingress.auth import admin_token_hash
+from ingress.metrics import MULTIPROCESS_DIRECTORY, prepare_directory
 from ingress.settings import Settings
+from ingress.slow_clients import HeadDeadlineProtocol
 from store import Store, database_url
 
-#: How uvicorn runs the app. `proxy_headers` is off: the client address is
+#: How uvicorn runs the app (with `uvicorn_options`). `proxy_headers` is off: the client address is
 #: decided by the app alone (FLOWHOOK_TRUSTED_PROXIES), never by uvicorn
 #: trusting X-Forwarded-For from 127.0.0.1. The request log replaces the access log.
 UVICORN_OPTIONS: dict[str, Any] = {
@@ -27,6 +29,11 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "lifespan": "on",
     "timeout_graceful_shutdown": 10,
 }
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """`UVICORN_OPTIONS` with httptools given the deadline for request heads (ingress.slow_clients)."""
+    return UVICORN_OPTIONS | {"http": HeadDeadlineProtocol.factory(settings.header_timeout_seconds)}
 
 
 def serve(
@@ -45,13 +52,16 @@ def serve(
     settings = Settings.from_env(data_dir=Path(data_dir), database=database)
     asyncio.run(_prepare(settings))
     os.environ.update(settings.to_env())
+    if workers > 1:  # the processes count into one directory, so /metrics covers them all (ingress.metrics)
+        prepare_directory(settings.data_dir / "metrics")
+        os.environ[MULTIPROCESS_DIRECTORY] = str(settings.data_dir / "metrics")
     uvicorn.run(
         "ingress.serve:app_from_environment",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        **UVICORN_OPTIONS,
+        **uvicorn_options(settings),
     )
 
 

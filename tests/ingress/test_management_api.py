@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from openapi_spec_validator import validate
 
 pytestmark = pytest.mark.anyio
 
@@ -199,6 +200,12 @@ async def test_every_openapi_reference_resolves_within_the_document(flowhook) ->
             assert isinstance(node, dict) and part in node, reference
             node = node[part]
     assert '"$id"' not in str(document).replace("'", '"')
+
+
+async def test_the_openapi_document_is_valid_openapi_3_1(flowhook) -> None:
+    """What Postman, Insomnia and client generators import must pass the specification's own schema."""
+    document = (await flowhook.sender().get("/openapi.json")).json()
+    validate(document)
 
 
 @pytest.mark.parametrize(

@@ -472,7 +472,8 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
                     **STRING,
                     "description": "Preview for this trigger: apply its flow's variables as its requests do, the "
                     "published version's for a live trigger (the draft's while the flow was never published), the "
-                    "draft's for a test or disabled one; its signature headers are redacted in `request` too. "
+                    "draft's for a test or disabled one; its signature headers are secrets the answer never echoes, "
+                    "like the secret-bearing headers and query parameters of `request`. "
                     "`flowId`, if given as well, must be its flow (422).",
                 },
                 "variablesOf": {
@@ -551,6 +552,25 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
         ]
     },
     "RequestPage": page_of("RequestSummary"),
+    "Readiness": obj(
+        {
+            "ready": {"type": "boolean"},
+            "checks": obj({name: {"enum": ["ok", "failing"]} for name in ("store", "writer", "sandbox")}),
+        },
+        ("ready", "checks"),
+    ),
+    "BulkReplayItem": obj(
+        {
+            "requestId": {**STRING, "description": "The replay's log entry (absent when skipped)."},
+            "replayOf": STRING,
+            "status": INTEGER,
+            "cause": {"enum": list(CAUSES)},
+            "skipped": {"enum": ["replay_not_allowed"], "description": "Not replayed (see `message`)."},
+            "message": STRING,
+        },
+        ("replayOf",),
+    ),
+    "BulkReplayPage": page_of("BulkReplayItem"),
     "Accepted": obj(
         {"requestId": STRING, "flowInvocationId": STRING, "mode": {"enum": ["test", "live"]}},
         ("requestId", "flowInvocationId", "mode"),
@@ -608,6 +628,17 @@ call with the same key answers `duplicate` with the first replay's response and 
 trigger's mapping changed in between, the payload differs and the replay answers 409 idempotency_conflict. \
 A flowInvocationId the mapping gives is used as always. 400 invalid_idempotency_key: the header is empty, \
 longer than 255 characters, not printable ASCII, or sent more than once."""
+
+BULK_REPLAY_DESCRIPTION = """Replays, one after the other and in the order they arrived, the page of the trigger's \
+logged requests that `status`, `cause`, `since` and `until` select (replays, and \
+requests a replay already recovered with a 2xx, are left out; at most 100 a call): \
+recovery after a mapping was fixed or a flow published. Each runs as POST \
+/requests/{requestId}/replay would, and its item says what the pipeline answered it; a \
+request that cannot be replayed (it failed the IP or signature check, or its body was \
+truncated) is skipped, not an error. `nextCursor` continues with the next page, in the \
+same order. With `Idempotency-Key`, each request's replay is idempotent as a single \
+replay's is: a retried call under the same key starts nothing new. 409 \
+not_a_webhook_trigger: an API, event or segment trigger has no request log."""
 
 REPLAY_IDEMPOTENCY_KEY: dict[str, Any] = {
     "name": "Idempotency-Key",
@@ -686,6 +717,27 @@ def _paths() -> dict[str, Any]:
             "get": operation(
                 "This description", "service", responses(200, {"type": "object"}, "OpenAPI"), security=PUBLIC
             )
+        },
+        "/readyz": {
+            "get": operation(
+                "Readiness: the store answers, the writer runs, a sandbox worker is up (docs/operations.md)",
+                "service",
+                {
+                    **responses(200, ref("Readiness"), "Ready."),
+                    "503": response("Not ready: `checks` names what fails.", ref("Readiness")),
+                },
+                security=PUBLIC,
+            )
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics: webhook answers and latency, the backlog (docs/operations.md)",
+                "tags": ["service"],
+                "responses": {
+                    "200": {"description": "Text exposition.", "content": {"text/plain": {"schema": STRING}}},
+                    "401": {"$ref": "#/components/responses/Error401"},
+                },
+            }
         },
         **versioned_paths(
             "/v1/{env}/action-flows",
@@ -818,6 +870,19 @@ def _paths() -> dict[str, Any]:
                 "requests",
                 LOG_PAGE,
                 parameters=PAGE,
+            ),
+        },
+        "/v1/{env}/triggers/{triggerId}/requests/replay": {
+            "parameters": [ENV, TRIGGER],
+            "post": operation(
+                "Replay a page of the trigger's logged requests, oldest first",
+                "requests",
+                {
+                    **page_responses(ref("BulkReplayPage"), "status, cause, since, until or limit"),
+                    **refusal(409, "not_a_webhook_trigger: an API, event or segment trigger has no request log."),
+                },
+                description=BULK_REPLAY_DESCRIPTION,
+                parameters=[*PAGE[:4], limit_param(100, 50), CURSOR, REPLAY_IDEMPOTENCY_KEY],
             ),
         },
         "/v1/{env}/triggers/{triggerId}/deliveries": {
