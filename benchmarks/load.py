@@ -2,6 +2,12 @@
 beside a bare Starlette handler, measured in the same run.
 
     python benchmarks/load.py --seconds 10 --connections 32 --workers 1 2 [--no-executor] [--database URL] [--floor]
+        [--cpus-per-worker 0.5]
+
+`--cpus-per-worker` (root, cgroup cpu controller) holds each server to that
+many CPUs per process, as `docker run --cpus` does: the references to one
+share, `serve --workers N` to N shares. On a machine whose cores wrk shares,
+it is how scaling with workers can show: N shares are N times one share.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ def main() -> None:
     parser.add_argument(
         "--floor", action="store_true", help="also measure the floor of the design (benchmarks/floor_app.py)"
     )
+    parser.add_argument("--cpus-per-worker", type=float, help="hold each server to this many CPUs per process")
     args = parser.parse_args()
     for workers in args.workers:
         figures = measure(
@@ -32,8 +39,12 @@ def main() -> None:
             executor=not args.no_executor,
             database=args.database,
             floor=args.floor,
+            cpus_per_worker=args.cpus_per_worker,
         )
-        print("\n".join(table(figures)))
+        lines = table(figures)
+        if args.cpus_per_worker is not None:  # the CPU budget line counts the machine's cores, not the quota
+            lines = lines[:-1]
+        print("\n".join(lines))
 
 
 if __name__ == "__main__":

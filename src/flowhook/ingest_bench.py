@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,19 +94,66 @@ def wait_until_up(url: str, timeout: float = 30.0) -> None:
     raise RuntimeError(f"server at {url} did not come up")
 
 
-@contextmanager
-def running(command: list[str], health_url: str, env: dict[str, str] | None = None) -> Iterator[int]:
-    """The server's pid, once it answers `health_url`."""
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_until_up(health_url)
-        yield process.pid
-    finally:
-        process.terminate()
+class CpuQuota:
+    """A cgroup that holds a server and every process it starts to `cpus` CPUs, as `docker run --cpus` does.
+
+    On a machine whose cores the load generator shares, it is how scaling
+    with `--workers` can be shown at all: N processes get N times one
+    process's share, and whatever the machine has beyond that is left to
+    wrk. Needs root and the cgroup `cpu` controller (v1 or v2).
+    """
+
+    PERIOD_US = 10_000  # short periods: a throttled server stalls for milliseconds, not tens of them
+
+    def __init__(self, cpus: float) -> None:
+        quota, name = max(1000, round(cpus * self.PERIOD_US)), f"flowhook-bench-{os.getpid()}"
+        unified = Path("/sys/fs/cgroup")
+        controllers = unified / "cgroup.controllers"
+        if controllers.exists() and "cpu" in controllers.read_text().split():  # cgroup v2
+            self.path, self._limits = unified / name, {"cpu.max": f"{quota} {self.PERIOD_US}"}
+        else:
+            self.path = unified / "cpu" / name
+            self._limits = {"cpu.cfs_period_us": str(self.PERIOD_US), "cpu.cfs_quota_us": str(quota)}
+
+    def __enter__(self) -> CpuQuota:
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            self.path.mkdir()
+            for name, value in self._limits.items():
+                (self.path / name).write_text(value)
+        except OSError as error:
+            raise SystemExit(f"a CPU quota needs root and the cgroup cpu controller: {error}") from None
+        return self
+
+    def join(self) -> None:
+        """Put the calling process (a child about to exec the server) in the group."""
+        (self.path / "cgroup.procs").write_text(str(os.getpid()))
+
+    def __exit__(self, *exc_info: object) -> None:
+        for _ in range(50):  # the server's last processes may still be exiting
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                time.sleep(0.1)
+
+
+@contextmanager
+def running(
+    command: list[str], health_url: str, env: dict[str, str] | None = None, cpus: float | None = None
+) -> Iterator[int]:
+    """The server's pid, once it answers `health_url`; with `cpus`, it and its children held to that many CPUs."""
+    with CpuQuota(cpus) if cpus is not None else nullcontext() as quota:
+        join = quota.join if quota is not None else None
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=join)
+        try:
+            wait_until_up(health_url)
+            yield process.pid
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def stripe_signature(body: bytes, secret: str, timestamp: int) -> str:
@@ -253,16 +300,20 @@ def cpu_budget_us(bare: LoadFigures, ratio: float = 0.5, cores: int | None = Non
     return (cores * 1e6 - rate * bare.client_cpu_us) / rate
 
 
-def load_bare(body: bytes, headers: dict[str, str], seconds: float, connections: int) -> LoadFigures:
+def load_bare(
+    body: bytes, headers: dict[str, str], seconds: float, connections: int, cpus: float | None = None
+) -> LoadFigures:
     """The reference: a bare Starlette handler that reads the body and answers 202, served as `serve` is."""
-    return _load_reference("bare Starlette handler", "bare_app:app", body, headers, seconds, connections)
+    return _load_reference("bare Starlette handler", "bare_app:app", body, headers, seconds, connections, cpus)
 
 
-def load_floor(body: bytes, headers: dict[str, str], seconds: float, connections: int) -> LoadFigures:
+def load_floor(
+    body: bytes, headers: dict[str, str], seconds: float, connections: int, cpus: float | None = None
+) -> LoadFigures:
     """The floor of the design (benchmarks/floor_app.py): verify, map in a QuickJS worker process, validate,
     group-commit two rows, answer; none of flowhook's features. Served as `serve` is."""
     env = {**os.environ, "FLOOR_SECRET": SIGNING_SECRET, "FLOOR_SOURCE": UNKEYED_SOURCE}
-    return _load_reference("floor of the design", "floor_app:app", body, headers, seconds, connections, env)
+    return _load_reference("floor of the design", "floor_app:app", body, headers, seconds, connections, cpus, env)
 
 
 def _load_reference(
@@ -272,12 +323,18 @@ def _load_reference(
     headers: dict[str, str],
     seconds: float,
     connections: int,
+    cpus: float | None,
     env: dict[str, str] | None = None,
 ) -> LoadFigures:
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "--app-dir", str(BARE_APP_DIR), app, "--port", str(port)]
-    with running([*command, *UVICORN_FLAGS], f"http://127.0.0.1:{port}/", env) as pid:
-        return load(name, f"http://127.0.0.1:{port}/hooks/bench", body, headers, seconds, connections, pid)
+    with running([*command, *UVICORN_FLAGS], f"http://127.0.0.1:{port}/", env, cpus) as pid:
+        url = f"http://127.0.0.1:{port}/hooks/bench"
+        return load(_limited(name, cpus), url, body, headers, seconds, connections, pid)
+
+
+def _limited(name: str, cpus: float | None) -> str:
+    return name if cpus is None else f"{name}, {cpus:g} CPU"
 
 
 def measure(
@@ -287,6 +344,7 @@ def measure(
     executor: bool = True,
     database: str | None = None,
     floor: bool = False,
+    cpus_per_worker: float | None = None,
 ) -> list[LoadFigures]:
     """Figures for the bare handler and for `flowhook serve` with `server_workers` processes.
 
@@ -294,6 +352,8 @@ def measure(
     runs in-process by default, is left to a separate `flowhook worker`.
     `database` (a PostgreSQL URL) replaces the embedded SQLite file; each run
     adds its own flow and trigger to it. `floor` adds the floor of the design (`load_floor`).
+    `cpus_per_worker` holds each server to that many CPUs per process (CpuQuota): the references to one
+    share, `serve` to `server_workers` shares, sandbox workers included.
     """
     body = orjson.dumps(stripe_event())
     headers = {
@@ -302,9 +362,10 @@ def measure(
     }
     figures = []
 
-    figures.append(load_bare(body, headers, seconds, connections))
+    figures.append(load_bare(body, headers, seconds, connections, cpus_per_worker))
     if floor:
-        figures.append(load_floor(body, headers, seconds, connections))
+        figures.append(load_floor(body, headers, seconds, connections, cpus_per_worker))
+    serve_cpus = None if cpus_per_worker is None else cpus_per_worker * server_workers
 
     with tempfile.TemporaryDirectory(prefix="flowhook-bench-") as data_dir:
         port = free_port()
@@ -322,13 +383,13 @@ def measure(
             str(server_workers),
             *(["--database", database] if database else []),
         ]
-        with running(serve, f"http://127.0.0.1:{port}/healthz", env=env) as pid:
+        with running(serve, f"http://127.0.0.1:{port}/healthz", env=env, cpus=serve_cpus) as pid:
             base = f"http://127.0.0.1:{port}"
             path = create_hook(base)
             name = f"flowhook serve ({server_workers} process{'es' if server_workers > 1 else ''})"
             name += "" if executor else ", no executor"
             name += ", PostgreSQL" if database else ""
-            figures.append(load(name, base + path, body, headers, seconds, connections, pid))
+            figures.append(load(_limited(name, serve_cpus), base + path, body, headers, seconds, connections, pid))
     return figures
 
 

@@ -6,15 +6,18 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 
 from flowhook.bench import stripe_event
 from flowhook.ingest_bench import (
     BARE_APP_DIR,
     UNKEYED_SOURCE,
     UVICORN_FLAGS,
+    CpuQuota,
     LoadFigures,
     cpu_budget_us,
     free_port,
@@ -115,3 +118,18 @@ def test_the_floor_of_the_design_verifies_maps_validates_and_answers() -> None:
             url = f"http://127.0.0.1:{port}/hooks/bench"
             assert httpx.post(url, content=body, headers=signed).status_code == expected
             assert httpx.post(url, content=body + b" ", headers=signed).status_code == 401
+
+
+def test_a_cpu_quota_holds_the_server_and_its_children() -> None:
+    """`load.py --cpus-per-worker`: the server is in a cgroup limited to its share, removed with the server."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(BARE_APP_DIR), "bare_app:app", "--port", str(port)]
+    group = CpuQuota(0.5).path  # the group `running` makes: named after this process
+    try:
+        with running([*command, *UVICORN_FLAGS], f"http://127.0.0.1:{port}/", cpus=0.5) as pid:
+            assert f"/{group.name}" in Path(f"/proc/{pid}/cgroup").read_text()
+            limit = group / "cpu.max" if (group / "cpu.max").exists() else group / "cpu.cfs_quota_us"
+            assert limit.read_text().split()[0] == "5000"  # µs of each 10 ms period
+    except SystemExit as refused:  # not root, or no cgroup cpu controller here
+        pytest.skip(str(refused))
+    assert not group.exists()
