@@ -17,22 +17,13 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.mapper.test_pool_fairness import SPIN  # loops for ever when the body's `ms` is negative
 
 from ingress.settings import Settings
 from mapper import Limits
 
 pytestmark = pytest.mark.anyio
 
-# Spins for `ms` milliseconds, or for ever when `ms` is negative.
-SPIN = {
-    "kind": "javascript",
-    "source": "function map(request) {\n"
-    "  const {ms} = request.body;\n"
-    "  const end = Date.now() + ms;\n"
-    "  while (ms < 0 || Date.now() < end) {}\n"
-    "  return {targetUserIds: ['u1']};\n"
-    "}",
-}
 MAPPED = {"kind": "javascript", "source": "function map(request) { return {targetUserIds: ['u2']}; }"}
 
 
