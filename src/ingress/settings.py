@@ -23,6 +23,8 @@ AT_LEAST_ONE = (
     "invocation_retention_days",
     "oauth_failures_per_minute",
 )
+# Durations with no meaning at 0 or below: every body (or head) timed out at once, or a loop spun without a pause.
+ABOVE_ZERO = ("header_timeout_seconds", "body_timeout_seconds", "prune_interval_seconds", "executor_poll_seconds")
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,9 @@ class Settings:
         for name in AT_LEAST_ONE:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} (FLOWHOOK_{name.upper()}) must be at least 1, not {getattr(self, name)}")
-        if not self.header_timeout_seconds > 0:  # NaN too
-            raise ValueError("header_timeout_seconds (FLOWHOOK_HEADER_TIMEOUT_SECONDS) must be more than 0")
+        for name in ABOVE_ZERO:
+            if not getattr(self, name) > 0:  # NaN too
+                raise ValueError(f"{name} (FLOWHOOK_{name.upper()}) must be more than 0, not {getattr(self, name)}")
         if self.durability not in DURABILITY:
             raise ValueError(f"durability must be one of {', '.join(DURABILITY)}")
         object.__setattr__(self, "forwarded_header", self.forwarded_header.lower())

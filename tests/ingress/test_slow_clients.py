@@ -203,6 +203,19 @@ def test_the_protocol_factory_survives_pickling_for_worker_processes() -> None:
 def test_the_header_timeout_setting() -> None:
     assert Settings.from_env({"FLOWHOOK_HEADER_TIMEOUT_SECONDS": "2.5"}).header_timeout_seconds == 2.5
     assert Settings().header_timeout_seconds == 10.0
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "FLOWHOOK_HEADER_TIMEOUT_SECONDS",
+        "FLOWHOOK_BODY_TIMEOUT_SECONDS",
+        "FLOWHOOK_PRUNE_INTERVAL_SECONDS",
+        "FLOWHOOK_EXECUTOR_POLL_SECONDS",
+    ],
+)
+def test_durations_must_be_more_than_zero(variable: str) -> None:
+    """0 timed every body (or head) out at once, or spun a background loop without a pause."""
     for refused in ("0", "-1", "nan"):
-        with pytest.raises(ValueError, match="FLOWHOOK_HEADER_TIMEOUT_SECONDS"):
-            Settings.from_env({"FLOWHOOK_HEADER_TIMEOUT_SECONDS": refused})
+        with pytest.raises(ValueError, match=rf"\({variable}\) must be more than 0"):
+            Settings.from_env({variable: refused})
