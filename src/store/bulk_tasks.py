@@ -37,7 +37,7 @@ from sqlalchemy.engine import Connection
 from flows.csv_rows import SEPARATOR, cell_number
 from flows.segment_rules import same_value
 from store.clock import iso, utcnow
-from store.flows import refuse_archived
+from store.flows import first_publications, refuse_archived
 from store.ids import new_id
 from store.invocations import Acceptance, AcceptRequest, accept_batch
 from store.storable import storable
@@ -46,11 +46,10 @@ from store.tables import (
     bulk_task_users,
     bulk_tasks,
     customers,
-    flow_versions,
     segment_members,
     segments,
 )
-from store.triggers import Trigger
+from store.triggers import Trigger, took_effect
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 OPEN = (PENDING, RUNNING)
@@ -471,11 +470,10 @@ def existing_members(conn: Connection, trigger: Trigger) -> ExistingMembers | No
     """The existing members of a segment trigger; None while its flow was never published (the trigger has not
     taken effect)."""
     assert trigger.segment_id is not None  # a segment trigger
-    query = sa.select(sa.func.min(flow_versions.c.published_at)).where(flow_versions.c.flow_id == trigger.flow_id)
-    first_published: datetime | None = conn.execute(query).scalar_one()
+    first_published = first_publications(conn, [trigger.flow_id]).get(trigger.flow_id)
     if first_published is None:
         return None
-    return ExistingMembers(trigger.segment_id, max(first_published, trigger.created_at))
+    return ExistingMembers(trigger.segment_id, took_effect(first_published, trigger.created_at))
 
 
 def count_existing(conn: Connection, existing: ExistingMembers) -> int:

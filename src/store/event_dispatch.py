@@ -38,9 +38,10 @@ from sqlalchemy.engine import Connection
 from store.analytics import AnalyticsEvent
 from store.clock import utcnow
 from store.event_deliveries import PENDING
+from store.flows import first_publications
 from store.invocations import Acceptance, AcceptRequest, accept_batch
-from store.tables import UtcDateTime, analytics_events, event_deliveries, flow_versions, flows, triggers
-from store.triggers import TriggerWithFlow, triggers_with_flows
+from store.tables import UtcDateTime, analytics_events, event_deliveries, flows, triggers
+from store.triggers import TriggerWithFlow, took_effect, triggers_with_flows
 
 ACCEPTED, DUPLICATE, SKIPPED, FAILED = "accepted", "duplicate", "skipped", "failed"
 
@@ -145,7 +146,7 @@ class _Claim:
         if first_published is None:  # as store.invocations would say, but as read before it (_publications)
             return FAILED, "flow_not_published"
         assert self.trigger_created_at is not None  # the trigger is there: it has a mode
-        if self.recorded_at < max(first_published, self.trigger_created_at):
+        if self.recorded_at < took_effect(first_published, self.trigger_created_at):
             return SKIPPED, "predates_trigger"
         return None
 
@@ -244,23 +245,12 @@ def _publications(conn: Connection, claims: Iterable[_Claim]) -> dict[str, datet
     live = {claim.flow_id for claim in claims if claim.mode == "live" and claim.flow_id is not None}
     if not live:
         return {}
-    published = _first_publications(conn, live)
+    published = first_publications(conn, live)
     unpublished = sorted(live - published.keys())
     if unpublished and conn.dialect.name == "postgresql":
         conn.execute(sa.select(flows.c.id).where(flows.c.id.in_(unpublished)).with_for_update(read=True))
-        published |= _first_publications(conn, set(unpublished))
+        published |= first_publications(conn, unpublished)
     return published
-
-
-_FIRST_PUBLICATIONS = (
-    sa.select(flow_versions.c.flow_id, sa.func.min(flow_versions.c.published_at))
-    .where(flow_versions.c.flow_id.in_(sa.bindparam("flow_ids", expanding=True)))
-    .group_by(flow_versions.c.flow_id)
-)  # built once, as _CLAIM: every settle with a live trigger runs it
-
-
-def _first_publications(conn: Connection, flow_ids: set[str]) -> dict[str, datetime]:
-    return {flow_id: first for flow_id, first in conn.execute(_FIRST_PUBLICATIONS, {"flow_ids": sorted(flow_ids)})}
 
 
 def _row(settlement: Settlement, acceptance: Acceptance | None, now: datetime) -> dict[str, Any]:

@@ -72,6 +72,13 @@ class ApiTrigger:
         return api_trigger_id(self.flow_id)
 
 
+def took_effect(first_published: datetime, created_at: datetime) -> datetime:
+    """When a trigger took effect: its flow's first publication, or its own creation if that was later. An
+    event recorded before never starts a live run of it (store.event_dispatch), and a segment trigger's
+    members from before are its existing members (store.bulk_tasks)."""
+    return max(first_published, created_at)
+
+
 def api_trigger_id(flow_id: str) -> str:
     return f"{API_TRIGGER_PREFIX}{flow_id}"
 
