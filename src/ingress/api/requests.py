@@ -23,6 +23,7 @@ from ingress.hooks import CAUSES, HookPipeline, Outcome
 from ingress.jsonio import json_response
 from store import request_log, triggers
 from store.request_log import LogEntry, LogFilter, StatusFilter
+from store.triggers import ApiTrigger, Trigger
 
 MAX_PAGE = 200
 MAX_REPLAYS = 100  # a page of a bulk replay: each waits for its durable accept, so the call stays short
@@ -119,9 +120,8 @@ def _unreplayable(entry: LogEntry) -> str | None:
     return None
 
 
-async def _hook_config(request: Request, env: str, trigger_id: str) -> HookConfig:
-    """The trigger's current configuration, which replays run under."""
-    trigger = await services(request).store.read(lambda conn: triggers.get_trigger(conn, env, trigger_id))
+async def _hook_config(request: Request, trigger_id: str, trigger: Trigger | ApiTrigger | None) -> HookConfig:
+    """The current configuration of `trigger` (as just read), which replays run under; a 404 if it is gone."""
     hook_id = None if trigger is None else trigger.hook_id
     config = None if hook_id is None else await services(request).hook_configs.get(hook_id)
     if config is None:
@@ -148,7 +148,9 @@ async def replay_request(request: Request) -> Response:
     refusal = _unreplayable(original)
     if refusal is not None:
         raise ApiError(409, "replay_not_allowed", refusal)
-    config = await _hook_config(request, env, original.trigger_id or "")
+    trigger_id = original.trigger_id or ""
+    trigger = await services(request).store.read(lambda conn: triggers.get_trigger(conn, env, trigger_id))
+    config = await _hook_config(request, trigger_id, trigger)
     log, outcome = await _replayed(request, original, config, key)
     return json_response(
         {
@@ -175,7 +177,7 @@ async def replay_requests(request: Request) -> Response:
     entries, next_seq = await services(request).store.read(
         lambda conn: request_log.originals_in_order(conn, env, where, limit=limit, after=after)
     )
-    config = await _hook_config(request, env, trigger.id)
+    config = await _hook_config(request, trigger.id, trigger)
     results: list[dict[str, Any]] = []
     for original in entries:
         refusal = _unreplayable(original)
