@@ -49,9 +49,10 @@ def previous_expires_at(keys: dict[str, Any] | None, now: datetime) -> datetime 
 def accepts(keys: dict[str, Any] | None, given: str, now: datetime) -> bool:
     """Whether `given` is the current key, or the replaced one within its overlap; every candidate is compared
     in constant time, and all of them are compared whichever matches."""
-    candidates = [(keys or {}).get("secret")]
+    keys = keys or {}
+    candidates = [keys.get("secret")]
     if previous_expires_at(keys, now) is not None:
-        candidates.append((keys or {}).get("previousSecret"))
+        candidates.append(keys.get("previousSecret"))
     matched = False
     for candidate in candidates:
         if isinstance(candidate, str) and candidate:
