@@ -10,9 +10,11 @@ workers start once.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import uvicorn
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from sqlalchemy.engine import URL
 from starlette.applications import Starlette
@@ -217,3 +220,29 @@ def receiver() -> Iterator[CallbackReceiver]:
     yield server
     server.shutdown()
     server.server_close()
+
+
+@asynccontextmanager
+async def _uvicorn_on_loopback(app: Starlette, options: dict[str, Any]) -> AsyncIterator[int]:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    options = {name: value for name, value in options.items() if name != "loop"}  # the test's loop runs it
+    running = uvicorn.Server(uvicorn.Config(app, log_level="warning", **options))
+    task = asyncio.create_task(running.serve(sockets=[listener]))
+    while not running.started:
+        assert not task.done(), "uvicorn did not start"
+        await asyncio.sleep(0.01)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        running.should_exit = True
+        await task
+        listener.close()
+
+
+@pytest.fixture(scope="session")
+def uvicorn_on_loopback() -> Callable[[Starlette, dict[str, Any]], AbstractAsyncContextManager[int]]:
+    """`async with uvicorn_on_loopback(app, options) as port`: real uvicorn (`options` as `serve` gives
+    them) serving `app` on a loopback port, in the test's event loop."""
+    return _uvicorn_on_loopback

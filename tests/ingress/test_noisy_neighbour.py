@@ -10,14 +10,12 @@ workers to end the loops.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
-from tests.mapper.test_pool_fairness import SPIN  # loops for ever when the body's `ms` is negative
+from tests.mapper.test_pool_fairness import SPIN, crash_all  # SPIN loops for ever when the body's `ms` < 0
 
 from ingress.settings import Settings
 from mapper import Limits
@@ -46,13 +44,5 @@ async def test_a_looping_trigger_leaves_a_worker_to_the_other_triggers(flowhook:
     assert answer.status_code == 202, answer.text
     assert not any(task.done() for task in looping)
 
-    while not all(task.done() for task in looping):  # crash the busy workers until the loops have ended
-        busy = [worker.pid for worker in pool.workers if worker.in_flight and worker.pid]
-        if busy:
-            os.kill(busy[0], signal.SIGKILL)
-            while busy[0] in [worker.pid for worker in pool.workers]:
-                await asyncio.sleep(0.005)
-        else:
-            await asyncio.sleep(0.005)
-    responses: list[httpx.Response] = [task.result() for task in looping]
+    responses: list[httpx.Response] = await crash_all(pool, looping)  # the loops end no other way
     assert all(response.status_code != 202 for response in responses), [response.text for response in responses]

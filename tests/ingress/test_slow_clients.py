@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pickle
-import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -18,7 +17,6 @@ from typing import Any
 
 import orjson
 import pytest
-import uvicorn
 
 from ingress.app import create_app
 from ingress.serve import uvicorn_options
@@ -36,7 +34,7 @@ HEALTH = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
 @pytest.fixture(scope="module")
-async def port(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[int]:
+async def port(tmp_path_factory: pytest.TempPathFactory, uvicorn_on_loopback: Any) -> AsyncIterator[int]:
     settings = Settings(
         data_dir=Path(tmp_path_factory.mktemp("slow-clients")),
         admin_token=TOKEN,
@@ -44,18 +42,8 @@ async def port(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[int]:
         header_timeout_seconds=HEADER_TIMEOUT,
         body_timeout_seconds=BODY_TIMEOUT,
     )
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    options = {name: value for name, value in uvicorn_options(settings).items() if name != "loop"}  # the test's loop
-    running = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", **options))
-    task = asyncio.create_task(running.serve(sockets=[listener]))
-    while not running.started:
-        assert not task.done(), "uvicorn did not start"
-        await asyncio.sleep(0.01)
-    yield listener.getsockname()[1]
-    running.should_exit = True
-    await task
-    listener.close()
+    async with uvicorn_on_loopback(create_app(settings), uvicorn_options(settings)) as port:
+        yield port
 
 
 async def drip_until_closed(port: int, start: bytes, drip: bytes) -> bytes:

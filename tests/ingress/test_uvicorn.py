@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
 import pytest
 import stripe
-import uvicorn
 
 from ingress.app import create_app
 from ingress.serve import UVICORN_OPTIONS
@@ -36,7 +35,7 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Server]:
+async def server(tmp_path_factory: pytest.TempPathFactory, uvicorn_on_loopback: Any) -> AsyncIterator[Server]:
     settings = Settings(
         data_dir=Path(tmp_path_factory.mktemp("uvicorn")),
         admin_token=TOKEN,
@@ -44,23 +43,10 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
         max_body_bytes=MAX_BODY,
         body_timeout_seconds=BODY_TIMEOUT,
     )
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    options = {name: value for name, value in UVICORN_OPTIONS.items() if name != "loop"}  # the test's loop runs it
-    config = uvicorn.Config(create_app(settings), log_level="warning", **options)
-    running = uvicorn.Server(config)
-    task = asyncio.create_task(running.serve(sockets=[listener]))
-    while not running.started:
-        assert not task.done(), "uvicorn did not start"
-        await asyncio.sleep(0.01)
-    url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {TOKEN}"}) as api:
-        yield Server(url, port, api)
-    running.should_exit = True
-    await task
-    listener.close()
+    async with uvicorn_on_loopback(create_app(settings), UVICORN_OPTIONS) as port:
+        url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {TOKEN}"}) as api:
+            yield Server(url, port, api)
 
 
 async def webhook_trigger(server: Server, **fields: object) -> dict[str, str]:

@@ -7,7 +7,7 @@ import asyncio
 import io
 import os
 import signal
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pytest
@@ -16,10 +16,11 @@ from mapper import Limits, make_request
 from mapper.javascript import request_payload
 from mapper.mapping import Judge
 from mapper.pool import SandboxPool, _FairQueue, _Job, _Key
-from mapper.result import MappingResult
 from mapper.worker import HEADER, Worker, WorkerConfig, decode_frame, encode_frame, pack_requests
 
 pytestmark = pytest.mark.anyio
+
+T = TypeVar("T")
 
 FAST = {"kind": "javascript", "source": "function map(request) { return {targetUserIds: ['u1']}; }"}
 # Spins for `ms` milliseconds of wall clock, or for ever when `ms` is negative.
@@ -158,7 +159,7 @@ async def in_flight(pool: SandboxPool) -> list[tuple[int, int]]:
     return busy
 
 
-async def crash_all(pool: SandboxPool, tasks: list[asyncio.Task[MappingResult]]) -> list[MappingResult]:
+async def crash_all(pool: SandboxPool, tasks: list[asyncio.Task[T]]) -> list[T]:
     """SIGKILL busy workers until every task is done (a looping mapping ends no other way here)."""
     while not all(task.done() for task in tasks):
         busy = [worker.pid for worker in pool.workers if worker.in_flight and worker.pid]
