@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.mapper.test_pool_fairness import SPIN, crash_all  # SPIN loops for ever when the body's `ms` < 0
+from tests.support.sandbox import SPIN, crash_all  # SPIN loops for ever when the body's `ms` < 0
 
 from ingress.settings import Settings
 from mapper import Limits

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
-import signal
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 import pytest
+from tests.support.sandbox import FOREVER, SPIN, crash_all
 
 from mapper import Limits, make_request
 from mapper.javascript import request_payload
@@ -20,20 +19,7 @@ from mapper.worker import HEADER, Worker, WorkerConfig, decode_frame, encode_fra
 
 pytestmark = pytest.mark.anyio
 
-T = TypeVar("T")
-
 FAST = {"kind": "javascript", "source": "function map(request) { return {targetUserIds: ['u1']}; }"}
-# Spins for `ms` milliseconds of wall clock, or for ever when `ms` is negative.
-SPIN = {
-    "kind": "javascript",
-    "source": "function map(request) {\n"
-    "  const {ms} = request.body;\n"
-    "  const end = Date.now() + ms;\n"
-    "  while (ms < 0 || Date.now() < end) {}\n"
-    "  return {targetUserIds: ['u1']};\n"
-    "}",
-}
-FOREVER = -1
 SLOW_MS = 200  # far above what a trivial mapping takes, even on a loaded machine
 SLOW = 250  # ms of spinning: slow
 
@@ -157,19 +143,6 @@ async def in_flight(pool: SandboxPool) -> list[tuple[int, int]]:
     while not (busy := [(worker.pid, worker.in_flight) for worker in pool.workers if worker.in_flight and worker.pid]):
         await asyncio.sleep(0.005)
     return busy
-
-
-async def crash_all(pool: SandboxPool, tasks: list[asyncio.Task[T]]) -> list[T]:
-    """SIGKILL busy workers until every task is done (a looping mapping ends no other way here)."""
-    while not all(task.done() for task in tasks):
-        busy = [worker.pid for worker in pool.workers if worker.in_flight and worker.pid]
-        if busy:
-            os.kill(busy[0], signal.SIGKILL)
-            while busy[0] in [worker.pid for worker in pool.workers]:
-                await asyncio.sleep(0.005)
-        else:
-            await asyncio.sleep(0.005)
-    return [task.result() for task in tasks]
 
 
 async def test_a_looping_key_leaves_a_worker_to_the_other_keys() -> None:

@@ -1,23 +1,17 @@
 """The mapping editor's request log panel in a real browser: why a webhook was refused, replaying it once the
 mapping is fixed, and replaying every refused one at once.
 
-The server, browser and sign-in are those of test_editor_page.py; the page here accepts a `confirm()` (the
-bulk replay asks first) where that module's dismisses every dialog.
+The page here accepts a `confirm()`: the bulk replay asks first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Error, Page, Request, expect
-from tests.ingress import test_editor_page as editor_page
-from tests.ingress.test_editor_page import Flowhook, sign_in
-
-# The editor page tests' server (one per module), browser, and skip without Chromium.
-flowhook, browser, pytestmark = editor_page.flowhook, editor_page.browser, editor_page.pytestmark
+from playwright.sync_api import Page, Request, expect
+from tests.support.editor import Flowhook, sign_in
 
 BY_N = "function map(r) {\n  return {targetUserIds: [r.body.n]};\n}\n"  # a number: refused, 422
 FIXED = {"kind": "javascript", "source": "function map(r) {\n  return {targetUserIds: [String(r.body.n)]};\n}\n"}
@@ -25,31 +19,8 @@ NOT_A_STRING = "$.targetUserIds[0] must be a string, not a number"
 
 
 @pytest.fixture
-def dialogs() -> list[str]:
-    """The type of every dialog the page opened: a confirm is accepted, any other dismissed."""
-    return []
-
-
-@pytest.fixture
-def page(browser: Browser, dialogs: list[str]) -> Iterator[Page]:
-    """A fresh context's page; the test fails if the editor's script throws."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    opened = context.new_page()
-    opened.set_default_timeout(10_000)
-
-    def answer(dialog: Any) -> None:
-        dialogs.append(dialog.type)
-        if dialog.type == "confirm":
-            dialog.accept()
-        else:
-            dialog.dismiss()
-
-    opened.on("dialog", answer)
-    errors: list[Error] = []
-    opened.on("pageerror", lambda error: errors.append(error))
-    yield opened
-    context.close()
-    assert errors == [], "the page's script threw"
+def accept_confirm() -> bool:
+    return True  # the bulk replay asks first
 
 
 def send(trigger: dict[str, Any], status: int, **request: Any) -> str:

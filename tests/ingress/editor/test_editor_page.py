@@ -9,112 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Error, Page, Request, Route, expect, sync_playwright
-
-from ingress.settings import Settings
-
-CHROMIUM = "/usr/bin/chromium"
-TOKEN = "fh_admin_editor-test-token"
-
-pytestmark = pytest.mark.skipif(
-    shutil.which(CHROMIUM) is None, reason=f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)"
-)
-
-Server = tuple[Any, str]
-
-
-@dataclass
-class Flowhook:
-    url: str
-    api: httpx.Client
-
-    def flow(self, name: str = "Welcome", *, publish: bool = False) -> dict[str, Any]:
-        flow: dict[str, Any] = self.ok(self.api.post("/action-flows", json={"name": name}))
-        if publish:
-            flow = self.ok(self.api.post(f"/action-flows/{flow['id']}/publish"))
-        return flow
-
-    def trigger(self, flow: dict[str, Any] | None = None, source: str | None = None, **body: Any) -> dict[str, Any]:
-        """A trigger of `flow` (a new one by default): a webhook trigger unless `body` names another `type`."""
-        flow = flow or self.flow()
-        if source is not None:
-            body["mapping"] = {"kind": "javascript", "source": source}
-        trigger: dict[str, Any] = self.ok(self.api.post(f"/action-flows/{flow['id']}/triggers", json=body))
-        return trigger
-
-    def sample(self, trigger: dict[str, Any], **sample: Any) -> dict[str, Any]:
-        pasted: dict[str, Any] = self.ok(self.api.post(f"/triggers/{trigger['id']}/samples", json=sample))
-        return pasted
-
-    def read(self, trigger: dict[str, Any]) -> dict[str, Any]:
-        found: dict[str, Any] = self.ok(self.api.get(f"/triggers/{trigger['id']}"))
-        return found
-
-    @staticmethod
-    def ok(response: httpx.Response) -> Any:
-        assert response.is_success, response.text
-        return response.json()
-
-
-@pytest.fixture(scope="module")
-def flowhook(
-    tmp_path_factory: pytest.TempPathFactory, running_server: Callable[[Settings], AbstractContextManager[Server]]
-) -> Iterator[Flowhook]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("editor"), admin_token=TOKEN, sandbox_workers=1)
-    with running_server(settings) as (_, url):
-        headers = {"authorization": f"Bearer {TOKEN}"}
-        with httpx.Client(base_url=f"{url}/v1/default", headers=headers) as api:
-            yield Flowhook(url, api)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    playwright = sync_playwright().start()
-    launched = playwright.chromium.launch(executable_path=CHROMIUM)
-    yield launched
-    launched.close()
-    playwright.stop()
-
-
-@pytest.fixture
-def dialogs() -> list[str]:
-    """The type of every dialog the page opened (alert, confirm, beforeunload); each is dismissed."""
-    return []
-
-
-@pytest.fixture
-def page(browser: Browser, dialogs: list[str]) -> Iterator[Page]:
-    """A fresh context's page at 1280×800; the test fails if the editor's script throws."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    opened = context.new_page()
-    opened.set_default_timeout(10_000)
-    opened.on("dialog", lambda dialog: (dialogs.append(dialog.type), dialog.dismiss()))
-    errors: list[Error] = []
-    opened.on("pageerror", lambda error: errors.append(error))
-    yield opened
-    context.close()
-    assert errors == [], "the page's script threw"
-
-
-def sign_in(page: Page, flowhook: Flowhook, trigger: dict[str, Any] | None = None) -> None:
-    """Open the editor (on `trigger` by deep link) and sign in with the admin token."""
-    page.goto(f"{flowhook.url}/editor" + (f"#trigger={trigger['id']}" if trigger else ""))
-    page.get_by_label("Admin token").fill(TOKEN)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.locator("#workspace")).to_be_visible()
-    if trigger:
-        expect(page.locator("#trigger-title")).to_have_text(f"Trigger {trigger['id']}")
-        if trigger["type"] == "webhook":
-            expect(page.locator("#hook-url")).to_have_value(trigger["url"])
+from playwright.sync_api import Page, Request, Route, expect
+from tests.support.editor import TOKEN, Flowhook, sign_in
 
 
 def typed_sample(page: Page) -> Any:

@@ -1,0 +1,76 @@
+"""The editor's browser tests: one `flowhook serve` and one Chromium per test module, a fresh page per test.
+
+Without Debian's Chromium the browser tests skip (`.ci/run` installs it)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Error, Page, sync_playwright
+from tests.support.editor import CHROMIUM, TOKEN, Flowhook
+
+from ingress.settings import Settings
+
+Server = tuple[Any, str]
+
+
+@pytest.fixture(scope="module")
+def flowhook(
+    tmp_path_factory: pytest.TempPathFactory, running_server: Callable[[Settings], AbstractContextManager[Server]]
+) -> Iterator[Flowhook]:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("editor"), admin_token=TOKEN, sandbox_workers=1)
+    with running_server(settings) as (_, url):
+        headers = {"authorization": f"Bearer {TOKEN}"}
+        with httpx.Client(base_url=f"{url}/v1/default", headers=headers) as api:
+            yield Flowhook(url, api)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)")
+    playwright = sync_playwright().start()
+    launched = playwright.chromium.launch(executable_path=CHROMIUM)
+    yield launched
+    launched.close()
+    playwright.stop()
+
+
+@pytest.fixture
+def accept_confirm() -> bool:
+    """Whether the page accepts a `confirm()`; a module whose flows ask first overrides this."""
+    return False
+
+
+@pytest.fixture
+def dialogs() -> list[str]:
+    """The type of every dialog the page opened (alert, confirm, beforeunload)."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Browser, dialogs: list[str], accept_confirm: bool) -> Iterator[Page]:
+    """A fresh context's page; every dialog is dismissed (a confirm accepted if `accept_confirm`), and the test
+    fails if the editor's script throws."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    opened = context.new_page()
+    opened.set_default_timeout(10_000)
+
+    def answer(dialog: Any) -> None:
+        dialogs.append(dialog.type)
+        if dialog.type == "confirm" and accept_confirm:
+            dialog.accept()
+        else:
+            dialog.dismiss()
+
+    opened.on("dialog", answer)
+    errors: list[Error] = []
+    opened.on("pageerror", lambda error: errors.append(error))
+    yield opened
+    context.close()
+    assert errors == [], "the page's script threw"

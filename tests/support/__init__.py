@@ -1,0 +1,1 @@
+"""Helpers more than one test module needs; fixtures live in the conftest.py files."""
