@@ -141,15 +141,21 @@ def list_entries(
     return _page(conn, query.order_by(request_log.c.seq.desc()), limit)
 
 
-def originals_in_order(
+#: What a bulk replay takes: requests the hook refused. An accepted, captured or skipped one stays a single replay.
+REFUSED = StatusFilter(400, 599)
+
+
+def refused_in_order(
     conn: Connection, environment_id: str, where: LogFilter, *, limit: int, after: int | None = None
 ) -> tuple[list[LogEntry], int | None]:
-    """A page of the requests as they arrived, oldest first, and where the next starts: what a bulk replay
-    runs again, in the order the sender sent them. Replays are left out, and so are requests a replay
-    already recovered (answered 2xx), so that running a recovery again takes only what is still refused."""
+    """A page of the refused requests (4xx, 5xx) among those `where` selects, oldest first, and where the next
+    starts: what a bulk replay runs again, in the order the sender sent them. Replays are left out, and so
+    are requests a replay already recovered (answered 2xx), so that running a recovery again takes only what
+    is still refused."""
     replay = request_log.alias("replay")
     recovered = sa.exists().where(replay.c.replay_of == request_log.c.id, replay.c.status.between(200, 299))
-    query = where.select(environment_id).where(request_log.c.replay_of.is_(None), ~recovered)
+    refused = request_log.c.status.between(REFUSED.low, REFUSED.high)
+    query = where.select(environment_id).where(refused, request_log.c.replay_of.is_(None), ~recovered)
     if after is not None:
         query = query.where(request_log.c.seq > after)
     return _page(conn, query.order_by(request_log.c.seq), limit)

@@ -109,6 +109,25 @@ async def test_filters_select_what_is_replayed(flowhook) -> None:
     assert none == {"data": [], "nextCursor": None}
 
 
+async def test_without_filters_only_refused_requests_are_replayed(flowhook) -> None:
+    """Accepted, duplicate, captured and skipped requests started what they should (or nothing, on purpose):
+    running them again would start flows twice."""
+    flow = await flowhook.flow()
+    trigger = await flowhook.trigger(flow, mapping=BY_USER)
+    for n in range(2):
+        assert (await flowhook.post(trigger, orjson.dumps({"user": f"u-{n}", "n": n}))).status_code == 202
+    await flowhook.api.post(f"/v1/default/triggers/{trigger['id']}/capture")
+    captured = await flowhook.post(trigger, orjson.dumps({"user": "u-sample", "n": 7}))
+    assert captured.json()["captured"] is True
+    refused = await flowhook.post(trigger, orjson.dumps({"n": 8}))  # no user: 422
+    assert refused.status_code == 422
+    page = (await bulk_replay(flowhook, trigger)).json()
+    assert [(item["replayOf"], item["status"]) for item in page["data"]] == [
+        (refused.json()["error"]["requestId"], 422)
+    ]
+    assert invocations(flowhook, flow["id"]) == [("u-0", 0), ("u-1", 1)]
+
+
 async def test_requests_that_cannot_be_replayed_are_skipped_not_fatal(flowhook) -> None:
     flow = await flowhook.flow()
     trigger = await flowhook.trigger(flow, verification={"preset": "github", "secret": "bulk-secret"})
@@ -141,12 +160,26 @@ async def test_a_disabled_trigger_answers_each_replay_as_a_sender_would_be(flowh
         ({"status": "22"}, "invalid_parameter"),
         ({"cause": "nope"}, "invalid_parameter"),
         ({"cursor": "garbage"}, "invalid_cursor"),
+        ({"status": "202"}, "invalid_parameter"),  # only refused requests are replayed in bulk
+        ({"status": "2xx"}, "invalid_parameter"),
+        ({"cause": "accepted"}, "invalid_parameter"),
+        ({"cause": "captured"}, "invalid_parameter"),
+        ({"stauts": "422"}, "invalid_parameter"),  # a misspelt filter would widen what is replayed
     ],
 )
 async def test_bad_parameters_are_a_400_and_replay_nothing(flowhook, query: dict[str, str], code: str) -> None:
     flow, trigger, _ = await refused_requests(flowhook, 1)
     answered = await bulk_replay(flowhook, trigger, **query)
     assert (answered.status_code, answered.json()["error"]["code"]) == (400, code)
+    assert invocations(flowhook, flow["id"]) == []
+
+
+async def test_filters_sent_as_a_body_are_refused_not_ignored(flowhook) -> None:
+    flow, trigger, _ = await refused_requests(flowhook, 1)
+    url = f"/v1/default/triggers/{trigger['id']}/requests/replay"
+    answered = await flowhook.api.post(url, json={"status": 422, "cause": "mapping_error"})
+    assert (answered.status_code, answered.json()["error"]["code"]) == (400, "invalid_body")
+    assert "query string" in answered.json()["error"]["message"]
     assert invocations(flowhook, flow["id"]) == []
 
 

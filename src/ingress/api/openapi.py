@@ -629,16 +629,18 @@ trigger's mapping changed in between, the payload differs and the replay answers
 A flowInvocationId the mapping gives is used as always. 400 invalid_idempotency_key: the header is empty, \
 longer than 255 characters, not printable ASCII, or sent more than once."""
 
-BULK_REPLAY_DESCRIPTION = """Replays, one after the other and in the order they arrived, the page of the trigger's \
-logged requests that `status`, `cause`, `since` and `until` select (replays, and \
-requests a replay already recovered with a 2xx, are left out; at most 100 a call): \
-recovery after a mapping was fixed or a flow published. Each runs as POST \
-/requests/{requestId}/replay would, and its item says what the pipeline answered it; a \
-request that cannot be replayed (it failed the IP or signature check, or its body was \
-truncated) is skipped, not an error. `nextCursor` continues with the next page, in the \
-same order. With `Idempotency-Key`, each request's replay is idempotent as a single \
-replay's is: a retried call under the same key starts nothing new. 409 \
-not_a_webhook_trigger: an API, event or segment trigger has no request log."""
+BULK_REPLAY_DESCRIPTION = """Replays, one after the other and in the order they arrived, the page of the requests the \
+trigger refused (4xx, 5xx) that `status`, `cause`, `since` and `until` select (replays, \
+and requests a replay already recovered with a 2xx, are left out; at most 100 a call): \
+recovery after a mapping was fixed or a flow published. Accepted, duplicate, captured \
+and skipped requests are never taken (replay one alone); a filter that can select only \
+those, an unknown query parameter, or a body (the filters go in the query string) is a \
+400. Each runs as POST /requests/{requestId}/replay would, and its item says what the \
+pipeline answered it; a request that cannot be replayed (it failed the IP or signature \
+check, or its body was truncated) is skipped, not an error. `nextCursor` continues with \
+the next page, in the same order. With `Idempotency-Key`, each request's replay is \
+idempotent as a single replay's is: a retried call under the same key starts nothing \
+new. 409 not_a_webhook_trigger: an API, event or segment trigger has no request log."""
 
 REPLAY_IDEMPOTENCY_KEY: dict[str, Any] = {
     "name": "Idempotency-Key",
@@ -875,10 +877,10 @@ def _paths() -> dict[str, Any]:
         "/v1/{env}/triggers/{triggerId}/requests/replay": {
             "parameters": [ENV, TRIGGER],
             "post": operation(
-                "Replay a page of the trigger's logged requests, oldest first",
+                "Replay a page of the requests the trigger refused, oldest first",
                 "requests",
                 {
-                    **page_responses(ref("BulkReplayPage"), "status, cause, since, until or limit"),
+                    **page_responses(ref("BulkReplayPage"), "status, cause, since, until or limit, or an unknown one"),
                     **refusal(409, "not_a_webhook_trigger: an API, event or segment trigger has no request log."),
                 },
                 description=BULK_REPLAY_DESCRIPTION,

@@ -22,7 +22,7 @@ from ingress.hook_configs import HookConfig
 from ingress.hooks import CAUSES, HookPipeline, Outcome
 from ingress.jsonio import json_response
 from store import request_log, triggers
-from store.request_log import LogEntry, LogFilter, StatusFilter
+from store.request_log import REFUSED, LogEntry, LogFilter, StatusFilter
 from store.triggers import ApiTrigger, Trigger
 
 MAX_PAGE = 200
@@ -31,6 +31,10 @@ MAX_REPLAYS = 100  # a page of a bulk replay: each waits for its durable accept,
 _IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
 #: The namespace of the flowInvocationIds derived from a replay's `Idempotency-Key` (a fixed, random UUID).
 _REPLAY_KEYS = uuid.UUID("12cc0939-e605-4396-9b78-8a6b00a9b3d9")
+#: The query of a bulk replay; anything else (a misspelt filter would widen what is replayed) is a 400.
+_BULK_REPLAY_PARAMETERS = ("status", "cause", "since", "until", "limit", "cursor")
+#: The causes of requests the hook did not refuse: a bulk replay never takes them.
+_NOT_REFUSED = ("accepted", "duplicate", "captured", "skipped")
 
 
 def _status(request: Request) -> StatusFilter | None:
@@ -163,19 +167,39 @@ async def replay_request(request: Request) -> Response:
     )
 
 
+async def _bulk_replay_filter(request: Request, env: str, trigger_id: str) -> tuple[LogFilter, Binding]:
+    """The listing's filters, held to requests the hook refused; a body, an unknown parameter, or a filter
+    that can only select requests it did not refuse is a 400 rather than a replay of something else."""
+    if await request.body():
+        message = "a bulk replay takes no body: its filters go in the query string, as the listing's do"
+        raise ApiError(400, "invalid_body", message)
+    unknown = sorted(set(request.query_params) - set(_BULK_REPLAY_PARAMETERS))
+    if unknown:
+        message = f"unknown query parameter {unknown[0]!r}: a bulk replay takes {', '.join(_BULK_REPLAY_PARAMETERS)}"
+        raise ApiError(400, "invalid_parameter", message)
+    where, cursors = _filtered(request, "request-replay", env, trigger_id)
+    if where.status is not None and where.status.high < REFUSED.low:
+        message = "a bulk replay takes refused requests only (4xx, 5xx); replay another one alone"
+        raise ApiError(400, "invalid_parameter", f"status: {message}")
+    if where.cause in _NOT_REFUSED:
+        message = "a bulk replay takes refused requests only; replay an accepted, captured or skipped one alone"
+        raise ApiError(400, "invalid_parameter", f"cause: {message}")
+    return where, cursors
+
+
 @admin_only
 async def replay_requests(request: Request) -> Response:
-    """Replay a page of a webhook trigger's logged requests, the ones the listing's filters select, in the
+    """Replay a page of the requests a webhook trigger refused, those the listing's filters select, in the
     order they arrived (replays, and requests a replay recovered, left out), one after the other: recovery
     after a broken mapping or a flow published late, as Svix's recover and Hookdeck's bulk retry do. Each
     item says what became of one request; `nextCursor` continues with the next page."""
     env = await environment(request)
     key = _idempotency_key(request)
     trigger = await webhook_trigger(request, env, "request log to replay")
-    where, cursors = _filtered(request, "request-replay", env, trigger.id)
+    where, cursors = await _bulk_replay_filter(request, env, trigger.id)
     limit, after = query_int(request, "limit", 50, 1, MAX_REPLAYS), cursors.requested(request)
     entries, next_seq = await services(request).store.read(
-        lambda conn: request_log.originals_in_order(conn, env, where, limit=limit, after=after)
+        lambda conn: request_log.refused_in_order(conn, env, where, limit=limit, after=after)
     )
     config = await _hook_config(request, trigger.id, trigger)
     results: list[dict[str, Any]] = []

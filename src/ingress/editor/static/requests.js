@@ -252,11 +252,12 @@ export class RequestsPanel {
     }
   }
 
-  /** Replay every refused (4xx) request, oldest first, a page at a time: the recovery after fixing a mapping. */
+  /** Replay every refused (4xx) or failed (5xx) request, oldest first, a page at a time: the recovery after fixing
+   * a mapping, or after the store was down. */
   async replayRefused() {
     const { trigger } = this;
     const question =
-      `Replay every refused (4xx) request of trigger ${trigger.id} through its current mapping and mode? ` +
+      `Replay every refused (4xx) or failed (5xx) request of trigger ${trigger.id} through its current mapping and mode? ` +
       "Each one accepted starts its flow; those already recovered by a replay from this page start nothing again.";
     if (!confirm(question)) return;
     const key = recoveryKey(trigger.id);
@@ -267,7 +268,7 @@ export class RequestsPanel {
     say(this.status, "Replaying the refused requests…");
     try {
       do {
-        const query = new URLSearchParams({ status: "4xx", limit: String(REPLAY_PAGE_SIZE) });
+        const query = new URLSearchParams({ limit: String(REPLAY_PAGE_SIZE) }); // refused ones only, 4xx and 5xx
         if (cursor) query.set("cursor", cursor);
         const path = triggerPath(trigger.id, `/requests/replay?${query}`);
         const { data: page } = await this.api.exchange("POST", path, undefined, { "idempotency-key": key });
