@@ -37,6 +37,7 @@ from ingress.jsonio import json_response
 from ingress.marketo_keys import accepts
 from store.bulk_tasks import MARKETO, create_task
 from store.clock import utcnow
+from store.flows import FlowArchived
 from store.triggers import TriggerWithFlow, load_keyed_trigger
 
 log = logging.getLogger("flowhook.ingress")
@@ -141,11 +142,19 @@ async def service_definition(request: Request) -> Response:
 
 
 async def status(request: Request) -> Response:
-    """Marketo's nightly health poll: info, warnings and errors (a test-mode trigger is a warning)."""
-    trigger = (await _authorized(request)).trigger
+    """Marketo's nightly health poll (the SPI's `serviceStatus`): info, warnings and errors, so that a flow step
+    that will fail every lead says so in Marketo's service log before a campaign runs it. A test-mode trigger is
+    a warning; an archived flow, or a live trigger whose flow was never published, an error."""
+    target = await _authorized(request)
+    trigger = target.trigger
     warnings = ["the trigger is in test mode: only test users receive cards"] if trigger.mode == "test" else []
+    errors = []
+    if target.flow_archived:
+        errors.append("the Action Flow is archived: every lead fails (FLOW_ARCHIVED) until it is unarchived")
+    elif trigger.mode == "live" and target.published_version is None:
+        errors.append("the Action Flow is not published: every lead fails (FLOW_NOT_PUBLISHED) until it is")
     info = [f"trigger {trigger.id} is {trigger.mode}"]
-    return json_response({"status": "ok", "info": info, "warnings": warnings, "errors": []})
+    return json_response({"status": "error" if errors else "ok", "info": info, "warnings": warnings, "errors": errors})
 
 
 async def submit_async_action(request: Request) -> Response:
@@ -155,9 +164,14 @@ async def submit_async_action(request: Request) -> Response:
     task_input = {"triggerId": trigger.id, "submission": submission}
     total = len(submission["objectData"])
     callback = pending_callback(submission["callbackUrl"])
-    task = await services(request).store.write(
-        lambda conn: create_task(conn, trigger.environment_id, trigger.flow_id, MARKETO, task_input, total, callback)
-    )
+    try:
+        task = await services(request).store.write(
+            lambda conn: create_task(
+                conn, trigger.environment_id, trigger.flow_id, MARKETO, task_input, total, callback
+            )
+        )
+    except FlowArchived:  # said in Marketo's words: the admin API's advice and the flow's id are not the sender's
+        raise ApiError(409, "flow_archived", "the Action Flow this flow step starts is archived") from None
     bulk_runner = services(request).bulk_runner
     if bulk_runner is not None:
         bulk_runner.wake()

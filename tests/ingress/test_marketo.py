@@ -157,6 +157,43 @@ async def test_status_needs_the_api_key(flowhook) -> None:
         assert (refused.status_code, refused.json()["error"]["code"]) == (401, "api_key_invalid")
 
 
+async def status_of(flowhook, trigger: dict[str, Any]) -> dict[str, Any]:
+    url = trigger["serviceUrl"].removeprefix("http://flowhook.test") + "status"
+    answered = await flowhook.sender().get(url, headers={"x-api-key": trigger["apiKey"]})
+    assert answered.status_code == 200, answered.text
+    return answered.json()  # type: ignore[no-any-return]
+
+
+async def test_status_reports_a_flow_that_will_fail_every_lead_as_an_error(flowhook) -> None:
+    """Marketo polls `status` nightly and logs its errors: a flow step that can start nothing must say so."""
+    unpublished = await flowhook.card_flow(publish=False)
+    live = await ok(
+        flowhook, "POST", f"/action-flows/{unpublished['id']}/triggers", 201, json={"type": "marketo", "mode": "live"}
+    )
+    answered = await status_of(flowhook, live)
+    assert (answered["status"], answered["warnings"]) == ("error", [])
+    assert answered["errors"] == ["the Action Flow is not published: every lead fails (FLOW_NOT_PUBLISHED) until it is"]
+    test = await ok(flowhook, "POST", f"/action-flows/{unpublished['id']}/triggers", 201, json={"type": "marketo"})
+    assert (await status_of(flowhook, test))["errors"] == []  # a test run uses the draft
+    await ok(flowhook, "POST", f"/action-flows/{unpublished['id']}/publish")
+    assert (await status_of(flowhook, live))["status"] == "ok"
+    await ok(flowhook, "POST", f"/action-flows/{unpublished['id']}/archive")
+    archived = await status_of(flowhook, live)
+    assert (archived["status"], archived["errors"]) == (
+        "error",
+        ["the Action Flow is archived: every lead fails (FLOW_ARCHIVED) until it is unarchived"],
+    )
+
+
+async def test_a_batch_for_an_archived_flow_is_refused_in_the_senders_terms(flowhook, receiver) -> None:
+    trigger = await marketo_trigger(flowhook, mode="live")
+    await ok(flowhook, "POST", f"/action-flows/{trigger['flowId']}/archive")
+    refused = await submit(flowhook, trigger, submission(receiver.url, [{"id": 1, "externalId": "u"}]))
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "flow_archived")
+    message = refused.json()["error"]["message"]
+    assert trigger["flowId"] not in message and "unarchive" not in message  # the admin API is not Marketo's business
+
+
 async def test_a_batch_starts_the_flows_and_calls_back_with_every_lead(flowhook, receiver) -> None:
     trigger = await marketo_trigger(flowhook)
     ann, bob = await test_user(flowhook), await test_user(flowhook)
