@@ -19,7 +19,11 @@ write fails only its own caller. Ad-hoc writes (`run`) each get a SAVEPOINT,
 so one that raises fails alone without undoing its batch; but a deadlock or
 serialization failure (PostgreSQL, another process's transaction) fails the
 whole batch, whose locks may be what the other transaction waits for, and a
-write that meets one alone is tried again (ATTEMPTS in all).
+write that meets one alone is tried again (ATTEMPTS in all). So is a write
+alone that meets a unique violation: on PostgreSQL another process may have
+committed the same key after this transaction read it (two `serve`
+processes accepting one `flowInvocationId`), and the new transaction sees
+that row, so the write decides about it (a duplicate, or a conflict).
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ log = logging.getLogger("flowhook.store")
 
 #: PostgreSQL's deadlock_detected and serialization_failure: the same write, in a new transaction, may succeed.
 TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+#: unique_violation: a row another transaction committed meanwhile, which a new transaction sees and decides on.
+UNIQUE_VIOLATION = "23505"
 ATTEMPTS = 3  # of a write alone that fails with one of them
 
 
@@ -198,7 +204,7 @@ class GroupCommitWriter:
             if len(items) > 1:
                 log.warning("group commit of %d writes failed (%s); retrying one by one", len(items), error)
                 return [outcome for item in items for outcome in self._commit([item])]
-            if _transient(error) and attempt < ATTEMPTS:
+            if _retryable_alone(error) and attempt < ATTEMPTS:
                 log.warning("a write failed (%s); trying it again", error)
                 return self._commit(items, attempt + 1)
             return [_Failed(error)]
@@ -232,8 +238,16 @@ def _run_each(conn: Connection, operations: list[Callable[[Connection], Any]]) -
     return results
 
 
+def _sqlstate(error: Exception) -> str | None:
+    return getattr(getattr(error, "orig", None), "sqlstate", None)
+
+
 def _transient(error: Exception) -> bool:
-    return getattr(getattr(error, "orig", None), "sqlstate", None) in TRANSIENT_SQLSTATES
+    return _sqlstate(error) in TRANSIENT_SQLSTATES
+
+
+def _retryable_alone(error: Exception) -> bool:
+    return _transient(error) or _sqlstate(error) == UNIQUE_VIOLATION
 
 
 def _settle_all(outcomes: _Outcomes) -> None:

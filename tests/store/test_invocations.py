@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from tests.support.transactions import blocked_by
 
 from store import Store
 from store.flows import insert_flow
@@ -63,3 +67,38 @@ async def test_a_request_whose_stored_trigger_was_deleted_meanwhile_starts_nothi
     assert [verdict.verdict for verdict in verdicts] == ["trigger_deleted", "accepted"]
     keys = await store.read(lambda conn: conn.execute(sa.select(invocations.c.flow_invocation_id)).scalars().all())
     assert keys == ["k2"]
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+@pytest.mark.parametrize(
+    ("payload", "verdict"), [({"targetUserIds": ["u1"]}, "duplicate"), ({"targetUserIds": ["u2"]}, "conflict")]
+)
+async def test_a_key_another_process_commits_meanwhile_is_decided_on_not_an_error(
+    store: Store, database: sa.URL, payload: dict[str, Any], verdict: str
+) -> None:
+    """Two `serve` processes accepting one flowInvocationId at once: the second's insert waits on the first's
+    uncommitted row, then meets the unique index. It used to fail the request (503 on a webhook, 500 on an API
+    start); the write tried again sees the row and answers as for any repeat."""
+    flow = await store.write(lambda conn: insert_flow(conn, "default", {"name": "f"}))
+    engine = sa.create_engine(database)
+    try:
+        with engine.connect() as held, held.begin():
+            assert accept_batch(held, [accept(flow.id, "k", {"targetUserIds": ["u1"]})])[0].verdict == "accepted"
+            rival = asyncio.create_task(store.submit(accept_batch, accept(flow.id, "k", payload)))
+            await asyncio.to_thread(wait_until_blocked, engine, held)
+        acceptance = await rival
+    finally:
+        engine.dispose()
+    assert acceptance.verdict == verdict
+    rows = await store.read(lambda conn: conn.execute(sa.select(invocations.c.payload)).scalars().all())
+    assert rows == [{"targetUserIds": ["u1"]}]
+
+
+def wait_until_blocked(engine: Engine, holder: Connection) -> None:
+    """Until a backend waits for a lock `holder` holds (at most a minute: then the test fails, never hangs)."""
+    pid = holder.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+    deadline = time.monotonic() + 60
+    with engine.connect() as watcher:
+        while not blocked_by(watcher, pid):
+            assert time.monotonic() < deadline, "the rival write never waited for the held row"
+            time.sleep(0.01)
