@@ -97,7 +97,8 @@ def _database_url(database: str | None, data_dir: str, *, create: bool = True) -
     if create:
         _sqlite_directory(url)
     else:
-        _sqlite_database_exists(url)
+        with _connecting_to(given):
+            _made_by_serve(url, given)
     return given
 
 
@@ -144,11 +145,29 @@ def _sqlite_directory(url: URL) -> None:
         raise SystemExit(_fail(f"cannot keep the database in {directory}: {error.strerror}")) from None
 
 
-def _sqlite_database_exists(url: URL) -> None:
-    """A worker only works on what `serve` created: a mistyped --data-dir would otherwise get a new, empty
-    database that no server ever writes to, and the worker would wait on it forever."""
-    if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
-        raise SystemExit(_fail(f"no flowhook database at {url.database}: start `flowhook serve` on it first"))
+def _made_by_serve(url: URL, given: URL) -> None:
+    """A worker only works on a database `serve` made: a mistyped --data-dir, or database name on a PostgreSQL
+    server, would otherwise get a new, empty database (and on PostgreSQL a schema) that no server ever writes
+    to, and the worker would wait on it forever."""
+    if url.get_backend_name() == "sqlite":
+        made, where = bool(url.database) and Path(url.database).is_file(), str(url.database)
+    else:
+        made, where = _has_schema(url), _shown(given)
+    if not made:
+        raise SystemExit(_fail(f"no flowhook database at {where}: start `flowhook serve` on it first"))
+
+
+def _has_schema(url: URL) -> bool:
+    import sqlalchemy as sa
+
+    from store.tables import schema_migrations
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return sa.inspect(conn).has_table(schema_migrations.name)
+    finally:
+        engine.dispose()
 
 
 def _shown(url: URL) -> str:

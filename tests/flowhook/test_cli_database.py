@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 EXIT_BAD_INPUT = 2
 PASSWORD = "s3cret-pw-0123"
@@ -67,3 +68,19 @@ def test_an_address_in_use_is_one_line_before_the_admin_token_is_made(tmp_path: 
     assert line == f"flowhook: cannot listen on 127.0.0.1:{port}: Address already in use"
     assert done.stdout == ""
     assert not (tmp_path / "data").exists()  # no database, so the next start makes and shows the token
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)  # SQLite's case: test_cli_arguments.py
+def test_a_worker_refuses_a_postgresql_database_serve_never_made(tmp_path: Path, database: sa.URL) -> None:
+    """A mistyped database name on a PostgreSQL server got flowhook's whole schema, and a worker that watched
+    it forever, where a mistyped SQLite --data-dir is refused."""
+    shown = database.render_as_string(hide_password=True)
+    done = flowhook(tmp_path, "worker", "--database", database.render_as_string(hide_password=False))
+    assert done.returncode == EXIT_BAD_INPUT
+    assert done.stderr == f"flowhook: no flowhook database at {shown}: start `flowhook serve` on it first\n"
+    engine = sa.create_engine(database)
+    try:
+        with engine.connect() as conn:
+            assert sa.inspect(conn).get_table_names() == []
+    finally:
+        engine.dispose()
