@@ -16,6 +16,7 @@ from ingress.auth import admin_token_hash
 from ingress.metrics import MULTIPROCESS_DIRECTORY, prepare_directory
 from ingress.settings import Settings
 from ingress.slow_clients import HeadDeadlineProtocol
+from ingress.supervision import SUPERVISOR_PID, end_with_supervisor
 from store import Store, database_url
 
 #: How uvicorn runs the app (with `uvicorn_options`). `proxy_headers` is off: the client address is
@@ -55,6 +56,7 @@ def serve(
     if workers > 1:  # the processes count into one directory, so /metrics covers them all (ingress.metrics)
         prepare_directory(settings.data_dir / "metrics")
         os.environ[MULTIPROCESS_DIRECTORY] = str(settings.data_dir / "metrics")
+        os.environ[SUPERVISOR_PID] = str(os.getpid())  # uvicorn's supervisor is this process (ingress.supervision)
     uvicorn.run(
         "ingress.serve:app_from_environment",
         factory=True,
@@ -85,6 +87,8 @@ def app_from_environment() -> Starlette:
     ~2,600 objects for the collector in 3,900 passes), and the passes cost ~3%
     of the CPU.
     """
+    if SUPERVISOR_PID in os.environ:
+        end_with_supervisor(int(os.environ[SUPERVISOR_PID]))
     app = create_app(Settings.from_env())
     gc.collect()
     gc.freeze()
