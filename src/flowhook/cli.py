@@ -150,7 +150,7 @@ def _made_by_serve(url: URL, given: URL) -> None:
     server, would otherwise get a new, empty database (and on PostgreSQL a schema) that no server ever writes
     to, and the worker would wait on it forever."""
     if url.get_backend_name() == "sqlite":
-        made, where = bool(url.database) and Path(url.database).is_file(), str(url.database)
+        made, where = url.database is not None and Path(url.database).is_file(), str(url.database)
     else:
         made, where = _has_schema(url), _shown(given)
     if not made:
