@@ -15,9 +15,10 @@ A run is live only when both the trigger and the event are live: a test
 event (or any event of a test run) starts test runs, which reach test users
 only, and a test trigger starts test runs whatever the event. A live run
 starts only from an event recorded once its trigger took effect (its flow's
-first publication, or its creation if later): settling decides that, in the
-transaction that claims the delivery (store.event_dispatch), since the flow
-may be published while the mapping runs.
+first publication, or its creation if later), and runs the version whose
+variables its mapping applied: settling decides that, in the transaction
+that claims the delivery (store.event_dispatch), since the flow may be
+published while the mapping runs (the delivery is then mapped again).
 
 A mapping that failed through no fault of its own (its sandbox worker
 crashed: `sandbox_crashed`) is tried again later rather than settled
@@ -95,7 +96,8 @@ class EventDispatcher(BackgroundLoop):
         self._clock = clock  # when retries are due: tests move it on rather than wait
 
     async def step(self) -> int:
-        """Map and settle one batch of the pending deliveries due now; how many were settled (or set to retry)."""
+        """Map and settle one batch of the pending deliveries due now; how many were settled (or set to retry),
+        or left to be mapped again at once (their trigger or flow changed while they were mapped)."""
         now = self._clock()
         deliveries = await self._store.read(lambda conn: pending(conn, self._config.batch_size, now))
         if not deliveries:
@@ -106,10 +108,11 @@ class EventDispatcher(BackgroundLoop):
             self._on_settled(trigger_id)
         if settled.accepted:
             self._on_accepted()
-        return settled.settled
+        return settled.settled + settled.stale
 
     async def drain(self) -> int:
-        """Run batches until no delivery due is left that this dispatcher can settle; how many it settled."""
+        """Run batches until no delivery due is left that this dispatcher can settle; how many it settled (a
+        delivery mapped again counts once more)."""
         total = 0
         while settled := await self.step():
             total += settled
@@ -126,7 +129,14 @@ class EventDispatcher(BackgroundLoop):
             return Settlement(delivery.id, trigger.revision, SKIPPED, "flow_archived", attempts=attempts)
         live = trigger.mode == "live" and delivery.event.event_source == "live"
         result = await self._runner.run_stored(target, live, mapping_request(delivery.event))
-        decided = Settlement(delivery.id, trigger.revision, FAILED, detail=result.to_dict(), attempts=attempts)
+        decided = Settlement(
+            delivery.id,
+            trigger.revision,
+            FAILED,
+            detail=result.to_dict(),
+            attempts=attempts,
+            flow_version=target.published_version,  # whose variables a live mapping applied
+        )
         retry = self._config.retry
         if result.skipped:
             decided.status, decided.cause = SKIPPED, "skipped"
@@ -163,7 +173,7 @@ class EventDispatcher(BackgroundLoop):
             if transient_failure(error):
                 raise
             log.warning("settling %d event deliveries failed (%s); one at a time", len(settlements), error)
-        settled, accepted = 0, 0
+        total = Settled(0, 0)
         for settlement in settlements:
             try:
                 one = await self._submit([settlement])
@@ -172,8 +182,8 @@ class EventDispatcher(BackgroundLoop):
                     raise
                 await self._set_aside(settlement.delivery_id, f"{type(error).__name__}: {error}")
                 one = Settled(1, 0)
-            settled, accepted = settled + one.settled, accepted + one.accepted
-        return Settled(settled, accepted)
+            total += one
+        return total
 
     async def _set_aside(self, delivery_id: str, reason: str) -> None:
         await self._store.write(lambda conn: set_aside(conn, delivery_id, reason))

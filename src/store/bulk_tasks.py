@@ -37,9 +37,10 @@ from sqlalchemy.engine import Connection
 from flows.csv_rows import SEPARATOR, cell_number
 from flows.segment_rules import same_value
 from store.clock import iso, utcnow
-from store.flows import first_publications, refuse_archived
+from store.flows import publications, refuse_archived
 from store.ids import new_id
 from store.invocations import Acceptance, AcceptRequest, accept_batch
+from store.segment_locks import await_entries
 from store.storable import storable
 from store.tables import (
     bulk_task_skips,
@@ -468,12 +469,19 @@ class ExistingMembers:
 
 def existing_members(conn: Connection, trigger: Trigger) -> ExistingMembers | None:
     """The existing members of a segment trigger; None while its flow was never published (the trigger has not
-    taken effect)."""
+    taken effect).
+
+    An entry timed before the cutoff may not have committed yet (PostgreSQL: its writer took its time, then
+    the flow was published), and its delivery is no run of the trigger's (it predates it): so the entries in
+    flight into the segment are waited for (store.segment_locks), and the selection that follows sees them.
+    An entry after that is timed after the cutoff, the trigger's.
+    """
     assert trigger.segment_id is not None  # a segment trigger
-    first_published = first_publications(conn, [trigger.flow_id]).get(trigger.flow_id)
-    if first_published is None:
+    publication = publications(conn, [trigger.flow_id]).get(trigger.flow_id)
+    if publication is None:
         return None
-    return ExistingMembers(trigger.segment_id, took_effect(first_published, trigger.created_at))
+    await_entries(conn, trigger.environment_id, trigger.segment_id)
+    return ExistingMembers(trigger.segment_id, took_effect(publication.first_at, trigger.created_at))
 
 
 def count_existing(conn: Connection, existing: ExistingMembers) -> int:

@@ -23,6 +23,11 @@ skipped `predates_trigger`, so a customer who entered a segment just before
 the publication is an existing member and not the trigger's too: each entry
 starts one run. The publication is read by the settling transaction after
 its claim, and a publication in progress is waited for (`_publications`).
+
+A live run starts the flow version whose variables its mapping applied: a
+delivery mapped before another version was published is left pending and
+mapped again, as one whose trigger changed is, and no version is published
+between that check and the acceptance (`_publications` holds it).
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from sqlalchemy.engine import Connection
 from store.analytics import AnalyticsEvent
 from store.clock import utcnow
 from store.event_deliveries import PENDING
-from store.flows import first_publications
+from store.flows import Publication, publications
 from store.invocations import Acceptance, AcceptRequest, accept_batch
 from store.tables import UtcDateTime, analytics_events, event_deliveries, flows, triggers
 from store.triggers import TriggerWithFlow, took_effect, triggers_with_flows
@@ -78,14 +83,21 @@ class Settlement:
     accept: AcceptRequest | None = None
     attempts: int = 0  # the delivery's attempts before this one, as read: a settle of another attempt is dropped
     retry_at: datetime | None = None
+    # The flow's published version when the mapping read it (None: none), whose variables a live run's applied.
+    flow_version: int | None = None
 
 
 @dataclass(frozen=True)
 class Settled:
-    """What one settle did: deliveries settled, and how many of them started a run."""
+    """What one settle did: deliveries settled, how many of them started a run, and how many were left pending
+    to be mapped again (their trigger, or the flow version a live run would start, changed since)."""
 
     settled: int
     accepted: int
+    stale: int = 0
+
+    def __add__(self, other: Settled) -> Settled:
+        return Settled(self.settled + other.settled, self.accepted + other.accepted, self.stale + other.stale)
 
 
 # One range of the (status, due_at, seq) index: a retry not due yet is not in it, so never holds up the rest.
@@ -136,17 +148,17 @@ class _Claim:
     flow_id: str | None
     trigger_created_at: datetime | None
 
-    def live_refusal(self, accept: AcceptRequest, first_published: datetime | None) -> tuple[str, str] | None:
+    def live_refusal(self, accept: AcceptRequest, publication: Publication | None) -> tuple[str, str] | None:
         """(status, cause) when a live run is not to start from the delivery: its flow was never published, or
         the event was recorded before the trigger took effect (the flow's first publication, or the trigger's
         creation if later). A test run needs no publication and is not cut: its trigger offers no start of
         existing members (that start is live)."""
         if accept.mode != "live":
             return None
-        if first_published is None:  # as store.invocations would say, but as read before it (_publications)
+        if publication is None:  # as store.invocations would say, but as read before it (_publications)
             return FAILED, "flow_not_published"
         assert self.trigger_created_at is not None  # the trigger is there: it has a mode
-        if self.recorded_at < took_effect(first_published, self.trigger_created_at):
+        if self.recorded_at < took_effect(publication.first_at, self.trigger_created_at):
             return SKIPPED, "predates_trigger"
         return None
 
@@ -192,7 +204,8 @@ def settle(conn: Connection, settlements: list[Settlement]) -> Settled:
 
     A delivery another process settled, attempted or holds is left alone;
     one whose trigger changed since its mapping ran is left pending and
-    mapped again; one whose trigger was disabled or removed meanwhile is
+    mapped again, as is a live run mapped for a flow version published
+    before another; one whose trigger was disabled or removed meanwhile is
     skipped, as is a live run of an event from before the trigger took
     effect. A retry counts as settled: its row was written.
     """
@@ -206,21 +219,25 @@ def settle(conn: Connection, settlements: list[Settlement]) -> Settled:
     now = utcnow()
     decided: list[Settlement] = []
     accepting: list[Settlement] = []
+    stale = 0
     for settlement in settlements:
         claim = claimed.get(settlement.delivery_id)
         if claim is None or claim.attempts != settlement.attempts:
             continue
         attempts, mode, revision = claim.attempts, claim.mode, claim.revision
+        publication = published.get(claim.flow_id or "")
         if mode is None:
             decided.append(Settlement(settlement.delivery_id, None, SKIPPED, "trigger_deleted", attempts=attempts))
         elif mode == "disabled":
             decided.append(Settlement(settlement.delivery_id, revision, SKIPPED, "trigger_disabled", attempts=attempts))
         elif revision != settlement.trigger_revision:
-            continue
+            stale += 1
         elif settlement.accept is None:
             decided.append(settlement)
-        elif (refusal := claim.live_refusal(settlement.accept, published.get(claim.flow_id or ""))) is not None:
+        elif (refusal := claim.live_refusal(settlement.accept, publication)) is not None:
             decided.append(replace(settlement, status=refusal[0], cause=refusal[1], accept=None))
+        elif settlement.accept.mode == "live" and _version(publication) != settlement.flow_version:
+            stale += 1  # its variables are another version's
         else:
             accepting.append(settlement)
     verdicts = accept_batch(conn, [settlement.accept for settlement in accepting if settlement.accept is not None])
@@ -229,28 +246,31 @@ def settle(conn: Connection, settlements: list[Settlement]) -> Settled:
     if rows:
         conn.execute(_SETTLE, rows)
     accepted = sum(verdict.verdict == "accepted" for verdict in verdicts)
-    return Settled(len(rows), accepted)
+    return Settled(len(rows), accepted, stale)
 
 
-def _publications(conn: Connection, claims: Iterable[_Claim]) -> dict[str, datetime]:
-    """When each flow of a live trigger claimed was first published (one never published is left out), as
-    store.bulk_tasks.existing_members reads it: read after the claim, so a publication the accepting sees
-    is one seen here too.
+def _publications(conn: Connection, claims: Iterable[_Claim]) -> dict[str, Publication]:
+    """The publication of each flow of a live trigger claimed (one never published is left out), as
+    store.bulk_tasks.existing_members and store.invocations read it, and held until this transaction ends.
 
     On PostgreSQL a publication takes its time before it commits, so an event recorded meanwhile (after
     that time: the trigger's) could be settled before it commits, `flow_not_published`, and be started by
-    nobody. So for a flow not published yet, a share lock on its row waits for a publication in progress
-    (it updates the row), and the next statement sees it. SQLite has one writer: none can be in progress.
+    nobody; and one committing between this read and the acceptance would start its version with the
+    variables mapped for the one before. So the flows' rows are share-locked first: a publication in
+    progress (it locks the row before it takes its time: store.flows.publish) is waited for, and the next
+    statement sees it; a publication after that waits for this transaction. SQLite has one writer: none
+    can be in progress.
     """
-    live = {claim.flow_id for claim in claims if claim.mode == "live" and claim.flow_id is not None}
+    live = sorted({claim.flow_id for claim in claims if claim.mode == "live" and claim.flow_id is not None})
     if not live:
         return {}
-    published = first_publications(conn, live)
-    unpublished = sorted(live - published.keys())
-    if unpublished and conn.dialect.name == "postgresql":
-        conn.execute(sa.select(flows.c.id).where(flows.c.id.in_(unpublished)).with_for_update(read=True))
-        published |= first_publications(conn, unpublished)
-    return published
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(flows.c.id).where(flows.c.id.in_(live)).with_for_update(read=True))
+    return publications(conn, live)
+
+
+def _version(publication: Publication | None) -> int | None:
+    return None if publication is None else publication.version
 
 
 def _row(settlement: Settlement, acceptance: Acceptance | None, now: datetime) -> dict[str, Any]:

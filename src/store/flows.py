@@ -48,9 +48,12 @@ def list_flows(conn: Connection, environment_id: str, *, archived: bool | None =
     return _FLOWS.list(conn, environment_id, column.is_not(None) if archived else column.is_(None))
 
 
-def refuse_archived(conn: Connection, environment_id: str, flow_id: str) -> None:
-    """FlowArchived if the flow is archived (nothing if it is not, or there is no such flow)."""
+def refuse_archived(conn: Connection, environment_id: str, flow_id: str, *, lock: bool = False) -> None:
+    """FlowArchived if the flow is archived (nothing if it is not, or there is no such flow). `lock`: its row
+    is locked for an update until this transaction ends (PostgreSQL; SQLite has one writer)."""
     query = sa.select(flows.c.archived_at).where(flows.c.id == flow_id, flows.c.environment_id == environment_id)
+    if lock:
+        query = query.with_for_update(key_share=True)  # FOR NO KEY UPDATE, as the update would
     if conn.execute(query).scalar_one_or_none() is not None:
         raise FlowArchived(flow_id)
 
@@ -62,8 +65,14 @@ def update_draft(conn: Connection, environment_id: str, flow_id: str, draft: dic
 
 
 def publish(conn: Connection, environment_id: str, flow_id: str) -> Flow | None:
-    """Publish the draft of a flow that is not archived (FlowArchived otherwise)."""
-    refuse_archived(conn, environment_id, flow_id)
+    """Publish the draft of a flow that is not archived (FlowArchived otherwise).
+
+    The flow's row is locked before the publication takes its time: a settle of a live delivery, which
+    share-locks it (store.event_dispatch), either came first, and its run is of the version before, or
+    waits for this publication and sees it, whatever its event's time. The update alone would lock it only
+    after the time was taken, letting an event timed in between be settled as if the flow were unpublished.
+    """
+    refuse_archived(conn, environment_id, flow_id, lock=True)
     return _FLOWS.publish(conn, environment_id, flow_id)
 
 
@@ -80,17 +89,27 @@ def set_archived(conn: Connection, environment_id: str, flow_id: str, *, archive
     return get_flow(conn, environment_id, flow_id)
 
 
-_FIRST_PUBLICATIONS = (
-    sa.select(flow_versions.c.flow_id, sa.func.min(flow_versions.c.published_at))
-    .where(flow_versions.c.flow_id.in_(sa.bindparam("flow_ids", expanding=True)))
-    .group_by(flow_versions.c.flow_id)
+@dataclass(frozen=True)
+class Publication:
+    """A published flow's version now, and when it was first published (when its triggers took effect at the
+    earliest: store.triggers.took_effect)."""
+
+    version: int
+    first_at: datetime
+
+
+_PUBLICATIONS = (
+    sa.select(flows.c.id, flows.c.published_version, sa.func.min(flow_versions.c.published_at))
+    .join(flow_versions, flow_versions.c.flow_id == flows.c.id)
+    .where(flows.c.id.in_(sa.bindparam("flow_ids", expanding=True)))
+    .group_by(flows.c.id, flows.c.published_version)
 )  # built once: every settle of an event trigger's live deliveries runs it
 
 
-def first_publications(conn: Connection, flow_ids: Iterable[str]) -> dict[str, datetime]:
-    """When each of these flows was first published; one never published is left out."""
-    rows = conn.execute(_FIRST_PUBLICATIONS, {"flow_ids": sorted(set(flow_ids))})
-    return {flow_id: first for flow_id, first in rows}
+def publications(conn: Connection, flow_ids: Iterable[str]) -> dict[str, Publication]:
+    """The publication of each of these flows; one never published is left out."""
+    rows = conn.execute(_PUBLICATIONS, {"flow_ids": sorted(set(flow_ids))})
+    return {flow_id: Publication(version, first_at) for flow_id, version, first_at in rows}
 
 
 #: The version `flows.published_version` names, joined by `FLOWS_WITH_PUBLISHED` (NULLs: never published).

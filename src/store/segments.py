@@ -31,12 +31,14 @@ locks a customer until it commits, and creating, editing or deleting a
 segment waits for every such writer in flight: on PostgreSQL a chunk cannot
 see a writer's uncommitted customer or event, so a writer must never decide
 by rules that changed under it. The lock order is rules, then segment row,
-then customers (in `seq` order).
+then customers (in `seq` order). The same locks order a segment trigger's
+creation and a start of its existing members against the entries in flight
+(store.segment_locks): each entry is on one side of the instant the trigger
+took effect, committed before the other side looks.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -52,6 +54,7 @@ from store.clock import utcnow
 from store.event_deliveries import enqueue
 from store.idempotent import insert_new, insert_or_skip
 from store.ids import new_id
+from store.segment_locks import rules_lock
 from store.tables import analytics_events, customers, segment_members, segments
 from store.triggers import release_segment
 
@@ -59,8 +62,6 @@ ENTERED, EXITED = "segment-entered", "segment-exited"
 MAX_SEGMENTS = 200  # per environment: a profile write evaluates every one of them in its transaction
 CHUNK = 500  # customers evaluated per transaction when a segment is created or edited
 LEASE = timedelta(seconds=30)  # an evaluation nobody moved on for this long is finished by someone else
-# PostgreSQL advisory lock namespace of `hold_rules` (migrations hold lock 7233616, invocation pruning 7233617).
-_RULES_LOCK = 7233618
 
 Attributes = dict[str, Any]
 
@@ -138,7 +139,7 @@ class SegmentInUse(Exception):
 def insert_segment(conn: Connection, environment_id: str, name: str, rules: dict[str, Any]) -> Segment:
     """A new segment with no members yet and its evaluation leased to the caller, who evaluates it
     (`evaluate_chunk`); TooManySegments past the limit."""
-    _rules_lock(conn, environment_id, exclusive=True)
+    rules_lock(conn, environment_id, exclusive=True)
     if len(list_segments(conn, environment_id)) >= MAX_SEGMENTS:
         raise TooManySegments(f"an environment holds at most {MAX_SEGMENTS} segments")
     now = utcnow()
@@ -170,7 +171,7 @@ def update_segment(
     """Replace the name and rules and bump the revision, which starts its evaluation afresh (leased to the
     caller); members stay until `evaluate_chunk` re-evaluates them. The row is locked first, so that two
     edits at once make two revisions."""
-    _rules_lock(conn, environment_id, exclusive=True)
+    rules_lock(conn, environment_id, exclusive=True)
     current = _locked_segment(conn, segment_id)
     if current is None or current.environment_id != environment_id:
         return None
@@ -183,7 +184,7 @@ def update_segment(
 def delete_segment(conn: Connection, environment_id: str, segment_id: str) -> bool:
     """Remove the segment and its members (no exit events); SegmentInUse while triggers name it. The row is
     locked first, as a chunk locks it: a chunk in flight commits its members before they are removed."""
-    _rules_lock(conn, environment_id, exclusive=True)
+    rules_lock(conn, environment_id, exclusive=True)
     found = _locked_segment(conn, segment_id)
     if found is None or found.environment_id != environment_id:
         return False
@@ -325,7 +326,7 @@ def hold_rules(conn: Connection, environment_id: str) -> None:
     could not make a new segment wait, and would write every row it locks.
     SQLite has one writer at a time anyway.
     """
-    _rules_lock(conn, environment_id, exclusive=False)
+    rules_lock(conn, environment_id, exclusive=False)
 
 
 def evaluate_customer(conn: Connection, environment_id: str, user_id: str, attributes: Attributes) -> Changes:
@@ -418,15 +419,6 @@ def _locked_segment(conn: Connection, segment_id: str) -> Segment | None:
     """The segment, locked for this transaction (FOR UPDATE on PostgreSQL; SQLite has one writer anyway)."""
     row = conn.execute(sa.select(segments).where(segments.c.id == segment_id).with_for_update()).first()
     return _segment(row) if row else None
-
-
-def _rules_lock(conn: Connection, environment_id: str, *, exclusive: bool) -> None:
-    """`hold_rules`'s lock, shared; exclusive for a change of segments, which waits for the writers holding
-    it and keeps new ones out until this transaction ends."""
-    if conn.dialect.name == "postgresql":
-        lock = sa.func.pg_advisory_xact_lock if exclusive else sa.func.pg_advisory_xact_lock_shared
-        key = zlib.crc32(environment_id.encode()) - 2**31  # an int4; environments sharing one just wait more
-        conn.execute(sa.select(lock(sa.literal(_RULES_LOCK, sa.Integer), sa.literal(key, sa.Integer))))
 
 
 def _evaluation_started(now: datetime) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from store.clock import utcnow
 from store.flows import FLOWS_WITH_PUBLISHED, PUBLISHED, DeclaredVariables, refuse_archived
 from store.ids import new_hook_id, new_id
+from store.segment_locks import hold_entries
 from store.tables import UtcDateTime, event_deliveries, flows, request_log, samples, triggers
 
 MODES = ("test", "live", "disabled")
@@ -126,8 +127,14 @@ def insert_trigger(
 ) -> Trigger:
     """A trigger of `kind` (its `type`). One listening for `event_name` (an event or segment trigger) has no
     hook; any other gets a new hook id, its URL key (a webhook's `/hooks/{hookId}`, an SFMC activity's, a
-    Marketo service's). FlowArchived for an archived flow: it gains no new way to be started."""
+    Marketo service's). FlowArchived for an archived flow: it gains no new way to be started.
+
+    A segment trigger is made once the entries in flight into its segment are committed, and holds back the
+    next until it is (store.segment_locks): an entry timed before its creation is an existing member, and one
+    timed after sees it and fires it; none is neither."""
     refuse_archived(conn, environment_id, flow_id)
+    if segment_id is not None:
+        hold_entries(conn, environment_id, segment_id)
     now = utcnow()
     trigger = Trigger(
         id=new_id("trg"),

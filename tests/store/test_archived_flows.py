@@ -91,7 +91,8 @@ async def test_a_delivery_decided_before_the_archive_is_settled_skipped(store: S
     await archive(store, flow_id)
     payload = {"targetUserIds": ["u1"]}
     accept = AcceptRequest("default", flow_id, trigger.id, delivery.id, "live", delivery.id, payload, log=None)
-    settlement = Settlement(delivery.id, trigger.revision, event_dispatch.ACCEPTED, accept=accept)
+    version = delivery.target.published_version  # what the mapping ran for
+    settlement = Settlement(delivery.id, trigger.revision, event_dispatch.ACCEPTED, accept=accept, flow_version=version)
     settled = await store.write(lambda conn: event_dispatch.settle(conn, [settlement]))
     assert (settled.settled, settled.accepted) == (1, 0)
     query = sa.select(event_deliveries.c.status, event_deliveries.c.cause, event_deliveries.c.invocation_id)

@@ -238,10 +238,48 @@ async def test_a_trigger_changed_while_its_mapping_ran_is_mapped_again_under_the
     stale = event_dispatch.Settlement(delivery.id, delivery.target.trigger.revision, event_dispatch.SKIPPED, "skipped")
     await store.write(lambda conn: update_trigger(conn, "default", trigger_id, {"mode": "test"}))
     settled = await store.submit(event_dispatch.settle_batches, [stale])
-    assert settled == event_dispatch.Settled(0, 0)
+    assert settled == event_dispatch.Settled(0, 0, stale=1)
     assert await dispatcher(store).drain() == 1
     [invocation] = await invocation_rows(store)
     assert invocation["mode"] == "test"
+
+
+class RepublishingRunner(MappingRunner):
+    """Publishes the flow's draft with `greeting` defaulting to `hello` while the first mapping runs: after the
+    dispatcher read the delivery (version 1 published), before it settles it."""
+
+    def __init__(self, store: Store, flow_id: str) -> None:
+        super().__init__(SandboxPool(1), Limits())
+        self._store, self._flow_id, self._published = store, flow_id, False
+
+    async def run_stored(self, target: Any, live: bool, request: dict[str, Any]) -> MappingResult:
+        if not self._published:
+            self._published = True
+            await self._store.write(self._publish)
+        return await super().run_stored(target, live, request)
+
+    def _publish(self, conn: Connection) -> None:
+        draft = {"name": "f", "variables": [{"name": "greeting", "type": "string", "default": "hello"}], "steps": []}
+        flows.update_draft(conn, "default", self._flow_id, draft)
+        flows.publish(conn, "default", self._flow_id)
+
+
+async def test_a_version_published_while_the_mapping_ran_is_mapped_again_under_it(store: Store) -> None:
+    """A live run starts the published version, with its variables: a delivery mapped with version 1's
+    defaults is not accepted as a run of version 2, but mapped again under it."""
+
+    def write(conn: Connection) -> str:
+        draft = {"name": "f", "variables": [{"name": "greeting", "type": "string", "default": "hi"}], "steps": []}
+        flow = flows.insert_flow(conn, "default", draft)
+        flows.publish(conn, "default", flow.id)
+        insert_trigger(conn, "default", flow.id, kind="event", mode="live", mapping=MAPPING, event_name="signed-up")
+        return flow.id
+
+    flow_id = await store.write(write)
+    await send(store, "u1")
+    assert await EventDispatcher(store, RepublishingRunner(store, flow_id)).drain() == 2  # stale, then accepted
+    [invocation] = await invocation_rows(store)
+    assert (invocation["flow_version"], invocation["payload"]["variables"]) == (2, {"greeting": "hello"})
 
 
 async def test_pruning_keeps_the_newest_settled_deliveries_of_each_trigger_and_every_pending_one(store: Store) -> None:

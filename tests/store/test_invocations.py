@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
-from tests.support.transactions import blocked_by
+from tests.support.transactions import until_blocked
 
 from store import Store
 from store.flows import insert_flow
@@ -85,20 +83,10 @@ async def test_a_key_another_process_commits_meanwhile_is_decided_on_not_an_erro
         with engine.connect() as held, held.begin():
             assert accept_batch(held, [accept(flow.id, "k", {"targetUserIds": ["u1"]})])[0].verdict == "accepted"
             rival = asyncio.create_task(store.submit(accept_batch, accept(flow.id, "k", payload)))
-            await asyncio.to_thread(wait_until_blocked, engine, held)
+            await asyncio.to_thread(until_blocked, engine, held)
         acceptance = await rival
     finally:
         engine.dispose()
     assert acceptance.verdict == verdict
     rows = await store.read(lambda conn: conn.execute(sa.select(invocations.c.payload)).scalars().all())
     assert rows == [{"targetUserIds": ["u1"]}]
-
-
-def wait_until_blocked(engine: Engine, holder: Connection) -> None:
-    """Until a backend waits for a lock `holder` holds (at most a minute: then the test fails, never hangs)."""
-    pid = holder.execute(sa.text("SELECT pg_backend_pid()")).scalar()
-    deadline = time.monotonic() + 60
-    with engine.connect() as watcher:
-        while not blocked_by(watcher, pid):
-            assert time.monotonic() < deadline, "the rival write never waited for the held row"
-            time.sleep(0.01)

@@ -2,9 +2,9 @@
 
 The races take two transactions at once, which only PostgreSQL has (SQLite
 has one writer): one transaction is held open while another runs in a
-thread until it finishes or waits for a lock, then the first commits. The
-outcome is what counts (members and segment events), never the waiting
-itself. Runs on a new database each (SQLite, and PostgreSQL when
+thread until it finishes or waits for a lock, then the first commits
+(tests.support.transactions). The outcome is what counts (members and
+segment events), never the waiting itself. Runs on a new database each (SQLite, and PostgreSQL when
 FLOWHOOK_TEST_POSTGRES is set); the races run on PostgreSQL only.
 """
 
@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
+from tests.support.transactions import blocked_by, while_open
 
 from flows.segment_evaluation import SegmentEvaluator, SegmentEvaluatorConfig
 from store import Store, segments
@@ -46,44 +47,6 @@ def engine(store: Store, database: URL) -> Iterator[Engine]:
     made = sa.create_engine(database)
     yield made
     made.dispose()
-
-
-def while_open(engine: Engine, first: Callable[[Connection], Any], second: Callable[[Connection], Any]) -> Any:
-    """`first` in a transaction left open while `second` runs in its own (a thread) until it is done or waits
-    for a lock; then `first` commits, and `second`'s result once it is done."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            with engine.connect() as conn:
-                outcome["result"] = second(conn)
-        except Exception as error:  # noqa: BLE001 - raised below, in the test
-            outcome["error"] = error
-
-    with engine.connect() as held, held.begin():
-        first(held)
-        pid = held.execute(sa.text("SELECT pg_backend_pid()")).scalar()
-        thread = threading.Thread(target=run)
-        thread.start()
-        with engine.connect() as watcher:
-            deadline = time.monotonic() + 60  # never hang the suite: the assertion below fails instead
-            while thread.is_alive() and not _blocked_by(watcher, pid):
-                assert time.monotonic() < deadline, "the rival write never blocked on the held transaction"
-                time.sleep(0.01)
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["result"]
-
-
-def _blocked_by(conn: Connection, pid: int) -> bool:
-    """Each look in a transaction of its own: PostgreSQL keeps a transaction's first snapshot of
-    pg_stat_activity, so a backend that started after it would never be seen waiting."""
-    query = sa.text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))")
-    try:
-        return bool(conn.execute(query, {"pid": pid}).scalar())
-    finally:
-        conn.rollback()
 
 
 def evaluated(conn: Connection, segment: segments.Segment) -> None:
@@ -315,7 +278,7 @@ async def test_a_deadlock_between_two_processes_fails_no_write(
             written.set()
             deadline = time.monotonic() + 30
             with engine.connect() as watcher:
-                while not _blocked_by(watcher, pid):
+                while not blocked_by(watcher, pid):
                     assert time.monotonic() < deadline, "Y never waited for u2"
                     time.sleep(0.01)
         return changes
