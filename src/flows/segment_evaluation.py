@@ -13,7 +13,9 @@ evaluate the same chunk: the one that finds it moved on lets go.
 A chunk that fails (a bug, a row it cannot handle) is logged and its
 evaluation put off (its lease pushed forward, doubling from `retry_seconds`
 at each failure in a row up to `max_retry_seconds`), so that the others
-whose lease ran out go on meanwhile, in this process and every other.
+whose lease ran out go on meanwhile, in this process and every other. One
+that fails because the store does (`transient_failure`) is not put off (that
+would be a write too): the loop backs off and goes on with it.
 """
 
 from __future__ import annotations
@@ -22,11 +24,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from flows.background import BackgroundLoop
+from flows.background import BackgroundLoop, transient_failure
 from flows.durations import doubling
 from store import Store, segments
 from store.clock import utcnow
-from store.writer import WriterClosed
 
 log = logging.getLogger("flowhook.segments")
 
@@ -66,9 +67,10 @@ class SegmentEvaluator(BackgroundLoop):
             chunk = await self._store.write(
                 lambda conn: segments.evaluate_chunk(conn, segment.id, segment.revision, after, limit=size)
             )
-        except WriterClosed:
-            raise
-        except Exception:  # noqa: BLE001 - put off, so that it does not hold up the other evaluations
+        except Exception as error:  # noqa: BLE001 - put off, so that it does not hold up the other evaluations
+            if transient_failure(error):  # the store's, not the segment's: the loop backs off, then goes on here
+                self._current = segment
+                raise
             failures = self._failures[segment.id] = self._failures.get(segment.id, 0) + 1
             delay = doubling(failures, self._config.retry_seconds, self._config.max_retry_seconds)
             seconds = delay.total_seconds()

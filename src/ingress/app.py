@@ -38,7 +38,15 @@ from ingress.api import (
 )
 from ingress.api.flow_archive import handle_flow_archived
 from ingress.api.openapi import openapi_endpoint
-from ingress.errors import ApiError, handle_api_error, handle_client_gone, handle_http_exception, handle_unexpected
+from ingress.errors import (
+    STORE_ERRORS,
+    ApiError,
+    handle_api_error,
+    handle_client_gone,
+    handle_http_exception,
+    handle_store_error,
+    handle_unexpected,
+)
 from ingress.fast_route import FastRoute
 from ingress.hooks import HookPipeline, hook_endpoint
 from ingress.jsonio import json_response
@@ -116,6 +124,7 @@ def create_app(settings: Settings) -> Starlette:
             FlowArchived: handle_flow_archived,
             HTTPException: handle_http_exception,
             ClientDisconnect: handle_client_gone,
+            **dict.fromkeys(STORE_ERRORS, handle_store_error),
             Exception: handle_unexpected,
         },
         middleware=[Middleware(FastRoute, route=hooks)],

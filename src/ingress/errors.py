@@ -2,26 +2,40 @@
 
 Messages are written by us, never copied from a secret or a mapping's source;
 an unexpected exception is logged with its traceback and answered with a
-bare 500.
+bare 500. A store that cannot be reached (connection refused or lost, a
+missing database, a locked or failing disk: `flows.background.transient_failure`
+decides, for the background loops too) is no bug: every route answers it
+503 `store_unavailable` with `Retry-After`, and the log gets a line a minute
+at most, without a traceback, however many requests meet it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Mount, Route
 
+from flows.background import STILL_FAILING_LOG_SECONDS, failure_reason, transient_failure
 from ingress.jsonio import json_response
+from store.writer import WriterClosed
 
 log = logging.getLogger("flowhook.ingress")
 
 #: How many `{path, message}` problems a 422 lists; its message counts them all.
 MAX_LISTED_PROBLEMS = 100
+
+#: What the store raises; `store_unavailable` tells which of them mean "not now" rather than a bug.
+STORE_ERRORS = (SQLAlchemyError, WriterClosed)
+#: A 503's `Retry-After`: the store's outages that end by themselves (a restart, a failover) take seconds.
+RETRY_LATER = {"Retry-After": "5"}
+STORE_UNAVAILABLE = "the store is unavailable; retry later"
 
 
 class ApiError(Exception):
@@ -109,3 +123,39 @@ async def handle_client_gone(request: Request, exc: Exception) -> Response:
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal_error", "the server failed to handle this request")
+
+
+def store_unavailable(error: BaseException) -> bool:
+    """Whether `error` is the store failing to answer now (a 503: retry), not a bug (a 500)."""
+    return isinstance(error, STORE_ERRORS) and transient_failure(error)
+
+
+class UnavailableLog:
+    """The requests that met a store unavailable: a warning at most every STILL_FAILING_LOG_SECONDS,
+    counting those in between, so that an outage under load does not flood the log."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._logged: float | None = None
+        self._unlogged = 0
+
+    def note(self, error: Exception, where: str) -> None:
+        now = self._clock()
+        if self._logged is not None and now - self._logged < STILL_FAILING_LOG_SECONDS:
+            self._unlogged += 1
+            return
+        since = f"; {self._unlogged} more requests met it since the last such line" if self._unlogged else ""
+        log.warning("store unavailable (%s), met by %s%s", failure_reason(error), where, since)
+        self._logged, self._unlogged = now, 0
+
+
+unavailable_log = UnavailableLog()
+
+
+async def handle_store_error(request: Request, exc: Exception) -> Response:
+    """A store error raised by any route: 503 `store_unavailable` if the store cannot be reached, else a bug."""
+    if not store_unavailable(exc):
+        return await handle_unexpected(request, exc)
+    route = request.scope.get("route")  # its template: a path may hold a key (`/marketo/{key}/status`)
+    unavailable_log.note(exc, f"{request.method} {getattr(route, 'path', '')}")
+    return json_response(error_body("store_unavailable", STORE_UNAVAILABLE), 503, RETRY_LATER)

@@ -24,12 +24,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import Receive, Scope, Send
 
 from ingress.allowlist import client_ip
 from ingress.body import BodyNotReceived, BodyTimedOut, BodyTooLarge, read_body
-from ingress.errors import error_body
+from ingress.errors import RETRY_LATER, error_body, store_unavailable, unavailable_log
 from ingress.hook_configs import HookConfig
 from ingress.jsonio import send_json
 from ingress.metrics import WebhookMetrics
@@ -47,7 +46,6 @@ from store.invocations import Acceptance, AcceptRequest, accept_batch
 from store.request_log import LogEntry, insert_entries
 from store.samples import Capture, capture_batch, new_sample
 from store.storable import NUL, storable
-from store.writer import WriterClosed
 
 logger = logging.getLogger("flowhook.ingress")
 
@@ -142,13 +140,14 @@ class HookPipeline:
         arrival = self._arrival(scope)
         try:
             outcome = await self._receive(receive, arrival, scope["path_params"]["hook_id"])
-        except (SQLAlchemyError, WriterClosed):
-            logger.exception("could not store request %s", arrival.request_id)
-            message = "the request could not be stored; retry later"
-            outcome = Outcome.error(503, "store_unavailable", message, arrival.request_id)
-        except Exception:  # noqa: BLE001 - a bug of ours: answer and log it rather than reset the connection
-            logger.exception("request %s failed inside flowhook", arrival.request_id)
-            outcome = await self._internal_error(arrival, scope["path_params"]["hook_id"])
+        except Exception as error:  # noqa: BLE001 - answer and log it rather than reset the connection
+            if store_unavailable(error):
+                unavailable_log.note(error, f"webhook request {arrival.request_id}")
+                message = "the request could not be stored; retry later"
+                outcome = Outcome.error(503, "store_unavailable", message, arrival.request_id, headers=RETRY_LATER)
+            else:  # a bug of ours
+                logger.exception("request %s failed inside flowhook", arrival.request_id)
+                outcome = await self._internal_error(arrival, scope["path_params"]["hook_id"])
         if outcome.cause != "client_disconnected":  # nobody to answer
             await send_json(send, outcome.body, outcome.status, outcome.headers)
         self._metrics.record(outcome.status, outcome.cause, time.perf_counter() - started)

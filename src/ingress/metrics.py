@@ -5,11 +5,15 @@ points every process at one directory (prometheus_client's multiprocess
 mode: `PROMETHEUS_MULTIPROC_DIR`, which `serve` empties and sets), so a
 scrape answered by any of them covers them all. The backlog is read from the
 store at scrape time (store.backlog), the same whichever process answers and
-whichever runs the executor. docs/operations.md lists every metric.
+whichever runs the executor. A store that does not answer leaves the backlog
+out of that scrape, not the rest: `flowhook_store_up 0` says so, and the
+webhook counters show the 503s of exactly that outage. docs/operations.md
+lists every metric.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +25,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ingress.auth import admin_only
+from ingress.errors import store_unavailable, unavailable_log
+from store import Store
 from store.backlog import Backlog, backlog
 from store.clock import utcnow
 
@@ -48,6 +54,9 @@ _BACKLOG: tuple[tuple[str, str, str], ...] = (
         "How long the oldest due executor work has waited; 0 when none is due.",
     ),
 )
+STORE_UP = ("flowhook_store_up", "1 if the store answered this scrape's backlog read; 0 if not, and no backlog.")
+#: How long a scrape waits for the backlog: well within Prometheus' default scrape timeout (10 s).
+STORE_TIMEOUT_SECONDS = 5.0
 
 
 class WebhookMetrics:
@@ -64,13 +73,17 @@ class WebhookMetrics:
         WEBHOOK_SECONDS.observe(seconds)
 
 
-class _BacklogCollector:
-    def __init__(self, figures: Backlog) -> None:
+class _StoreCollector:
+    """Whether the store answered, and the backlog it reported (None: it did not)."""
+
+    def __init__(self, figures: Backlog | None) -> None:
         self._figures = figures
 
     def collect(self) -> Iterator[Metric]:
-        for field, name, documentation in _BACKLOG:
-            yield GaugeMetricFamily(name, documentation, value=getattr(self._figures, field))
+        yield GaugeMetricFamily(*STORE_UP, value=0 if self._figures is None else 1)
+        if self._figures is not None:
+            for field, name, documentation in _BACKLOG:
+                yield GaugeMetricFamily(name, documentation, value=getattr(self._figures, field))
 
 
 def prepare_directory(directory: Path) -> None:
@@ -80,7 +93,7 @@ def prepare_directory(directory: Path) -> None:
         stale.unlink()
 
 
-def _exposition(figures: Backlog) -> bytes:
+def _exposition(figures: Backlog | None) -> bytes:
     if os.environ.get(MULTIPROCESS_DIRECTORY):
         processes = CollectorRegistry()
         MultiProcessCollector(processes)  # type: ignore[no-untyped-call]  # registers itself
@@ -88,11 +101,22 @@ def _exposition(figures: Backlog) -> bytes:
     else:
         counted = generate_latest(REGISTRY)
     current = CollectorRegistry(auto_describe=False)
-    current.register(_BacklogCollector(figures))
+    current.register(_StoreCollector(figures))
     return counted + generate_latest(current)
+
+
+async def _backlog(store: Store) -> Backlog | None:
+    """The backlog, or None if the store does not answer within STORE_TIMEOUT_SECONDS."""
+    try:
+        return await asyncio.wait_for(store.read(lambda conn: backlog(conn, utcnow())), STORE_TIMEOUT_SECONDS)
+    except Exception as error:
+        if not (isinstance(error, TimeoutError) or store_unavailable(error)):
+            raise  # a bug: a 500
+        unavailable_log.note(error, "GET /metrics")
+        return None
 
 
 @admin_only
 async def metrics_endpoint(request: Request) -> Response:
-    figures = await request.app.state.services.store.read(lambda conn: backlog(conn, utcnow()))
+    figures = await _backlog(request.app.state.services.store)
     return Response(_exposition(figures), media_type=CONTENT_TYPE_LATEST)

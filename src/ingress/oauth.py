@@ -8,7 +8,8 @@ with a `WWW-Authenticate: Basic` challenge. Every answer carries
 `Cache-Control: no-store`. Failed client authentications are limited
 (ingress.token_attempts): past the limit, 429 `temporarily_unavailable` with
 `Retry-After`, the code RFC 6749 §4.1.2.1 has for a server that cannot take
-the request now.
+the request now; a store that cannot be reached is the same code, a 503 with
+`Retry-After` (ingress.errors).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ingress.access_tokens import issue_token
 from ingress.allowlist import client_ip
 from ingress.body import BodyTimedOut, BodyTooLarge, read_body
 from ingress.client_secrets import check_secret
+from ingress.errors import RETRY_LATER, STORE_ERRORS, STORE_UNAVAILABLE, store_unavailable, unavailable_log
 from ingress.jsonio import json_response
 from ingress.services import Services
 from ingress.token_attempts import TokenAttempts, TooManyAttempts
@@ -69,6 +71,11 @@ async def token_endpoint(request: Request) -> Response:
         body = await _grant(request)
     except OAuthError as error:
         return error.response()
+    except STORE_ERRORS as error:
+        if not store_unavailable(error):
+            raise
+        unavailable_log.note(error, "POST /oauth/token")
+        return OAuthError("temporarily_unavailable", STORE_UNAVAILABLE, 503, RETRY_LATER).response()
     return json_response(body, 200, NO_STORE)
 
 
