@@ -15,7 +15,7 @@ from ingress.app import create_app
 from ingress.auth import admin_token_hash
 from ingress.metrics import MULTIPROCESS_DIRECTORY, prepare_directory
 from ingress.settings import Settings
-from ingress.slow_clients import HeadDeadlineProtocol
+from ingress.slow_clients import SlowClientProtocol
 from ingress.supervision import SUPERVISOR_PID, end_with_supervisor
 from store import Store, database_url
 
@@ -33,8 +33,10 @@ UVICORN_OPTIONS: dict[str, Any] = {
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """`UVICORN_OPTIONS` with httptools given the deadline for request heads (ingress.slow_clients)."""
-    return UVICORN_OPTIONS | {"http": HeadDeadlineProtocol.factory(settings.header_timeout_seconds)}
+    """`UVICORN_OPTIONS` with httptools given the deadlines for request heads and for taking responses
+    (ingress.slow_clients)."""
+    factory = SlowClientProtocol.factory(settings.header_timeout_seconds, settings.write_timeout_seconds)
+    return UVICORN_OPTIONS | {"http": factory}
 
 
 def serve(

@@ -1,4 +1,4 @@
-"""A deadline for request heads, which uvicorn does not have.
+"""Deadlines for clients too slow to send a request head or to take a response, which uvicorn does not have.
 
 uvicorn closes a connection that stays silent `timeout_keep_alive` seconds
 after a response, but any byte cancels that, and a connection just accepted
@@ -7,7 +7,7 @@ few seconds, or the rest of a body the app answered without reading, kept its
 connection (a descriptor, buffers, a slot) for as long as it liked: a few
 thousand such clients (slowloris) starve the server.
 
-`HeadDeadlineProtocol` gives each request head `header_timeout` seconds to
+`SlowClientProtocol` gives each request head `header_timeout` seconds to
 arrive whole, counted from the connection's accept or from the end of the
 previous response (nginx's `client_header_timeout`). The body has its own
 deadline, in the app (`ingress.body.read_body`), where the request can be
@@ -17,29 +17,56 @@ connection with no request begun is closed silently, as uvicorn closes idle
 keep-alive connections (a 408 there could be read as the answer to a request
 the client sends just then).
 
+The other way round, a client that asks for a large response and never reads
+it kept the connection, the unsent bytes and, while `send` waited for the
+socket, the app's task, for ever: uvicorn waits for a paused transport without
+end, and closes one with bytes unsent only once they are sent. So while a
+response's bytes wait in the transport's buffer (writing is paused, or the
+response is complete but not all sent), the client must take some of them
+within every `write_timeout` seconds (nginx's `send_timeout`), or the
+connection is reset: the app's pending `send` returns, its `receive` says
+`http.disconnect`, and its task ends. Progress is looked at once per
+`write_timeout` from the pause on, so a stalled client is cut off one to two
+`write_timeout`s after the last byte it took; a connection whose writes never
+wait (nearly all) starts no timer. A connection lost tells the request whose
+response is being sent, not only the newest one (uvicorn's way): with
+pipelined requests, the one running wrote on to the closed transport, which
+uvloop refuses with an error the app logs.
+
 It extends uvicorn's httptools protocol (the one `serve` runs) through its
 `connection_made`, `connection_lost`, `on_message_begin`,
-`on_headers_complete` and `on_response_complete`: uvicorn internals, pinned
-by tests/ingress/test_slow_clients.py.
+`on_headers_complete`, `on_response_complete`, `pause_writing` and
+`resume_writing`: uvicorn internals, pinned by tests/ingress/test_slow_clients.py
+and test_slow_readers.py (and pyproject's bound on uvicorn's version).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import functools
+import logging
+import socket
+import struct
+import sys
+import termios
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
 from ingress.errors import error_body
 
+log = logging.getLogger("flowhook.ingress")
+LINGER_NOT = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() resets the connection and drops what is queued
 
-class HeadDeadlineProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, with a deadline for each request head."""
+
+class SlowClientProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with a deadline for each request head and for taking response bytes."""
 
     def __init__(
         self,
@@ -49,25 +76,35 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
         *,
         header_timeout: float,
+        write_timeout: float,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.header_timeout = header_timeout
+        self.write_timeout = write_timeout
         self._head_awaited_since: float | None = None  # loop time the awaited head's deadline counts from
         self._head_begun = False  # bytes of a request head have arrived, not all of it
         self._head_timer: asyncio.TimerHandle | None = None
+        self._unsent = 0  # `_unsent_bytes()` when the write deadline last started
+        self._writes_resumed = False  # the buffer fell below its low-water mark since then
+        self._write_timer: asyncio.TimerHandle | None = None
+        self._pipelined: RequestResponseCycle | None = None  # the pipelined request started last
 
     @classmethod
-    def factory(cls, header_timeout: float) -> Callable[..., HeadDeadlineProtocol]:
+    def factory(cls, header_timeout: float, write_timeout: float) -> Callable[..., SlowClientProtocol]:
         """What uvicorn's `http` option takes to build the protocol (a partial: it pickles, for `--workers`)."""
-        return functools.partial(cls, header_timeout=header_timeout)
+        return functools.partial(cls, header_timeout=header_timeout, write_timeout=write_timeout)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._await_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
+        for timer in (self._head_timer, self._write_timer):
+            if timer is not None:
+                timer.cancel()
+        if self._pipelined is not None and not self._pipelined.response_complete:  # uvicorn tells only `self.cycle`
+            self._pipelined.disconnected = True
+            self._pipelined.message_event.set()
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
@@ -80,10 +117,21 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
-        waiting = not self.pipeline  # a pipelined request, whose head is complete, starts instead
+        # A pipelined request, whose head is complete, starts instead of the wait for a head.
+        self._pipelined = self.pipeline[-1][0] if self.pipeline else None
         super().on_response_complete()
-        if waiting and not self.transport.is_closing():
+        if self.transport.get_write_buffer_size():  # the client has yet to take the end of the response
+            self._watch_writes()
+        if self._pipelined is None and not self.transport.is_closing():
             self._await_head()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._watch_writes()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._writes_resumed = True
 
     def _await_head(self) -> None:
         """Start the deadline. A connection has one timer at a time, not one per request (a timer costs
@@ -111,3 +159,33 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
         head += [name + b": " + value for name, value in self.server_state.default_headers]
         head += [b"content-type: application/json", b"content-length: %d" % len(body), b"connection: close"]
         return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+    def _watch_writes(self) -> None:
+        """Start the write deadline, unless it runs: the client must take some of the unsent bytes by then."""
+        if self._write_timer is None:
+            self._unsent = self._unsent_bytes()
+            self._writes_resumed = False
+            self._write_timer = self.loop.call_later(self.write_timeout, self._check_writes)
+
+    def _check_writes(self) -> None:
+        self._write_timer = None
+        if not self.transport.get_write_buffer_size():  # the socket took the rest: it is the kernel's now
+            return
+        if self._unsent_bytes() < self._unsent or self._writes_resumed:  # the client took bytes: a new deadline
+            self._watch_writes()
+            return
+        peer = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
+        log.warning("%s took none of its response for %g s: connection reset", peer, self.write_timeout)
+        # A reset, not a close: the kernel would otherwise keep what is queued for the client, unsendable, for minutes.
+        self.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_NOT)
+        self.transport.abort()
+
+    def _unsent_bytes(self) -> int:
+        """The response's bytes the client has not taken: in the transport's buffer, and in the socket's send queue
+        (Linux's SIOCOUTQ, which falls as the client acknowledges bytes, where the buffer moves only when the kernel
+        has room for a third of its queue again: a slow reader would look stalled)."""
+        unsent: int = self.transport.get_write_buffer_size()
+        with contextlib.suppress(OSError):  # not Linux
+            queued = fcntl.ioctl(self.transport.get_extra_info("socket").fileno(), termios.TIOCOUTQ, bytes(4))
+            unsent += int.from_bytes(queued, sys.byteorder, signed=True)
+        return unsent

@@ -21,7 +21,7 @@ import pytest
 from ingress.app import create_app
 from ingress.serve import uvicorn_options
 from ingress.settings import Settings
-from ingress.slow_clients import HeadDeadlineProtocol
+from ingress.slow_clients import SlowClientProtocol
 
 pytestmark = pytest.mark.anyio
 
@@ -184,8 +184,9 @@ async def test_serve_holds_clients_to_the_configured_deadline(
 
 def test_the_protocol_factory_survives_pickling_for_worker_processes() -> None:
     """`serve --workers N` hands uvicorn's config, and so the factory, to spawned processes by pickle."""
-    factory = pickle.loads(pickle.dumps(uvicorn_options(Settings(header_timeout_seconds=7.5))["http"]))
-    assert (factory.func, factory.keywords) == (HeadDeadlineProtocol, {"header_timeout": 7.5})
+    settings = Settings(header_timeout_seconds=7.5, write_timeout_seconds=12.5)
+    factory = pickle.loads(pickle.dumps(uvicorn_options(settings)["http"]))
+    assert (factory.func, factory.keywords) == (SlowClientProtocol, {"header_timeout": 7.5, "write_timeout": 12.5})
 
 
 def test_the_header_timeout_setting() -> None:
@@ -198,12 +199,13 @@ def test_the_header_timeout_setting() -> None:
     [
         "FLOWHOOK_HEADER_TIMEOUT_SECONDS",
         "FLOWHOOK_BODY_TIMEOUT_SECONDS",
+        "FLOWHOOK_WRITE_TIMEOUT_SECONDS",
         "FLOWHOOK_PRUNE_INTERVAL_SECONDS",
         "FLOWHOOK_EXECUTOR_POLL_SECONDS",
     ],
 )
 def test_durations_must_be_more_than_zero(variable: str) -> None:
-    """0 timed every body (or head) out at once, or spun a background loop without a pause."""
+    """0 timed every body (or head, or response) out at once, or spun a background loop without a pause."""
     for refused in ("0", "-1", "nan"):
         with pytest.raises(ValueError, match=rf"\({variable}\) must be more than 0"):
             Settings.from_env({variable: refused})
