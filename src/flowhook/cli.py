@@ -229,6 +229,9 @@ def command_worker(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+DEFAULT_DATA_DIR = "flowhook-data"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flowhook", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -236,14 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run ingress, APIs and executor")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=_port, default=8080)
-    serve.add_argument("--data-dir", default="flowhook-data", help="where the SQLite database lives")
-    serve.add_argument("--database", default=None, help="database URL (default: SQLite in --data-dir)")
+    serve.add_argument("--data-dir", help="where the SQLite database lives (FLOWHOOK_DATA_DIR, else flowhook-data)")
+    serve.add_argument("--database", help="database URL (FLOWHOOK_DATABASE, else SQLite in --data-dir)")
     serve.add_argument("--workers", type=_process_count, default=1, help="server processes")
     serve.set_defaults(handler=command_serve)
 
     worker = commands.add_parser("worker", help="run the flow executor alone (no HTTP)")
-    worker.add_argument("--data-dir", default="flowhook-data", help="where the SQLite database lives")
-    worker.add_argument("--database", default=None, help="database URL (default: SQLite in --data-dir)")
+    worker.add_argument("--data-dir", help="where the SQLite database lives (FLOWHOOK_DATA_DIR, else flowhook-data)")
+    worker.add_argument("--database", help="database URL (FLOWHOOK_DATABASE, else SQLite in --data-dir)")
     worker.set_defaults(handler=command_worker)
 
     map_ = commands.add_parser("map", help="run one mapping on one sample and print the result")
@@ -262,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("serve", "worker"):  # a flag wins over its variable, as every other setting's does
+        args.data_dir = args.data_dir or os.environ.get("FLOWHOOK_DATA_DIR") or DEFAULT_DATA_DIR
+        args.database = args.database or os.environ.get("FLOWHOOK_DATABASE") or None
     try:
         code: int = args.handler(args)
         sys.stdout.flush()

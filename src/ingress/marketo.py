@@ -22,14 +22,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from flows.marketo_callbacks import callback_url_problem, pending_callback
 from flows.marketo_leads import DEFAULT_USER_ID_FIELD
-from ingress.api.common import MAX_BODY_BYTES, refuse_unstorable, request_body, services
+from ingress.api.common import MAX_BODY_BYTES, parsed_json, refuse_unstorable, request_body, services
 from ingress.api.triggers import base_url
 from ingress.api.views import marketo_service_url
 from ingress.errors import ApiError
@@ -179,11 +178,7 @@ async def submit_async_action(request: Request) -> Response:
 
 
 async def _json_body(request: Request) -> Any:
-    raw = await request_body(request, MAX_SUBMISSION_BYTES)
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise ApiError(400, "invalid_json", "the body is not JSON") from None
+    return parsed_json(await request_body(request, MAX_SUBMISSION_BYTES))
 
 
 def checked_submission(data: Any, allow_http: bool) -> dict[str, Any]:

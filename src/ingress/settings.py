@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -22,9 +23,19 @@ AT_LEAST_ONE = (
     "sandbox_workers",
     "invocation_retention_days",
     "oauth_failures_per_minute",
+    "max_batch",
+    "executor_batch",  # 0 claimed nothing: no flow ever ran
+    "executor_max_attempts",
 )
-# Durations with no meaning at 0 or below: every body (or head) timed out at once, or a loop spun without a pause.
-ABOVE_ZERO = ("header_timeout_seconds", "body_timeout_seconds", "prune_interval_seconds", "executor_poll_seconds")
+# Durations with no meaning at 0 or below: every body (or head, or response) timed out at once, or a loop spun
+# without a pause.
+ABOVE_ZERO = (
+    "header_timeout_seconds",
+    "body_timeout_seconds",
+    "write_timeout_seconds",
+    "prune_interval_seconds",
+    "executor_poll_seconds",
+)
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,7 @@ class Settings:
     max_header_bytes: int = 32 * KiB  # the URL and all headers together (431 beyond)
     max_body_bytes: int = 1 * MiB
     header_timeout_seconds: float = 10.0  # a request head must arrive whole within this (ingress.slow_clients)
+    write_timeout_seconds: float = 30.0  # a client must take response bytes waiting for it within this (ditto)
     body_timeout_seconds: float = 30.0  # the whole body must arrive within this (webhooks, API, OAuth)
     log_body_bytes: int = 64 * KiB
     request_log_retention: int = 1000
@@ -86,8 +98,13 @@ class Settings:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} (FLOWHOOK_{name.upper()}) must be at least 1, not {getattr(self, name)}")
         for name in ABOVE_ZERO:
-            if not getattr(self, name) > 0:  # NaN too
-                raise ValueError(f"{name} (FLOWHOOK_{name.upper()}) must be more than 0, not {getattr(self, name)}")
+            if not 0 < getattr(self, name) < math.inf:  # NaN too; inf was a deadline (or pause) never reached
+                message = f"must be more than 0 and finite, not {getattr(self, name)}"
+                raise ValueError(f"{name} (FLOWHOOK_{name.upper()}) {message}")
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if isinstance(value, float) and not math.isfinite(value):  # a cache or retry pause never over
+                raise ValueError(f"{spec.name} (FLOWHOOK_{spec.name.upper()}) must be finite, not {value}")
         if self.durability not in DURABILITY:
             raise ValueError(f"durability must be one of {', '.join(DURABILITY)}")
         object.__setattr__(self, "forwarded_header", self.forwarded_header.lower())

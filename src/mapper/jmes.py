@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
 import jmespath
@@ -84,9 +85,33 @@ def _is_finite_number(value: Any) -> bool:
 
 
 def _as_user_id(item: Any) -> Any:
-    """A number becomes its JSON text (`42` -> "42", `2.5` -> "2.5"); Python's `str`
-    writes the same shortest round-trip form. Anything else is left for validation."""
+    """A number becomes the text JavaScript's `String(n)` gives it, as a JavaScript mapping would write it
+    (`42` -> "42", `1.0` -> "1", `2.5` -> "2.5"); anything else is left for validation."""
+    if isinstance(item, float) and math.isfinite(item):
+        return js_number_text(item)
     return str(item) if _is_finite_number(item) else item
+
+
+def js_number_text(number: float) -> str:
+    """`String(number)` in JavaScript (ECMA-262 Number::toString): the shortest digits that read back as
+    `number`, as Python's `repr` finds them, written out in full from 1e-7 up to 1e21, in exponent form
+    beyond (`1e+21`, `1e-7`, `1.5e-10`), never with a `.0`."""
+    if number == 0:
+        return "0"  # -0 too
+    sign, digits, exponent = Decimal(repr(number)).normalize().as_tuple()
+    assert isinstance(exponent, int)  # finite
+    text = "".join(map(str, digits))
+    point = exponent + len(text)  # the value is 0.<text> x 10^point
+    if len(text) <= point <= 21:
+        written = text + "0" * (point - len(text))
+    elif 0 < point <= 21:
+        written = f"{text[:point]}.{text[point:]}"
+    elif -6 < point <= 0:
+        written = f"0.{'0' * -point}{text}"
+    else:
+        mantissa = text if len(text) == 1 else f"{text[0]}.{text[1:]}"
+        written = f"{mantissa}e{'+' if point > 0 else '-'}{abs(point - 1)}"
+    return f"-{written}" if sign else written
 
 
 def _as_user_ids(value: Any) -> Any:

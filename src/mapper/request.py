@@ -132,6 +132,8 @@ def flatten_query(query: Mapping[str, list[str] | str] | str) -> dict[str, str |
 
 
 BYTE_ORDER_MARK = "\ufeff"
+#: orjson's own nesting limit: a deeper body is valid JSON that no mapping can be given (docs/webhooks.md).
+READABLE_DEPTH = 1024
 
 
 def parse_body(raw_body: bytes, media: str, codec: str = UTF8) -> tuple[Any, str]:
@@ -157,6 +159,10 @@ def parse_body(raw_body: bytes, media: str, codec: str = UTF8) -> tuple[Any, str
         try:
             return orjson.loads(source), text
         except orjson.JSONDecodeError as error:
+            if str(error).startswith("depth limit exceeded"):
+                raise RequestBodyError(
+                    f"body is nested deeper than {READABLE_DEPTH} levels, more than is read"
+                ) from None
             raise RequestBodyError(f"body is not valid JSON: {error}") from None
     if media == FORM:
         try:

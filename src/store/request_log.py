@@ -63,7 +63,7 @@ class StatusFilter:
         if len(text) == 3 and text[0] in "12345" and text[1:].lower() == "xx":
             low = int(text[0]) * 100
             return cls(low, low + 99)
-        if text.isdigit() and len(text) == 3:
+        if text.isascii() and text.isdigit() and len(text) == 3:  # not "١٢٣" nor "²²²", which isdigit takes
             return cls(int(text), int(text))
         raise ValueError("status must be a code like 202 or a class like 4xx")
 

@@ -137,7 +137,14 @@ def test_bench_passes_its_options_on(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("FLOWHOOK_SAMPLE_RETENTION", "0"), ("FLOWHOOK_REQUEST_LOG_RETENTION", "-1"), ("FLOWHOOK_SANDBOX_WORKERS", "0")],
+    [
+        ("FLOWHOOK_SAMPLE_RETENTION", "0"),
+        ("FLOWHOOK_REQUEST_LOG_RETENTION", "-1"),
+        ("FLOWHOOK_SANDBOX_WORKERS", "0"),
+        ("FLOWHOOK_EXECUTOR_BATCH", "0"),
+        ("FLOWHOOK_EXECUTOR_MAX_ATTEMPTS", "0"),
+        ("FLOWHOOK_MAX_BATCH", "0"),
+    ],
 )
 def test_a_retention_or_worker_count_below_one_is_one_line(
     started: list[str],
@@ -153,3 +160,20 @@ def test_a_retention_or_worker_count_below_one_is_one_line(
     says = f"flowhook: {name} ({variable}) must be at least 1, not {value}\n"
     assert refused(capsys, "serve", "--data-dir", str(tmp_path)) == says
     assert started == []
+
+
+def test_the_data_dir_and_database_variables_stand_in_for_absent_flags(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """FLOWHOOK_DATA_DIR was never honoured (the flag's default always won) and FLOWHOOK_DATABASE only by serve."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr("ingress.serve.serve", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr("flowhook.worker.run_worker", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr("flowhook.cli._check_listening", lambda host, port: None)
+    monkeypatch.setenv("FLOWHOOK_DATA_DIR", str(tmp_path / "from-env"))
+    assert cli.main(["serve"]) == 0
+    (tmp_path / "from-env" / "flowhook.db").touch()  # as the real serve would have made it
+    assert cli.main(["worker"]) == 0
+    assert cli.main(["serve", "--data-dir", str(tmp_path / "from-flag")]) == 0
+    assert [call["data_dir"] for call in calls] == [str(tmp_path / "from-env")] * 2 + [str(tmp_path / "from-flag")]
+    assert (tmp_path / "from-env").is_dir()

@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from flows.start_entries import Entry, build_entry
 from ingress.access_tokens import require_token
-from ingress.api.common import json_object, read_found, refuse_nul_parameters, services
+from ingress.api.common import json_object, read_found, refuse_unreadable_parameters, services
 from ingress.errors import ApiError, listed_problems
 from ingress.jsonio import json_response
 from mapper.validation import schema_errors
@@ -52,7 +52,7 @@ async def start_test(request: Request) -> Response:
 
 async def _invoke(request: Request, mode: Mode) -> Response:
     await require_token(request, "events")
-    refuse_nul_parameters(request)
+    refuse_unreadable_parameters(request)
     env, flow_id = request.path_params["env"], request.path_params["flow_id"]
     variables = FlowVariables(await _declared_variables(request, env, flow_id, mode))
     entries = _entries(await json_object(request), variables)

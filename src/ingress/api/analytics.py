@@ -29,7 +29,7 @@ from starlette.routing import Route
 from ingress.api.common import environment, query_int, services
 from ingress.api.cursors import Binding
 from ingress.api.flow_views import event_view
-from ingress.api.queries import EVENT_SOURCES, choice, timestamp, until
+from ingress.api.queries import EVENT_SOURCES, choice, given, timestamp, until
 from ingress.auth import admin_only
 from store import Store
 from store.analytics import AnalyticsEvent, EventFilter, last_seq, list_events
@@ -55,12 +55,11 @@ CSV_COLUMNS = (
 
 
 def _filter(request: Request) -> EventFilter:
-    params = request.query_params
     return EventFilter(
-        flow_id=params.get("flowId") or None,
-        event_name=params.get("eventName") or None,
+        flow_id=given(request, "flowId"),
+        event_name=given(request, "eventName"),
         event_source=choice(request, "eventSource", EVENT_SOURCES),
-        user_id=params.get("userId") or None,
+        user_id=given(request, "userId"),
         since=timestamp(request, "since"),
         until=until(request),
     )

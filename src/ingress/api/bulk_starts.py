@@ -41,8 +41,8 @@ from ingress.api.common import (
     not_found,
     query_int,
     read_found,
-    refuse_nul_parameters,
     refuse_unknown,
+    refuse_unreadable_parameters,
     request_body,
     services,
 )
@@ -93,7 +93,7 @@ async def csv_task_test(request: Request) -> Response:
 
 async def _csv_task(request: Request, *, test: bool) -> Response:
     await require_token(request, "events")
-    refuse_nul_parameters(request)
+    refuse_unreadable_parameters(request)
     env, flow_id = request.path_params["env"], request.path_params["flow_id"]
     try:
         # Off the event loop: a 10 MiB file is ~a second of parsing, which every other request would wait for.
@@ -348,7 +348,7 @@ async def _task_reader(request: Request) -> tuple[str, str]:
         services(request).admin_auth.check(request)
     except ApiError:
         await require_token(request, "events")
-    refuse_nul_parameters(request)
+    refuse_unreadable_parameters(request)
     return request.path_params["env"], request.path_params["taskId"]
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import unquote, unquote_to_bytes
 
 import orjson
 from sqlalchemy.engine import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ingress.api.queries import given
 from ingress.body import BodyTimedOut, BodyTooLarge, read_body
 from ingress.errors import ApiError
 from ingress.services import Services
@@ -23,6 +26,7 @@ CLOSE = {"Connection": "close"}  # the rest of a body that was not read is never
 # Nesting of arrays and objects in a body. Validators and the store recurse through documents (the store's JSON
 # encoder stops at 254 levels, the flow schema's validator far sooner), so deeper input is refused up front.
 MAX_DEPTH = 64
+REPLACEMENT = "\ufffd"  # what decoding made of a percent-escape that is not UTF-8
 
 
 def services(request: Request) -> Services:
@@ -30,19 +34,39 @@ def services(request: Request) -> Services:
     return found
 
 
-def refuse_nul_parameters(request: Request) -> None:
-    """A 400 for a path or query parameter holding NUL: nothing stored can match it, and PostgreSQL fails on it."""
-    message = "must not contain the NUL character (U+0000)"
-    if any(NUL in str(value) for value in request.path_params.values()):
-        raise ApiError(400, "invalid_parameter", f"the path {message}")
+def refuse_unreadable_parameters(request: Request) -> None:
+    """A 400 for a path or query parameter holding NUL, as nothing stored can match it (and PostgreSQL fails on
+    it), or a percent-escape that is not UTF-8, which decoding made U+FFFD (so `%FF` and `%FE` were one id).
+    A U+FFFD sent as itself (`%EF%BF%BD`) is an id like any other."""
+    nul = "must not contain the NUL character (U+0000)"
+    not_utf8 = "has a percent-escape that is not UTF-8"
+    path = [str(value) for value in request.path_params.values()]
+    if any(NUL in value for value in path):
+        raise ApiError(400, "invalid_parameter", f"the path {nul}")
+    if any(REPLACEMENT in value for value in path) and not _utf8(request.scope.get("raw_path", b"")):
+        raise ApiError(400, "invalid_parameter", f"the path {not_utf8}")
     for name, value in request.query_params.multi_items():
         if NUL in name or NUL in value:
-            raise ApiError(400, "invalid_parameter", f"query parameter {name!r} {message}")
+            raise ApiError(400, "invalid_parameter", f"query parameter {name!r} {nul}")
+        if REPLACEMENT in name or REPLACEMENT in value:
+            for pair in request.scope["query_string"].split(b"&"):
+                if not _utf8(pair.replace(b"+", b" ")):
+                    named = unquote(pair.partition(b"=")[0].decode("latin-1"), errors="replace")
+                    raise ApiError(400, "invalid_parameter", f"query parameter {named!r} {not_utf8}")
+
+
+def _utf8(escaped: bytes) -> bool:
+    """Whether percent-escaped text decodes as UTF-8."""
+    try:
+        unquote_to_bytes(escaped).decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 async def environment(request: Request) -> str:
-    """The `{env}` of the path, which must exist (404 otherwise); no parameter may hold NUL (400)."""
-    refuse_nul_parameters(request)
+    """The `{env}` of the path, which must exist (404 otherwise); no parameter may be unreadable (400)."""
+    refuse_unreadable_parameters(request)
     env_id: str = request.path_params["env"]
     if await services(request).store.read(lambda conn: get_environment(conn, env_id)) is None:
         raise not_found("environment", env_id)
@@ -67,14 +91,25 @@ async def json_object(request: Request) -> dict[str, Any]:
 
 def parsed_object(raw: bytes) -> dict[str, Any]:
     """`raw` as a JSON object, or a 400/422 saying why not."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {error}") from None
+    data = parsed_json(raw)
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     refuse_unstorable(data, look_for_nul=b"\\u0000" in raw)  # JSON text can hold NUL only escaped
     return data
+
+
+def parsed_json(raw: bytes) -> Any:
+    """`raw`, a body meant to be a JSON object, as JSON (the caller checks that it is an object), or a 400
+    `invalid_json`. An object nested past what orjson reads (1,024 levels) is valid JSON: it gets the 422 of
+    any body nested past MAX_DEPTH (`refuse_unstorable`), with the same path, rather than a 400."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        if not str(error).startswith("depth limit exceeded"):
+            raise ApiError(400, "invalid_json", f"the body is not valid JSON: {error}") from None
+    if not raw.lstrip().startswith(b"{"):  # an array, as the callers refuse any other JSON
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    raise _too_deep(_deep_path(raw))
 
 
 def refuse_unstorable(data: dict[str, Any], *, look_for_nul: bool) -> None:
@@ -84,12 +119,45 @@ def refuse_unstorable(data: dict[str, Any], *, look_for_nul: bool) -> None:
     while stack:
         node, path, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise _unstorable(path, f"the body nests deeper than {MAX_DEPTH} levels")
+            raise _too_deep(path)
         for key, child in node.items() if isinstance(node, dict) else enumerate(node):
             if isinstance(child, dict | list):
                 stack.append((child, _child_path(path, key), depth + 1))
             if look_for_nul and (_holds_nul(key) or _holds_nul(child)):
                 raise _unstorable(_child_path(path, key), "strings must not contain the NUL character (U+0000)")
+
+
+# What the text of a JSON document that parsed up to some point holds, as far as its nesting goes: each string
+# whole (a key's is decoded), and the punctuation; numbers, literals and white space are skipped.
+_JSON_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[][{},]')
+
+
+def _deep_path(raw: bytes) -> str:
+    """The path of the first array or object of `raw` nested deeper than MAX_DEPTH, found in the text: orjson
+    refused the document (too deep for it) after reading, and so checking, all the text up to that place."""
+    steps: list[str | int | None] = []  # per open container: its current index, or key (None: a key is due)
+    for token in _JSON_TOKENS.finditer(raw):
+        text = token.group()
+        if text in (b"[", b"{"):
+            if len(steps) == MAX_DEPTH:
+                break
+            steps.append(0 if text == b"[" else None)
+        elif text in (b"]", b"}"):
+            steps.pop()
+        elif text == b",":
+            step = steps[-1]
+            steps[-1] = step + 1 if isinstance(step, int) else None
+        elif steps and steps[-1] is None:  # a key; a string that is a value changes nothing
+            steps[-1] = orjson.loads(text)
+    path = "$"
+    for step in steps:
+        assert step is not None  # a container opens only as a value, after its key
+        path = _child_path(path, step)
+    return path
+
+
+def _too_deep(path: str) -> ApiError:
+    return _unstorable(path, f"the body nests deeper than {MAX_DEPTH} levels")
 
 
 def _unstorable(path: str, message: str) -> ApiError:
@@ -123,8 +191,8 @@ def field(data: dict[str, Any], name: str, check: Callable[[Any], bool], expecte
 
 
 def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    raw = given(request, name)
+    if raw is None:
         return default
     if not decimal_digits(raw) or not low <= int(raw) <= high:
         raise ApiError(400, "invalid_parameter", f"{name} must be an integer from {low} to {high}")

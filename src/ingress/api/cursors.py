@@ -29,6 +29,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ingress.api.queries import given
 from ingress.errors import ApiError
 from ingress.jsonio import json_response
 
@@ -41,6 +42,9 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 MAX_MICROS = (datetime.max.replace(tzinfo=UTC) - EPOCH) // MICROSECOND
 TAG_BYTES = 12
+#: Every cursor is base64url without padding, at least a position and its tag long (OpenAPI's `cursor`).
+ALPHABET_PATTERN = "^[A-Za-z0-9_-]+$"
+SHORTEST = -(-(POSITION_BYTES + TAG_BYTES) * 4 // 3)
 RESTART = "list again without a cursor to start from the first page"
 
 
@@ -82,12 +86,12 @@ class Binding:
     def requested(self, request: Request) -> int | None:
         """Where the request's `cursor` resumes (None without one: the first page); a 400 `invalid_cursor`
         unless this listing issued it as it is."""
-        cursor = request.query_params.get("cursor") or None
+        cursor = given(request, "cursor")
         return None if cursor is None else self._position(cursor)
 
     def requested_key(self, request: Request) -> TimeKey | None:
         """As `requested`, for a listing whose cursors `next_key_cursor` issued."""
-        cursor = request.query_params.get("cursor") or None
+        cursor = given(request, "cursor")
         return None if cursor is None else self._key(cursor)
 
     def _position(self, cursor: str) -> int:

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from ingress.api.common import field, json_object, read_found, refuse_nul_parameters, refuse_unknown, services
+from ingress.api.common import field, json_object, read_found, refuse_unknown, refuse_unreadable_parameters, services
 from ingress.auth import admin_only
 from ingress.errors import ApiError
 from ingress.jsonio import json_response
@@ -63,7 +63,7 @@ async def list_environments(request: Request) -> Response:
 
 @admin_only
 async def read_environment(request: Request) -> Response:
-    refuse_nul_parameters(request)
+    refuse_unreadable_parameters(request)
     env_id = request.path_params["envId"]
     found = await read_found(request, "environment", env_id, lambda conn: environments.get_environment(conn, env_id))
     return json_response(environment_view(found))

@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ingress.access_tokens import require_token
-from ingress.api.common import json_object, refuse_nul_parameters, services
+from ingress.api.common import json_object, refuse_unreadable_parameters, services
 from ingress.errors import ApiError, listed_problems
 from ingress.jsonio import json_response
 from mapper.validation import schema_errors
@@ -55,7 +55,7 @@ async def send_test_events(request: Request) -> Response:
 
 async def _send(request: Request, source: str) -> Response:
     await require_token(request, "events")
-    refuse_nul_parameters(request)
+    refuse_unreadable_parameters(request)
     env = request.path_params["env"]
     body = await json_object(request)
     batch, now = "events" in body, utcnow()

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ingress.api import cursors
 from ingress.api.triggers import KINDS
 from ingress.hooks import CAUSES
 from ingress.jsonio import json_response
@@ -181,12 +182,13 @@ def limit_param(maximum: int, default: int) -> dict[str, Any]:
 ENV = path_param("env", "Environment id: `default` (exists from the first start) or one made by POST /v1/environments.")
 FLOW = path_param("flowId", "Flow id (`flw_…`).")
 TRIGGER = path_param(
-    "triggerId", "Trigger id: `trg_…` (a webhook, event or segment trigger) or `api_flw_…` (a flow's API trigger)."
+    "triggerId",
+    "Trigger id: `trg_…` (a webhook, event, segment, SFMC or Marketo trigger) or `api_flw_…` (a flow's API trigger).",
 )
 REQUEST = path_param("requestId", "Request-log id (`req_…`).")
 CURSOR = query_param(
     "cursor",
-    STRING,
+    {**STRING, "pattern": cursors.ALPHABET_PATTERN, "minLength": cursors.SHORTEST},
     "`nextCursor` of the previous page, sent with the same environment, path ids and filters (`limit` may change); "
     "a cursor of another listing, altered, or made by an earlier version is a 400 `invalid_cursor`.",
 )
@@ -199,7 +201,9 @@ def page_responses(page: Schema, parameters: str) -> dict[str, Any]:
 
 
 PAGE = [
-    query_param("status", STRING, "An HTTP status (`202`) or a class (`4xx`)."),
+    query_param(
+        "status", {**STRING, "pattern": "^([0-9]{3}|[1-5][xX]{2})$"}, "An HTTP status (`202`) or a class (`4xx`)."
+    ),
     query_param("cause", {"enum": list(CAUSES)}, "Only entries with this cause."),
     query_param("since", TIME, "Only requests received at or after this time (ISO-8601; UTC without a zone)."),
     query_param("until", TIME, "Only requests received at or before this time."),
@@ -791,7 +795,7 @@ def _paths() -> dict[str, Any]:
                 parameters=[
                     query_param("type", {"enum": list(TRIGGER_SCHEMAS)}, "Only triggers of this type."),
                     query_param("mode", {"enum": list(MODES)}, "Only triggers in this mode (API triggers have none)."),
-                    query_param("flowId", STRING, "Only this flow's triggers."),
+                    query_param("flowId", NAME, "Only this flow's triggers."),
                     limit_param(200, 50),
                     CURSOR,
                 ],

@@ -49,10 +49,10 @@ TEMPLATE = path_param("templateId", "Card template id (`ctp_…`).")
 CARD = path_param("cardInstanceId", "Card instance id (`crd_…`).")
 USER = path_param("userId", "The end user's id.")
 EVENT_FILTERS = [
-    query_param("flowId", STRING, "Only this flow's events."),
-    query_param("eventName", STRING, "e.g. card-published."),
+    query_param("flowId", NAME, "Only this flow's events."),
+    query_param("eventName", NAME, "e.g. card-published."),
     query_param("eventSource", SOURCE, "Only live or only test events."),
-    query_param("userId", STRING, "Only this end user's events."),
+    query_param("userId", NAME, "Only this end user's events."),
     query_param("since", TIME, "Only events whose timestamp is at or after this time."),
     query_param("until", TIME, "Only events whose timestamp is at or before this time."),
 ]

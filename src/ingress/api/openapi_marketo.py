@@ -11,8 +11,8 @@ from ingress.api.openapi import (
     NULLABLE_STRING,
     PUBLIC,
     STRING,
-    TRIGGER,
     Schema,
+    closed,
     error_body,
     obj,
     operation,
@@ -28,6 +28,7 @@ from ingress.marketo import API_KEY_HEADER, MAX_LEADS
 from ingress.marketo_keys import MAX_OVERLAP
 
 TAG = "marketo"
+MARKETO_TRIGGER = path_param("triggerId", "A Marketo trigger's id (`trg_…`); another kind of trigger is a 409.")
 KEY = path_param("key", "The Marketo trigger's service key: the secret part of its serviceUrl.")
 # Marketo sends no admin token (PUBLIC): the URL key and the API key in x-api-key are the credentials.
 API_KEY = {
@@ -97,8 +98,12 @@ def marketo_paths() -> dict[str, Any]:
         {
             "201": response("Stored; each lead is mapped and started in the background.", ref("MarketoSubmitted")),
             "400": response("invalid_json or invalid_submission (with `path`).", ref("MarketoProblem")),
+            "408": response("body_timeout: the body did not arrive within the time allowed.", ref("MarketoProblem")),
             "409": response("flow_archived: the trigger's flow is archived.", ref("MarketoProblem")),
             "413": response("body_too_large.", ref("MarketoProblem")),
+            "422": response(
+                "invalid_field: a string holds NUL or the body nests deeper than 64 levels.", ref("MarketoProblem")
+            ),
         },
         description="Answered once stored; the callback reports every lead (docs/marketo.md).",
         body=ref("MarketoSubmission"),
@@ -127,7 +132,7 @@ def marketo_paths() -> dict[str, Any]:
             )
         },
         "/marketo/{key}/submitAsyncAction": {"post": submit},
-        "/v1/{env}/triggers/{triggerId}/api-key/roll": {"parameters": [ENV, TRIGGER], "post": _roll()},
+        "/v1/{env}/triggers/{triggerId}/api-key/roll": {"parameters": [ENV, MARKETO_TRIGGER], "post": _roll()},
     }
 
 
@@ -138,7 +143,7 @@ still in its overlap from an earlier roll stops at once. The service URLs stay t
 
 def _roll() -> dict[str, Any]:
     limit = int(MAX_OVERLAP.total_seconds())
-    body = obj({OVERLAP_FIELD: {**INTEGER, "minimum": 0, "maximum": limit, "default": 0}})
+    body = closed(obj({OVERLAP_FIELD: {**INTEGER, "minimum": 0, "maximum": limit, "default": 0}}))
     ok = {
         **responses(200, ref("MarketoTrigger"), "The trigger, with the new apiKey in full.", 401, 404, 422),
         **refusal(409, "not_a_marketo_trigger: only a Marketo trigger has an API key."),

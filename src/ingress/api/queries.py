@@ -1,6 +1,6 @@
 """Query parameters of the management endpoints (request log, cards, analytics).
 
-Each is checked with a 400 `invalid_parameter` naming it.
+Each is checked with a 400 `invalid_parameter` naming it; given empty too.
 """
 
 from __future__ import annotations
@@ -14,9 +14,18 @@ from ingress.errors import ApiError
 EVENT_SOURCES = ("live", "test")
 
 
+def given(request: Request, name: str) -> str | None:
+    """An optional parameter's value, None when it is absent. An empty value (`?limit=`) is a 400 rather than
+    the default: whatever sent it meant something, and Stripe refuses it too."""
+    value = request.query_params.get(name)
+    if value == "":
+        raise ApiError(400, "invalid_parameter", f"{name} must not be empty (leave it out for the default)")
+    return value
+
+
 def choice(request: Request, name: str, allowed: tuple[str, ...]) -> str | None:
     """An optional parameter that must be one of `allowed`."""
-    value = request.query_params.get(name) or None
+    value = given(request, name)
     if value is not None and value not in allowed:
         raise ApiError(400, "invalid_parameter", f"{name} must be one of {', '.join(allowed)}")
     return value
@@ -24,7 +33,7 @@ def choice(request: Request, name: str, allowed: tuple[str, ...]) -> str | None:
 
 def timestamp(request: Request, name: str) -> datetime | None:
     """An optional ISO-8601 time; one without a zone is taken as UTC."""
-    value = request.query_params.get(name) or None
+    value = given(request, name)
     if value is None:
         return None
     try:

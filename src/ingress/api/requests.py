@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from ingress.api.common import environment, not_found, query_int, read_found, services
 from ingress.api.cursors import Binding
-from ingress.api.queries import choice, timestamp, until
+from ingress.api.queries import choice, given, timestamp, until
 from ingress.api.triggers import webhook_trigger
 from ingress.api.views import request_summary, request_view
 from ingress.auth import admin_only
@@ -38,7 +38,7 @@ _NOT_REFUSED = ("accepted", "duplicate", "captured", "skipped")
 
 
 def _status(request: Request) -> StatusFilter | None:
-    value = request.query_params.get("status") or None
+    value = given(request, "status")
     try:
         return None if value is None else StatusFilter.parse(value)
     except ValueError as error:
@@ -78,7 +78,7 @@ async def list_trigger_requests(request: Request) -> Response:
 @admin_only
 async def list_requests(request: Request) -> Response:
     env = await environment(request)
-    return await _page(request, env, request.query_params.get("triggerId") or None)
+    return await _page(request, env, given(request, "triggerId"))
 
 
 async def _entry(request: Request, env: str) -> LogEntry:

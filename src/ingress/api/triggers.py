@@ -48,7 +48,7 @@ from ingress.api.common import (
 )
 from ingress.api.cursors import Binding
 from ingress.api.preconditions import etag, if_match, precondition_failed
-from ingress.api.queries import choice
+from ingress.api.queries import choice, given
 from ingress.api.views import trigger_view
 from ingress.auth import admin_only
 from ingress.errors import ApiError
@@ -112,8 +112,8 @@ KINDS = {
         reached_by="Marketo calls its flow step service, under serviceUrl",
     ),
 }
-PATCH_FIELDS = {"mode", "mapping"}.union(*(kind.fields for kind in KINDS.values()))
-CREATE_FIELDS = {"type", *PATCH_FIELDS}
+#: The settings every kind of trigger has (besides its kind's `fields`).
+COMMON_FIELDS = frozenset({"mode", "mapping"})
 #: Shorter signing secrets are refused: SFMC's are far longer, and a short one is a typo or a guessable key.
 MIN_SIGNING_SECRET = 16
 #: The most triggers a page of the environment's listing holds.
@@ -164,6 +164,13 @@ def _checked_signing_secret(secret: Any) -> str:
         message = "signingSecret has leading or trailing whitespace"
         raise ApiError(422, "invalid_signing_secret", message, path="$.signingSecret")
     return secret
+
+
+def _refuse_unaccepted(data: dict[str, Any], kind: str, *also: str) -> None:
+    """A 422 for a field `kind` does not take: `invalid_field` for a setting of another kind, saying whose,
+    else `unknown_field` listing what this kind takes (`also`, and its settings), not what others do."""
+    _refuse_other_kinds_fields(data, kind)
+    refuse_unknown(data, {*also, *COMMON_FIELDS, *KINDS[kind].fields})
 
 
 def _refuse_other_kinds_fields(data: dict[str, Any], kind: str) -> None:
@@ -254,7 +261,6 @@ async def create_trigger(request: Request) -> Response:
     env = await environment(request)
     flow_id = request.path_params["flow_id"]
     data = await json_object(request)
-    refuse_unknown(data, CREATE_FIELDS)
     kind = data.get("type", "webhook")
     if kind not in (*KINDS, "api"):  # a tuple: `type` may be any JSON, a list or an object too
         *others, last = KINDS
@@ -268,7 +274,7 @@ async def create_trigger(request: Request) -> Response:
         message = f"flow {flow_id} already has its API trigger, {api_trigger_id(flow_id)}: every flow has exactly one"
         raise ApiError(409, "api_trigger_exists", message, path="$.type")
     spec = KINDS[kind]
-    _refuse_other_kinds_fields(data, kind)
+    _refuse_unaccepted(data, kind, "type")
     if spec.required is not None and spec.required[0] not in data:
         name, what = spec.required
         raise ApiError(422, "invalid_field", f"{_a(kind)} trigger needs {name}, {what}", path=f"$.{name}")
@@ -320,7 +326,7 @@ async def list_environment_triggers(request: Request) -> Response:
     each as the flow's listing shows it (docs/webhooks.md)."""
     env = await environment(request)
     kind, mode = choice(request, "type", ("api", *KINDS)), choice(request, "mode", MODES)
-    flow_id = request.query_params.get("flowId") or None
+    flow_id = given(request, "flowId")
     cursors = Binding("triggers", "type, mode or flowId", (env, kind, mode, flow_id))
     limit, after = query_int(request, "limit", 50, 1, MAX_PAGE), cursors.requested_key(request)
 
@@ -360,8 +366,7 @@ async def patch_trigger(request: Request) -> Response:
     if condition is not None and not condition.holds(current.revision):
         raise precondition_failed(f"trigger {current.id}", current.revision, condition)
     data = await json_object(request)
-    refuse_unknown(data, PATCH_FIELDS)
-    _refuse_other_kinds_fields(data, current.type)
+    _refuse_unaccepted(data, current.type)
     variables = await _flow_variables(request, env, current.flow_id)
     changes = await checked_changes(request, data, variables)
     revisions = condition.revisions if condition is not None else None
