@@ -541,13 +541,19 @@ def test_a_trigger_changed_elsewhere_is_shown_when_the_tab_comes_back(
     assert flowhook.read(trigger)["mapping"]["source"] == mine
 
 
-def test_unsaved_edits_meet_a_change_made_elsewhere_as_a_conflict_when_the_tab_comes_back(
-    page: Page, flowhook: Flowhook
-) -> None:
+def opened_with_unsaved_edits(page: Page, flowhook: Flowhook) -> tuple[dict[str, Any], str]:
+    """A new trigger open in the editor, its mapping edited and not saved: the trigger, and the edited source."""
     trigger = flowhook.trigger(source="function map(r) {\n}\n")
     sign_in(page, flowhook, trigger)
     mine = "function map(r) {\n  return {targetUserIds: ['mine']};\n}\n"
     set_source(page, mine)
+    return trigger, mine
+
+
+def test_unsaved_edits_meet_a_change_made_elsewhere_as_a_conflict_when_the_tab_comes_back(
+    page: Page, flowhook: Flowhook
+) -> None:
+    trigger, mine = opened_with_unsaved_edits(page, flowhook)
     expect(page.locator("#save-status")).to_have_text("Unsaved changes")
     theirs = {"kind": "javascript", "source": "function map(r) {\n  return {targetUserIds: ['theirs']};\n}\n"}
     flowhook.ok(flowhook.api.patch(f"/triggers/{trigger['id']}", json={"mapping": theirs}))
@@ -568,10 +574,7 @@ def test_unsaved_edits_meet_a_change_made_elsewhere_as_a_conflict_when_the_tab_c
 def test_a_change_elsewhere_to_what_the_page_does_not_show_keeps_the_edits_when_the_tab_comes_back(
     page: Page, flowhook: Flowhook
 ) -> None:
-    trigger = flowhook.trigger(source="function map(r) {\n}\n")
-    sign_in(page, flowhook, trigger)
-    mine = "function map(r) {\n  return {targetUserIds: ['mine']};\n}\n"
-    set_source(page, mine)
+    trigger, mine = opened_with_unsaved_edits(page, flowhook)
     flowhook.ok(flowhook.api.patch(f"/triggers/{trigger['id']}", json={"allowedIps": ["10.0.0.0/8"]}))
     with page.expect_response(re.compile(rf"/triggers/{trigger['id']}$")):
         page.evaluate(RETURN_EVENTS["visibilitychange"])
