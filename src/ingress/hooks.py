@@ -310,6 +310,7 @@ class HookPipeline:
             finish_log=finish_log,
             fresh_key=not given_id,
             given=result.mapped,
+            flow_version=config.target.published_version,  # whose variables the mapping applied, if live
         )
         await self._services.store.submit(accept_batch, accept)
         self._services.retention.note(log.trigger_id)

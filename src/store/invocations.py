@@ -97,6 +97,10 @@ class AcceptRequest:
     fresh_key: bool = False  # flow_invocation_id was just generated (`new_uuid7`): nothing can hold it yet
     given: dict[str, Any] | None = None  # the request before variable defaults (None: `payload` is as given)
     hop: int | None = None  # an event trigger's: events in a row that led here (store.event_deliveries)
+    # A live request's: the published version whose variables its mapping applied, which it then runs, though
+    # another be published by the time it is accepted (a hook's configuration is cached for a second). None:
+    # the version published when it is accepted.
+    flow_version: int | None = None
 
     @property
     def as_given(self) -> dict[str, Any]:
@@ -202,7 +206,7 @@ def accept_batch(conn: Connection, requests: list[AcceptRequest]) -> list[Accept
             id=new_id("inv"),
             environment_id=request.environment_id,
             flow_id=request.flow_id,
-            flow_version=state.published_version if request.mode == "live" else None,
+            flow_version=_version_run(request, state) if request.mode == "live" else None,
             trigger_id=request.trigger_id,
             request_id=request.request_id,
             mode=request.mode,
@@ -223,6 +227,11 @@ def accept_batch(conn: Connection, requests: list[AcceptRequest]) -> list[Accept
     rehome_entries_of_deleted_triggers(logged, deleted)
     store_entries(conn, logged)
     return verdicts
+
+
+def _version_run(request: AcceptRequest, state: _FlowState) -> int | None:
+    """The version a live request runs: the one its variables were mapped for, else the one published now."""
+    return state.published_version if request.flow_version is None else request.flow_version
 
 
 def _is_api_trigger(trigger_id: str | None) -> bool:
