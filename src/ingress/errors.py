@@ -3,8 +3,9 @@
 Messages are written by us, never copied from a secret or a mapping's source;
 an unexpected exception is logged with its traceback and answered with a
 bare 500. A store that cannot be reached (connection refused or lost, a
-missing database, a locked or failing disk: `flows.background.transient_failure`
-decides, for the background loops too) is no bug: every route answers it
+missing database, a locked or failing disk, a write-ahead log that could not
+be flushed: `flows.background.transient_failure` decides, for the background
+loops too) is no bug: every route answers it
 503 `store_unavailable` with `Retry-After`, and the log gets a line a minute
 at most, without a traceback, however many requests meet it.
 """
@@ -24,7 +25,7 @@ from starlette.routing import BaseRoute, Match, Mount, Route
 
 from flows.background import STILL_FAILING_LOG_SECONDS, failure_reason, transient_failure
 from ingress.jsonio import json_response
-from store.writer import WriterClosed
+from store.writer import NotDurable, WriterClosed
 
 log = logging.getLogger("flowhook.ingress")
 
@@ -32,7 +33,7 @@ log = logging.getLogger("flowhook.ingress")
 MAX_LISTED_PROBLEMS = 100
 
 #: What the store raises; `store_unavailable` tells which of them mean "not now" rather than a bug.
-STORE_ERRORS = (SQLAlchemyError, WriterClosed)
+STORE_ERRORS = (SQLAlchemyError, WriterClosed, NotDurable)
 #: A 503's `Retry-After`: the store's outages that end by themselves (a restart, a failover) take seconds.
 RETRY_LATER = {"Retry-After": "5"}
 STORE_UNAVAILABLE = "the store is unavailable; retry later"

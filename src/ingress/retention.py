@@ -55,9 +55,16 @@ class LogRetention:
         return await self._prune(trigger_ids)
 
     async def prune_noted(self) -> int:
-        """Prune the triggers logged to since the last run."""
+        """Prune the triggers logged to since the last run; a run that fails (the store down) leaves them
+        to the next, with those noted meanwhile (the triggers it did prune cost an empty delete then)."""
         trigger_ids, self._dirty = self._dirty, set()
-        return await self._prune(trigger_ids) if trigger_ids else 0
+        if not trigger_ids:
+            return 0
+        try:
+            return await self._prune(trigger_ids)
+        except BaseException:
+            self._dirty |= trigger_ids
+            raise
 
     async def _prune(self, trigger_ids: list[str | None] | set[str | None]) -> int:
         """Chunk after chunk, each its own write, so webhook commits go on in between."""

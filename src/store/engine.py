@@ -9,15 +9,17 @@ PostgreSQL (psycopg).
 
 SQLite (the embedded default) runs in WAL mode with `synchronous=NORMAL`
 plus an explicit flush: COMMIT writes the transaction to the write-ahead log
-(the OS has it: it survives a kill -9 of this process), and `wal_flush`
+(the OS has it: it survives a kill -9 of this process), and `WalFlush`
 fsyncs the log before anyone is told the write happened, so an acknowledged
 write also survives a power cut or kernel crash (on a disk that honours
 fsync). That is what `synchronous=FULL` would guarantee, but the fsync runs
 outside SQLite's write lock, overlapped with the next batch (store.writer).
 A transaction committed but not yet flushed when the power goes may be lost;
-it was never acknowledged. Checkpoints fsync on their own. Without the
-flush (`Store.open(fsync=False)`, setting `durability=os`) a write is
-acknowledged at COMMIT: safe from a crash of flowhook, not of the machine.
+it was never acknowledged. Checkpoints fsync on their own. A flush that
+cannot show it covered the log SQLite wrote fails (`WalFlush`), and so do
+the writes it covers. Without the flush (`Store.open(fsync=False)`, setting
+`durability=os`) a write is acknowledged at COMMIT: safe from a crash of
+flowhook, not of the machine.
 
 Writes use `BEGIN IMMEDIATE` so a write transaction holds SQLite's write lock
 from its first statement: no stale-snapshot upgrades, and several processes
@@ -27,6 +29,7 @@ failing). PostgreSQL needs none of this: its COMMIT is durable.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import sqlite3
@@ -131,7 +134,9 @@ def create_engines(url: URL) -> Engines:
         return Engines(write=write, read=read)
     database = Path(url.database)
     lock = WriteLock(database.with_name(database.name + "-writer.lock"))
-    return Engines(write=write, read=read, flush=wal_flush(database), write_lock=lock)
+    flush = WalFlush(database)
+    sa.event.listen(write, "connect", flush.connected)  # after `_configure_sqlite`'s: the log is open by then
+    return Engines(write=write, read=read, flush=flush, write_lock=lock)
 
 
 def _enable_wal(cursor: Any) -> None:
@@ -167,21 +172,49 @@ def _configure_sqlite(engine: Engine, begin: str) -> None:
         conn.exec_driver_sql(begin)
 
 
-def wal_flush(database: Path) -> Callable[[], None]:
-    """fsync the database's write-ahead log (the file, whichever descriptor wrote it)."""
-    wal = database.with_name(database.name + "-wal")
+class WalFlush:
+    """fsync of the database's write-ahead log: the file, whichever descriptor wrote it.
 
-    def flush() -> None:
+    While a connection is open SQLite keeps the log where it is: checkpoints
+    rewind or truncate it in place, and only the last connection to close
+    deletes it (tests/store/test_wal_flush.py shows both). This process's
+    write connection stays open, so a log missing from its path, or another
+    file there than the one this connection opened (`connected`), means the
+    data directory was deleted, replaced or tampered with meanwhile. SQLite
+    goes on committing into the file it holds open, which is no longer the
+    database's: fsyncing the path would prove nothing, so the flush raises
+    (OSError) and the writes it covers are not acknowledged. So does the
+    one legitimate absence, the write connection lost with no other open:
+    in doubt, a 503 (store.writer.NotDurable) rather than an acknowledgement.
+    """
+
+    def __init__(self, database: Path) -> None:
+        self._path = database.with_name(database.name + "-wal")
+        self._log: tuple[int, int] | None = None  # (st_dev, st_ino) of the write connection's log
+
+    def connected(self, *_connect_event: object) -> None:
+        """The write engine opened a connection: its log is the file now at the path (a new database has
+        none before its first write; the first flush then takes the one it finds)."""
         try:
-            descriptor = os.open(wal, os.O_RDONLY)
-        except FileNotFoundError:  # checkpointed and removed: the data is in the (fsynced) database file
-            return
+            self._log = _identity(os.stat(self._path))
+        except FileNotFoundError:
+            self._log = None
+
+    def __call__(self) -> None:
+        descriptor = os.open(self._path, os.O_RDONLY)  # FileNotFoundError: the log is gone
         try:
+            found = _identity(os.fstat(descriptor))
+            if self._log is None:
+                self._log = found
+            elif found != self._log:
+                raise OSError(errno.ESTALE, "another file replaced the write-ahead log", str(self._path))
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
 
-    return flush
+
+def _identity(status: os.stat_result) -> tuple[int, int]:
+    return status.st_dev, status.st_ino
 
 
 def fsync_directory(directory: Path) -> None:

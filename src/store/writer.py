@@ -12,7 +12,8 @@ Durability is either COMMIT itself (PostgreSQL) or COMMIT followed by a
 `flush` (SQLite: fsync of the write-ahead log, see store.engine). Flushes run
 on a thread of their own and overlap the next batch's transaction: batch N+1
 is written while batch N's fsync is under way, and one fsync covers every
-batch committed before it started.
+batch committed before it started. A flush that fails fails every write it
+covers with `NotDurable`: committed, perhaps, but nobody may be told so.
 
 If a batch fails, it is rolled back and each item is retried alone, so one bad
 write fails only its own caller. Ad-hoc writes (`run`) each get a SAVEPOINT,
@@ -75,6 +76,11 @@ class WriterClosed(RuntimeError):
     """The writer was closed before the write could be made."""
 
 
+class NotDurable(OSError):
+    """The write was committed but the flush that makes it durable failed (a failing disk, the data directory
+    gone): not acknowledged. The store failing, like a lost connection (503 `store_unavailable`), not a bug."""
+
+
 class GroupCommitWriter:
     """Two threads of its own: one commits batches, one flushes them.
 
@@ -101,6 +107,7 @@ class GroupCommitWriter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads: list[threading.Thread] = []
         self._accepting = False
+        self._flush_failing = False  # since the last flush that worked: logged once, not per group commit
         self.batches = 0  # transactions committed; lets tests and benchmarks see the grouping
 
     def start(self) -> None:
@@ -185,12 +192,25 @@ class GroupCommitWriter:
                 except queue.Empty:
                     break
             if ready:
-                try:
-                    self._flush()
-                except OSError as error:  # not durable: nobody may be told it is
-                    log.error("flushing the write-ahead log failed: %s", error)
-                    ready = [(pending, _Failed(error)) for pending, _ in ready]
-                self._hand_back(ready)
+                self._hand_back(self._flushed(ready))
+
+    def _flushed(self, ready: _Outcomes) -> _Outcomes:
+        """`ready` once flushed, or each failed with NotDurable: nobody may be told it is durable. A log line
+        when flushes start failing and one when they work again; each caller reports its own failure."""
+        assert self._flush is not None
+        try:
+            self._flush()
+        except OSError as error:
+            if not self._flush_failing:
+                log.error("flushing the write-ahead log failed: %s; writes are refused until it works", error)
+                self._flush_failing = True
+            failure = NotDurable(f"the write-ahead log could not be flushed: {error}")
+            failure.__cause__ = error
+            return [(pending, _Failed(failure)) for pending, _ in ready]
+        if self._flush_failing:
+            log.warning("flushing the write-ahead log works again")
+            self._flush_failing = False
+        return ready
 
     def _hand_back(self, outcomes: _Outcomes) -> None:
         assert self._loop is not None

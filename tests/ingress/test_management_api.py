@@ -208,6 +208,27 @@ async def test_the_openapi_document_is_valid_openapi_3_1(flowhook) -> None:
     validate(document)
 
 
+#: The service's probes, which answer without the store (`/metrics` leaves the store's figures out).
+PROBES = ("/healthz", "/openapi.json", "/readyz", "/metrics")
+
+
+async def test_every_operation_on_the_store_documents_its_outage_and_its_bugs(flowhook) -> None:
+    """A client generated from the document must expect a 503 to retry after `Retry-After` (the store down) and a
+    500 (a bug of flowhook's) from any call that reads or writes the store."""
+    document = (await flowhook.sender().get("/openapi.json")).json()
+    shared = document["components"]["responses"]
+    for path, item in document["paths"].items():
+        for method, op in item.items():
+            if method == "parameters" or path in PROBES:
+                continue
+            answers = op["responses"]
+            assert "500" in answers, (path, method)
+            unavailable = answers["503"]
+            unavailable = shared[unavailable["$ref"].rsplit("/", 1)[1]] if "$ref" in unavailable else unavailable
+            assert "unavailable" in unavailable["description"], (path, method)  # OAuth's: temporarily_unavailable
+            assert "Retry-After" in unavailable["headers"], (path, method)
+
+
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [

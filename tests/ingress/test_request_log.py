@@ -204,6 +204,28 @@ async def test_a_large_backlog_is_pruned_a_chunk_per_transaction(flowhook) -> No
     assert [entry["id"] for entry in await flowhook.log(trigger)] == list(reversed(ids))[:RETENTION]
 
 
+class FailingOnce(CountedWrites):
+    """The service's store, failing its first write as a store that is down does."""
+
+    async def write(self, operation: Callable[[Connection], T]) -> T:
+        self.writes += 1
+        if self.writes == 1:
+            raise sqlite3.OperationalError("unable to open database file")
+        return await self._store.write(operation)
+
+
+async def test_a_failed_pass_leaves_its_triggers_to_the_next(flowhook) -> None:
+    trigger = await flowhook.trigger()
+    ids = [(await flowhook.post(trigger, OK)).json()["requestId"] for _ in range(RETENTION + 2)]
+    store = FailingOnce(flowhook.services.store)
+    retention = LogRetention(store, REQUEST_LOG, RETENTION, 3600.0)  # type: ignore[arg-type]
+    retention.note(trigger["id"])
+    with pytest.raises(sqlite3.OperationalError):
+        await retention.prune_noted()
+    assert await retention.prune_noted() == 2  # nothing new was logged to it: the failed pass kept it
+    assert [entry["id"] for entry in await flowhook.log(trigger)] == list(reversed(ids))[:RETENTION]
+
+
 async def test_replay_runs_the_current_configuration(flowhook) -> None:
     flow = await flowhook.flow()
     trigger = await flowhook.trigger(flow, mapping={"kind": "jmespath", "fields": {"targetUserIds": "body.who"}})

@@ -140,6 +140,23 @@ def responses(success: int, schema: Schema | None, description: str, *errors: in
     return found
 
 
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "With store_unavailable: how many seconds to wait before trying again.",
+        "schema": INTEGER,
+    }
+}
+
+
+def store_failures(answers: dict[str, Any]) -> dict[str, Any]:
+    """`answers` with what any operation that reads or writes the store may answer besides (ingress.errors):
+    500 internal_error (a bug), and 503 store_unavailable with `Retry-After`. An operation's own 503 (a
+    sandbox crash, OAuth's body) keeps its description, which names the store too, and gets the header."""
+    own = answers.get("503")
+    unavailable = {"$ref": "#/components/responses/Error503"} if own is None else {**own, "headers": RETRY_AFTER}
+    return {**answers, "500": answers.get("500", {"$ref": "#/components/responses/Error500"}), "503": unavailable}
+
+
 def operation(
     summary: str,
     tag: str,
@@ -149,17 +166,20 @@ def operation(
     body: Schema | None = None,
     parameters: list[dict[str, Any]] | None = None,
     security: Security | None = None,
+    store: bool = True,
 ) -> dict[str, Any]:
     """`security` replaces the document's (the admin token); PUBLIC needs none.
 
-    An operation with a JSON body also answers 400 `invalid_json` (not JSON, or not an object).
+    An operation with a JSON body also answers 400 `invalid_json` (not JSON, or not an object); one that
+    reads or writes the store (`store`, all but the service's probes) its failures (`store_failures`).
     """
-    op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": ok}
+    answers = store_failures(ok) if store else dict(ok)
+    op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": answers}
     if description is not None:
         op["description"] = description
     if body is not None:
         op["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
-        ok.setdefault("400", {"$ref": "#/components/responses/Error400"})
+        answers.setdefault("400", {"$ref": "#/components/responses/Error400"})
     if parameters:
         op["parameters"] = parameters
     if security is not None:
@@ -605,11 +625,12 @@ ERROR_STATUSES = {
     415: "Unsupported content type.",
     422: "Invalid input (with `path`), mapping_error or validation_error.",
     431: "headers_too_large: the URL and headers of a webhook exceed the server's limit.",
-    500: "internal_error: flowhook failed on this request (logged); it was not accepted, retry later.",
-    503: "sandbox_crashed or store_unavailable: retry later.",
+    500: "internal_error: flowhook failed on this request (a bug, logged); a webhook was not accepted.",
+    503: "store_unavailable: the store cannot be reached now, and nothing was acknowledged; retry after "
+    "`Retry-After` seconds.",
 }
 
-WEBHOOK_ERRORS = (400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 431, 500, 503)
+WEBHOOK_ERRORS = (400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 431)
 
 WEBHOOK_DESCRIPTION = """The webhook endpoint: no admin token; the hookId in the URL is the credential, \
 optionally with an IP allowlist and a signature check. Checks run in this order, each failure answered with \
@@ -692,6 +713,11 @@ def _paths() -> dict[str, Any]:
     webhook_ok["200"] = response(
         "The mapping skipped this request (returned null).", obj({"skipped": {"const": True}, "requestId": STRING})
     )
+    webhook_ok["503"] = response(
+        "store_unavailable (retry after `Retry-After` seconds) or sandbox_crashed (the mapping sandbox crashed): "
+        "not accepted; retry later.",
+        ref("Error"),
+    )
     webhook = operation(
         "Deliver a webhook",
         "webhooks",
@@ -716,12 +742,20 @@ def _paths() -> dict[str, Any]:
         "/hooks/{hookId}": {"post": webhook, "put": webhook},
         "/healthz": {
             "get": operation(
-                "Liveness", "service", responses(200, obj({"ok": {"type": "boolean"}}), "Up."), security=PUBLIC
+                "Liveness",
+                "service",
+                responses(200, obj({"ok": {"type": "boolean"}}), "Up."),
+                security=PUBLIC,
+                store=False,
             )
         },
         "/openapi.json": {
             "get": operation(
-                "This description", "service", responses(200, {"type": "object"}, "OpenAPI"), security=PUBLIC
+                "This description",
+                "service",
+                responses(200, {"type": "object"}, "OpenAPI"),
+                security=PUBLIC,
+                store=False,
             )
         },
         "/readyz": {
@@ -733,6 +767,7 @@ def _paths() -> dict[str, Any]:
                     "503": response("Not ready: `checks` names what fails.", ref("Readiness")),
                 },
                 security=PUBLIC,
+                store=False,
             )
         },
         "/metrics": {
@@ -985,7 +1020,10 @@ def openapi_document() -> dict[str, Any]:
                 **api_triggers.SECURITY_SCHEMES,
             },
             "schemas": schemas,
-            "responses": {f"Error{status}": response(text, ref("Error")) for status, text in ERROR_STATUSES.items()},
+            "responses": {
+                **{f"Error{status}": response(text, ref("Error")) for status, text in ERROR_STATUSES.items()},
+                "Error503": {**response(ERROR_STATUSES[503], ref("Error")), "headers": RETRY_AFTER},
+            },
         },
     }
 

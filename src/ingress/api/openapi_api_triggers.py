@@ -140,7 +140,15 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "OAuthError": obj(
         {
-            "error": {"enum": ["invalid_request", "invalid_client", "unsupported_grant_type", "invalid_scope"]},
+            "error": {
+                "enum": [
+                    "invalid_request",
+                    "invalid_client",
+                    "unsupported_grant_type",
+                    "invalid_scope",
+                    "temporarily_unavailable",
+                ]
+            },
             "error_description": STRING,
         },
         ("error",),
@@ -166,6 +174,11 @@ def _token_operation() -> dict[str, Any]:
             "429": response(
                 "temporarily_unavailable: too many failed client authentications for this client id or from this "
                 "address, alike whether the id exists; `Retry-After` says when to try again (docs/api-triggers.md).",
+                ref("OAuthError"),
+            ),
+            "503": response(
+                "temporarily_unavailable: the store cannot be reached now (store_unavailable elsewhere); retry after "
+                "`Retry-After` seconds.",
                 ref("OAuthError"),
             ),
         },

@@ -118,7 +118,7 @@ def sfmc_paths() -> dict[str, Any]:
                 ("409", "idempotency_conflict, flow_archived, or flow_not_published (a live trigger)."),
                 ("413", "body_too_large."),
                 ("422", "mapping_error or validation_error (with `errors`), or invalid_field."),
-                ("503", "sandbox_crashed: Journey Builder retries."),
+                ("503", "sandbox_crashed or store_unavailable (with `Retry-After`): Journey Builder retries."),
             )
         },
         **lifecycle,
