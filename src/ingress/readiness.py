@@ -1,7 +1,8 @@
 """`GET /readyz`: whether this process can accept webhooks now, for a load balancer or orchestrator.
 
 `/healthz` says the process answers; this says its parts work: the store
-answers a read in time, the writer that makes every 202 durable is running,
+answers a read in time, the writer that makes every 202 durable is running
+(and its last flushes of the write-ahead log worked),
 and the sandbox pool has a worker to map JavaScript. A 503 names what is
 not, so a balancer sends the traffic elsewhere while it recovers (a crashed
 sandbox worker is replaced within moments; a store that stopped answering
@@ -20,6 +21,9 @@ from ingress.jsonio import json_response
 from ingress.services import Services
 
 STORE_TIMEOUT_SECONDS = 2.0
+#: A process whose write-ahead log failed to flush this recently refuses writes (503): not ready. After that
+#: it is offered traffic again, and a write that fails again makes it not ready again.
+FLUSH_FAILED_SECONDS = 10.0
 
 
 async def _store_answers(services: Services) -> bool:
@@ -36,7 +40,7 @@ async def readiness(request: Request) -> Response:
     services: Services = request.app.state.services
     checks = {
         "store": await _store_answers(services),
-        "writer": services.store.writer.running,
+        "writer": services.store.writer.running and not services.store.writer.flush_failed_within(FLUSH_FAILED_SECONDS),
         "sandbox": any(worker.pid is not None for worker in services.pool.workers),
     }
     ready = all(checks.values())

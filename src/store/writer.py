@@ -33,6 +33,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -108,6 +109,7 @@ class GroupCommitWriter:
         self._threads: list[threading.Thread] = []
         self._accepting = False
         self._flush_failing = False  # since the last flush that worked: logged once, not per group commit
+        self._flush_failed_at: float | None = None  # time.monotonic() of the last failed flush
         self.batches = 0  # transactions committed; lets tests and benchmarks see the grouping
 
     def start(self) -> None:
@@ -129,6 +131,12 @@ class GroupCommitWriter:
         for thread in self._threads:
             await asyncio.to_thread(thread.join)
         self._threads = []
+
+    def flush_failed_within(self, seconds: float) -> bool:
+        """Whether a flush failed less than `seconds` ago: writes are being refused (NotDurable). Recent, not
+        current: a process no write reaches (a balancer sent its traffic elsewhere) flushes nothing, and would
+        otherwise never be seen to work again."""
+        return self._flush_failed_at is not None and time.monotonic() - self._flush_failed_at < seconds
 
     @property
     def running(self) -> bool:
@@ -204,6 +212,7 @@ class GroupCommitWriter:
             if not self._flush_failing:
                 log.error("flushing the write-ahead log failed: %s; writes are refused until it works", error)
                 self._flush_failing = True
+            self._flush_failed_at = time.monotonic()
             failure = NotDurable(f"the write-ahead log could not be flushed: {error}")
             failure.__cause__ = error
             return [(pending, _Failed(failure)) for pending, _ in ready]

@@ -31,6 +31,7 @@ def test_only_a_failed_flush_among_os_errors_is_the_store_failing() -> None:
 async def test_writes_are_refused_with_a_503_once_the_log_is_gone(flowhook) -> None:
     flow = await flowhook.flow(publish=True)
     trigger = await flowhook.trigger(flow, mode="live")
+    assert (await flowhook.sender().get("/readyz")).status_code == 200
     os.unlink(flowhook.data_dir / "flowhook.db-wal")
 
     created = await flowhook.api.post("/v1/default/action-flows", json={"name": "Unflushed"})
@@ -45,3 +46,8 @@ async def test_writes_are_refused_with_a_503_once_the_log_is_gone(flowhook) -> N
 
     read = await flowhook.api.get(f"/v1/default/action-flows/{flow['id']}")
     assert read.status_code == 200
+
+    # Reads work, so /readyz stayed 200 and a balancer kept sending writes that were all refused.
+    ready = await flowhook.sender().get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"] == {"store": "ok", "writer": "failing", "sandbox": "ok"}
