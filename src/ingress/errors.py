@@ -153,10 +153,17 @@ class UnavailableLog:
 unavailable_log = UnavailableLog()
 
 
+def noted_unavailable(error: Exception, where: str) -> bool:
+    """Whether `error` is the store failing to answer now; if it is, `unavailable_log` notes it, met by `where`."""
+    if not store_unavailable(error):
+        return False
+    unavailable_log.note(error, where)
+    return True
+
+
 async def handle_store_error(request: Request, exc: Exception) -> Response:
     """A store error raised by any route: 503 `store_unavailable` if the store cannot be reached, else a bug."""
-    if not store_unavailable(exc):
-        return await handle_unexpected(request, exc)
     route = request.scope.get("route")  # its template: a path may hold a key (`/marketo/{key}/status`)
-    unavailable_log.note(exc, f"{request.method} {getattr(route, 'path', '')}")
+    if not noted_unavailable(exc, f"{request.method} {getattr(route, 'path', '')}"):
+        return await handle_unexpected(request, exc)
     return json_response(error_body("store_unavailable", STORE_UNAVAILABLE), 503, RETRY_LATER)

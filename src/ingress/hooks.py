@@ -28,7 +28,7 @@ from starlette.types import Receive, Scope, Send
 
 from ingress.allowlist import client_ip
 from ingress.body import BodyNotReceived, BodyTimedOut, BodyTooLarge, read_body
-from ingress.errors import RETRY_LATER, error_body, store_unavailable, unavailable_log
+from ingress.errors import RETRY_LATER, error_body, noted_unavailable
 from ingress.hook_configs import HookConfig
 from ingress.jsonio import send_json
 from ingress.metrics import WebhookMetrics
@@ -141,8 +141,7 @@ class HookPipeline:
         try:
             outcome = await self._receive(receive, arrival, scope["path_params"]["hook_id"])
         except Exception as error:  # noqa: BLE001 - answer and log it rather than reset the connection
-            if store_unavailable(error):
-                unavailable_log.note(error, f"webhook request {arrival.request_id}")
+            if noted_unavailable(error, f"webhook request {arrival.request_id}"):
                 message = "the request could not be stored; retry later"
                 outcome = Outcome.error(503, "store_unavailable", message, arrival.request_id, headers=RETRY_LATER)
             else:  # a bug of ours

@@ -28,7 +28,7 @@ from ingress.access_tokens import issue_token
 from ingress.allowlist import client_ip
 from ingress.body import BodyTimedOut, BodyTooLarge, read_body
 from ingress.client_secrets import check_secret
-from ingress.errors import RETRY_LATER, STORE_ERRORS, STORE_UNAVAILABLE, store_unavailable, unavailable_log
+from ingress.errors import RETRY_LATER, STORE_ERRORS, STORE_UNAVAILABLE, noted_unavailable
 from ingress.jsonio import json_response
 from ingress.services import Services
 from ingress.token_attempts import TokenAttempts, TooManyAttempts
@@ -72,9 +72,8 @@ async def token_endpoint(request: Request) -> Response:
     except OAuthError as error:
         return error.response()
     except STORE_ERRORS as error:
-        if not store_unavailable(error):
+        if not noted_unavailable(error, "POST /oauth/token"):
             raise
-        unavailable_log.note(error, "POST /oauth/token")
         return OAuthError("temporarily_unavailable", STORE_UNAVAILABLE, 503, RETRY_LATER).response()
     return json_response(body, 200, NO_STORE)
 

@@ -136,6 +136,11 @@ BYTE_ORDER_MARK = "\ufeff"
 READABLE_DEPTH = 1024
 
 
+def nested_past_reading(error: orjson.JSONDecodeError) -> bool:
+    """Whether orjson refused a document only for nesting past READABLE_DEPTH: valid JSON, not a syntax error."""
+    return str(error).startswith("depth limit exceeded")
+
+
 def parse_body(raw_body: bytes, media: str, codec: str = UTF8) -> tuple[Any, str]:
     """(body, rawBody text) for a supported media type whose text is in `codec` (see `text_codec`).
 
@@ -159,7 +164,7 @@ def parse_body(raw_body: bytes, media: str, codec: str = UTF8) -> tuple[Any, str
         try:
             return orjson.loads(source), text
         except orjson.JSONDecodeError as error:
-            if str(error).startswith("depth limit exceeded"):
+            if nested_past_reading(error):
                 raise RequestBodyError(
                     f"body is nested deeper than {READABLE_DEPTH} levels, more than is read"
                 ) from None

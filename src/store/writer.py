@@ -108,8 +108,7 @@ class GroupCommitWriter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads: list[threading.Thread] = []
         self._accepting = False
-        self._flush_failing = False  # since the last flush that worked: logged once, not per group commit
-        self._flush_failed_at: float | None = None  # time.monotonic() of the last failed flush
+        self._flush_failed_at: float | None = None  # time.monotonic() of the last failure, None once one works
         self.batches = 0  # transactions committed; lets tests and benchmarks see the grouping
 
     def start(self) -> None:
@@ -133,9 +132,9 @@ class GroupCommitWriter:
         self._threads = []
 
     def flush_failed_within(self, seconds: float) -> bool:
-        """Whether a flush failed less than `seconds` ago: writes are being refused (NotDurable). Recent, not
-        current: a process no write reaches (a balancer sent its traffic elsewhere) flushes nothing, and would
-        otherwise never be seen to work again."""
+        """Whether a flush failed less than `seconds` ago and none has worked since: writes are being refused
+        (NotDurable). Recent, not current: a process no write reaches (a balancer sent its traffic elsewhere)
+        flushes nothing, and would otherwise never be seen to work again."""
         return self._flush_failed_at is not None and time.monotonic() - self._flush_failed_at < seconds
 
     @property
@@ -209,16 +208,15 @@ class GroupCommitWriter:
         try:
             self._flush()
         except OSError as error:
-            if not self._flush_failing:
+            if self._flush_failed_at is None:
                 log.error("flushing the write-ahead log failed: %s; writes are refused until it works", error)
-                self._flush_failing = True
             self._flush_failed_at = time.monotonic()
             failure = NotDurable(f"the write-ahead log could not be flushed: {error}")
             failure.__cause__ = error
             return [(pending, _Failed(failure)) for pending, _ in ready]
-        if self._flush_failing:
+        if self._flush_failed_at is not None:
             log.warning("flushing the write-ahead log works again")
-            self._flush_failing = False
+            self._flush_failed_at = None
         return ready
 
     def _hand_back(self, outcomes: _Outcomes) -> None:

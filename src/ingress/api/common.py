@@ -16,6 +16,7 @@ from ingress.api.queries import given
 from ingress.body import BodyTimedOut, BodyTooLarge, read_body
 from ingress.errors import ApiError
 from ingress.services import Services
+from mapper.request import nested_past_reading
 from store.environments import get_environment
 from store.storable import NUL  # the API refuses it (400/422) where the webhook path must keep what it can
 
@@ -105,7 +106,7 @@ def parsed_json(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as error:
-        if not str(error).startswith("depth limit exceeded"):
+        if not nested_past_reading(error):
             raise ApiError(400, "invalid_json", f"the body is not valid JSON: {error}") from None
     if not raw.lstrip().startswith(b"{"):  # an array, as the callers refuse any other JSON
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
