@@ -71,7 +71,12 @@ def get_customer(conn: Connection, environment_id: str, user_id: str) -> Custome
 
 
 def delete_customer(conn: Connection, environment_id: str, user_id: str) -> segments.Changes | None:
-    """Remove the profile; it exits every segment it was in (with the events). None if there was none."""
+    """Remove the profile; it exits every segment it was in (with the events). None if there was none.
+
+    The segments' rules are held first, as a profile write holds them: a segment trigger made meanwhile
+    (store.segment_locks) is then committed before the exits take their time, so they fire it.
+    """
+    segments.hold_rules(conn, environment_id)
     statement = sa.delete(customers).where(customers.c.environment_id == environment_id, customers.c.user_id == user_id)
     if conn.execute(statement).rowcount == 0:
         return None

@@ -35,7 +35,7 @@ from mapper.pool import SandboxPool
 from store import Store, event_dispatch, flows, segments, versioned
 from store.bulk_tasks import create_existing_members_task, existing_members, selected_users
 from store.clock import utcnow
-from store.customers import put_customer
+from store.customers import delete_customer, put_customer
 from store.events import CustomEvent, EventsRequest, record_requests
 from store.tables import event_deliveries, invocations
 from store.triggers import Trigger, insert_trigger
@@ -171,6 +171,42 @@ async def test_an_entry_in_flight_while_a_segment_trigger_is_made_fires_it(
     while_open(engine, lambda conn: made.append(segment_trigger(conn, flow_id, segment_id)), in_transaction(enter))
     [trigger] = made
     assert await store.write(start_existing_members(trigger)) == []
+    await dispatcher(store).drain()
+    assert await outcomes(store, trigger.id) == [("accepted", None)]
+
+
+async def test_an_exit_by_deletion_in_flight_while_a_segment_trigger_is_made_fires_it(
+    store: Store, engine: Engine
+) -> None:
+    """As an entry does: deleting a member's profile exits it from its segments, and a trigger on the exit
+    made meanwhile is waited for, so the exit fires it rather than miss it."""
+    segment_id = await evaluated_segment(store, PRO)
+    await store.write(lambda conn: put_customer(conn, "default", "late", {"plan": "pro"}))
+
+    def published_flow(conn: Connection) -> str:
+        flow = flows.insert_flow(conn, "default", {"name": "Goodbye", "variables": [], "steps": []})
+        assert flows.publish(conn, "default", flow.id) is not None
+        return flow.id
+
+    flow_id = await store.write(published_flow)
+    made: list[Trigger] = []
+
+    def exit_trigger(conn: Connection) -> None:
+        made.append(
+            insert_trigger(
+                conn,
+                "default",
+                flow_id,
+                kind="segment",
+                mode="live",
+                mapping=MAPPING,
+                event_name=segments.EXITED,
+                segment_id=segment_id,
+            )
+        )
+
+    while_open(engine, exit_trigger, in_transaction(lambda conn: delete_customer(conn, "default", "late")))
+    [trigger] = made
     await dispatcher(store).drain()
     assert await outcomes(store, trigger.id) == [("accepted", None)]
 
