@@ -25,6 +25,18 @@ Writes use `BEGIN IMMEDIATE` so a write transaction holds SQLite's write lock
 from its first statement: no stale-snapshot upgrades, and several processes
 on one file serialise cleanly (`busy_timeout` makes them wait instead of
 failing). PostgreSQL needs none of this: its COMMIT is durable.
+
+PostgreSQL's pooled connections are tested before each use (SQLAlchemy's
+`pool_pre_ping`, "pessimistic" disconnect handling): after PostgreSQL
+restarts, or an administrator or a failover ends its sessions, every pooled
+connection is dead, and without the test the first request to take one got
+a 503 (SQLAlchemy's "optimistic" handling then renews the rest of the pool;
+the requests with a connection in hand when it happened fail anyway). The
+test costs a round trip per checkout: one per group commit, however many
+writes it holds, and one per read, which the webhook path makes only to
+check its cached configuration (measured on loopback: ~40-80 µs, against
+~150-250 µs for a one-row write transaction). Connections to SQLite do not
+break.
 """
 
 from __future__ import annotations
@@ -120,7 +132,7 @@ def create_engines(url: URL) -> Engines:
         "hide_parameters": True,
     }
     if url.get_backend_name() != "sqlite":
-        engine = sa.create_engine(url, pool_size=READ_POOL_SIZE + 1, **common)
+        engine = sa.create_engine(url, pool_size=READ_POOL_SIZE + 1, pool_pre_ping=True, **common)
         return Engines(write=engine, read=engine)
     # Connections move between threads (reads run in a pool), never used by two at once.
     connect_args = {"isolation_level": None, "check_same_thread": False}
@@ -173,32 +185,37 @@ def _configure_sqlite(engine: Engine, begin: str) -> None:
 
 
 class WalFlush:
-    """fsync of the database's write-ahead log: the file, whichever descriptor wrote it.
+    """fsync of the database's write-ahead log: the file, whichever descriptor wrote it, of the database now
+    at the path.
 
     While a connection is open SQLite keeps the log where it is: checkpoints
     rewind or truncate it in place, and only the last connection to close
     deletes it (tests/store/test_wal_flush.py shows both). This process's
     write connection stays open, so a log missing from its path, or another
     file there than the one this connection opened (`connected`), means the
-    data directory was deleted, replaced or tampered with meanwhile. SQLite
-    goes on committing into the file it holds open, which is no longer the
+    data directory was deleted, replaced or tampered with meanwhile; so does
+    a database file missing or replaced (the log left in place). SQLite goes
+    on committing into the files it holds open, which are no longer the
     database's: fsyncing the path would prove nothing, so the flush raises
-    (OSError) and the writes it covers are not acknowledged. So does the
-    one legitimate absence, the write connection lost with no other open:
-    in doubt, a 503 (store.writer.NotDurable) rather than an acknowledgement.
+    (OSError) and the writes it covers are not acknowledged, until a restart
+    opens the files then at the path. So does the one legitimate absence,
+    the write connection lost with no other open: in doubt, a 503
+    (store.writer.NotDurable) rather than an acknowledgement. Checking the
+    database costs one `stat` per flush (~2 µs, against ~50 µs for the
+    fsync of a log with nothing to write back, milliseconds with).
     """
 
     def __init__(self, database: Path) -> None:
+        self._database = database
         self._path = database.with_name(database.name + "-wal")
-        self._log: tuple[int, int] | None = None  # (st_dev, st_ino) of the write connection's log
+        self._opened: tuple[int, int] | None = None  # (st_dev, st_ino) of the write connection's database
+        self._log: tuple[int, int] | None = None  # and of its log
 
     def connected(self, *_connect_event: object) -> None:
-        """The write engine opened a connection: its log is the file now at the path (a new database has
-        none before its first write; the first flush then takes the one it finds)."""
-        try:
-            self._log = _identity(os.stat(self._path))
-        except FileNotFoundError:
-            self._log = None
+        """The write engine opened a connection: its files are those now at the paths (a new database has
+        no log before its first write; the first flush then takes the one it finds)."""
+        self._opened = _found(self._database)  # None, gone already: every flush fails
+        self._log = _found(self._path)
 
     def __call__(self) -> None:
         descriptor = os.open(self._path, os.O_RDONLY)  # FileNotFoundError: the log is gone
@@ -208,9 +225,18 @@ class WalFlush:
                 self._log = found
             elif found != self._log:
                 raise OSError(errno.ESTALE, "another file replaced the write-ahead log", str(self._path))
+            if _identity(os.stat(self._database)) != self._opened:  # FileNotFoundError: the database is gone
+                raise OSError(errno.ESTALE, "another file replaced the database", str(self._database))
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
+
+
+def _found(path: Path) -> tuple[int, int] | None:
+    try:
+        return _identity(os.stat(path))
+    except FileNotFoundError:
+        return None
 
 
 def _identity(status: os.stat_result) -> tuple[int, int]:

@@ -155,8 +155,8 @@ async def created(api: httpx.AsyncClient, path: str, body: dict[str, Any]) -> di
 
 
 async def until_answered(api: httpx.AsyncClient, method: str, path: str, **options: Any) -> httpx.Response:
-    """What a client that honours `Retry-After` gets: the answer once the store answers again (a pooled
-    connection the outage broke costs one more 503 at most)."""
+    """What a client that honours `Retry-After` gets: the answer once the store answers again (how an outage
+    may be simulated can leave a broken connection behind, which costs one more 503 at most)."""
     for _ in range(20):
         response = await api.request(method, path, **options)
         if response.status_code != 503:

@@ -734,6 +734,14 @@ def _paths() -> dict[str, Any]:
         ),
         "content": {media: {} for media in (JSON, "application/x-www-form-urlencoded", "text/*", "application/xml")},
     }
+    exposition = responses(
+        200,
+        None,
+        "The text exposition; while the store does not answer, with `flowhook_store_up 0` and no backlog.",
+        401,
+        500,  # the backlog read failing for a bug of flowhook's, not the store's
+    )
+    exposition["200"]["content"] = {"text/plain": {"schema": STRING}}
     armed = obj({"triggerId": STRING, "armed": {"type": "boolean"}})
     no_hook = refusal(
         409, "not_a_webhook_trigger: an API, event or segment trigger has no hook to capture or paste samples for."
@@ -771,14 +779,12 @@ def _paths() -> dict[str, Any]:
             )
         },
         "/metrics": {
-            "get": {
-                "summary": "Prometheus metrics: webhook answers and latency, the backlog (docs/operations.md)",
-                "tags": ["service"],
-                "responses": {
-                    "200": {"description": "Text exposition.", "content": {"text/plain": {"schema": STRING}}},
-                    "401": {"$ref": "#/components/responses/Error401"},
-                },
-            }
+            "get": operation(
+                "Prometheus metrics: webhook answers and latency, the backlog (docs/operations.md)",
+                "service",
+                exposition,
+                store=False,  # a store that does not answer is `flowhook_store_up 0`, not a 503
+            )
         },
         **versioned_paths(
             "/v1/{env}/action-flows",
