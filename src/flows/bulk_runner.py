@@ -5,6 +5,9 @@ Each round takes the oldest open task and its next chunk of rows: it decides
 each row on a read connection (match customers, type the variables, build
 the entry as `/start` would), then stores the chunk's invocations and moves
 the task's progress on in one write transaction (store.bulk_tasks.advance).
+A live row runs the flow version whose variables it was checked against,
+though another be published before its chunk is stored; the next chunk is
+checked against the new one (docs/flows.md).
 The task is the whole queue: a process that dies mid-chunk leaves the task
 where the last committed chunk left it, and the next runner (here or in
 another process) carries on from there. A row's invocation key is its
@@ -119,16 +122,16 @@ def plan_chunk(conn: Connection, task: BulkTask, rows: dict[str, Any], size: int
     chunk = Chunk(task.id, task.processed)
     if task.kind == "manual":
         assert task.flow_id is not None  # a manual start names its flow
-        declarations = _published_variables(conn, task.environment_id, task.flow_id)
-        if declarations is None:
+        published = _published(conn, task.environment_id, task.flow_id)
+        if published is None:
             chunk.failed = True
         else:
             users = _manual_users(conn, task, rows, size)
-            chunk.outcomes = _manual_outcomes(conn, task, users, rows["payload"], declarations)
+            chunk.outcomes = _manual_outcomes(conn, task, users, rows["payload"], published)
         return chunk
-    flows_seen: dict[str, list[dict[str, Any]] | None] = {}
+    flows_seen: dict[str, Declared | None] = {}
     if task.kind == "csv" and task.flow_id is not None:
-        flows_seen[task.flow_id] = _published_variables(conn, task.environment_id, task.flow_id)
+        flows_seen[task.flow_id] = _published(conn, task.environment_id, task.flow_id)
         chunk.failed = flows_seen[task.flow_id] is None
     if chunk.failed:
         return chunk
@@ -147,10 +150,22 @@ def _texts(row: Row) -> tuple[str, ...]:
     return tuple(text for _, text in row.attributes)
 
 
-def _published_variables(conn: Connection, environment_id: str, flow_id: str) -> list[dict[str, Any]] | None:
-    """The published flow's variable declarations; None when the flow is gone or was never published."""
+@dataclass(frozen=True)
+class Declared:
+    """What a chunk's rows for one flow are checked against, and the version a live start of them runs: the
+    one checked against, though another be published before the chunk is stored (docs/flows.md)."""
+
+    variables: list[dict[str, Any]]
+    version: int | None  # None: the draft's, for a test run
+
+
+def _published(conn: Connection, environment_id: str, flow_id: str) -> Declared | None:
+    """The published flow's variable declarations and version; None when the flow is gone or was never
+    published."""
     declared = flows.declared_variables(conn, environment_id, flow_id)
-    return None if declared is None else declared.published
+    if declared is None or declared.published is None:
+        return None
+    return Declared(declared.published, declared.published_version)
 
 
 def _csv_outcome(
@@ -158,7 +173,7 @@ def _csv_outcome(
     task: BulkTask,
     number: int,
     row: Row | Skipped,
-    flows_seen: dict[str, list[dict[str, Any]] | None],
+    flows_seen: dict[str, Declared | None],
     matches: dict[tuple[str, ...], list[str]],
 ) -> Outcome:
     ref = {"row": number}
@@ -168,20 +183,20 @@ def _csv_outcome(
     assert flow_id is not None  # a task without a flow is refused at upload
     if flow_id not in flows_seen:
         declared = flows.declared_variables(conn, task.environment_id, flow_id)
-        flows_seen[flow_id] = None if declared is None else declared.draft
-    declarations = flows_seen[flow_id]
-    if declarations is None:
+        flows_seen[flow_id] = None if declared is None else Declared(declared.draft, None)
+    against = flows_seen[flow_id]
+    if against is None:
         return _skipped(ref, Skipped("flow_not_found", f"flowConfigId {flow_id!r}: no such flow in this environment"))
     users = row.user_ids if row.user_ids is not None else _matched(row, matches[_texts(row)])
     if isinstance(users, Skipped):
         return _skipped(ref, users)
-    variables = typed_variables(row.sections.get("variables", {}), declarations)
+    variables = typed_variables(row.sections.get("variables", {}), against.variables)
     if isinstance(variables, Skipped):
         return _skipped(ref, variables)
     given = {**row.sections, "variables": variables} if variables else row.sections
     key = row.key or f"{task.id}:{number}"
     mode = "test" if task.kind == "csv-test" else "live"
-    return _outcome(ref, users, given, key, declarations, task, flow_id, mode)
+    return _outcome(ref, users, given, key, against, task, flow_id, mode)
 
 
 def _matched(row: Row, users: list[str]) -> list[str] | Skipped:
@@ -213,7 +228,7 @@ def _manual_outcomes(
     task: BulkTask,
     users: list[tuple[str, str]],
     payload: dict[str, Any],
-    declarations: list[dict[str, Any]],
+    published: Declared,
 ) -> list[Outcome]:
     existing = existing_customers(conn, task.environment_id, [user for user, _ in users])
     outcomes = []
@@ -222,7 +237,7 @@ def _manual_outcomes(
             outcomes.append(_skipped({"userId": user}, NO_PROFILE))
             continue
         assert task.flow_id is not None  # a manual start names its flow
-        outcomes.append(_outcome({"userId": user}, [user], payload, key, declarations, task, task.flow_id, "live"))
+        outcomes.append(_outcome({"userId": user}, [user], payload, key, published, task, task.flow_id, "live"))
     return outcomes
 
 
@@ -231,13 +246,14 @@ def _outcome(
     users: list[str],
     given: dict[str, Any],
     key: str,
-    declarations: list[dict[str, Any]],
+    against: Declared,
     task: BulkTask,
     flow_id: str,
     mode: str,
 ) -> Outcome:
     """The entry `/start` would store for these users and payload, or its problems as the reason."""
-    entry, problems = build_entry(users, given, key, FlowVariables(declarations))
+    entry, problems = build_entry(users, given, key, FlowVariables(against.variables))
     if problems:
         return _skipped(ref, Skipped("validation_error", "; ".join(problem["message"] for problem in problems)))
-    return Outcome(ref, accept=entry.accept_request(task.environment_id, flow_id, mode, task.id))
+    accept = entry.accept_request(task.environment_id, flow_id, mode, task.id, flow_version=against.version)
+    return Outcome(ref, accept=accept)

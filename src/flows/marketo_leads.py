@@ -86,6 +86,7 @@ class MarketoLeads:
             payload={**result.output, "flowInvocationId": key},
             log=None,
             given=result.mapped,
+            flow_version=target.published_version,  # whose variables the mapping applied, if live
         )
         return Outcome({**ref, "flowInvocationId": key}, accept=accept)
 

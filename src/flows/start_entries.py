@@ -31,9 +31,18 @@ class Entry:
     given: dict[str, Any]  # the payload before variable defaults: what a repeat is compared by
 
     def accept_request(
-        self, environment_id: str, flow_id: str, mode: str, request_id: str, trigger_id: str | None = None
+        self,
+        environment_id: str,
+        flow_id: str,
+        mode: str,
+        request_id: str,
+        trigger_id: str | None = None,
+        *,
+        flow_version: int | None,
     ) -> AcceptRequest:
-        """`trigger_id`: the flow's API trigger for `/start` and `/test`; a bulk start has no trigger."""
+        """`trigger_id`: the flow's API trigger for `/start` and `/test`; a bulk start has no trigger.
+        `flow_version`: the published version whose variables the entry was checked against, which a live
+        start runs (store.invocations.AcceptRequest)."""
         return AcceptRequest(
             environment_id=environment_id,
             flow_id=flow_id,
@@ -45,6 +54,7 @@ class Entry:
             log=None,
             fresh_key=self.generated_key,
             given=self.given,
+            flow_version=flow_version,
         )
 
 

@@ -130,6 +130,7 @@ async def execute(request: Request) -> Response:
         log=None,
         fresh_key=given is None,
         given=result.mapped,
+        flow_version=target.published_version,  # whose variables the mapping applied, if live
     )
     acceptance: Acceptance = await services(request).store.submit(accept_batch, accept)
     if acceptance.verdict == "trigger_deleted":  # while its mapping ran: the activity's URL is dead now

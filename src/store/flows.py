@@ -125,11 +125,12 @@ class DeclaredVariables:
 
     draft: list[dict[str, Any]]
     published: list[dict[str, Any]] | None  # None: never published
+    published_version: int | None  # whose `published` they are: a live start checked against them runs it
 
     @classmethod
-    def of(cls, draft: dict[str, Any], published: dict[str, Any] | None) -> DeclaredVariables:
-        """The declarations of a draft and a published definition (None: never published)."""
-        return cls(_variables(draft), None if published is None else _variables(published))
+    def of(cls, draft: dict[str, Any], published: dict[str, Any] | None, version: int | None) -> DeclaredVariables:
+        """The declarations of a draft and of published `version`'s definition (None: never published)."""
+        return cls(_variables(draft), None if published is None else _variables(published), version)
 
     def for_run(self, *, live: bool) -> list[dict[str, Any]]:
         """What a trigger's mapping applies: the published version's for a live run (the draft's until the
@@ -145,9 +146,9 @@ def declared_variables(conn: Connection, environment_id: str, flow_id: str) -> D
     """The declared variables of the flow's draft and published version, in one query; None if there is no
     such flow in the environment."""
     query = (
-        sa.select(flows.c.draft, PUBLISHED.c.definition)
+        sa.select(flows.c.draft, PUBLISHED.c.definition, flows.c.published_version)
         .select_from(FLOWS_WITH_PUBLISHED)
         .where(flows.c.id == flow_id, flows.c.environment_id == environment_id)
     )
     row = conn.execute(query).first()
-    return None if row is None else DeclaredVariables.of(row.draft, row.definition)
+    return None if row is None else DeclaredVariables.of(row.draft, row.definition, row.published_version)

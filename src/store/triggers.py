@@ -369,8 +369,8 @@ def triggers_with_flows(conn: Connection, where: sa.ColumnElement[bool]) -> list
     found = []
     for row in conn.execute(query):
         values = dict(row._mapping)
-        declared = DeclaredVariables.of(values.pop("draft"), values.pop("published_definition"))
         draft_revision, published_version = values.pop("draft_revision"), values.pop("published_version")
+        declared = DeclaredVariables.of(values.pop("draft"), values.pop("published_definition"), published_version)
         archived = values.pop("flow_archived_at") is not None
         found.append(TriggerWithFlow(Trigger(**values), declared, draft_revision, published_version, archived))
     return found

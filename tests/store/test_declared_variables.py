@@ -23,7 +23,7 @@ async def test_a_flow_never_published_has_draft_declarations_only(store: Store) 
 
     flow_id = await store.write(write)
     declared = await store.read(lambda conn: flows.declared_variables(conn, "default", flow_id))
-    assert declared == DeclaredVariables(draft=[NAME], published=None)
+    assert declared == DeclaredVariables(draft=[NAME], published=None, published_version=None)
     assert declared.for_run(live=True) == [NAME]  # a live trigger maps with the draft until the first publish
 
 
@@ -38,7 +38,8 @@ async def test_the_published_version_and_the_draft_are_read_apart(store: Store) 
 
     flow_id = await store.write(write)
     declared = await store.read(lambda conn: flows.declared_variables(conn, "default", flow_id))
-    assert declared == DeclaredVariables(draft=[], published=[NAME, COUNT])  # the latest version, not the first
+    # the latest version, not the first
+    assert declared == DeclaredVariables(draft=[], published=[NAME, COUNT], published_version=2)
     assert declared.for_run(live=True) == [NAME, COUNT]
     assert declared.for_run(live=False) == []
 

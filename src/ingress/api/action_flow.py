@@ -54,11 +54,13 @@ async def _invoke(request: Request, mode: Mode) -> Response:
     await require_token(request, "events")
     refuse_unreadable_parameters(request)
     env, flow_id = request.path_params["env"], request.path_params["flow_id"]
-    variables = FlowVariables(await _declared_variables(request, env, flow_id, mode))
-    entries = _entries(await json_object(request), variables)
+    declarations, version = await _declared_variables(request, env, flow_id, mode)
+    entries = _entries(await json_object(request), FlowVariables(declarations))
     request_id = new_id("req")
     trigger_id = api_trigger_id(flow_id)
-    accepts = [entry.accept_request(env, flow_id, mode, request_id, trigger_id) for entry in entries]
+    accepts = [
+        entry.accept_request(env, flow_id, mode, request_id, trigger_id, flow_version=version) for entry in entries
+    ]
     store = services(request).store
     verdicts = await store.submit(accept_all_or_nothing, accepts)
     _refuse_rejected(entries, verdicts)
@@ -70,14 +72,17 @@ async def _invoke(request: Request, mode: Mode) -> Response:
     return json_response(body, 202, {"Idempotent-Replayed": "true"} if replayed else None)
 
 
-async def _declared_variables(request: Request, env: str, flow_id: str, mode: Mode) -> list[dict[str, Any]]:
-    """The variable declarations entries are checked against: the published flow's (live) or the draft's (test)."""
+async def _declared_variables(
+    request: Request, env: str, flow_id: str, mode: Mode
+) -> tuple[list[dict[str, Any]], int | None]:
+    """The variable declarations entries are checked against, the published flow's (live) or the draft's
+    (test), and the version a live start then runs: that one, though another be published meanwhile."""
     declared = await read_found(request, "flow", flow_id, lambda conn: flows.declared_variables(conn, env, flow_id))
     if mode == "test":
-        return declared.draft
+        return declared.draft, None
     if declared.published is None:
         raise ApiError(409, "flow_not_published", "the flow has no published version; publish it or use /test")
-    return declared.published
+    return declared.published, declared.published_version
 
 
 def _entry_index(path: str) -> int | None:
