@@ -345,8 +345,11 @@ class TriggerWithFlow:
     trigger: Trigger
     declared: DeclaredVariables
     draft_revision: int
-    published_version: int | None
     flow_archived: bool  # what the trigger would start is refused (store.invocations); no use mapping for it
+
+    @property
+    def published_version(self) -> int | None:
+        return self.declared.published_version
 
     def variables(self, *, live: bool) -> list[dict[str, Any]]:
         """The flow variables the trigger's mapping applies for a live or a test run."""
@@ -369,10 +372,12 @@ def triggers_with_flows(conn: Connection, where: sa.ColumnElement[bool]) -> list
     found = []
     for row in conn.execute(query):
         values = dict(row._mapping)
-        draft_revision, published_version = values.pop("draft_revision"), values.pop("published_version")
-        declared = DeclaredVariables.of(values.pop("draft"), values.pop("published_definition"), published_version)
+        declared = DeclaredVariables.of(
+            values.pop("draft"), values.pop("published_definition"), values.pop("published_version")
+        )
+        draft_revision = values.pop("draft_revision")
         archived = values.pop("flow_archived_at") is not None
-        found.append(TriggerWithFlow(Trigger(**values), declared, draft_revision, published_version, archived))
+        found.append(TriggerWithFlow(Trigger(**values), declared, draft_revision, archived))
     return found
 
 
