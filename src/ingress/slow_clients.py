@@ -33,11 +33,22 @@ response is being sent, not only the newest one (uvicorn's way): with
 pipelined requests, the one running wrote on to the closed transport, which
 uvloop refuses with an error the app logs.
 
+And a response that ends the connection before the request's body has all
+arrived (413 `body_too_large`, or any answer given without reading the body,
+with `Connection: close`) closes it lingering (ingress.lingering_close): the
+client may be sending still, and a plain close would reset the connection
+under it, the answer unread. uvicorn's request cycle closes the connection
+itself, so each cycle is given the transport with another `close`; a
+connection kept alive, or whose request arrived whole, closes as before. A
+head deadline passing is not lingered over: a client that slow is given no
+more time.
+
 It extends uvicorn's httptools protocol (the one `serve` runs) through its
 `connection_made`, `connection_lost`, `on_message_begin`,
 `on_headers_complete`, `on_response_complete`, `pause_writing` and
-`resume_writing`: uvicorn internals, pinned by tests/ingress/test_slow_clients.py
-and test_slow_readers.py (and pyproject's bound on uvicorn's version).
+`resume_writing`, and the transport its `RequestResponseCycle` uses: uvicorn
+internals, pinned by tests/ingress/test_slow_clients.py, test_slow_readers.py
+and test_lingering_close.py (and pyproject's bound on uvicorn's version).
 """
 
 from __future__ import annotations
@@ -52,7 +63,7 @@ import struct
 import sys
 import termios
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from uvicorn.config import Config
@@ -60,13 +71,18 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 from uvicorn.server import ServerState
 
 from ingress.errors import error_body
+from ingress.lingering_close import LINGER_IDLE_SECONDS, LINGER_SECONDS, linger
 
 log = logging.getLogger("flowhook.ingress")
 LINGER_NOT = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() resets the connection and drops what is queued
 
 
 class SlowClientProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, with a deadline for each request head and for taking response bytes."""
+    """uvicorn's httptools protocol, with a deadline for each request head and for taking response bytes, and a
+    lingering close after a response given before its request's body arrived."""
+
+    linger_seconds = LINGER_SECONDS  # the lingering close's bounds (a subclass may set others)
+    linger_idle_seconds = LINGER_IDLE_SECONDS
 
     def __init__(
         self,
@@ -88,6 +104,8 @@ class SlowClientProtocol(HttpToolsProtocol):
         self._writes_resumed = False  # the buffer fell below its low-water mark since then
         self._write_timer: asyncio.TimerHandle | None = None
         self._pipelined: RequestResponseCycle | None = None  # the pipelined request started last
+        self._for_cycles: asyncio.Transport  # the transport as the requests' cycles see it (`connection_made`)
+        self._lingering = False  # the connection is closing, lingering: no more requests
 
     @classmethod
     def factory(cls, header_timeout: float, write_timeout: float) -> Callable[..., SlowClientProtocol]:
@@ -96,6 +114,7 @@ class SlowClientProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._for_cycles = cast(asyncio.Transport, CycleTransport(transport, self._close_after_response))
         self._await_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -115,14 +134,19 @@ class SlowClientProtocol(HttpToolsProtocol):
         self._head_awaited_since = None
         self._head_begun = False
         super().on_headers_complete()
+        if self.cycle is not None:  # None: a WebSocket upgrade, which starts no cycle
+            self.cycle.transport = self._for_cycles
 
     def on_response_complete(self) -> None:
         # A pipelined request, whose head is complete, starts instead of the wait for a head.
         self._pipelined = self.pipeline[-1][0] if self.pipeline else None
-        super().on_response_complete()
+        if self._lingering:  # uvicorn's would see a transport not closing, and go on: only count the response
+            self.server_state.total_requests += 1
+        else:
+            super().on_response_complete()
         if self.transport.get_write_buffer_size():  # the client has yet to take the end of the response
             self._watch_writes()
-        if self._pipelined is None and not self.transport.is_closing():
+        if self._pipelined is None and not (self._lingering or self.transport.is_closing()):
             self._await_head()
 
     def pause_writing(self) -> None:
@@ -132,6 +156,17 @@ class SlowClientProtocol(HttpToolsProtocol):
     def resume_writing(self) -> None:
         super().resume_writing()
         self._writes_resumed = True
+
+    def _close_after_response(self) -> None:
+        """A request cycle's `transport.close()`: lingering if the newest request's body has not all arrived."""
+        if self._lingering or self.transport.is_closing():
+            return
+        if not self.cycle.more_body:
+            self.transport.close()
+            return
+        self._lingering = True
+        self.flow.resume_reading()  # reading may be paused for a body or a pipelined request: read on, and drop
+        linger(self.transport, self, self.linger_seconds, self.linger_idle_seconds)
 
     def _await_head(self) -> None:
         """Start the deadline. A connection has one timer at a time, not one per request (a timer costs
@@ -189,3 +224,15 @@ class SlowClientProtocol(HttpToolsProtocol):
             queued = fcntl.ioctl(self.transport.get_extra_info("socket").fileno(), termios.TIOCOUTQ, bytes(4))
             unsent += int.from_bytes(queued, sys.byteorder, signed=True)
         return unsent
+
+
+class CycleTransport:
+    """The transport as uvicorn's `RequestResponseCycle` uses it (`write`, `is_closing`, `close`): the transport's
+    own methods, so writing costs what it did, but for `close`."""
+
+    __slots__ = ("close", "is_closing", "write")
+
+    def __init__(self, transport: asyncio.Transport, close: Callable[[], None]) -> None:
+        self.write = transport.write
+        self.is_closing = transport.is_closing
+        self.close = close
