@@ -165,7 +165,7 @@ async def test_a_disabled_trigger_answers_each_replay_as_a_sender_would_be(flowh
         ({"status": "2xx"}, "invalid_parameter"),
         ({"cause": "accepted"}, "invalid_parameter"),
         ({"cause": "captured"}, "invalid_parameter"),
-        ({"stauts": "422"}, "invalid_parameter"),  # a misspelt filter would widen what is replayed
+        ({"stauts": "422"}, "unknown_parameter"),  # a misspelt filter would widen what is replayed
     ],
 )
 async def test_bad_parameters_are_a_400_and_replay_nothing(flowhook, query: dict[str, str], code: str) -> None:

@@ -35,25 +35,33 @@ def services(request: Request) -> Services:
     return found
 
 
+_NUL = "must not contain the NUL character (U+0000)"
+_NOT_UTF8 = "has a percent-escape that is not UTF-8"
+
+
 def refuse_unreadable_parameters(request: Request) -> None:
     """A 400 for a path or query parameter holding NUL, as nothing stored can match it (and PostgreSQL fails on
     it), or a percent-escape that is not UTF-8, which decoding made U+FFFD (so `%FF` and `%FE` were one id).
     A U+FFFD sent as itself (`%EF%BF%BD`) is an id like any other."""
-    nul = "must not contain the NUL character (U+0000)"
-    not_utf8 = "has a percent-escape that is not UTF-8"
     path = [str(value) for value in request.path_params.values()]
     if any(NUL in value for value in path):
-        raise ApiError(400, "invalid_parameter", f"the path {nul}")
+        raise ApiError(400, "invalid_parameter", f"the path {_NUL}")
     if any(REPLACEMENT in value for value in path) and not _utf8(request.scope.get("raw_path", b"")):
-        raise ApiError(400, "invalid_parameter", f"the path {not_utf8}")
+        raise ApiError(400, "invalid_parameter", f"the path {_NOT_UTF8}")
+    refuse_unreadable_query(request)
+
+
+def refuse_unreadable_query(request: Request) -> None:
+    """`refuse_unreadable_parameters` for the query alone (ingress.api.known_parameters: before naming an
+    unknown parameter, say that its name is unreadable)."""
     for name, value in request.query_params.multi_items():
         if NUL in name or NUL in value:
-            raise ApiError(400, "invalid_parameter", f"query parameter {name!r} {nul}")
+            raise ApiError(400, "invalid_parameter", f"query parameter {name!r} {_NUL}")
         if REPLACEMENT in name or REPLACEMENT in value:
             for pair in request.scope["query_string"].split(b"&"):
                 if not _utf8(pair.replace(b"+", b" ")):
                     named = unquote(pair.partition(b"=")[0].decode("latin-1"), errors="replace")
-                    raise ApiError(400, "invalid_parameter", f"query parameter {named!r} {not_utf8}")
+                    raise ApiError(400, "invalid_parameter", f"query parameter {named!r} {_NOT_UTF8}")
 
 
 def _utf8(escaped: bytes) -> bool:
