@@ -14,13 +14,15 @@ another process) carries on from there. A row's invocation key is its
 `flowInvocationId`, or one derived from the task and the row, so a row is
 never started twice; an existing member of a segment trigger's segment gets
 one derived from their membership, so no start of them starts one twice.
+A test sender's row that names users who are not test users reports them
+with the task (store.bulk_tasks.Ignored), as `/test` answers `ignoredUserIds`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -46,6 +48,7 @@ from store.bulk_tasks import (
     selected_users,
     task_input,
 )
+from store.test_users import test_user_ids
 
 log = logging.getLogger("flowhook.flows")
 
@@ -141,9 +144,20 @@ def plan_chunk(conn: Connection, task: BulkTask, rows: dict[str, Any], size: int
     names = [name for name, _ in by_attributes[0].attributes] if by_attributes else []  # every row's columns
     wanted = [_texts(row) for row in by_attributes]
     matches = matching_customers(conn, task.environment_id, names, wanted, MAX_MATCHES + 1) if wanted else {}
+    testers = test_user_ids(conn, task.environment_id) if task.kind == "csv-test" else None
     for number, row in read:
-        chunk.outcomes.append(_csv_outcome(conn, task, number, row, flows_seen, matches))
+        outcome = _csv_outcome(conn, task, number, row, flows_seen, matches)
+        chunk.outcomes.append(outcome if testers is None else _ignoring(outcome, testers))
     return chunk
+
+
+def _ignoring(outcome: Outcome, testers: set[str]) -> Outcome:
+    """A test row's outcome with the users it names who are not test users: the executor sends them nothing,
+    and the task reports them, as `/test` answers `ignoredUserIds` (decided when the row is, as there)."""
+    if outcome.accept is None:
+        return outcome
+    users = outcome.accept.payload["targetUserIds"]
+    return replace(outcome, ignored=tuple(user for user in dict.fromkeys(users) if user not in testers))
 
 
 def _texts(row: Row) -> tuple[str, ...]:

@@ -106,7 +106,8 @@ def _ordered(op: str, actual: Any, expected: Any) -> bool:
 
 
 def same_value(actual: Any, expected: Any) -> bool:
-    """Equality by JSON type, for segment rules and manual-start filters alike (store.bulk_tasks)."""
+    """Equality by JSON type, for `eq`, `ne`, `in` and a list's `contains` (manual-start filters are decided by
+    `matches` too: store.bulk_tasks.customers_with)."""
     return _kind(actual) == _kind(expected) and bool(actual == expected)
 
 

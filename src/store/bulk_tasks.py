@@ -3,7 +3,9 @@
 A task keeps its input (the CSV rows, or the selected user ids) and its
 progress: `processed` rows, `started` invocations, and every skipped row in
 a row of its own (`bulk_task_skips`: which row, a stable code and the reason
-in words), so a chunk adds its skipped rows rather than rewriting a list.
+in words), so a chunk adds its skipped rows rather than rewriting a list;
+a test sender's started rows that named users who are not test users are
+kept so too (`bulk_task_ignored`: whom each ignored, as `/test` answers).
 The runner (flows.bulk_runner) works through it a chunk at a time; `advance`
 stores a chunk's invocations and skipped rows and moves the progress on in
 one transaction, and only when the task is still where the chunk began, so a
@@ -18,8 +20,8 @@ membership is started twice however often its members are started.
 
 A CSV cell is text and is read as the attribute it is matched with (a
 number cell equals a numeric attribute of equal value: `matching_customers`);
-a manual start's filter holds JSON values and compares them as segment rules
-do (`customers_with`).
+a manual start's filter is segment rules' attribute conditions, decided as
+segment rules decide them (`customers_with`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from flows.csv_rows import SEPARATOR, cell_number
-from flows.segment_rules import same_value
+from flows.segment_rules import Rule, matches
 from store.clock import iso, utcnow
 from store.flows import publications, refuse_archived
 from store.ids import new_id
@@ -43,6 +45,7 @@ from store.invocations import Acceptance, AcceptRequest, accept_batch
 from store.segment_locks import await_entries
 from store.storable import storable
 from store.tables import (
+    bulk_task_ignored,
     bulk_task_skips,
     bulk_task_users,
     bulk_tasks,
@@ -58,6 +61,8 @@ MARKETO = "marketo"  # a Marketo flow step's batch of leads (flows.marketo_leads
 KINDS = ("csv", "csv-test", "manual", MARKETO)
 #: The code of a row whose `flowInvocationId` had started the flow before (a Marketo lead's is a success).
 ALREADY_STARTED = "already_started"
+#: The user ids a test sender's row lists as ignored: a row may name thousands (`total` counts them all).
+MAX_IGNORED_LISTED = 100
 
 
 @dataclass(frozen=True)
@@ -175,14 +180,36 @@ def skipped_rows(
 
 
 @dataclass(frozen=True)
+class Ignored:
+    """A test sender's started row that named users who are not test users: they receive nothing, as `/test`
+    answers them in `ignoredUserIds`. The first MAX_IGNORED_LISTED are listed; `total` counts them all."""
+
+    row: int
+    user_ids: list[str]
+    total: int
+
+
+def ignored_rows(conn: Connection, task_id: str) -> list[Ignored]:
+    """The task's started rows that ignored users, in row order."""
+    query = (
+        sa.select(bulk_task_ignored.c.row, bulk_task_ignored.c.user_ids, bulk_task_ignored.c.total)
+        .where(bulk_task_ignored.c.task_id == task_id)
+        .order_by(bulk_task_ignored.c.row)
+    )
+    return [Ignored(**row._mapping) for row in conn.execute(query)]
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What became of one row: an invocation to accept, or the `code` and `reason` it is skipped with.
-    `ref` names the row in the task's skipped rows (`{"row": 2}` or `{"userId": "u1"}`)."""
+    `ref` names the row in the task's skipped rows (`{"row": 2}` or `{"userId": "u1"}`). `ignored`: a test
+    sender's row's users who are not test users, reported if the row is started."""
 
     ref: dict[str, Any]
     accept: AcceptRequest | None = None
     code: str | None = None
     reason: str | None = None
+    ignored: tuple[str, ...] = ()
 
 
 @dataclass
@@ -239,12 +266,15 @@ def advance(conn: Connection, chunk: Chunk) -> Advanced:
     verdicts = iter(accept_batch(conn, accepting) if accepting else [])
     started = 0
     skipped: list[dict[str, Any]] = []
+    ignored: list[dict[str, Any]] = []
     for outcome in chunk.outcomes:
         code, reason = outcome.code, outcome.reason
         if outcome.accept is not None:
             verdict: Acceptance = next(verdicts)
             if verdict.verdict == "accepted":
                 started += 1
+                if outcome.ignored:
+                    ignored.append(_ignored(chunk.task_id, outcome))
                 continue
             code, reason = _VERDICTS[verdict.verdict]
             reason = reason.format(key=outcome.accept.flow_invocation_id)
@@ -254,6 +284,8 @@ def advance(conn: Connection, chunk: Chunk) -> Advanced:
         last = conn.execute(_LAST_SKIP, {"task_id": chunk.task_id}).scalar_one() or 0
         numbered = [{**skip, "task_id": chunk.task_id, "number": last + n} for n, skip in enumerate(skipped, 1)]
         conn.execute(sa.insert(bulk_task_skips), numbered)
+    if ignored:
+        conn.execute(sa.insert(bulk_task_ignored), ignored)
     processed = claimed.processed + len(chunk.outcomes)
     status = FAILED if chunk.failed else DONE if processed >= claimed.total else RUNNING
     done_with = bulk_task_users.c.number <= processed if status == RUNNING else sa.true()
@@ -261,6 +293,11 @@ def advance(conn: Connection, chunk: Chunk) -> Advanced:
     values = {"processed": processed, "started": claimed.started + started, "status": status, "updated_at": utcnow()}
     conn.execute(sa.update(bulk_tasks).where(bulk_tasks.c.id == chunk.task_id).values(**values))
     return Advanced(len(chunk.outcomes), started)
+
+
+def _ignored(task_id: str, outcome: Outcome) -> dict[str, Any]:
+    listed = list(outcome.ignored[:MAX_IGNORED_LISTED])
+    return {"task_id": task_id, "row": outcome.ref["row"], "user_ids": listed, "total": len(outcome.ignored)}
 
 
 #: An attribute's kind as a cell is read for it: "string", "number", "boolean", or a list's item kinds.
@@ -408,27 +445,27 @@ def matching_customers(
     return found
 
 
-def customers_with(conn: Connection, environment_id: str, conditions: list[tuple[str, Any]]) -> list[str]:
-    """The environment's customers whose every attribute `name` equals its `value` as segment rules
-    compare (flows.segment_rules: `1` equals `1.0`, not `"1"` or `true`), oldest first.
+def customers_with(conn: Connection, environment_id: str, conditions: list[Rule]) -> list[str]:
+    """The environment's customers whose attributes meet every one of the attribute `conditions`, oldest first.
 
-    A manual start's filter: its values are JSON strings, numbers and booleans, not text.
+    A manual start's filter: its conditions are segment rules' (`{attribute, op, value}`), decided by the
+    segment rules' own evaluation (flows.segment_rules.matches: `1` equals `1.0`, not `"1"` or `true`). As
+    for a segment, every customer of the environment may be examined; `eq` and `in` conditions narrow them in
+    SQL first, to the cheap superset `_Sought` finds.
     """
-    names = [name for name, _ in conditions]
-    sought = [_Sought() for _ in conditions]
-    for (_, value), each in zip(conditions, sought, strict=True):
-        if isinstance(value, bool):
-            each.texts.add(orjson.dumps(value).decode())
-        elif isinstance(value, int | float):
-            each.numbers.add(float(value))
-        else:
-            each.texts.add(value)
-    rows = _customers_where(conn, environment_id, names, sought)
-    return [
-        user_id
-        for user_id, attributes in rows
-        if isinstance(attributes, dict) and all(same_value(attributes.get(name), value) for name, value in conditions)
-    ]
+    narrowing = [rule for rule in conditions if rule["op"] in ("eq", "in")]
+    sought = [_Sought() for _ in narrowing]
+    for rule, each in zip(narrowing, sought, strict=True):
+        for value in rule["value"] if rule["op"] == "in" else [rule["value"]]:
+            if isinstance(value, bool):
+                each.texts.add(orjson.dumps(value).decode())
+            elif isinstance(value, int | float):
+                each.numbers.add(float(value))
+            else:
+                each.texts.add(value)
+    rows = _customers_where(conn, environment_id, [rule["attribute"] for rule in narrowing], sought)
+    rules = {"all": conditions}
+    return [user_id for user_id, attributes in rows if isinstance(attributes, dict) and matches(rules, attributes, {})]
 
 
 def existing_customers(conn: Connection, environment_id: str, user_ids: Iterable[str]) -> set[str]:

@@ -175,7 +175,7 @@ async def test_a_selection_over_the_limit_is_refused_with_its_size(flowhook, flo
         ({"userIds": ["a"], "limit": 10_001}, "invalid_field", "$.limit"),
         ({"userIds": ["a"], "variables": []}, "invalid_field", "$.variables"),
         ({"userIds": ["a"], "nope": 1}, "unknown_field", "$.nope"),
-        ({"filter": {"attribute": "a", "op": "gt", "value": 1}}, "invalid_field", "$.filter.op"),
+        ({"filter": {"attribute": "a", "op": "between", "value": 1}}, "invalid_field", "$.filter.op"),
         ({"filter": [{"attribute": "", "value": 1}]}, "invalid_field", "$.filter[0].attribute"),
         ({"filter": {"attribute": "a", "value": {"b": 1}}}, "invalid_field", "$.filter.value"),
         ({"filter": []}, "invalid_field", "$.filter"),

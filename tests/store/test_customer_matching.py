@@ -85,5 +85,6 @@ async def test_rows_that_read_alike_each_get_the_customer(profiles: Store) -> No
 async def test_a_filter_value_equals_an_attribute_as_segment_rules_say(
     profiles: Store, value: Any, users: list[str]
 ) -> None:
-    found = await profiles.read(lambda conn: customers_with(conn, "default", [("n", value), ("team", "a")]))
+    conditions = [{"attribute": "n", "op": "eq", "value": value}, {"attribute": "team", "op": "eq", "value": "a"}]
+    found = await profiles.read(lambda conn: customers_with(conn, "default", conditions))
     assert found == users

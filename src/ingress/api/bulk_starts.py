@@ -8,11 +8,14 @@
   started in the background by the bulk runner.
 - `POST /v1/{env}/action-flows/{flowId}/manual-starts` (admin token: the
   Workbench's "Send to N customers"): a published flow for selected
-  customers (ids, a segment or attribute conditions), up to a limit; or for
-  the existing members of a live segment trigger of the flow, however many
-  (what publishing offers, docs/customers.md).
-- `GET /v1/{env}/bulk-tasks/{taskId}` (either kind of token): the progress, with every skipped row;
-  `…/skipped?limit=&cursor=` pages through the skipped rows alone.
+  customers (ids, a segment or segment rules' attribute conditions), up to a
+  limit; or for the existing members of a live segment trigger of the flow,
+  however many (what publishing offers, docs/customers.md). `dryRun` counts
+  the selection against the limit and starts nothing (the Workbench tells
+  you as you select).
+- `GET /v1/{env}/bulk-tasks/{taskId}` (either kind of token): the progress, with every skipped row (and
+  a test sender's users ignored, not being test users); `…/skipped?limit=&cursor=` pages through the
+  skipped rows alone.
 
 A task is answered 202 once it is stored; docs/bulk-starts.md has the details.
 """
@@ -32,6 +35,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from flows.csv_rows import CsvRefused, parse_csv
+from flows.segment_rules import Rule, segment_problems
 from flows.start_entries import build_entry
 from ingress.access_tokens import require_token
 from ingress.api.common import (
@@ -55,6 +59,7 @@ from store import flows, triggers
 from store.bulk_tasks import (
     BulkTask,
     ExistingMembers,
+    Ignored,
     Skip,
     count_existing,
     create_existing_members_task,
@@ -62,6 +67,7 @@ from store.bulk_tasks import (
     customers_with,
     existing_members,
     get_task,
+    ignored_rows,
     segment_member_ids,
     skipped_rows,
 )
@@ -75,12 +81,15 @@ FORM = "multipart/form-data"
 MAX_FORM_ENVELOPE_BYTES = 64 * 1024
 MAX_MANUAL = 10_000
 MAX_SKIPPED_PAGE = 1000
+CSV_TEST = "csv-test"  # the test sender's task: the only kind whose rows can ignore users
 EXISTING = "existingMembersOf"  # a segment trigger: its existing members, unbounded
 SELECTIONS = ("userIds", "segmentId", "filter", EXISTING)
 #: A start of a segment trigger's existing members is live: the trigger must be too.
 NOT_LIVE = "trigger_not_live"
-Condition = tuple[str, Any]  # (attribute, JSON value)
-MANUAL_FIELDS = {*SELECTIONS, "variables", "cardOptions", "metadata", "limit"}
+#: What makes a segment rule a group or an event condition: a manual start's filter takes attribute conditions.
+NOT_ATTRIBUTE_CONDITION = frozenset({"all", "any", "event"})
+DRY_RUN = "dryRun"
+MANUAL_FIELDS = {*SELECTIONS, "variables", "cardOptions", "metadata", "limit", DRY_RUN}
 
 
 async def csv_task_live(request: Request) -> Response:
@@ -107,7 +116,7 @@ async def _csv_task(request: Request, *, test: bool) -> Response:
     if not test and flow.published_version is None:
         raise ApiError(409, "flow_not_published", "the flow has no published version; publish it or use …/test")
     task_input = {"columns": rows.columns, "rows": rows.rows}
-    kind = "csv-test" if test else "csv"
+    kind = CSV_TEST if test else "csv"
     return await _created(request, env, flow_id, kind, task_input, len(rows.rows))
 
 
@@ -168,6 +177,7 @@ async def manual_start(request: Request) -> Response:
         limit = field(body, "limit", _positive, "a positive integer", None)
     else:
         limit = field(body, "limit", _limit, f"an integer from 1 to {MAX_MANUAL}", MAX_MANUAL)
+    dry_run = field(body, DRY_RUN, lambda value: isinstance(value, bool), "true or false", False)
     payload: dict[str, Any] = {name: body[name] for name in ("variables", "cardOptions", "metadata") if name in body}
     for name in payload:
         field(body, name, lambda value: isinstance(value, dict), "an object", None)
@@ -180,9 +190,16 @@ async def manual_start(request: Request) -> Response:
         raise ApiError(
             422, "validation_error", f"the request is not valid ({count}); nothing was started", errors=listed
         )
+    if dry_run:  # as the task's creation would (409 flow_archived)
+        await services(request).store.read(lambda conn: flows.refuse_archived(conn, env, flow_id))
     if chosen[0] == EXISTING:
-        return await _existing_members_start(request, env, flow_id, body[EXISTING], payload, limit)
+        trigger_id = _trigger_id(body[EXISTING])
+        if dry_run:
+            return _dry_run(await _count_existing_members(request, env, flow_id, trigger_id), limit)
+        return await _existing_members_start(request, env, flow_id, trigger_id, payload, limit)
     users = await _selected(request, env, chosen[0], body[chosen[0]])
+    if dry_run:
+        return _dry_run(len(users), limit)
     _refuse_over(len(users), limit)
     task_input = {"selection": {chosen[0]: body[chosen[0]]}, "userIds": users, "payload": payload}
     return await _created(request, env, flow_id, "manual", task_input, len(users))
@@ -196,6 +213,13 @@ def _positive(value: Any) -> bool:
     return type(value) is int and value >= 1
 
 
+def _dry_run(selected: int, limit: int | None) -> Response:
+    """What the start would select, and whether its limit refuses that (the Workbench says so as you select);
+    nothing is stored. The body was checked as the start's is, so a 200 that does not exceed the limit is a
+    start that would be accepted, unless the selection changes meanwhile."""
+    return json_response({"selected": selected, "limit": limit, "exceedsLimit": limit is not None and selected > limit})
+
+
 def _refuse_over(selected: int, limit: int | None) -> None:
     if limit is not None and selected > limit:
         message = f"the selection has {selected} customers; at most {limit} can be started at once"
@@ -203,12 +227,10 @@ def _refuse_over(selected: int, limit: int | None) -> None:
 
 
 async def _existing_members_start(
-    request: Request, env: str, flow_id: str, trigger_id: Any, payload: dict[str, Any], limit: int | None
+    request: Request, env: str, flow_id: str, trigger_id: str, payload: dict[str, Any], limit: int | None
 ) -> Response:
     """The existing members of a live segment trigger of the flow, however many: the trigger is checked and
     its members selected and stored in one transaction, so the selection is the trigger's at that moment."""
-    if not isinstance(trigger_id, str) or not trigger_id:
-        raise ApiError(422, "invalid_field", f"{EXISTING} must be a segment trigger's id", path=f"$.{EXISTING}")
 
     def create(conn: Connection) -> BulkTask:
         existing = _existing_members_of(conn, env, flow_id, trigger_id)
@@ -218,6 +240,19 @@ async def _existing_members_start(
         return create_existing_members_task(conn, env, flow_id, existing, task_input)
 
     return _task_created(request, env, await services(request).store.write(create))
+
+
+async def _count_existing_members(request: Request, env: str, flow_id: str, trigger_id: str) -> int:
+    """How many existing members a start of them would select now (a dry run)."""
+    return await services(request).store.read(
+        lambda conn: count_existing(conn, _existing_members_of(conn, env, flow_id, trigger_id))
+    )
+
+
+def _trigger_id(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ApiError(422, "invalid_field", f"{EXISTING} must be a segment trigger's id", path=f"$.{EXISTING}")
+    return value
 
 
 def _existing_members_of(conn: Connection, env: str, flow_id: str, trigger_id: str) -> ExistingMembers:
@@ -275,26 +310,35 @@ async def _selected(request: Request, env: str, selection: str, value: Any) -> l
     return await store.read(lambda conn: customers_with(conn, env, conditions))
 
 
-def _conditions(value: Any) -> list[Condition]:
-    """`{"attribute", "op": "eq", "value"}` or a non-empty list of them (all must hold), as (attribute, value) pairs."""
+def _conditions(value: Any) -> list[Rule]:
+    """`{"attribute", "op", "value"}` or a non-empty list of them (all must hold): segment rules' attribute
+    conditions, checked by the segment schema (the same operators and bounds); `op` defaults to `eq`."""
     listed = value if isinstance(value, list) else [value]
-    conditions: list[Condition] = []
     for index, condition in enumerate(listed):
-        at = f"$.filter[{index}]" if isinstance(value, list) else "$.filter"
-        if not isinstance(condition, dict) or set(condition) - {"attribute", "op", "value"}:
-            raise ApiError(422, "invalid_field", "a condition is {attribute, op, value}", path=at)
-        name, wanted = condition.get("attribute"), condition.get("value")
-        if not isinstance(name, str) or not name:
-            raise ApiError(422, "invalid_field", "attribute must be a profile attribute's name", path=f"{at}.attribute")
-        if condition.get("op", "eq") != "eq":
-            raise ApiError(422, "invalid_field", "op must be eq (equals)", path=f"{at}.op")
-        if not isinstance(wanted, str | int | float):  # a boolean is an int
-            message = "value must be a string, a number or a boolean"
-            raise ApiError(422, "invalid_field", message, path=f"{at}.value")
-        conditions.append((name, wanted))
-    if not conditions:
-        raise ApiError(422, "invalid_field", "filter needs at least one condition", path="$.filter")
+        if isinstance(condition, dict) and not NOT_ATTRIBUTE_CONDITION.isdisjoint(condition):
+            at = f"$.filter[{index}]" if isinstance(value, list) else "$.filter"
+            message = "a filter condition is an attribute condition {attribute, op, value}: no groups or events"
+            raise ApiError(422, "invalid_field", message, path=at)
+    conditions = [{"op": "eq", **condition} if isinstance(condition, dict) else condition for condition in listed]
+    problems = [
+        {"path": _filter_path(problem["path"], listed=isinstance(value, list)), "message": problem["message"]}
+        for problem in segment_problems({"name": "filter", "rules": {"all": conditions}})
+    ]
+    if problems:
+        count, errors = listed_problems(problems)
+        first = errors[0]
+        message = f"the filter is not valid ({count}): {first['path']} {first['message']}"
+        raise ApiError(422, "invalid_field", message, path=first["path"], errors=errors)
     return conditions
+
+
+def _filter_path(path: str, *, listed: bool) -> str:
+    """A problem's path in the segment body the filter was checked as (`$.rules.all[0].op`), in the request
+    (`$.filter[0].op`, or `$.filter.op` for a filter of one condition not in a list)."""
+    rest = path.removeprefix("$.rules").removeprefix(".all")
+    if not listed:
+        rest = rest.removeprefix("[0]")
+    return "$.filter" + rest
 
 
 async def _created(
@@ -316,9 +360,11 @@ def _task_created(request: Request, env: str, task: BulkTask) -> Response:
 async def read_task(request: Request) -> Response:
     env, task_id = await _task_reader(request)
 
-    def read(conn: Connection) -> tuple[BulkTask, list[Skip]] | None:
+    def read(conn: Connection) -> tuple[BulkTask, list[Skip], list[Ignored]] | None:
         task = get_task(conn, env, task_id)
-        return None if task is None else (task, skipped_rows(conn, task_id)[0])
+        if task is None:
+            return None
+        return task, skipped_rows(conn, task_id)[0], ignored_rows(conn, task_id) if task.kind == CSV_TEST else []
 
     found = await services(request).store.read(read)
     if found is None:
@@ -352,7 +398,8 @@ async def _task_reader(request: Request) -> tuple[str, str]:
     return request.path_params["env"], request.path_params["taskId"]
 
 
-def task_view(task: BulkTask, skipped: list[Skip]) -> dict[str, Any]:
+def task_view(task: BulkTask, skipped: list[Skip], ignored: list[Ignored]) -> dict[str, Any]:
+    """The task's progress; a test sender's lists the users its started rows ignored (not test users)."""
     return {
         "id": task.id,
         "kind": task.kind,
@@ -362,10 +409,15 @@ def task_view(task: BulkTask, skipped: list[Skip]) -> dict[str, Any]:
         "processed": task.processed,
         "started": task.started,
         "skipped": [skip_view(skip) for skip in skipped],
+        **({"ignored": [_ignored_view(each) for each in ignored]} if task.kind == CSV_TEST else {}),
         **({"callback": task.callback} if task.callback is not None else {}),  # a Marketo task's
         "createdAt": iso(task.created_at),
         "updatedAt": iso(task.updated_at),
     }
+
+
+def _ignored_view(ignored: Ignored) -> dict[str, Any]:
+    return {"row": ignored.row, "userIds": ignored.user_ids, "count": ignored.total}
 
 
 def skip_view(skip: Skip) -> dict[str, Any]:

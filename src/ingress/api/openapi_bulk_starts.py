@@ -27,22 +27,30 @@ from ingress.api.openapi import (
     response,
 )
 from ingress.api.openapi_api_triggers import OAUTH_SECURITY, problem
-from store.bulk_tasks import KINDS
+from mapper.resources import load_schema
+from store.bulk_tasks import KINDS, MAX_IGNORED_LISTED
 
 TAG = "bulk-starts"
 TASK = path_param("taskId", "Bulk task id (`bulk_…`).")
 EITHER_TOKEN: Security = [{"adminToken": []}, *OAUTH_SECURITY]
+#: A manual start's filter condition is a segment rule's attribute condition: the same operators and bounds.
+_SEGMENT_CONDITION = load_schema("segment")["$defs"]["attributeCondition"]
 CONDITION: Schema = closed(
     obj(
         {
-            "attribute": {**STRING, "minLength": 1, "description": "A profile attribute's name."},
-            "op": {"const": "eq", "default": "eq"},
+            "attribute": _SEGMENT_CONDITION["properties"]["attribute"],
+            "op": {
+                "enum": _SEGMENT_CONDITION["properties"]["op"]["enum"],
+                "default": "eq",
+                "description": "A segment rule's operator (docs/customers.md); any other is a 422 listing these.",
+            },
             "value": {
-                "type": ["string", "number", "boolean"],
-                "description": 'Compared as segment rules do: 1 equals 1.0, not "1" or true (docs/bulk-starts.md).',
+                "description": "A string, number or boolean for eq, ne and contains; a list of 1 to 100 of them for "
+                "in; a number or string for gt, gte, lt and lte; true (the default) or false for exists. Compared as "
+                'segment rules do: 1 equals 1.0, not "1" or true (docs/bulk-starts.md).',
             },
         },
-        ("attribute", "value"),
+        ("attribute",),
     )
 )
 
@@ -64,6 +72,13 @@ SCHEMAS: dict[str, Schema] = {
                 "type": "array",
                 "description": "Every skipped row, in order (`…/skipped` pages through them).",
                 "items": ref("SkippedRow"),
+            },
+            "ignored": {
+                "type": "array",
+                "description": "Test sender (`csv-test`) tasks only: each started row that named users who are not "
+                "test users, in row order. They receive nothing, as `/test` answers `ignoredUserIds`; the row still "
+                "counts as started (its invocation exists). Rows that ignored nobody are not listed.",
+                "items": ref("IgnoredRow"),
             },
             "createdAt": TIME,
             "updatedAt": TIME,
@@ -90,6 +105,19 @@ SCHEMAS: dict[str, Schema] = {
         },
         ("code", "reason"),
     ),
+    "IgnoredRow": obj(
+        {
+            "row": {**INTEGER, "description": "The CSV row (the header is row 1)."},
+            "userIds": {
+                "type": "array",
+                "items": STRING,
+                "maxItems": MAX_IGNORED_LISTED,
+                "description": f"The users it ignored, in the row's order: the first {MAX_IGNORED_LISTED}.",
+            },
+            "count": {**INTEGER, "description": "How many users it ignored, all of them."},
+        },
+        ("row", "userIds", "count"),
+    ),
     "SkippedPage": page_of("SkippedRow"),
     "ManualStart": closed(
         obj(
@@ -114,8 +142,25 @@ SCHEMAS: dict[str, Schema] = {
                     "description": f"At most {MAX_MANUAL} (the default), except with `existingMembersOf`: any, "
                     "and no default.",
                 },
+                "dryRun": {
+                    "type": "boolean",
+                    "default": False,
+                    "description": "true: check the body and count the selection, answering 200 `ManualStartDryRun`; "
+                    "nothing is stored or started.",
+                },
             }
         )
+    ),
+    "ManualStartDryRun": obj(
+        {
+            "selected": {**INTEGER, "description": "How many customers the start would select now."},
+            "limit": {"type": ["integer", "null"], "description": "The start's limit (null: none)."},
+            "exceedsLimit": {
+                "type": "boolean",
+                "description": "The start would be refused: 422 selection_over_limit.",
+            },
+        },
+        ("selected", "limit", "exceedsLimit"),
     ),
     "CsvProblems": error_body({"errors": {"type": "array", "items": PROBLEM}}, ("errors",)),
 }
@@ -188,8 +233,9 @@ def bulk_start_paths() -> dict[str, Any]:
             "parameters": [ENV, FLOW],
             "post": _csv_operation(
                 "Test sender: run drafts for test users from a CSV file",
-                "As csv-task, on drafts, reaching test users only; also takes `flowConfigId` (the row's flow, "
-                "default the path's) and `payload.target.usersById` (user ids separated by `|`).",
+                "As csv-task, on drafts, reaching test users only: the task's `ignored` lists, per started row, "
+                "the users who are not test users (as `/test` answers `ignoredUserIds`). Also takes `flowConfigId` "
+                "(the row's flow, default the path's) and `payload.target.usersById` (user ids separated by `|`).",
             ),
         },
         "/v1/{env}/action-flows/{flowId}/manual-starts": {
@@ -198,6 +244,10 @@ def bulk_start_paths() -> dict[str, Any]:
                 "Start the published flow for selected existing customers",
                 TAG,
                 {
+                    "200": response(
+                        "`dryRun`: how many customers the start would select, against its limit; nothing stored.",
+                        ref("ManualStartDryRun"),
+                    ),
                     "202": response("The task is stored; its progress is at the `Location`.", ref("BulkTaskCreated")),
                     "401": {"$ref": "#/components/responses/Error401"},
                     "404": response(
@@ -209,8 +259,9 @@ def bulk_start_paths() -> dict[str, Any]:
                         ref("Error"),
                     ),
                     "422": response(
-                        "invalid_field / unknown_field (with `path`), validation_error (the variables, with every "
-                        "problem) or selection_over_limit (with `selected` and `limit`).",
+                        "invalid_field / unknown_field (with `path`; an invalid filter lists every problem in "
+                        "`errors`), validation_error (the variables, with every problem) or selection_over_limit "
+                        "(with `selected` and `limit`; not for a dry run, which answers 200).",
                         ref("ApiProblem"),
                     ),
                 },
@@ -218,7 +269,8 @@ def bulk_start_paths() -> dict[str, Any]:
                     "Exactly one of `userIds`, `segmentId` (its members now), `filter` or `existingMembersOf` (a "
                     "segment trigger's existing members: who was in its segment before it took effect). Live runs; "
                     "a user without a customer profile is skipped with its reason. A selection larger than `limit` "
-                    "is refused."
+                    "is refused. `filter` conditions are segment rules' attribute conditions. With `dryRun`: the "
+                    "body is checked and the selection counted (200), and nothing is started."
                 ),
                 body=ref("ManualStart"),
             ),
