@@ -155,13 +155,19 @@ def _refuse_rejected(entries: list[Entry], verdicts: list[Acceptance]) -> None:
 
 
 def _answer(entry: Entry, testers: set[str] | None) -> dict[str, Any]:
-    """Who the entry reaches: everyone live; in a test, test users only."""
+    """The entry's key, and who it reaches."""
+    return {"flowInvocationId": entry.flow_invocation_id, **reached(entry.user_ids, testers)}
+
+
+def reached(user_ids: list[str], testers: set[str] | None) -> dict[str, list[str]]:
+    """Who a start reaches (`targetedUserIds`) and whom it ignores: everyone live; in a test (`testers`, the
+    environment's test users), test users only. Also the editor's test sends' answer (ingress.api.send_test)."""
     if testers is None:
-        targeted, ignored = entry.user_ids, []
-    else:
-        targeted = [user for user in entry.user_ids if user in testers]
-        ignored = [user for user in entry.user_ids if user not in testers]
-    return {"flowInvocationId": entry.flow_invocation_id, "targetedUserIds": targeted, "ignoredUserIds": ignored}
+        return {"targetedUserIds": user_ids, "ignoredUserIds": []}
+    return {
+        "targetedUserIds": [user for user in user_ids if user in testers],
+        "ignoredUserIds": [user for user in user_ids if user not in testers],
+    }
 
 
 routes = [

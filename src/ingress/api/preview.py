@@ -52,7 +52,7 @@ class Variables:
     of: str | None  # "draft", "published", "given" (the body's own `variables`), or None
 
 
-async def _request(request: Request, env: str, data: dict[str, Any]) -> dict[str, Any]:
+async def sample_request(request: Request, env: str, data: dict[str, Any]) -> dict[str, Any]:
     """The mapping's `request`: a stored sample's, or `$.request` (`mapper.sample.read_sample`, a request
     object as it is) within the server's limits."""
     if ("request" in data) == ("sampleId" in data):
@@ -128,7 +128,7 @@ async def preview(request: Request) -> Response:
     trigger = await _trigger(request, env, data)
     variables = await _variables(request, env, data, trigger)
     spec = await checked_mapping(request, data.get("mapping"), variables.declared)
-    mapping_request = await _request(request, env, data)
+    mapping_request = await sample_request(request, env, data)
     try:
         result = await services(request).previews.run(spec, variables.declared, mapping_request)
     except MappingSpecError as error:
