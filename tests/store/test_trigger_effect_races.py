@@ -86,7 +86,7 @@ def in_transaction(work: Callable[[Connection], Any]) -> Callable[[Connection], 
     return run
 
 
-def segment_trigger(conn: Connection, flow_id: str, segment_id: str) -> Trigger:
+def segment_trigger(conn: Connection, flow_id: str, segment_id: str, event_name: str = segments.ENTERED) -> Trigger:
     return insert_trigger(
         conn,
         "default",
@@ -94,7 +94,7 @@ def segment_trigger(conn: Connection, flow_id: str, segment_id: str) -> Trigger:
         kind="segment",
         mode="live",
         mapping=MAPPING,
-        event_name=segments.ENTERED,
+        event_name=event_name,
         segment_id=segment_id,
     )
 
@@ -192,18 +192,7 @@ async def test_an_exit_by_deletion_in_flight_while_a_segment_trigger_is_made_fir
     made: list[Trigger] = []
 
     def exit_trigger(conn: Connection) -> None:
-        made.append(
-            insert_trigger(
-                conn,
-                "default",
-                flow_id,
-                kind="segment",
-                mode="live",
-                mapping=MAPPING,
-                event_name=segments.EXITED,
-                segment_id=segment_id,
-            )
-        )
+        made.append(segment_trigger(conn, flow_id, segment_id, segments.EXITED))
 
     while_open(engine, exit_trigger, in_transaction(lambda conn: delete_customer(conn, "default", "late")))
     [trigger] = made

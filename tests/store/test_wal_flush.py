@@ -7,6 +7,12 @@ missing from its path, or another file there, means the data directory was
 deleted or replaced under the running service: SQLite goes on committing
 into the file it holds open, and an fsync of the path would cover nothing.
 Such writes fail (NotDurable: a 503, see tests/ingress/test_unflushed_writes.py).
+
+The database file is held to the same rule: SQLite does not move it (a
+checkpoint writes into it in place, a write connection opened anew finds
+the same file), so a file missing from its path, or another one there, is
+the database deleted or replaced under the service, its log left in place
+(a 503 too, see tests/ingress/test_replaced_database.py).
 """
 
 from __future__ import annotations
@@ -108,3 +114,42 @@ async def test_a_write_is_not_acknowledged_without_its_log(flushed: Store, damag
     damage(directory(flushed))
     with pytest.raises(NotDurable):
         await put(flushed, "after")  # SQLite committed it, into a file that is no longer the database's
+
+
+def database_of(store: Store) -> Path:
+    return directory(store) / "flowhook.db"
+
+
+async def test_the_database_file_stays_the_same_through_checkpoints_and_reconnections(flushed: Store) -> None:
+    database = database_of(flushed)
+    opened = database.stat().st_ino
+    await put(flushed, "first")
+    await asyncio.to_thread(checkpoint, database)
+    await put(flushed, "after-a-checkpoint")  # acknowledged
+    flushed.engines.read.dispose()
+    flushed.engines.write.dispose()  # the log removed with the last connection; the database stays
+    await put(flushed, "after-reconnecting")  # acknowledged
+    assert database.stat().st_ino == opened
+
+
+def _delete_the_database(database: Path) -> None:
+    database.unlink()
+
+
+def _replace_the_database(database: Path) -> None:
+    """As restoring a copy over it does: another file at the path, the log left as it was."""
+    shutil.copyfile(database, database.with_name("restored.db"))
+    os.replace(database.with_name("restored.db"), database)
+
+
+@pytest.mark.parametrize("damage", [_delete_the_database, _replace_the_database])
+async def test_a_write_is_not_acknowledged_into_a_database_file_gone_from_its_path(
+    flushed: Store, damage: Callable[[Path], None]
+) -> None:
+    await put(flushed, "before")
+    damage(database_of(flushed))
+    with pytest.raises(NotDurable):
+        await put(flushed, "after")
+    with pytest.raises(NotDurable):  # and every write after it, until a restart
+        await put(flushed, "later")
+    assert flushed.writer.flush_failed_within(10.0)
