@@ -108,8 +108,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def _running_server(settings: Settings) -> Iterator[Server]:
-    port = free_port()
+def _running_server(settings: Settings, port: int | None = None) -> Iterator[Server]:
+    port = port or free_port()
     code = f"from ingress.serve import serve; serve(host='127.0.0.1', port={port}, data_dir={str(settings.data_dir)!r})"
     log_path = settings.data_dir / "serve.log"
     url = f"http://127.0.0.1:{port}"
@@ -140,8 +140,11 @@ def _wait_until_up(process: subprocess.Popen[bytes], url: str, log_path: Path) -
 
 
 @pytest.fixture(scope="session")
-def running_server() -> Callable[[Settings], AbstractContextManager[Server]]:
+def running_server() -> Callable[..., AbstractContextManager[Server]]:
     """`with running_server(settings) as (process, url)`: `flowhook serve` in its own process (crash tests kill it).
+
+    `port=` starts it on that port (a restart that a browser page must reach at the same origin), a free one
+    by default.
 
     Its settings reach it as FLOWHOOK_* variables, its output goes to
     `serve.log` in the data directory; it is stopped when the block ends.

@@ -33,11 +33,14 @@ from ingress.api import (
     requests,
     samples,
     segments,
+    send_test,
+    test_data,
     test_users,
     triggers,
 )
 from ingress.api.flow_archive import handle_flow_archived
-from ingress.api.openapi import openapi_endpoint
+from ingress.api.known_parameters import check_queries
+from ingress.api.openapi import openapi_document, openapi_endpoint
 from ingress.errors import (
     STORE_ERRORS,
     ApiError,
@@ -70,6 +73,8 @@ def management_routes() -> list[BaseRoute]:
         *api_key_roll.routes,
         *samples.routes,
         *preview.routes,
+        *send_test.routes,
+        *test_data.routes,  # what the `testAnalytics` setting hides, removed
         *requests.routes,
         *card_templates.routes,
         *cards.routes,
@@ -130,6 +135,7 @@ def create_app(settings: Settings) -> Starlette:
         middleware=[Middleware(FastRoute, route=hooks)],
         lifespan=lifespan,
     )
+    check_queries(app.router.routes, openapi_document())  # an unknown query parameter is a 400, not ignored
     # A path with an extra slash is a 404, not a redirect whose Location is built from the request's own Host.
     for router in (app.router, *(route.app for route in app.router.routes if isinstance(route, Mount))):
         if isinstance(router, Router):

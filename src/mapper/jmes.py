@@ -8,7 +8,7 @@ from typing import Any
 
 import jmespath
 from jmespath import visitor
-from jmespath.exceptions import JMESPathError, ParseError
+from jmespath.exceptions import IncompleteExpressionError, JMESPathError, LexerError, ParseError
 from jmespath.functions import Functions
 
 from mapper.errors import MappingSpecError
@@ -57,17 +57,49 @@ def call_problems(node: dict[str, Any]) -> list[str]:
     return problems
 
 
+#: The brackets an expression opens, by token type, and what closes each.
+_CLOSERS = {"lbrace": "}", "lbracket": "]", "filter": "]", "lparen": ")"}
+#: The tokens an operand can end with: an expression ending on one lacks only its closing brackets.
+_OPERAND_ENDS = frozenset(
+    {"unquoted_identifier", "quoted_identifier", "literal", "number", "star", "current", "flatten"}
+    | {"rbrace", "rbracket", "rparen"}
+)
+
+
+def _incomplete(expression: str) -> str:
+    """Why an expression ends too soon, which jmespath does not say ("Invalid jmespath expression"): the
+    bracket it leaves open, or the operator nothing follows (the lexer took the whole expression)."""
+    unclosed: list[dict[str, Any]] = []
+    last: dict[str, Any] | None = None
+    for token in jmespath.lexer.Lexer().tokenize(expression):  # jmespath imports its lexer
+        if token["type"] in _CLOSERS:
+            unclosed.append(token)
+        elif token["type"] in ("rbrace", "rbracket", "rparen") and unclosed:
+            unclosed.pop()
+        if token["type"] != "eof":
+            last = token
+    if last is None:
+        return "empty expression"
+    nothing = f"incomplete expression: nothing follows the {last['value']!r} at column {last['start'] + 1}"
+    if not unclosed:
+        return nothing
+    opened = unclosed[-1]
+    at = f"the {opened['value']!r} at column {opened['start'] + 1}"
+    if last["type"] in _OPERAND_ENDS:
+        return f"incomplete expression: missing {_CLOSERS[opened['type']]!r} to close {at}"
+    return nothing if opened is last else f"{nothing}, and {at} is not closed"
+
+
 def _compile(expression: str, where: str) -> Any:
     try:
         parsed = jmespath.compile(expression).parsed
     except ParseError as error:
-        column = getattr(error, "lex_position", None)
+        if isinstance(error, IncompleteExpressionError):
+            reason = _incomplete(expression)
+        else:  # a LexerError's `msg` is as generic; its `message` says what
+            reason = error.message if isinstance(error, LexerError) else error.msg
         raise MappingSpecError(
-            f"invalid JMESPath expression: {error.msg}"
-            if hasattr(error, "msg")
-            else f"invalid JMESPath expression: {error}",
-            path=where,
-            column=column + 1 if isinstance(column, int) else None,
+            f"invalid JMESPath expression: {reason}", path=where, column=error.lex_position + 1
         ) from None
     except JMESPathError as error:
         raise MappingSpecError(f"invalid JMESPath expression: {error}", path=where) from None

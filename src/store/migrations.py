@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from store.storable import storable
 from store.tables import (
     Json,
+    bulk_task_ignored,
     bulk_task_skips,
     bulk_task_users,
     bulk_tasks,
@@ -222,9 +223,22 @@ def _bulk_task_users(conn: Connection) -> None:
     bulk_task_users.create(conn, checkfirst=True)
 
 
+def _bulk_task_ignored(conn: Connection) -> None:
+    """A test sender's report of whom its rows ignored. Nothing to backfill: earlier tasks never recorded it."""
+    bulk_task_ignored.create(conn, checkfirst=True)
+
+
 def _replays_index(conn: Connection) -> None:
     """A request's replays: a bulk replay passes over requests a replay already recovered."""
     _create_indexes(conn, "ix_request_log_replay_of")
+
+
+def _capture_expiry(conn: Connection) -> None:
+    """An armed capture lapses (store.triggers.capture_armed): one armed before had no time limit, and is
+    disarmed rather than given one, so a production request it was left armed for is not taken as a sample."""
+    if _add_columns(conn, triggers.c.capture_expires_at):
+        armed = sa.update(triggers).where(triggers.c.capture_armed)
+        conn.execute(armed.values(capture_armed=False, revision=triggers.c.revision + 1))
 
 
 def _create_indexes(conn: Connection, *names: str) -> None:
@@ -266,6 +280,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(14, "a start of a segment trigger's existing members selects them in rows", _bulk_task_users),
     Migration(15, "flows can be archived", _flow_archiving),
     Migration(16, "an index of requests' replays", _replays_index),
+    Migration(17, "a test sender's rows record whom they ignored", _bulk_task_ignored),
+    Migration(18, "an armed capture lapses", _capture_expiry),
 )
 
 

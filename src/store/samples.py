@@ -64,6 +64,12 @@ def list_samples(conn: Connection, trigger_id: str) -> list[Sample]:
     return [Sample(**row._mapping) for row in conn.execute(query)]
 
 
+def delete_sample(conn: Connection, trigger_id: str, sample_id: str) -> bool:
+    """Remove one of the trigger's samples; whether it had it."""
+    statement = sa.delete(samples).where(samples.c.id == sample_id, samples.c.trigger_id == trigger_id)
+    return conn.execute(statement).rowcount == 1
+
+
 def get_sample(conn: Connection, environment_id: str, sample_id: str) -> Sample | None:
     query = (
         sa.select(samples)
@@ -87,18 +93,22 @@ def capture_batch(conn: Connection, captures: list[Capture]) -> list[bool]:
     """A `store.writer` batch: disarm-and-save, so exactly one request is captured per arming.
 
     Returns, per request, whether it was captured (False: someone else
-    already took the armed slot and the request goes on as a normal one).
+    already took the armed slot, or the arming lapsed, and the request goes
+    on as a normal one). A lapsed arming is disarmed here, so that the
+    configurations cached while it was armed are read again.
     """
     outcomes: list[bool] = []
     for capture in captures:
-        disarm = (
-            sa.update(triggers)
-            .where(triggers.c.id == capture.sample.trigger_id, triggers.c.capture_armed)
-            .values(capture_armed=False, revision=triggers.c.revision + 1, updated_at=utcnow())
+        now = utcnow()
+        armed = sa.update(triggers).where(triggers.c.id == capture.sample.trigger_id, triggers.c.capture_armed)
+        disarm = armed.values(
+            capture_armed=False, capture_expires_at=None, revision=triggers.c.revision + 1, updated_at=now
         )
-        captured = conn.execute(disarm).rowcount == 1
+        captured = conn.execute(disarm.where(triggers.c.capture_expires_at > now)).rowcount == 1
         if captured:
             insert_sample(conn, capture.sample, keep=capture.keep)
             insert_entries(conn, [capture.log])
+        else:
+            conn.execute(disarm)  # lapsed, if still armed
         outcomes.append(captured)
     return outcomes

@@ -109,6 +109,7 @@ triggers = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("event_name", sa.Text, nullable=True),  # an event trigger's event (migration 5)
     sa.Column("segment_id", sa.Text, nullable=True),  # a segment trigger's segment (migration 6)
+    sa.Column("capture_expires_at", UtcDateTime, nullable=True),  # when an armed capture lapses (migration 18)
     sa.Index("ix_triggers_environment_event", "environment_id", "event_name"),
     sa.Index("ix_triggers_environment_created", "environment_id", "created_at", "id"),  # the listing (migration 12)
 )
@@ -449,6 +450,17 @@ bulk_task_skips = sa.Table(
     sa.Column("ref", Json, nullable=False),  # which row: {"row": 3} (CSV), {"userId": "u1"} (manual), a lead's
     sa.Column("code", sa.Text, nullable=False),  # why, for machines: stable whatever the reason's wording
     sa.Column("reason", sa.Text, nullable=False),
+)
+
+# A test sender's started rows that named users who are not test users (migration 17): whom each ignored, as
+# `/test` answers `ignoredUserIds`, the first ones listed (store.bulk_tasks.MAX_IGNORED_LISTED) and how many.
+bulk_task_ignored = sa.Table(
+    "bulk_task_ignored",
+    metadata,
+    sa.Column("task_id", sa.Text, primary_key=True),
+    sa.Column("row", sa.Integer, primary_key=True, autoincrement=False),  # the CSV row (the header is row 1)
+    sa.Column("user_ids", Json, nullable=False),
+    sa.Column("total", sa.Integer, nullable=False),
 )
 
 # The customers a start of a segment trigger's existing members selected (migration 14), as many as the

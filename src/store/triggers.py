@@ -14,7 +14,7 @@ flow). Its id is `api_` + the flow id.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Container
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, ClassVar
@@ -45,12 +45,13 @@ class Trigger:
     mapping: dict[str, Any]
     verification: dict[str, Any] | None
     allowed_ips: list[str]
-    capture_armed: bool
+    capture_armed: bool  # as of its reading: an arming past `capture_expires_at` is not (see `_as_read`)
     revision: int
     created_at: datetime
     updated_at: datetime
     event_name: str | None = None  # an event trigger's event
     segment_id: str | None = None  # a segment trigger's segment
+    capture_expires_at: datetime | None = None  # when an armed capture lapses; None when not armed
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,17 @@ def insert_trigger(
     return trigger
 
 
+def _as_read(row: Mapping[Any, Any]) -> Trigger:
+    """A trigger row as of now: a capture armed past its expiry is not armed, so the next request runs as
+    any other. Nothing disarms it on time (no background job); the row says armed until a request finds it
+    lapsed (store.samples.capture_batch) or the next arming or disarming writes over it."""
+    trigger = Trigger(**row)
+    expires_at = trigger.capture_expires_at
+    if trigger.capture_armed and (expires_at is None or expires_at <= utcnow()):
+        return replace(trigger, capture_armed=False, capture_expires_at=None)
+    return trigger
+
+
 def get_trigger(conn: Connection, environment_id: str, trigger_id: str) -> Trigger | ApiTrigger | None:
     """Any trigger of the environment: a stored one (webhook or event), or the API trigger of one of its flows."""
     if trigger_id.startswith(API_TRIGGER_PREFIX):
@@ -167,7 +179,7 @@ def get_trigger(conn: Connection, environment_id: str, trigger_id: str) -> Trigg
 def _stored(conn: Connection, environment_id: str, trigger_id: str) -> Trigger | None:
     query = sa.select(triggers).where(triggers.c.id == trigger_id, triggers.c.environment_id == environment_id)
     row = conn.execute(query).first()
-    return Trigger(**row._mapping) if row else None
+    return _as_read(row._mapping) if row else None
 
 
 def _api_trigger(conn: Connection, environment_id: str, flow_id: str) -> ApiTrigger | None:
@@ -187,7 +199,7 @@ def list_triggers(conn: Connection, environment_id: str, flow_id: str) -> list[T
         .where(triggers.c.environment_id == environment_id, triggers.c.flow_id == flow_id)
         .order_by(triggers.c.created_at, triggers.c.id)
     )
-    return [api_trigger, *(Trigger(**row._mapping) for row in conn.execute(query))]
+    return [api_trigger, *(_as_read(row._mapping) for row in conn.execute(query))]
 
 
 def list_environment_triggers(
@@ -244,7 +256,7 @@ def _stored_page(
     if after is not None:
         query = query.where(_before(table.created_at, table.id, after))
     query = query.order_by(table.created_at.desc(), table.id.desc()).limit(limit + 1)
-    return [Trigger(**row._mapping) for row in conn.execute(query)]
+    return [_as_read(row._mapping) for row in conn.execute(query)]
 
 
 def _api_page(
@@ -307,6 +319,12 @@ def update_trigger(
         values = {name: getattr(updated, name) for name in (*changes, "revision", "updated_at")}
         if conn.execute(statement.where(triggers.c.revision == current.revision).values(**values)).rowcount:
             return updated
+
+
+def set_capture(conn: Connection, environment_id: str, trigger_id: str, expires_at: datetime | None) -> Trigger | None:
+    """Arm capture until `expires_at`, or disarm it (None); None if there is no such trigger."""
+    changes = {"capture_armed": expires_at is not None, "capture_expires_at": expires_at}
+    return update_trigger(conn, environment_id, trigger_id, changes)
 
 
 def delete_trigger(conn: Connection, environment_id: str, trigger_id: str) -> bool:
@@ -377,7 +395,7 @@ def triggers_with_flows(conn: Connection, where: sa.ColumnElement[bool]) -> list
         )
         draft_revision = values.pop("draft_revision")
         archived = values.pop("flow_archived_at") is not None
-        found.append(TriggerWithFlow(Trigger(**values), declared, draft_revision, archived))
+        found.append(TriggerWithFlow(_as_read(values), declared, draft_revision, archived))
     return found
 
 

@@ -160,3 +160,29 @@ def test_the_mapper_holds_a_sample_to_the_server_default_limits() -> None:
     """`flowhook map` has no server settings; it reads a sample within the limits a default server sets."""
     defaults = Settings()
     assert live_limits(defaults) == LIVE_LIMITS
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "says"),
+    [
+        (
+            "application/json",
+            "{not json",
+            "body is not valid JSON: unexpected character, expected a string key: line 1 column 2",
+        ),
+        ("application/json", "", "body is empty; a JSON value was expected"),
+        ("application/x-www-form-urlencoded", "a=%ff", "a form field's percent-escapes are not valid UTF-8"),
+    ],
+)
+async def test_a_body_that_does_not_parse_as_its_content_type_is_refused_as_the_hook_refuses_it(
+    flowhook, content_type: str, body: str, says: str
+) -> None:
+    """A sample the hook would answer 400 before any mapping runs previews nothing a live request runs."""
+    trigger = await flowhook.trigger()
+    url = f"/v1/default/triggers/{trigger['id']}/samples"
+    refused = await flowhook.api.post(url, json={"body": body, "contentType": content_type})
+    assert refusal(refused) == (400, "invalid_body", "$.body")
+    assert says in refused.json()["error"]["message"]
+    live = await flowhook.post(trigger, body, content_type=content_type)
+    assert (live.status_code, live.json()["error"]["code"]) == (400, "invalid_body")
+    assert (await flowhook.api.get(url)).json()["data"] == []

@@ -192,6 +192,25 @@ def test_bad_expression_is_a_spec_error_with_its_path() -> None:
     assert "JMESPath" in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("text", "says", "column"),
+    [
+        ("{firstName: body.data.object.name", "incomplete expression: missing '}' to close the '{' at column 1", 34),
+        ("body.items[?price >", "nothing follows the '>' at column 19, and the '[?' at column 11 is not closed", 20),
+        ("body.a ||", "incomplete expression: nothing follows the '||' at column 8", 10),
+        ("`{", "Unclosed ` delimiter", 1),
+        ("foo bar", "Unexpected token: bar", 5),
+    ],
+)
+def test_a_parse_error_says_what_is_wrong_and_where(text: str, says: str, column: int) -> None:
+    """jmespath says only "Invalid jmespath expression" of an expression that ends too soon or fails to lex;
+    the column is where it stops reading."""
+    with pytest.raises(MappingSpecError) as caught:
+        compile_mapping({"kind": "jmespath", "fields": {"firstName": text}})
+    assert caught.value.message.startswith("invalid JMESPath expression: ") and says in caught.value.message
+    assert (caught.value.path, caught.value.column) == ("$.fields['firstName']", column)
+
+
 def test_bad_field_expression_names_the_field() -> None:
     with pytest.raises(MappingSpecError) as caught:
         compile_mapping({"kind": "jmespath", "fields": {"targetUserIds": "body.user.id", "variables.first": "body..x"}})

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ingress.api import cursors
+from ingress.api.samples import CAPTURE_SECONDS, MAX_CAPTURE_SECONDS
 from ingress.api.triggers import KINDS
 from ingress.hooks import CAUSES
 from ingress.jsonio import json_response
@@ -421,6 +422,11 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
             "verification": {"type": ["object", "null"], "description": "The config with every secret masked."},
             "allowedIps": {"type": "array", "items": STRING},
             "captureArmed": {"type": "boolean"},
+            "captureExpiresAt": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "When an armed capture lapses (then the trigger is no longer armed); null if not armed.",
+            },
         },
     ),
     "EventTrigger": trigger_record(
@@ -611,7 +617,8 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
 }
 
 ERROR_STATUSES = {
-    400: "Bad request (invalid JSON, parameter or body).",
+    400: "Bad request (invalid JSON, parameter or body); unknown_parameter: a query parameter the operation does "
+    "not list (webhooks, what SFMC and Marketo call, the token endpoint and the probes take any).",
     401: "Missing or wrong admin token; for webhooks: signature_invalid / timestamp_out_of_tolerance.",
     403: "trigger_disabled / ip_not_allowed.",
     404: "Not found (hook, environment, flow, trigger, sample, request).",
@@ -742,10 +749,46 @@ def _paths() -> dict[str, Any]:
         500,  # the backlog read failing for a bug of flowhook's, not the store's
     )
     exposition["200"]["content"] = {"text/plain": {"schema": STRING}}
-    armed = obj({"triggerId": STRING, "armed": {"type": "boolean"}})
     no_hook = refusal(
         409, "not_a_webhook_trigger: an API, event or segment trigger has no hook to capture or paste samples for."
     )
+    armed = obj(
+        {
+            "triggerId": STRING,
+            "armed": {"type": "boolean"},
+            "expiresAt": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "When the capture lapses unarmed if no request came; null when disarmed.",
+            },
+            "mode": {
+                "enum": list(MODES),
+                "description": "The trigger's: armed on a live one, the next production request is captured "
+                "instead of starting the flow.",
+            },
+        }
+    )
+    arm = operation(
+        "Arm capture: the next request becomes a sample and starts nothing",
+        "samples",
+        {**responses(200, armed, "Armed.", 401, 404, 422), **no_hook},
+        description=f"""The capture lapses after `expiresInSeconds` (default {CAPTURE_SECONDS}, at most \
+{MAX_CAPTURE_SECONDS}) if no request came: the trigger is then no longer armed and its requests run as usual. \
+Arming again restarts the wait.""",
+        body=closed(
+            obj(
+                {
+                    "expiresInSeconds": {
+                        **INTEGER,
+                        "minimum": 1,
+                        "maximum": MAX_CAPTURE_SECONDS,
+                        "default": CAPTURE_SECONDS,
+                    }
+                }
+            )
+        ),
+    )
+    arm["requestBody"]["required"] = False  # no body: the default wait
     return {
         "/hooks/{hookId}": {"post": webhook, "put": webhook},
         "/healthz": {
@@ -873,11 +916,7 @@ def _paths() -> dict[str, Any]:
         },
         "/v1/{env}/triggers/{triggerId}/capture": {
             "parameters": [ENV, TRIGGER],
-            "post": operation(
-                "Arm capture: the next request becomes a sample and starts nothing",
-                "samples",
-                {**responses(200, armed, "Armed.", 401, 404), **no_hook},
-            ),
+            "post": arm,
             "delete": operation(
                 "Disarm capture",
                 "samples",
@@ -894,8 +933,24 @@ def _paths() -> dict[str, Any]:
             "post": operation(
                 "Paste a sample",
                 "samples",
-                {**responses(201, ref("Sample"), "Saved.", 400, 401, 404, 413, 415, 422, 431), **no_hook},
+                {
+                    **responses(201, ref("Sample"), "Saved.", 401, 404, 413, 415, 422, 431),
+                    "400": response(
+                        "invalid_json, or invalid_body: the body does not parse as its content type says (at "
+                        "`$.body`), as the hook would refuse it.",
+                        ref("Error"),
+                    ),
+                    **no_hook,
+                },
                 body=ref("RawRequest"),
+            ),
+        },
+        "/v1/{env}/triggers/{triggerId}/samples/{sampleId}": {
+            "parameters": [ENV, TRIGGER, path_param("sampleId", "Sample id (`smp_…`).")],
+            "delete": operation(
+                "Delete a sample",
+                "samples",
+                responses(204, None, "Deleted.", 401, 404),
             ),
         },
         "/v1/{env}/mappings/preview": {
@@ -925,7 +980,7 @@ def _paths() -> dict[str, Any]:
                 "Replay a page of the requests the trigger refused, oldest first",
                 "requests",
                 {
-                    **page_responses(ref("BulkReplayPage"), "status, cause, since, until or limit, or an unknown one"),
+                    **page_responses(ref("BulkReplayPage"), "status, cause, since, until or limit"),
                     **refusal(409, "not_a_webhook_trigger: an API, event or segment trigger has no request log."),
                 },
                 description=BULK_REPLAY_DESCRIPTION,
@@ -980,7 +1035,9 @@ def openapi_document() -> dict[str, Any]:
     from ingress.api import openapi_environments as environments  # noqa: PLC0415 - it builds on this module
     from ingress.api import openapi_flow_archive as flow_archive  # noqa: PLC0415 - it builds on this module
     from ingress.api import openapi_marketo as marketo  # noqa: PLC0415 - it builds on this module
+    from ingress.api import openapi_send_test as send_test  # noqa: PLC0415 - it builds on this module
     from ingress.api import openapi_sfmc as sfmc  # noqa: PLC0415 - it builds on this module
+    from ingress.api import openapi_test_data as test_data  # noqa: PLC0415 - it builds on this module
     from ingress.api.openapi_flows import FLOW_SCHEMAS, flow_paths  # noqa: PLC0415 - it builds on this module
 
     schemas = {
@@ -995,6 +1052,8 @@ def openapi_document() -> dict[str, Any]:
         **customers.SCHEMAS,
         **sfmc.SCHEMAS,
         **marketo.SCHEMAS,
+        **send_test.SCHEMAS,
+        **test_data.SCHEMAS,
     }
     schemas = {name: embedded(name, schema) if "$id" in schema else schema for name, schema in schemas.items()}
     return {
@@ -1015,6 +1074,8 @@ def openapi_document() -> dict[str, Any]:
             **customers.customer_paths(),
             **sfmc.sfmc_paths(),
             **marketo.marketo_paths(),
+            **send_test.send_test_paths(),
+            **test_data.test_data_paths(),
         },
         "components": {
             "securitySchemes": {

@@ -1,23 +1,40 @@
-"""Samples of a trigger: list them, paste one (capture arming lives with the triggers).
+"""Samples of a trigger: capture one (arm, disarm), paste one, list them, delete one.
 
 A pasted sample is held to what a live request could have been (`mapper.sample`
 checks it), so that a mapping previewed on it sees what it would see live, and
 is refused with the status the live request would get: 413 `body_too_large`,
 431 `headers_too_large`, 415 `unsupported_media_type`, 422 for a field HTTP
-could not carry.
+could not carry, 400 `invalid_body` for a body that does not parse as its
+content type says (the hook refuses it before any mapping runs).
+
+An armed capture takes the next request instead of running it, a production
+one on a live trigger: so it lapses, by default after CAPTURE_SECONDS, as a
+CLI `listen` session ends (store.triggers reads a lapsed one as not armed).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ingress.api.common import environment, json_object, read_found, services
+from ingress.api.common import (
+    delete_found,
+    environment,
+    field,
+    json_object,
+    not_found,
+    parsed_object,
+    read_found,
+    refuse_unknown,
+    request_body,
+    services,
+)
 from ingress.api.triggers import webhook_trigger
 from ingress.api.views import sample_view
 from ingress.auth import admin_only
@@ -29,8 +46,13 @@ from ingress.verification import compile_verification
 from mapper.sample import SampleError, SampleLimits, mapping_input
 from mapper.sample import raw_request as checked_raw_request
 from store import samples, triggers
+from store.clock import iso, utcnow
 from store.samples import Sample
 from store.triggers import Trigger
+
+#: How long an armed capture waits for a request unless the arming says, and the longest it may.
+CAPTURE_SECONDS = 600
+MAX_CAPTURE_SECONDS = 3600
 
 #: The status of each `SampleError`: what a live request with the same fault is answered.
 SAMPLE_STATUSES = {
@@ -44,12 +66,13 @@ SAMPLE_STATUSES = {
 
 
 @contextmanager
-def sample_errors() -> Iterator[None]:
-    """A `SampleError` as the API answers it: its code, message and `path`, with the live status."""
+def sample_errors(path: str | None = None) -> Iterator[None]:
+    """A `SampleError` as the API answers it: its code, message and `path` (else the one given), with the
+    live status."""
     try:
         yield
     except SampleError as error:
-        raise ApiError(SAMPLE_STATUSES[error.code], error.code, error.message, path=error.path) from None
+        raise ApiError(SAMPLE_STATUSES[error.code], error.code, error.message, path=error.path or path) from None
 
 
 def live_limits(settings: Settings) -> SampleLimits:
@@ -75,6 +98,13 @@ def raw_request(
     return {**raw, "headers": redact_headers(raw["headers"], redacted)}
 
 
+def refuse_unreadable_body(raw: dict[str, Any]) -> None:
+    """A 400 `invalid_body` at `$.body` for a body that does not parse as its content type says, as the hook
+    answers such a request: a sample of it would preview what no live request of the trigger ever runs."""
+    with sample_errors(path="$.body"):
+        mapping_input(raw["method"], raw["path"], raw["headers"], raw["query"], raw["content_type"], raw["body"])
+
+
 def sample_input(sample: Sample) -> dict[str, Any]:
     """The mapping's `request` for a sample (400 if its body does not parse)."""
     with sample_errors():
@@ -82,6 +112,57 @@ def sample_input(sample: Sample) -> dict[str, Any]:
             sample.method, sample.path, sample.headers, sample.query, sample.content_type, sample.body
         )
     return request
+
+
+def capture_view(trigger: Trigger) -> dict[str, Any]:
+    """Whether capture is armed, until when, and the trigger's mode: armed on a live trigger, it takes the next
+    production request instead of starting the flow (the editor warns)."""
+    expires_at = trigger.capture_expires_at
+    return {
+        "triggerId": trigger.id,
+        "armed": trigger.capture_armed,
+        "expiresAt": None if expires_at is None else iso(expires_at),
+        "mode": trigger.mode,
+    }
+
+
+async def capture_seconds(request: Request) -> int:
+    """How long to wait for the request: the optional body's `expiresInSeconds`, CAPTURE_SECONDS without it."""
+    raw = await request_body(request)
+    data = parsed_object(raw) if raw.strip() else {}
+    refuse_unknown(data, {"expiresInSeconds"})
+    seconds: int = field(
+        data,
+        "expiresInSeconds",
+        lambda value: type(value) is int and 1 <= value <= MAX_CAPTURE_SECONDS,
+        f"an integer from 1 to {MAX_CAPTURE_SECONDS}",
+        CAPTURE_SECONDS,
+    )
+    return seconds
+
+
+async def _set_capture(request: Request, env: str, trigger_id: str, seconds: int | None) -> Response:
+    """Arm capture for `seconds`, or disarm it (None)."""
+    expires_at = None if seconds is None else utcnow() + timedelta(seconds=seconds)
+    changed = await services(request).store.write(lambda conn: triggers.set_capture(conn, env, trigger_id, expires_at))
+    if changed is None:  # deleted meanwhile
+        raise not_found("trigger", trigger_id)
+    services(request).configuration_changed()
+    return json_response(capture_view(changed))
+
+
+@admin_only
+async def arm_capture(request: Request) -> Response:
+    env = await environment(request)
+    trigger = await webhook_trigger(request, env, "capture")
+    return await _set_capture(request, env, trigger.id, await capture_seconds(request))
+
+
+@admin_only
+async def disarm_capture(request: Request) -> Response:
+    env = await environment(request)
+    trigger = await webhook_trigger(request, env, "capture")
+    return await _set_capture(request, env, trigger.id, None)
 
 
 @admin_only
@@ -99,6 +180,7 @@ async def paste_sample(request: Request) -> Response:
     trigger = await webhook_trigger(request, env, "samples to paste")
     settings = services(request).settings
     raw = raw_request(await json_object(request), f"/hooks/{trigger.hook_id}", settings, verifier_headers(trigger))
+    refuse_unreadable_body(raw)
     raw["path"], raw["query"] = redact_path(raw["path"]), redact_query(raw["query"])  # as a captured sample's
     sample = samples.new_sample(trigger.id, "pasted", **raw)
     await services(request).store.write(
@@ -107,7 +189,20 @@ async def paste_sample(request: Request) -> Response:
     return json_response(sample_view(sample), 201)
 
 
+@admin_only
+async def delete_sample(request: Request) -> Response:
+    env = await environment(request)
+    trigger_id, sample_id = request.path_params["trigger_id"], request.path_params["sampleId"]
+    await read_found(request, "trigger", trigger_id, lambda conn: triggers.get_trigger(conn, env, trigger_id))
+    return await delete_found(
+        request, "sample", sample_id, lambda conn: samples.delete_sample(conn, trigger_id, sample_id)
+    )
+
+
 routes = [
+    Route("/triggers/{trigger_id}/capture", arm_capture, methods=["POST"]),
+    Route("/triggers/{trigger_id}/capture", disarm_capture, methods=["DELETE"]),
     Route("/triggers/{trigger_id}/samples", list_samples, methods=["GET"]),
     Route("/triggers/{trigger_id}/samples", paste_sample, methods=["POST"]),
+    Route("/triggers/{trigger_id}/samples/{sampleId}", delete_sample, methods=["DELETE"]),
 ]

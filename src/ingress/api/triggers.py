@@ -1,4 +1,4 @@
-"""Triggers: every flow's API trigger, webhook, event and segment triggers: create, read, change, delete, arm capture.
+"""Triggers: every flow's API trigger, webhook, event and segment triggers: create, read, change, delete.
 
 Everything is checked before it is saved and a config that cannot work is
 refused (fail closed): the mapping must compile (422 with its location), the
@@ -401,26 +401,6 @@ async def delete_trigger(request: Request) -> Response:
     return response
 
 
-async def _set_capture(request: Request, armed: bool) -> Response:
-    env = await environment(request)
-    trigger = await webhook_trigger(request, env, "capture")
-    await services(request).store.write(
-        lambda conn: triggers.update_trigger(conn, env, trigger.id, {"capture_armed": armed})
-    )
-    services(request).configuration_changed()
-    return json_response({"triggerId": trigger.id, "armed": armed})
-
-
-@admin_only
-async def arm_capture(request: Request) -> Response:
-    return await _set_capture(request, True)
-
-
-@admin_only
-async def disarm_capture(request: Request) -> Response:
-    return await _set_capture(request, False)
-
-
 routes = [
     Route("/action-flows/{flow_id}/triggers", create_trigger, methods=["POST"]),
     Route("/action-flows/{flow_id}/triggers", list_flow_triggers, methods=["GET"]),
@@ -428,6 +408,4 @@ routes = [
     Route("/triggers/{trigger_id}", get_trigger, methods=["GET"]),
     Route("/triggers/{trigger_id}", patch_trigger, methods=["PATCH"]),
     Route("/triggers/{trigger_id}", delete_trigger, methods=["DELETE"]),
-    Route("/triggers/{trigger_id}/capture", arm_capture, methods=["POST"]),
-    Route("/triggers/{trigger_id}/capture", disarm_capture, methods=["DELETE"]),
 ]

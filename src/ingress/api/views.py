@@ -74,6 +74,7 @@ def _webhook_fields(trigger: Trigger, base_url: str) -> dict[str, Any]:
         "verification": public_view(trigger.verification),
         "allowedIps": trigger.allowed_ips,
         "captureArmed": trigger.capture_armed,
+        "captureExpiresAt": _optional_iso(trigger.capture_expires_at),
     }
 
 

@@ -16,6 +16,7 @@ export class ApiError extends Error {
     const where = [];
     if (this.path) where.push(`at ${this.path}`);
     if (this.line) where.push(`line ${this.line}${this.column ? `, column ${this.column}` : ""}`);
+    else if (this.column) where.push(`column ${this.column}`); // of a one-line expression (JMESPath)
     const status = this.status ? `${this.status} ` : "";
     return `${this.message}${where.length ? ` (${where.join(", ")})` : ""} [${status}${this.code}]`;
   }
@@ -28,6 +29,13 @@ export class Api {
     this.token = token;
     this.env = env;
     this.onUnauthorized = onUnauthorized;
+    this.tokenRefused = false; // the server answered 401 to the token: what runs by itself waits for another
+  }
+
+  /** Go on with another token (the server stopped taking this one). */
+  useToken(token) {
+    this.token = token;
+    this.tokenRefused = false;
   }
 
   get(path) {
@@ -102,7 +110,10 @@ export class Api {
     }
     if (response.ok) return { data, revision: revisionOf(response) };
     const error = new ApiError(response.status, data?.error ?? { code: "http_error", message: `HTTP ${response.status}` });
-    if (response.status === 401) this.onUnauthorized(error);
+    if (response.status === 401) {
+      this.tokenRefused = true;
+      this.onUnauthorized(error);
+    }
     throw error;
   }
 }

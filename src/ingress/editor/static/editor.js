@@ -4,11 +4,12 @@
 import { Api } from "./api.js";
 import { byId, canonical, clock, h, say } from "./dom.js";
 import { hasHook, hasMapping, identity } from "./kinds.js";
-import { MappingForm } from "./mapping.js";
+import { MappingForm, fieldError, leftOutFields } from "./mapping.js";
 import { Preview } from "./preview.js";
 import { RequestsPanel } from "./requests.js";
 import { SampleBody } from "./sample-body.js";
 import { SamplesPanel } from "./samples.js";
+import { SendTest } from "./send-test.js";
 
 const SESSION_KEY = "flowhook.editor"; // sessionStorage only: the token leaves with the tab
 const PREVIEW_DELAY_MS = 300;
@@ -36,6 +37,7 @@ const mapping = new MappingForm(() => {
   schedulePreview();
 });
 const preview = new Preview();
+const sendTest = new SendTest();
 const samples = new SamplesPanel((sampleId) => {
   state.sampleId = sampleId;
   schedulePreview();
@@ -48,8 +50,16 @@ const requests = new RequestsPanel(async (sampleId) => {
 
 // --- Sign-in -----------------------------------------------------------------------------------------
 
+/** The API with `token`. When the server stops taking it (a rotated token, a restart with another), a trigger
+ * open stays as it is, unsaved edits included, and the token is asked for again; with none open the page
+ * signs out. A sign-in attempt's 401 is for its own form to show. */
 function api(token, env) {
-  return new Api(token, env, (error) => signOut(`Signed out: ${error.describe()}`));
+  const made = new Api(token, env, (error) => {
+    if (made !== state.api) return;
+    if (state.trigger) askToken(error);
+    else signOut(`Signed out: ${error.describe()}`);
+  });
+  return made;
 }
 
 async function signIn(event) {
@@ -80,7 +90,40 @@ async function start(signedIn) {
   await openFromHash();
 }
 
+/** Ask for the token again over the page, which is left as it is. */
+function askToken(error) {
+  say(
+    byId("reauth-message"),
+    `The server no longer takes the admin token this page signed in with: ${error.describe()}. ` +
+      "Sign in again to go on: the trigger stays open, with your unsaved changes. A save it refused is not " +
+      "retried: save again.",
+  );
+  const dialog = byId("reauth");
+  if (dialog.open) return;
+  say(byId("reauth-error"), "");
+  dialog.showModal();
+}
+
+/** Take the token typed in the prompt once the server takes it, and go on where the page was. */
+async function signInAgain(event) {
+  event.preventDefault();
+  const token = byId("reauth-token").value.trim();
+  try {
+    await new Api(token, state.api.env).get("/action-flows");
+  } catch (error) {
+    say(byId("reauth-error"), `Sign-in failed: ${error.describe()}`);
+    return;
+  }
+  state.api.useToken(token); // the panels hold this Api: they go on with the new token too
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify({ token, env: state.api.env }));
+  byId("reauth-token").value = "";
+  byId("reauth").close();
+  if (state.trigger) schedulePreview(); // the one refused, or its answer dropped
+  else await openFromHash(); // it failed to open for want of the token
+}
+
 function signOut(message) {
+  byId("reauth").close();
   sessionStorage.removeItem(SESSION_KEY);
   closeTrigger();
   state.api = null;
@@ -454,6 +497,7 @@ async function overwrite() {
 // --- Preview -----------------------------------------------------------------------------------------
 
 function schedulePreview() {
+  sendTest.pending(state.trigger?.id ?? null); // until this preview shows a valid output
   clearTimeout(state.previewTimer);
   state.previewTimer = setTimeout(runPreview, PREVIEW_DELAY_MS);
 }
@@ -462,19 +506,26 @@ async function runPreview() {
   const run = ++state.previewRun;
   if (!state.trigger) return;
   const sample = previewSample();
-  if (!sample) return;
+  if (!sample) {
+    mapping.noteFields(new Map());
+    return;
+  }
   preview.running();
   // The trigger, not just its flow: the preview applies the variables its requests do (its mode's version).
-  const body = { mapping: mapping.spec(), ...sample, triggerId: state.trigger.id };
+  const spec = mapping.spec();
+  const body = { mapping: spec, ...sample, triggerId: state.trigger.id };
   try {
     const result = await state.api.post("/mappings/preview", body);
     if (run !== state.previewRun) return; // a later edit has been sent since
     preview.result(result);
+    sendTest.ready(state.api, body, result);
     mapping.markLine(result.error?.line);
+    mapping.noteFields(leftOutFields(spec, result.output));
   } catch (error) {
     if (run !== state.previewRun) return;
     preview.refused(error);
     mapping.markLine(error.line);
+    mapping.noteFields(fieldError(spec, error));
   }
 }
 
@@ -506,10 +557,13 @@ async function copyUrl() {
 }
 
 byId("signin").addEventListener("submit", signIn);
-byId("signout").addEventListener("click", () => {
-  if (isDirty() && !confirm("Discard the unsaved changes to this mapping?")) return;
-  signOut("");
-});
+byId("reauth-form").addEventListener("submit", signInAgain);
+for (const button of [byId("signout"), byId("reauth-signout")]) {
+  button.addEventListener("click", () => {
+    if (isDirty() && !confirm("Discard the unsaved changes to this mapping?")) return;
+    signOut("");
+  });
+}
 byId("reload-flows").addEventListener("click", loadFlows);
 byId("copy-url").addEventListener("click", copyUrl);
 byId("mode").addEventListener("change", (event) => setMode(event.target.value));

@@ -8,6 +8,7 @@ import { hasHook } from "./kinds.js";
 
 const PAGE_SIZE = 20; // requests listed at a time; "Load more" follows the cursor
 const REPLAY_PAGE_SIZE = 100; // the most a bulk replay call takes
+const POLL_MS = 3000; // how often the list looks for new requests while the tab is visible
 
 const when = (iso) => new Date(iso).toLocaleString();
 const json = (value) => JSON.stringify(value, null, 2);
@@ -85,6 +86,9 @@ export class RequestsPanel {
     this.entries = [];
     this.cursor = null;
     this.loading = null; // the query of the page asked for last: only its answer is shown
+    this.loads = 0; // pages asked for so far: a poll's answer is dropped if one was asked for meanwhile
+    this.poller = null;
+    this.polling = false;
     this.selected = null;
     this.filter.addEventListener("change", () => this.refresh());
     byId("requests-refresh").addEventListener("click", () => this.refresh());
@@ -100,9 +104,12 @@ export class RequestsPanel {
     this.trigger = trigger;
     this.section.hidden = false;
     this.refresh();
+    this.poller = setInterval(() => this.poll(), POLL_MS);
   }
 
   close() {
+    clearInterval(this.poller);
+    this.poller = null;
     this.trigger = null;
     this.entries = [];
     this.selected = null;
@@ -127,6 +134,7 @@ export class RequestsPanel {
     if (filter) query.set("status", filter);
     if (cursor) query.set("cursor", cursor);
     this.loading = query.toString();
+    this.loads += 1;
     let page;
     try {
       page = await this.api.get(triggerPath(trigger.id, `/requests?${query}`));
@@ -140,36 +148,78 @@ export class RequestsPanel {
     this.render();
   }
 
+  /** Look for requests logged since the list was read (while the tab is visible), and put them at its head:
+   * the rest of the list (pages loaded, the one picked, the focus, where it is scrolled to) stays as it is.
+   * More new ones than a page starts the list again, as Refresh does. While the server refuses the token,
+   * polls wait for another rather than ask for it every few seconds. */
+  async poll() {
+    const { trigger, loads } = this;
+    if (!trigger || this.polling || this.api.tokenRefused || document.visibilityState !== "visible") return;
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    if (this.filter.value) query.set("status", this.filter.value);
+    this.polling = true;
+    let page;
+    try {
+      page = await this.api.get(triggerPath(trigger.id, `/requests?${query}`));
+    } catch {
+      return; // the next poll tries again (a 401 has the token asked for again)
+    } finally {
+      this.polling = false;
+    }
+    if (this.trigger !== trigger || this.loads !== loads) return; // a page, a filter or a trigger asked for since
+    const known = new Set(this.entries.map((entry) => entry.id));
+    const seen = page.data.findIndex((entry) => known.has(entry.id));
+    if (page.data.length === 0 || seen === 0) return;
+    if (seen === -1) {
+      this.entries = page.data;
+      this.cursor = page.nextCursor;
+      this.render();
+      return;
+    }
+    const fresh = page.data.slice(0, seen);
+    this.entries = [...fresh, ...this.entries];
+    const height = this.list.scrollHeight;
+    this.list.prepend(...fresh.map((entry) => this.item(entry)));
+    if (this.list.scrollTop > 0) this.list.scrollTop += this.list.scrollHeight - height; // the same rows in view
+  }
+
   render() {
-    const items = this.entries.map((entry) =>
-      h(
-        "li",
-        {},
-        h(
-          "button",
-          {
-            type: "button",
-            class: "request",
-            "data-request-id": entry.id,
-            "data-status": String(entry.status).charAt(0),
-            "aria-current": entry.id === this.selected ? "true" : null,
-            onclick: () => this.show(entry.id),
-          },
-          summary(entry),
-        ),
-      ),
-    );
+    const items = this.entries.map((entry) => this.item(entry));
     const none = this.filter.value ? "No requests with this status." : "No requests logged yet.";
     if (items.length === 0) items.push(h("li", { class: "muted" }, none));
     this.list.replaceChildren(...items);
     this.more.hidden = !this.cursor;
   }
 
+  /** The entry's row: a button that shows it. */
+  item(entry) {
+    return h(
+      "li",
+      {},
+      h(
+        "button",
+        {
+          type: "button",
+          class: "request",
+          "data-request-id": entry.id,
+          "data-status": String(entry.status).charAt(0),
+          "aria-current": entry.id === this.selected ? "true" : null,
+          onclick: () => this.show(entry.id),
+        },
+        summary(entry),
+      ),
+    );
+  }
+
   /** One request as the log keeps it, with what can be done with it. */
   async show(requestId) {
     const { trigger } = this;
     this.selected = requestId;
-    this.render();
+    // Marked in place, not drawn again: the row clicked keeps the focus.
+    for (const button of this.list.querySelectorAll("button.request")) {
+      if (button.dataset.requestId === requestId) button.setAttribute("aria-current", "true");
+      else button.removeAttribute("aria-current");
+    }
     let entry;
     try {
       entry = await this.api.get(`/requests/${encodeURIComponent(requestId)}`);

@@ -1,10 +1,12 @@
-// Samples of one trigger: the list (newest first) to pick the previewed one, capture, and paste.
+// Samples of one trigger: the list (newest first) to pick the previewed one or delete one, capture, and paste.
 
 import { triggerPath } from "./api.js";
 import { byId, clock, h, say } from "./dom.js";
 
 const POLL_MS = 1000;
 const SUMMARY_CHARS = 80;
+const LIVE_WARNING =
+  "The trigger is live: the next production request will be captured instead of starting the flow.";
 
 function summary(sample) {
   return `${sample.source} · ${sample.method} · ${sample.contentType ?? "no content type"} · ${clock(sample.createdAt)}`;
@@ -27,6 +29,7 @@ export class SamplesPanel {
       event.preventDefault();
       this.paste();
     });
+    window.addEventListener("pagehide", () => this.leavePage());
   }
 
   /** Show `trigger`'s samples, selecting the newest; wait for a capture already armed. */
@@ -39,7 +42,7 @@ export class SamplesPanel {
     say(this.pasteError, "");
     await this.refresh();
     this.select(this.samples[0]?.id ?? null);
-    if (trigger.captureArmed) this.wait(new Set(this.samples.map((sample) => sample.id)));
+    if (trigger.captureArmed) this.wait(new Set(this.samples.map((sample) => sample.id)), trigger.captureExpiresAt);
   }
 
   /** The trigger changed (its mode): what the waiting message says follows it. */
@@ -52,6 +55,22 @@ export class SamplesPanel {
   close() {
     if (this.waiting) this.api.delete(triggerPath(this.trigger.id, "/capture")).catch(() => {});
     this.stopWaiting();
+  }
+
+  /** The page goes away (closed, reloaded, left) while waiting: disarm, or the capture would take the next
+   * request, a production one on a live trigger, with nobody waiting for it. The call has to outlive the page:
+   * `fetch` with `keepalive` (`navigator.sendBeacon` cannot send the Authorization header). The server lets an
+   * arming lapse anyway (`expiresAt`), for a browser that never sends it. */
+  leavePage() {
+    if (!this.waiting) return;
+    fetch(`/v1/${encodeURIComponent(this.api.env)}${triggerPath(this.trigger.id, "/capture")}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${this.api.token}` },
+      keepalive: true,
+      credentials: "omit",
+    }).catch(() => {});
+    this.stopWaiting();
+    say(this.status, "Capture was disarmed when the page was left.");
   }
 
   async refresh() {
@@ -75,6 +94,16 @@ export class SamplesPanel {
         { "data-sample-id": sample.id },
         radio,
         h("label", { for: id }, h("span", {}, summary(sample)), h("code", { class: "body" }, body || "(empty body)")),
+        h(
+          "button",
+          {
+            type: "button",
+            class: "small",
+            "aria-label": `Delete sample: ${summary(sample)}`,
+            onclick: () => this.remove(sample),
+          },
+          "Delete",
+        ),
       );
     });
     if (items.length === 0) items.push(h("li", { class: "muted" }, "No samples yet: capture a request or paste one."));
@@ -90,36 +119,67 @@ export class SamplesPanel {
     this.onSelect(sampleId);
   }
 
-  /** Arm capture, then wait for the sample it makes. */
+  /** `DELETE …/samples/{id}`, then the list as it now is; the preview moves to the newest if it ran on that one. */
+  async remove(sample) {
+    let problem = null;
+    try {
+      await this.api.delete(triggerPath(this.trigger.id, `/samples/${encodeURIComponent(sample.id)}`));
+    } catch (error) {
+      problem = `Could not delete the sample: ${error.describe()}`;
+    }
+    await this.refresh();
+    if (!this.samples.some((found) => found.id === this.selected)) this.select(this.samples[0]?.id ?? null);
+    if (this.waiting) this.showWaiting(problem ?? "");
+    else say(this.status, problem ?? `Deleted the ${sample.source} sample of ${clock(sample.createdAt)}.`);
+  }
+
+  /** Arm capture, then wait for the sample it makes (until the arming lapses). */
   async capture() {
     say(this.status, "");
     await this.refresh();
     const known = new Set(this.samples.map((sample) => sample.id));
+    let armed;
     try {
-      await this.api.post(triggerPath(this.trigger.id, "/capture"));
+      armed = await this.api.post(triggerPath(this.trigger.id, "/capture"));
     } catch (error) {
       say(this.status, `Could not arm capture: ${error.describe()}`);
       return;
     }
-    this.wait(known);
+    this.wait(known, armed.expiresAt);
   }
 
-  wait(known) {
+  /** Poll until a new captured sample shows up, or the trigger is no longer armed without one: the arming
+   * lapsed (`expiresAt`), or was cancelled elsewhere. */
+  wait(known, expiresAt) {
     const waiting = { known, timer: null };
     this.waiting = waiting;
     this.captureButton.hidden = true;
     this.cancelButton.hidden = false;
     this.showWaiting();
     const poll = async () => {
-      let samples;
+      if (this.api.tokenRefused) {
+        // Signed out under the page: asking again each second would reopen the sign-in; wait for a new token.
+        waiting.timer = setTimeout(poll, POLL_MS);
+        return;
+      }
+      let armed = true;
+      let samples = null;
       try {
+        // The trigger first: disarmed by a capture, it has its sample by the time the samples are read.
+        armed = (await this.api.get(triggerPath(this.trigger.id))).captureArmed;
         samples = (await this.api.get(triggerPath(this.trigger.id, "/samples"))).data;
       } catch (error) {
-        samples = null;
         if (this.waiting === waiting) this.showWaiting(error.describe());
       }
       if (this.waiting !== waiting) return; // cancelled, or another trigger opened, meanwhile
       const captured = samples?.find((sample) => !known.has(sample.id) && sample.source === "captured");
+      if (!captured && samples && !armed) {
+        this.stopWaiting();
+        const lapsed = expiresAt && Date.now() >= Date.parse(expiresAt);
+        const why = lapsed ? `it lapsed at ${clock(expiresAt)} with no request` : "it was cancelled elsewhere";
+        say(this.status, `Capture is no longer armed: ${why}. Capture again to wait for a request.`);
+        return;
+      }
       if (!captured) {
         waiting.timer = setTimeout(poll, POLL_MS);
         return;
@@ -136,6 +196,7 @@ export class SamplesPanel {
   showWaiting(problem = "") {
     let text = `Waiting for a request to ${this.trigger.url}…`;
     if (this.trigger.mode === "disabled") text += " The trigger is disabled: requests are refused before capture.";
+    if (this.trigger.mode === "live") text += ` ${LIVE_WARNING}`;
     say(this.status, problem ? `${text} (${problem})` : text);
     this.status.dataset.state = "waiting";
   }
