@@ -2,7 +2,8 @@
 
 `/healthz` says the process answers; this says its parts work: the store
 answers a read in time, the writer that makes every 202 durable is running
-(and its last flushes of the write-ahead log worked),
+(its last flushes of the write-ahead log worked, and the database's files
+are still those it writes: once replaced, not until a restart),
 and the sandbox pool has a worker to map JavaScript. A 503 names what is
 not, so a balancer sends the traffic elsewhere while it recovers (a crashed
 sandbox worker is replaced within moments; a store that stopped answering
@@ -40,7 +41,9 @@ async def readiness(request: Request) -> Response:
     services: Services = request.app.state.services
     checks = {
         "store": await _store_answers(services),
-        "writer": services.store.writer.running and not services.store.writer.flush_failed_within(FLUSH_FAILED_SECONDS),
+        "writer": services.store.writer.running
+        and not services.store.writer.flush_failed_within(FLUSH_FAILED_SECONDS)
+        and services.store.files_in_place(),
         "sandbox": any(worker.pid is not None for worker in services.pool.workers),
     }
     ready = all(checks.values())

@@ -19,7 +19,7 @@ from sqlalchemy.engine import URL, Connection
 from store.engine import READ_POOL_SIZE, Engines, create_engines, fsync_directory
 from store.environments import DEFAULT_ENVIRONMENT, create_environment
 from store.migrations import migrate
-from store.writer import BatchApply, GroupCommitWriter
+from store.writer import BatchApply, GroupCommitWriter, NotDurable
 
 T = TypeVar("T")
 
@@ -41,7 +41,10 @@ class Store:
         """
         engines = await asyncio.to_thread(_prepare, url)
         flush = engines.flush if fsync else None
-        writer = GroupCommitWriter(engines.write, max_batch=max_batch, flush=flush, lock=engines.write_lock)
+        verify = engines.flush.verify if engines.flush is not None else None
+        writer = GroupCommitWriter(
+            engines.write, max_batch=max_batch, flush=flush, lock=engines.write_lock, verify=verify
+        )
         writer.start()
         return cls(engines, writer)
 
@@ -49,6 +52,17 @@ class Store:
         await self.writer.close()
         self._readers.shutdown()
         self.engines.dispose()
+
+    def files_in_place(self) -> bool:
+        """Whether the database's files at their paths are those this process writes (store.engine.WalFlush):
+        once one is deleted or replaced, every write is refused until a restart."""
+        if self.engines.flush is None:
+            return True
+        try:
+            self.engines.flush.verify()
+        except NotDurable:
+            return False
+        return True
 
     async def read(self, query: Callable[[Connection], T]) -> T:
         """Run `query` on a read connection (its own transaction) off the event loop."""

@@ -43,10 +43,10 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,8 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
+
+from store.writer import NotDurable
 
 SQLITE_PRAGMAS = (
     "PRAGMA synchronous=NORMAL",
@@ -63,6 +65,8 @@ SQLITE_PRAGMAS = (
 READ_POOL_SIZE = 4
 WAL_SWITCH_ATTEMPTS = 200
 WAL_SWITCH_PAUSE_S = 0.01
+
+log = logging.getLogger("flowhook.store")
 
 
 class WriteLock:
@@ -99,7 +103,7 @@ class Engines:
 
     write: Engine
     read: Engine
-    flush: Callable[[], None] | None = None
+    flush: WalFlush | None = None
     write_lock: WriteLock | None = None
 
     def dispose(self) -> None:
@@ -186,7 +190,7 @@ def _configure_sqlite(engine: Engine, begin: str) -> None:
 
 class WalFlush:
     """fsync of the database's write-ahead log: the file, whichever descriptor wrote it, of the database now
-    at the path.
+    at the path; and the check, before each write transaction, that the files are still those.
 
     While a connection is open SQLite keeps the log where it is: checkpoints
     rewind or truncate it in place, and only the last connection to close
@@ -197,12 +201,21 @@ class WalFlush:
     a database file missing or replaced (the log left in place). SQLite goes
     on committing into the files it holds open, which are no longer the
     database's: fsyncing the path would prove nothing, so the flush raises
-    (OSError) and the writes it covers are not acknowledged, until a restart
-    opens the files then at the path. So does the one legitimate absence,
-    the write connection lost with no other open: in doubt, a 503
-    (store.writer.NotDurable) rather than an acknowledgement. Checking the
-    database costs one `stat` per flush (~2 µs, against ~50 µs for the
-    fsync of a log with nothing to write back, milliseconds with).
+    (OSError) and the writes it covers are not acknowledged. So does the one
+    legitimate absence, the write connection lost with no other open: in
+    doubt, a 503 (store.writer.NotDurable) rather than an acknowledgement.
+
+    The flush comes after COMMIT, too late for a database replaced with its
+    log left in place: the commit went into that log, where connections
+    opened since (the executor's reads, the next start) read it over the
+    other file, so a write refused after it was in fact kept, and a backup
+    restored over the file was overwritten by it. So each write transaction
+    is first checked (`verify`): while either file at its path is not the one
+    opened, every write is refused before it begins, so until a restart
+    opens the files then in place (a replacement between the check and the
+    COMMIT, microseconds, is still only caught by the flush). Each check
+    costs a `stat` or two (~2 µs each, against ~50 µs for the fsync of a log
+    with nothing to write back, milliseconds with).
     """
 
     def __init__(self, database: Path) -> None:
@@ -210,12 +223,34 @@ class WalFlush:
         self._path = database.with_name(database.name + "-wal")
         self._opened: tuple[int, int] | None = None  # (st_dev, st_ino) of the write connection's database
         self._log: tuple[int, int] | None = None  # and of its log
+        self._noted: str | None = None  # what `verify` last found wrong, for its log lines
 
     def connected(self, *_connect_event: object) -> None:
         """The write engine opened a connection: its files are those now at the paths (a new database has
         no log before its first write; the first flush then takes the one it finds)."""
         self._opened = _found(self._database)  # None, gone already: every flush fails
         self._log = _found(self._path)
+
+    def verify(self) -> None:
+        """Before a write transaction, on the write connection: raise NotDurable if the database or its log at
+        the path is not the file the connection opened. A replaced file is not coming back; a directory moved
+        away and back (the same files) is writable again."""
+        problem = self._mismatch()
+        if problem != self._noted:  # a line when it starts, one when it ends
+            if problem is None:
+                log.warning("the database's files are in place again: writes resume")
+            else:
+                log.error("%s under this process: writes are refused until a restart", problem)
+            self._noted = problem
+        if problem is not None:
+            raise NotDurable(f"{problem}; writes are refused until a restart")
+
+    def _mismatch(self) -> str | None:
+        if _found(self._database) != self._opened:
+            return f"the database file {self._database} was deleted or replaced"
+        if self._log is not None and _found(self._path) != self._log:
+            return f"the write-ahead log {self._path} was deleted or replaced"
+        return None
 
     def __call__(self) -> None:
         descriptor = os.open(self._path, os.O_RDONLY)  # FileNotFoundError: the log is gone

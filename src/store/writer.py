@@ -14,6 +14,8 @@ on a thread of their own and overlap the next batch's transaction: batch N+1
 is written while batch N's fsync is under way, and one fsync covers every
 batch committed before it started. A flush that fails fails every write it
 covers with `NotDurable`: committed, perhaps, but nobody may be told so.
+Before each transaction `verify` may refuse it the same way, uncommitted
+(SQLite's files replaced under the process, store.engine.WalFlush.verify).
 
 If a batch fails, it is rolled back and each item is retried alone, so one bad
 write fails only its own caller. Ad-hoc writes (`run`) each get a SAVEPOINT,
@@ -98,10 +100,12 @@ class GroupCommitWriter:
         max_batch: int = 512,
         flush: Flush | None = None,
         lock: AbstractContextManager[Any] | None = None,
+        verify: Callable[[], None] | None = None,
     ) -> None:
         self._engine = engine
         self._max_batch = max_batch
         self._flush = flush
+        self._verify = verify  # raises NotDurable when no write may begin (store.engine.WalFlush.verify)
         self._lock = lock or nullcontext()  # held around each transaction (store.engine.WriteLock)
         self._incoming: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._committed: queue.SimpleQueue[_Outcomes | None] = queue.SimpleQueue()
@@ -228,6 +232,8 @@ class GroupCommitWriter:
         try:
             results = self._apply(items)
         except Exception as error:  # noqa: BLE001 - each caller gets its own outcome below
+            if isinstance(error, NotDurable):  # the store's, not a write's: each alone would meet it again
+                return [_Failed(error)] * len(items)
             if len(items) > 1:
                 log.warning("group commit of %d writes failed (%s); retrying one by one", len(items), error)
                 return [outcome for item in items for outcome in self._commit([item])]
@@ -244,11 +250,14 @@ class GroupCommitWriter:
         for index, (apply, _) in enumerate(items):
             groups.setdefault(apply, []).append(index)
         results: list[Any] = [None] * len(items)
-        with self._lock, self._engine.begin() as conn:
-            for apply, indexes in groups.items():
-                outcomes = apply(conn, [items[i][1] for i in indexes])
-                for index, outcome in zip(indexes, outcomes, strict=True):
-                    results[index] = outcome
+        with self._lock, self._engine.connect() as conn:
+            if self._verify is not None:  # on the connection: a new one has told `verify` its files
+                self._verify()
+            with conn.begin():
+                for apply, indexes in groups.items():
+                    outcomes = apply(conn, [items[i][1] for i in indexes])
+                    for index, outcome in zip(indexes, outcomes, strict=True):
+                        results[index] = outcome
         return results
 
 
