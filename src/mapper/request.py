@@ -103,8 +103,8 @@ def exact_text(raw_body: bytes, content_type: str | None, *, cut: bool = False) 
 
 
 def _decoded(raw_body: bytes, content_type: str | None, cut: bool, errors: str) -> str:
-    decoder = codecs.getincrementaldecoder(text_codec(declared_charset(content_type)) or UTF8)(errors=errors)
-    return decoder.decode(raw_body, final=not cut)
+    codec = body_codec(raw_body, text_codec(declared_charset(content_type)) or UTF8)
+    return codecs.getincrementaldecoder(codec)(errors=errors).decode(raw_body, final=not cut)
 
 
 def body_bytes(text: str, content_type: str | None) -> bytes:
@@ -133,6 +133,19 @@ def flatten_query(query: Mapping[str, list[str] | str] | str) -> dict[str, str |
 
 BYTE_ORDER_MARK = "\ufeff"
 #: orjson's own nesting limit: a deeper body is valid JSON that no mapping can be given (docs/webhooks.md).
+#: The byte order marks of UTF-16 and UTF-32: without one, RFC 2781 (§4.3) reads the text as big-endian.
+_UNMARKED = {"utf-16": (codecs.BOM_UTF16_BE, codecs.BOM_UTF16_LE), "utf-32": (codecs.BOM_UTF32_BE, codecs.BOM_UTF32_LE)}
+
+
+def body_codec(raw_body: bytes, codec: str) -> str:
+    """`codec` as it reads this body: UTF-16 or UTF-32 without a byte order mark is big-endian (RFC 2781), where
+    Python's decoders take the machine's order, or refuse the body outright when reading it in pieces."""
+    marks = _UNMARKED.get(codecs.lookup(codec).name)
+    if marks is None or raw_body.startswith(marks):
+        return codec
+    return f"{codecs.lookup(codec).name}-be"
+
+
 READABLE_DEPTH = 1024
 
 
@@ -150,7 +163,7 @@ def parse_body(raw_body: bytes, media: str, codec: str = UTF8) -> tuple[Any, str
     """
     encoding = "UTF-8" if codec == UTF8 else codec  # as messages name it
     try:
-        text = raw_body.decode(codec)
+        text = raw_body.decode(body_codec(raw_body, codec))
     except UnicodeError as error:
         where = f" (byte {error.start})" if isinstance(error, UnicodeDecodeError) else ""
         raise RequestBodyError(f"body is not valid {encoding}{where}") from None

@@ -190,6 +190,22 @@ async def test_an_unknown_charset_is_415_before_the_signature_is_checked(flowhoo
     )
 
 
+async def test_a_utf16_body_is_read_big_endian_without_its_mark_and_refused_and_logged_when_it_is_not_utf16(
+    flowhook,
+) -> None:
+    trigger = await flowhook.trigger(mapping={"kind": "passthrough"})
+    content_type = "application/json; charset=utf-16"
+    sent = await flowhook.post(trigger, '{"targetUserIds": ["u1"]}'.encode("utf-16-be"), content_type=content_type)
+    assert sent.status_code == 202, sent.text
+    refused = await flowhook.post(trigger, b'{"targetUserIds": ["u1"]}', content_type=content_type)  # ASCII
+    assert (refused.status_code, refused.json()["error"]["code"]) == (400, "invalid_body")  # was a 500, unlogged
+    entry = await flowhook.entry(refused.json()["error"]["requestId"])
+    assert (entry["cause"], entry["message"]) == ("invalid_body", "body is not valid utf-16 (byte 24)")
+    url = f"/v1/default/triggers/{trigger['id']}/samples"
+    pasted = await flowhook.api.post(url, json={"body": '{"a": 1}', "contentType": content_type})
+    assert pasted.status_code == 201, pasted.text
+
+
 async def test_a_compressed_body_is_415(flowhook) -> None:
     trigger = await flowhook.trigger(mapping={"kind": "passthrough"})
     body = gzip.compress(b'{"targetUserIds": ["u1"]}')

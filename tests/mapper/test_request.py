@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from mapper import RequestBodyError, UnsupportedContentType, make_request
-from mapper.request import body_bytes, body_text, json_request
+from mapper.request import body_bytes, body_text, exact_text, json_request
 
 RECEIVED_AT = "2024-05-01T12:00:00.000Z"
 
@@ -225,6 +225,22 @@ def test_kept_bodies_round_trip_through_their_declared_charset() -> None:
         assert kept == "name=René"
         assert body_text(body_bytes(kept, content_type), content_type) == kept
     assert body_text(b"\xff", "text/plain; charset=klingon") == "\ufffd"  # an unknown charset is kept as UTF-8
+
+
+@pytest.mark.parametrize("charset", ["utf-16", "utf-32"])
+def test_utf16_and_utf32_without_a_byte_order_mark_are_big_endian(charset: str) -> None:
+    """RFC 2781: no mark, big-endian. Python's piecewise decoders refused such a body with an error no
+    caller expected (a 500 for the webhook, and no log entry); whole, they read it in the machine's order."""
+    content_type = f"application/json; charset={charset}"
+    unmarked = '{"a": "é"}'.encode(f"{charset}-be")
+    assert build(unmarked, content_type)["body"] == {"a": "é"}
+    assert body_text(unmarked, content_type) == exact_text(unmarked, content_type) == '{"a": "é"}'
+    assert body_text(unmarked[:-1], content_type, cut=True) == '{"a": "é"'  # the last character cut off
+    marked = '{"a": 1}'.encode(charset)  # with the machine's mark (little-endian here), read as marked
+    assert build(marked, content_type)["body"] == {"a": 1}
+    with pytest.raises(RequestBodyError, match=f"body is not valid {charset}"):
+        build(b'{"a":1}', content_type)  # ASCII bytes declared as UTF-16/32
+    assert exact_text(b'{"a":1}', content_type) is None  # kept with replacement characters, not an error
 
 
 def test_a_json_body_held_in_process_is_the_request_a_posted_one_would_be() -> None:
