@@ -47,7 +47,7 @@ class Judge:
             output = dict(output)  # `apply` replaces its `variables`; `mapped` keeps the mapping's own
             errors = self._variables.apply(output)
         if errors:
-            return MappingResult(ok=False, output=output, validation_errors=errors, logs=produced.logs)
+            return MappingResult(ok=False, output=output, validation_errors=errors, logs=produced.logs, mapped=mapped)
         return MappingResult(ok=True, output=output, logs=produced.logs, mapped=mapped)
 
 

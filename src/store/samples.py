@@ -94,21 +94,22 @@ def capture_batch(conn: Connection, captures: list[Capture]) -> list[bool]:
 
     Returns, per request, whether it was captured (False: someone else
     already took the armed slot, or the arming lapsed, and the request goes
-    on as a normal one). A lapsed arming is disarmed here, so that the
-    configurations cached while it was armed are read again.
+    on as a normal one). A lapsed arming is disarmed here as store.triggers
+    reads it (the next revision, updated when it lapsed), so that the row
+    says what is read.
     """
     outcomes: list[bool] = []
     for capture in captures:
         now = utcnow()
         armed = sa.update(triggers).where(triggers.c.id == capture.sample.trigger_id, triggers.c.capture_armed)
-        disarm = armed.values(
-            capture_armed=False, capture_expires_at=None, revision=triggers.c.revision + 1, updated_at=now
-        )
-        captured = conn.execute(disarm.where(triggers.c.capture_expires_at > now)).rowcount == 1
+        disarm = armed.values(capture_armed=False, capture_expires_at=None, revision=triggers.c.revision + 1)
+        taken = disarm.where(triggers.c.capture_expires_at > now).values(updated_at=now)
+        captured = conn.execute(taken).rowcount == 1
         if captured:
             insert_sample(conn, capture.sample, keep=capture.keep)
             insert_entries(conn, [capture.log])
-        else:
-            conn.execute(disarm)  # lapsed, if still armed
+        else:  # lapsed, if still armed
+            lapsed_at = sa.func.coalesce(triggers.c.capture_expires_at, triggers.c.updated_at)
+            conn.execute(disarm.values(updated_at=lapsed_at))
         outcomes.append(captured)
     return outcomes

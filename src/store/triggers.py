@@ -158,14 +158,24 @@ def insert_trigger(
     return trigger
 
 
+def _lapsed(armed: bool, expires_at: datetime | None) -> bool:
+    """Whether a stored arming has lapsed (one without an expiry predates expiries: store.migrations)."""
+    return armed and (expires_at is None or expires_at <= utcnow())
+
+
 def _as_read(row: Mapping[Any, Any]) -> Trigger:
-    """A trigger row as of now: a capture armed past its expiry is not armed, so the next request runs as
-    any other. Nothing disarms it on time (no background job); the row says armed until a request finds it
-    lapsed (store.samples.capture_batch) or the next arming or disarming writes over it."""
+    """A trigger row as of now. A capture armed past its expiry is not armed, so the next request runs as
+    any other; and the lapse is a change, as a disarming is: the trigger reads at the next revision, updated
+    when it lapsed, so that a revision (the `ETag`) names one representation, and hook configurations cached
+    while it was armed are read again (`hook_revisions`). Nothing writes the lapse on time (no background
+    job): the row says armed until a change writes over it (`update_trigger`, or a request that finds it
+    lapsed, store.samples.capture_batch), which stores what was read."""
     trigger = Trigger(**row)
-    expires_at = trigger.capture_expires_at
-    if trigger.capture_armed and (expires_at is None or expires_at <= utcnow()):
-        return replace(trigger, capture_armed=False, capture_expires_at=None)
+    if _lapsed(trigger.capture_armed, trigger.capture_expires_at):
+        lapsed_at = trigger.capture_expires_at or trigger.updated_at
+        return replace(
+            trigger, capture_armed=False, capture_expires_at=None, revision=trigger.revision + 1, updated_at=lapsed_at
+        )
     return trigger
 
 
@@ -177,9 +187,14 @@ def get_trigger(conn: Connection, environment_id: str, trigger_id: str) -> Trigg
 
 
 def _stored(conn: Connection, environment_id: str, trigger_id: str) -> Trigger | None:
+    row = _row(conn, environment_id, trigger_id)
+    return _as_read(row) if row else None
+
+
+def _row(conn: Connection, environment_id: str, trigger_id: str) -> Mapping[Any, Any] | None:
     query = sa.select(triggers).where(triggers.c.id == trigger_id, triggers.c.environment_id == environment_id)
     row = conn.execute(query).first()
-    return _as_read(row._mapping) if row else None
+    return row._mapping if row else None
 
 
 def _api_trigger(conn: Connection, environment_id: str, flow_id: str) -> ApiTrigger | None:
@@ -303,21 +318,24 @@ def update_trigger(
     """Apply column changes and bump the revision (cached configs key on it).
 
     With `if_revision_in`, only if the trigger's revision is one of those, else RevisionMismatch with the
-    trigger as it is. The UPDATE checks that the revision is still the one read, so a change committed by
-    another process between the read and the write is caught (PostgreSQL re-reads the row it waited for):
+    trigger as it is. The UPDATE checks that the stored revision is still the one read, so a change committed
+    by another process between the read and the write is caught (PostgreSQL re-reads the row it waited for):
     then the trigger is read again, and without `if_revision_in` the change is applied on top of it, so two
     concurrent edits never both write the same revision (a worker's cached config would keep the first).
+    The capture is written as read: a lapse read at a revision the row does not have yet (`_as_read`).
     """
     statement = sa.update(triggers).where(triggers.c.id == trigger_id)
     while True:
-        current = _stored(conn, environment_id, trigger_id)
-        if current is None:  # never there, or deleted meanwhile
+        row = _row(conn, environment_id, trigger_id)
+        if row is None:  # never there, or deleted meanwhile
             return None
+        current = _as_read(row)
         if if_revision_in is not None and current.revision not in if_revision_in:
             raise RevisionMismatch(current)
         updated = replace(current, **changes, revision=current.revision + 1, updated_at=utcnow())
-        values = {name: getattr(updated, name) for name in (*changes, "revision", "updated_at")}
-        if conn.execute(statement.where(triggers.c.revision == current.revision).values(**values)).rowcount:
+        written = (*changes, "capture_armed", "capture_expires_at", "revision", "updated_at")
+        values = {name: getattr(updated, name) for name in written}
+        if conn.execute(statement.where(triggers.c.revision == row["revision"]).values(**values)).rowcount:
             return updated
 
 
@@ -425,13 +443,22 @@ def load_keyed_trigger(conn: Connection, kind: str, hook_id: str) -> TriggerWith
 
 
 def hook_revisions(conn: Connection, hook_id: str) -> Revisions | None:
-    """A cheap staleness check for cached hook configurations."""
+    """A cheap staleness check for cached hook configurations: the revisions as read (`_as_read`), so that one
+    cached while capture was armed is read again once the arming lapses."""
+    table = triggers.c
     query = (
-        sa.select(triggers.c.revision, flows.c.draft_revision, flows.c.published_version)
-        .join(flows, flows.c.id == triggers.c.flow_id)
-        .where(triggers.c.hook_id == hook_id)
+        sa.select(
+            table.revision,
+            table.capture_armed,
+            table.capture_expires_at,
+            flows.c.draft_revision,
+            flows.c.published_version,
+        )
+        .join(flows, flows.c.id == table.flow_id)
+        .where(table.hook_id == hook_id)
     )
     row = conn.execute(query).first()
     if row is None:
         return None
-    return Revisions(row.revision, row.draft_revision, row.published_version)
+    lapse = 1 if _lapsed(row.capture_armed, row.capture_expires_at) else 0
+    return Revisions(row.revision + lapse, row.draft_revision, row.published_version)

@@ -156,7 +156,7 @@ async def test_a_filter_compares_values_as_segment_rules_do(flowhook, flow) -> N
 
 async def test_a_selection_over_the_limit_is_refused_with_its_size(flowhook, flow) -> None:
     await add_customers(flowhook, *[(f"lim-{n}", {"cohort": "lim"}) for n in range(3)])
-    response = await start(flowhook, flow, {"filter": {"attribute": "cohort", "value": "lim"}, "limit": 2})
+    response = await start(flowhook, flow, {"filter": {"attribute": "cohort", "value": "lim"}, "limit": 2.0})
     assert response.status_code == 422
     error = response.json()["error"]
     assert (error["code"], error["selected"], error["limit"]) == ("selection_over_limit", 3, 2)
@@ -173,6 +173,7 @@ async def test_a_selection_over_the_limit_is_refused_with_its_size(flowhook, flo
         ({"userIds": []}, "invalid_field", "$.userIds"),
         ({"userIds": ["a"], "limit": 0}, "invalid_field", "$.limit"),
         ({"userIds": ["a"], "limit": 10_001}, "invalid_field", "$.limit"),
+        ({"userIds": ["a"], "limit": 2.5}, "invalid_field", "$.limit"),
         ({"userIds": ["a"], "variables": []}, "invalid_field", "$.variables"),
         ({"userIds": ["a"], "nope": 1}, "unknown_field", "$.nope"),
         ({"filter": {"attribute": "a", "op": "between", "value": 1}}, "invalid_field", "$.filter.op"),

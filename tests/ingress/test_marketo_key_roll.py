@@ -56,7 +56,7 @@ async def test_a_roll_without_overlap_replaces_the_key_at_once(flowhook) -> None
 async def test_a_roll_with_overlap_keeps_the_old_key_until_it_expires(flowhook) -> None:
     trigger = await marketo_trigger(flowhook)
     before = datetime.now(UTC)
-    answered = await roll(flowhook, trigger, previousKeyExpiresInSeconds=3600)
+    answered = await roll(flowhook, trigger, previousKeyExpiresInSeconds=3600.0)  # an integer, as JSON counts
     assert answered.status_code == 200, answered.text
     view = answered.json()
     expires = datetime.fromisoformat(view["previousApiKeyExpiresAt"].replace("Z", "+00:00"))

@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
 from starlette.routing import Mount, Route
 
-from ingress.api.known_parameters import EXEMPT, template
+from ingress.api.known_parameters import EXEMPT, HTTP_METHODS, template
 
 pytestmark = pytest.mark.anyio
 
@@ -157,3 +157,27 @@ async def test_every_exemption_names_a_route_and_every_other_route_is_documented
     assert EXEMPT <= {path for _, path in served}
     documented = {(method, template(path)) for method, path, _ in await operations(flowhook)}
     assert {(method, path) for method, path in served if path not in EXEMPT and method != "HEAD"} == documented
+
+
+async def test_the_document_lists_the_400_on_every_operation_that_refuses_and_on_no_exempt_one(flowhook) -> None:
+    """Every operation of a checked route lists the 400, which says what `unknown_parameter` is (the shared
+    answer, or the operation's own 400 with it added); an exempt one never gains it for that."""
+    document: dict[str, Any] = (await flowhook.sender().get("/openapi.json")).json()
+    shared = document["components"]["responses"]["Error400"]
+    assert "unknown_parameter" in shared["description"]
+    checked = 0
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            refused = operation["responses"].get("400")
+            if template(path) in EXEMPT:
+                assert refused is None or "$ref" in refused or "unknown_parameter" not in refused["description"]
+                continue
+            assert refused is not None, (method, path)
+            described = shared if refused == {"$ref": "#/components/responses/Error400"} else refused
+            assert "unknown_parameter" in described["description"], (method, path)
+            checked += 1
+    assert checked > 70
+    for probe in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
+        assert "400" not in document["paths"][probe]["get"]["responses"], probe

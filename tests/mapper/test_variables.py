@@ -76,6 +76,9 @@ def test_missing_required_variable_is_named() -> None:
         {"path": "$.variables.email", "message": result.validation_errors[0]["message"]}
     ]
     assert "email" in result.validation_errors[0]["message"]
+    # What the mapping returned, before the default of `plan`: the preview tells a field left out by it.
+    assert result.mapped == {"targetUserIds": ["u1"], "variables": {"other": 1}}
+    assert result.output is not None and result.output["variables"]["plan"] == "free"
 
 
 def test_null_counts_as_missing_for_required() -> None:

@@ -17,7 +17,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ingress.api.common import environment, field, not_found, parsed_object, refuse_unknown, request_body, services
+from ingress.api.common import (
+    environment,
+    int_field,
+    not_found,
+    parsed_object,
+    refuse_unknown,
+    request_body,
+    services,
+)
 from ingress.api.preconditions import etag
 from ingress.api.triggers import base_url
 from ingress.api.views import trigger_view
@@ -70,14 +78,7 @@ async def _overlap_seconds(request: Request) -> int:
     data = parsed_object(raw)
     refuse_unknown(data, {OVERLAP_FIELD})
     limit = int(MAX_OVERLAP.total_seconds())
-    seconds: int = field(
-        data,
-        OVERLAP_FIELD,
-        lambda value: type(value) is int and 0 <= value <= limit,
-        f"an integer from 0 to {limit} (seven days)",
-        0,
-    )
-    return seconds
+    return int_field(data, OVERLAP_FIELD, 0, limit, f"an integer from 0 to {limit} (seven days)", 0)
 
 
 routes = [Route("/triggers/{trigger_id}/api-key/roll", roll_api_key, methods=["POST"])]

@@ -41,6 +41,7 @@ from ingress.access_tokens import require_token
 from ingress.api.common import (
     environment,
     field,
+    int_field,
     json_object,
     not_found,
     query_int,
@@ -174,9 +175,9 @@ async def manual_start(request: Request) -> Response:
         message = f"give exactly one of userIds, segmentId, filter or {EXISTING}"
         raise ApiError(422, "invalid_field", message, path="$")
     if chosen[0] == EXISTING:
-        limit = field(body, "limit", _positive, "a positive integer", None)
+        limit = int_field(body, "limit", 1, None, "a positive integer", None)
     else:
-        limit = field(body, "limit", _limit, f"an integer from 1 to {MAX_MANUAL}", MAX_MANUAL)
+        limit = int_field(body, "limit", 1, MAX_MANUAL, f"an integer from 1 to {MAX_MANUAL}", MAX_MANUAL)
     dry_run = field(body, DRY_RUN, lambda value: isinstance(value, bool), "true or false", False)
     payload: dict[str, Any] = {name: body[name] for name in ("variables", "cardOptions", "metadata") if name in body}
     for name in payload:
@@ -203,14 +204,6 @@ async def manual_start(request: Request) -> Response:
     _refuse_over(len(users), limit)
     task_input = {"selection": {chosen[0]: body[chosen[0]]}, "userIds": users, "payload": payload}
     return await _created(request, env, flow_id, "manual", task_input, len(users))
-
-
-def _limit(value: Any) -> bool:
-    return _positive(value) and value <= MAX_MANUAL
-
-
-def _positive(value: Any) -> bool:
-    return type(value) is int and value >= 1
 
 
 def _dry_run(selected: int, limit: int | None) -> Response:

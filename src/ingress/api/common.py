@@ -199,6 +199,19 @@ def field(data: dict[str, Any], name: str, check: Callable[[Any], bool], expecte
     return value
 
 
+def integral(value: Any) -> bool:
+    """An integer as JSON Schema counts one, which the document's `type: integer` promises: `2.0` is one (a
+    client may write every number as a float), `2.5` and `true` are not."""
+    return type(value) is int or (type(value) is float and value.is_integer())
+
+
+def int_field(data: dict[str, Any], name: str, low: int, high: int | None, expected: str, default: T) -> int | T:
+    """`data[name]` as an int if it is an integer from `low` to `high` (None: no bound), `default` if absent; a
+    422 naming the field otherwise."""
+    value = field(data, name, lambda v: integral(v) and low <= v and (high is None or v <= high), expected, None)
+    return default if value is None else int(value)
+
+
 def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = given(request, name)
     if raw is None:

@@ -56,7 +56,8 @@ EXEMPT = frozenset(
     }
 )
 CODE = "unknown_parameter"
-_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+#: The keys of an OpenAPI path item that are operations (the others: its shared `parameters`, a summary…).
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 _PATH_PARAMETER = re.compile(r"\{[^}]*\}")
 
 #: Per method, the names of the query parameters an operation takes, in the document's order.
@@ -76,7 +77,7 @@ def documented(document: dict[str, Any]) -> dict[str, dict[str, tuple[str, ...]]
     for path, item in document["paths"].items():
         shared = item.get("parameters", [])
         for method, operation in item.items():
-            if method in _HTTP_METHODS:
+            if method in HTTP_METHODS:
                 listed = (*shared, *operation.get("parameters", []))
                 names = tuple(parameter["name"] for parameter in listed if parameter["in"] == "query")
                 found.setdefault(template(path), {})[method.upper()] = names

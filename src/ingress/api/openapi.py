@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ingress.api import cursors
+from ingress.api.known_parameters import EXEMPT, HTTP_METHODS, template
 from ingress.api.samples import CAPTURE_SECONDS, MAX_CAPTURE_SECONDS
 from ingress.api.triggers import KINDS
 from ingress.hooks import CAUSES
@@ -524,9 +525,15 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
                         "enum": ["draft", "published", "given", None],
                         "description": "Whose flow variables were applied: the draft's, the published version's, "
                         "the body's own `variables`, or none (null).",
-                    }
+                    },
+                    "mapped": {
+                        "type": ["object", "null"],
+                        "description": "The output as the mapping returned it, before the flow variables' defaults "
+                        "filled it in (`output`); a variable it left out is missing here. Null when the mapping threw "
+                        "or returned null.",
+                    },
                 },
-                ("variablesOf",),
+                ("variablesOf", "mapped"),
             ),
         ]
     },
@@ -616,9 +623,10 @@ COMPONENT_SCHEMAS: dict[str, Schema] = {
     ),
 }
 
+UNKNOWN_PARAMETER = "unknown_parameter: a query parameter the operation does not list"
 ERROR_STATUSES = {
-    400: "Bad request (invalid JSON, parameter or body); unknown_parameter: a query parameter the operation does "
-    "not list (webhooks, what SFMC and Marketo call, the token endpoint and the probes take any).",
+    400: f"Bad request (invalid JSON, parameter or body); {UNKNOWN_PARAMETER} (webhooks, what SFMC and Marketo "
+    "call, the token endpoint and the probes take any).",
     401: "Missing or wrong admin token; for webhooks: signature_invalid / timestamp_out_of_tolerance.",
     403: "trigger_disabled / ip_not_allowed.",
     404: "Not found (hook, environment, flow, trigger, sample, request).",
@@ -711,6 +719,24 @@ checked, and nothing is changed."""
 def with_etag(responses: dict[str, Any], status: int) -> dict[str, Any]:
     """`responses` with the `ETag` header on the `status` answer."""
     return {**responses, str(status): {**responses[str(status)], "headers": ETAG}}
+
+
+def refusing_unknown_parameters(paths: dict[str, Any]) -> dict[str, Any]:
+    """`paths` with a 400 on each operation of a route that refuses a query parameter it does not list (all
+    but the EXEMPT ones, ingress.api.known_parameters): the shared one, which names it, or the operation's
+    own with it added. Here once rather than in each operation, so that none can leave it out."""
+    found = dict(paths)
+    for path, item in paths.items():
+        if template(path) not in EXEMPT:
+            found[path] = {key: _refusing_unknown(op) if key in HTTP_METHODS else op for key, op in item.items()}
+    return found
+
+
+def _refusing_unknown(op: dict[str, Any]) -> dict[str, Any]:
+    refused = op["responses"].get("400", {"$ref": "#/components/responses/Error400"})
+    if "$ref" not in refused and UNKNOWN_PARAMETER not in refused["description"]:
+        refused = {**refused, "description": f"{refused['description']} Also {UNKNOWN_PARAMETER}."}
+    return {**op, "responses": {**op["responses"], "400": refused}}
 
 
 def _paths() -> dict[str, Any]:
@@ -1064,19 +1090,21 @@ def openapi_document() -> dict[str, Any]:
             "description": "Webhook ingress and management API. See docs/webhooks.md.",
         },
         "security": [{"adminToken": []}],
-        "paths": {
-            **_paths(),
-            **environments.environment_paths(),
-            **flow_paths(),
-            **flow_archive.archive_paths(),
-            **api_triggers.api_trigger_paths(),
-            **bulk_starts.bulk_start_paths(),
-            **customers.customer_paths(),
-            **sfmc.sfmc_paths(),
-            **marketo.marketo_paths(),
-            **send_test.send_test_paths(),
-            **test_data.test_data_paths(),
-        },
+        "paths": refusing_unknown_parameters(
+            {
+                **_paths(),
+                **environments.environment_paths(),
+                **flow_paths(),
+                **flow_archive.archive_paths(),
+                **api_triggers.api_trigger_paths(),
+                **bulk_starts.bulk_start_paths(),
+                **customers.customer_paths(),
+                **sfmc.sfmc_paths(),
+                **marketo.marketo_paths(),
+                **send_test.send_test_paths(),
+                **test_data.test_data_paths(),
+            }
+        ),
         "components": {
             "securitySchemes": {
                 "adminToken": {

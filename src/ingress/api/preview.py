@@ -3,7 +3,9 @@
 JavaScript runs in a sandbox worker of the previews' own
 (ingress.preview_sandbox), under the limits a live request has; the answer
 is the MappingResult (output, validation errors, console lines, time), with
-`variablesOf` saying whose flow variables it applied.
+`variablesOf` saying whose flow variables it applied, and `mapped`: the
+output as the mapping returned it, before those variables' defaults filled
+it in (the editor tells a field that evaluated to null by it).
 
 The variables are what decides whether an output is valid, so a preview
 made for a trigger (`triggerId`) applies the ones its requests apply: the
@@ -135,7 +137,8 @@ async def preview(request: Request) -> Response:
         raise invalid_mapping(error) from None
     # The trigger's signature headers are secrets too, whatever their names (`X-Custom-Check`).
     secrets = request_secrets(mapping_request, verifier_headers(trigger) if trigger is not None else ())
-    return json_response({**redact_values(result.to_dict(), secrets), "variablesOf": variables.of})
+    answer = {**result.to_dict(), "mapped": result.mapped}
+    return json_response({**redact_values(answer, secrets), "variablesOf": variables.of})
 
 
 routes = [Route("/mappings/preview", preview, methods=["POST"])]

@@ -26,7 +26,7 @@ from starlette.routing import Route
 from ingress.api.common import (
     delete_found,
     environment,
-    field,
+    int_field,
     json_object,
     not_found,
     parsed_object,
@@ -131,14 +131,8 @@ async def capture_seconds(request: Request) -> int:
     raw = await request_body(request)
     data = parsed_object(raw) if raw.strip() else {}
     refuse_unknown(data, {"expiresInSeconds"})
-    seconds: int = field(
-        data,
-        "expiresInSeconds",
-        lambda value: type(value) is int and 1 <= value <= MAX_CAPTURE_SECONDS,
-        f"an integer from 1 to {MAX_CAPTURE_SECONDS}",
-        CAPTURE_SECONDS,
-    )
-    return seconds
+    expected = f"an integer from 1 to {MAX_CAPTURE_SECONDS}"
+    return int_field(data, "expiresInSeconds", 1, MAX_CAPTURE_SECONDS, expected, CAPTURE_SECONDS)
 
 
 async def _set_capture(request: Request, env: str, trigger_id: str, seconds: int | None) -> Response:
