@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Error, Page, sync_playwright
+from tests.conftest import free_port
 from tests.support.editor import CHROMIUM, TOKEN, Flowhook
 
 from ingress.settings import Settings
@@ -74,3 +76,35 @@ def page(browser: Browser, dialogs: list[str], accept_confirm: bool) -> Iterator
     yield opened
     context.close()
     assert errors == [], "the page's script threw"
+
+
+@dataclass
+class Rotating:
+    """A `flowhook serve` that can be restarted with another admin token, at the same address (so the same
+    origin to a page already open)."""
+
+    start: Callable[[str], AbstractContextManager[Any]]
+    stack: ExitStack
+    url: str
+
+    def restart(self, token: str) -> None:
+        self.stack.close()
+        self.stack.enter_context(self.start(token))
+
+    def api(self, token: str) -> httpx.Client:
+        return httpx.Client(base_url=f"{self.url}/v1/default", headers={"authorization": f"Bearer {token}"})
+
+
+@pytest.fixture(scope="module")
+def rotating(
+    tmp_path_factory: pytest.TempPathFactory, running_server: Callable[..., AbstractContextManager[Any]]
+) -> Iterator[Rotating]:
+    data_dir = tmp_path_factory.mktemp("rotating")
+    port = free_port()
+
+    def start(token: str) -> AbstractContextManager[Any]:
+        return running_server(Settings(data_dir=data_dir, admin_token=token, sandbox_workers=1), port=port)
+
+    with ExitStack() as stack:
+        stack.enter_context(start(TOKEN))
+        yield Rotating(start, stack, f"http://127.0.0.1:{port}")

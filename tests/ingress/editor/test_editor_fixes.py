@@ -5,52 +5,15 @@ a narrow window shows the preview under the mapping, and a field left out says s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
-from tests.conftest import free_port
+from tests.ingress.editor.conftest import Rotating
 from tests.support.editor import TOKEN, Flowhook, sign_in
 
-from ingress.settings import Settings
-
 FIELDS_MAPPING = {"kind": "jmespath", "fields": {"targetUserIds": "body.userId"}}
-
-
-@dataclass
-class Rotating:
-    """A `flowhook serve` that can be restarted with another admin token, at the same address (so the same
-    origin to a page already open)."""
-
-    start: Callable[[str], AbstractContextManager[Any]]
-    stack: ExitStack
-    url: str
-
-    def restart(self, token: str) -> None:
-        self.stack.close()
-        self.stack.enter_context(self.start(token))
-
-    def api(self, token: str) -> httpx.Client:
-        return httpx.Client(base_url=f"{self.url}/v1/default", headers={"authorization": f"Bearer {token}"})
-
-
-@pytest.fixture(scope="module")
-def rotating(
-    tmp_path_factory: pytest.TempPathFactory, running_server: Callable[..., AbstractContextManager[Any]]
-) -> Iterator[Rotating]:
-    data_dir = tmp_path_factory.mktemp("rotating")
-    port = free_port()
-
-    def start(token: str) -> AbstractContextManager[Any]:
-        return running_server(Settings(data_dir=data_dir, admin_token=token, sandbox_workers=1), port=port)
-
-    with ExitStack() as stack:
-        stack.enter_context(start(TOKEN))
-        yield Rotating(start, stack, f"http://127.0.0.1:{port}")
 
 
 def test_a_token_that_stops_working_asks_for_the_new_one_and_keeps_the_unsaved_mapping(
@@ -68,15 +31,21 @@ def test_a_token_that_stops_working_asks_for_the_new_one_and_keeps_the_unsaved_m
 
     rotating.restart("fh_admin_rotated")  # the server now takes another token than the page's
     typed = "function map(r) {\n  return {targetUserIds: [r.body.userId + '-typed']};\n}\n"
-    page.locator("#source").fill(typed)  # its preview is refused: 401
+    page.locator("#source").fill(typed)  # its preview is refused: 401, which a banner says, taking no focus
+    banner = page.locator("#token-refused")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("The admin token was refused: sign in again.")
+    expect(prompt).to_be_hidden()
+    expect(page.locator("#workspace")).to_be_visible()  # not signed out
+    page.get_by_role("button", name="Save mapping").click()  # a click: now the prompt asks
     expect(prompt).to_be_visible()
     expect(prompt).to_contain_text("the admin token is not valid [401 unauthorized]")
-    expect(page.locator("#workspace")).to_be_visible()  # not signed out
-    page.keyboard.press("Escape")  # put off: the page stays as it is, and asks again at the next 401
-    expect(prompt).to_be_hidden()
-    page.get_by_role("button", name="Save mapping").click()
-    expect(prompt).to_be_visible()
     expect(page.locator("#save-status")).to_contain_text("Not saved: the admin token is not valid")
+    page.keyboard.press("Escape")  # put off: the page stays as it is, the banner too
+    expect(prompt).to_be_hidden()
+    expect(banner).to_be_visible()
+    banner.get_by_role("button", name="Sign in again").click()
+    expect(prompt).to_be_visible()
 
     prompt.get_by_label("Token").fill("fh_admin_not-this-one")
     prompt.get_by_role("button", name="Sign in").click()
@@ -84,6 +53,7 @@ def test_a_token_that_stops_working_asks_for_the_new_one_and_keeps_the_unsaved_m
     prompt.get_by_label("Token").fill("fh_admin_rotated")
     prompt.get_by_role("button", name="Sign in").click()
     expect(prompt).to_be_hidden()
+    expect(banner).to_be_hidden()
     expect(page.locator("#source")).to_have_value(typed)
     expect(page.locator("#output")).to_contain_text('"u-1-typed"')  # the preview ran again, with the new token
     expect(page.locator("#save-status")).to_contain_text("Not saved")  # the refused save is not retried by itself

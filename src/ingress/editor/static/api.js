@@ -24,7 +24,12 @@ export class ApiError extends Error {
 
 const PAGE_SIZE = 200; // the most a listing gives at once
 
+/** The option of a call that no click or key asked for just now (a poll, the preview run after typing, the
+ * re-read on the tab's return): its 401 must not open a prompt that takes the keyboard mid-typing. */
+export const BACKGROUND = { background: true };
+
 export class Api {
+  /** `onUnauthorized(error, background)`: the server answered 401, to a `BACKGROUND` call or not. */
   constructor(token, env, onUnauthorized = () => {}) {
     this.token = token;
     this.env = env;
@@ -38,8 +43,8 @@ export class Api {
     this.tokenRefused = false;
   }
 
-  get(path) {
-    return this.call("GET", path);
+  get(path, options) {
+    return this.call("GET", path, undefined, options);
   }
 
   /** Every item of a paged listing (`{data, nextCursor}`), following its cursor from page to page. */
@@ -56,8 +61,8 @@ export class Api {
     return items;
   }
 
-  post(path, body) {
-    return this.call("POST", path, body);
+  post(path, body, options) {
+    return this.call("POST", path, body, options);
   }
 
   patch(path, body) {
@@ -65,8 +70,8 @@ export class Api {
   }
 
   /** A trigger and its revision (its `ETag`). */
-  readTrigger(id) {
-    return this.exchange("GET", triggerPath(id));
+  readTrigger(id, options) {
+    return this.exchange("GET", triggerPath(id), undefined, {}, options);
   }
 
   /** Change a trigger only if it is still at `revision` (`If-Match`; a 412 precondition_failed otherwise):
@@ -80,13 +85,13 @@ export class Api {
   }
 
   /** The answer's JSON; an ApiError for any other status than 2xx. */
-  async call(method, path, body) {
-    return (await this.exchange(method, path, body)).data;
+  async call(method, path, body, options) {
+    return (await this.exchange(method, path, body, {}, options)).data;
   }
 
   /** `{data, revision}`: the answer's JSON and the revision its `ETag` names (null without one); an ApiError
-   * for any other status than 2xx. */
-  async exchange(method, path, body, extraHeaders = {}) {
+   * for any other status than 2xx. `options`: `BACKGROUND`, or none. */
+  async exchange(method, path, body, extraHeaders = {}, { background = false } = {}) {
     const headers = { ...extraHeaders, authorization: `Bearer ${this.token}` };
     if (body !== undefined) headers["content-type"] = "application/json";
     let response;
@@ -112,7 +117,7 @@ export class Api {
     const error = new ApiError(response.status, data?.error ?? { code: "http_error", message: `HTTP ${response.status}` });
     if (response.status === 401) {
       this.tokenRefused = true;
-      this.onUnauthorized(error);
+      this.onUnauthorized(error, background);
     }
     throw error;
   }

@@ -1,7 +1,7 @@
 // The mapping editor: sign in with the admin token, pick a trigger, edit its mapping against a sample
 // with a live preview, save. It uses only the public management API.
 
-import { Api } from "./api.js";
+import { Api, BACKGROUND } from "./api.js";
 import { byId, canonical, clock, h, say } from "./dom.js";
 import { hasHook, hasMapping, identity } from "./kinds.js";
 import { MappingForm, fieldError, leftOutFields } from "./mapping.js";
@@ -29,6 +29,7 @@ const state = {
   previewTimer: null,
   previewRun: 0, // only the answer to the latest preview is shown
   rereading: null, // the re-read of the open trigger in flight (focus and visibilitychange come together)
+  refusal: null, // the server's last 401 to the token, while the banner asks to sign in again
 };
 
 const mapping = new MappingForm(() => {
@@ -51,13 +52,16 @@ const requests = new RequestsPanel(async (sampleId) => {
 // --- Sign-in -----------------------------------------------------------------------------------------
 
 /** The API with `token`. When the server stops taking it (a rotated token, a restart with another), a trigger
- * open stays as it is, unsaved edits included, and the token is asked for again; with none open the page
- * signs out. A sign-in attempt's 401 is for its own form to show. */
+ * open stays as it is, unsaved edits included, and a banner asks to sign in again; the prompt itself opens only
+ * for what the user just did (a click, a key: Save, Send test, Refresh…), never for a poll or the preview run
+ * while typing, as it would take the keyboard mid-word. With no trigger open the page signs out. A sign-in
+ * attempt's 401 is for its own form to show. */
 function api(token, env) {
-  const made = new Api(token, env, (error) => {
+  const made = new Api(token, env, (error, background) => {
     if (made !== state.api) return;
-    if (state.trigger) askToken(error);
-    else signOut(`Signed out: ${error.describe()}`);
+    if (!state.trigger) signOut(`Signed out: ${error.describe()}`);
+    else if (background) showRefused(error);
+    else askToken(error);
   });
   return made;
 }
@@ -90,8 +94,15 @@ async function start(signedIn) {
   await openFromHash();
 }
 
+/** Say, without taking the focus, that the server refused the token; what runs by itself waits meanwhile. */
+function showRefused(error) {
+  state.refusal = error;
+  byId("token-refused").hidden = false;
+}
+
 /** Ask for the token again over the page, which is left as it is. */
 function askToken(error) {
+  showRefused(error);
   say(
     byId("reauth-message"),
     `The server no longer takes the admin token this page signed in with: ${error.describe()}. ` +
@@ -118,8 +129,17 @@ async function signInAgain(event) {
   sessionStorage.setItem(SESSION_KEY, JSON.stringify({ token, env: state.api.env }));
   byId("reauth-token").value = "";
   byId("reauth").close();
+  hideRefused(byId(state.trigger ? "save" : "reload-flows"));
   if (state.trigger) schedulePreview(); // the one refused, or its answer dropped
   else await openFromHash(); // it failed to open for want of the token
+}
+
+/** The banner goes; the focus, back on its button once the prompt it opened closed, moves to `next`. */
+function hideRefused(next) {
+  const banner = byId("token-refused");
+  if (banner.contains(document.activeElement)) next.focus();
+  state.refusal = null;
+  banner.hidden = true;
 }
 
 function signOut(message) {
@@ -132,6 +152,7 @@ function signOut(message) {
   byId("signin").hidden = false;
   byId("intro").hidden = false;
   say(byId("signin-error"), message);
+  hideRefused(byId("token"));
 }
 
 // --- Flows and triggers ------------------------------------------------------------------------------
@@ -438,6 +459,7 @@ function hideConflict() {
  * API meanwhile, which the page would otherwise show until a reload, and a save would only then find out. */
 function rereadOnReturn() {
   if (document.visibilityState !== "visible" || !state.trigger || state.conflict || state.rereading) return;
+  if (state.api.tokenRefused) return; // the banner asks to sign in again; the prompt waits for a click
   state.rereading = reread().finally(() => (state.rereading = null));
 }
 
@@ -447,7 +469,7 @@ async function reread() {
   const base = state.base;
   let read;
   try {
-    read = await state.api.readTrigger(state.trigger.id);
+    read = await state.api.readTrigger(state.trigger.id, BACKGROUND);
   } catch {
     return; // not reachable for a moment, or deleted: the next change made here says so
   }
@@ -510,17 +532,21 @@ async function runPreview() {
     mapping.noteFields(new Map());
     return;
   }
+  if (state.api.tokenRefused) {
+    preview.idle("The admin token was refused: sign in again to preview the mapping.");
+    return; // typing goes on in the form: a request now would be refused too
+  }
   preview.running();
   // The trigger, not just its flow: the preview applies the variables its requests do (its mode's version).
   const spec = mapping.spec();
   const body = { mapping: spec, ...sample, triggerId: state.trigger.id };
   try {
-    const result = await state.api.post("/mappings/preview", body);
+    const result = await state.api.post("/mappings/preview", body, BACKGROUND); // run after typing: no click
     if (run !== state.previewRun) return; // a later edit has been sent since
     preview.result(result);
     sendTest.ready(state.api, body, result);
     mapping.markLine(result.error?.line);
-    mapping.noteFields(leftOutFields(spec, result.output));
+    mapping.noteFields(leftOutFields(spec, result.mapped ?? result.output)); // before the variables' defaults
   } catch (error) {
     if (run !== state.previewRun) return;
     preview.refused(error);
@@ -558,6 +584,7 @@ async function copyUrl() {
 
 byId("signin").addEventListener("submit", signIn);
 byId("reauth-form").addEventListener("submit", signInAgain);
+byId("token-refused-signin").addEventListener("click", () => askToken(state.refusal));
 for (const button of [byId("signout"), byId("reauth-signout")]) {
   button.addEventListener("click", () => {
     if (isDirty() && !confirm("Discard the unsaved changes to this mapping?")) return;

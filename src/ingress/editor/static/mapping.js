@@ -11,6 +11,7 @@ const STARTER_SOURCE = `function map(request) {
 }
 `;
 const INDENT = "  ";
+const MODIFIERS = new Set(["Shift", "Control", "Alt", "Meta"]); // pressed alone, they are part of the next key
 
 export class MappingForm {
   constructor(onChange) {
@@ -154,6 +155,7 @@ export class MappingForm {
       this.leaveOnTab = true;
       return;
     }
+    if (MODIFIERS.has(event.key)) return; // Escape, Shift, Tab is Escape then Shift+Tab
     const leave = this.leaveOnTab;
     this.leaveOnTab = false;
     if (event.key !== "Tab" || event.ctrlKey || event.altKey || event.metaKey || leave) return;
@@ -195,7 +197,9 @@ export class MappingForm {
 }
 
 /** Notes for the field rows of `spec` (MappingForm.noteFields) after a preview answered `output`: a field the
- * output lacks evaluated to null and was left out, which a required one's "missing" error alone does not say. */
+ * output lacks evaluated to null and was left out, which a required one's "missing" error alone does not say.
+ * `output` is the mapping's own, before flow-variable defaults (the preview's `mapped`): a default filled in
+ * for a variable left out would hide that it was. */
 export function leftOutFields(spec, output) {
   const notes = new Map();
   if (!spec.fields || !isObject(output)) return notes;

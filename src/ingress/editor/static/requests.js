@@ -2,7 +2,7 @@
 // replaying every refused one after the mapping is fixed. Bodies and headers come from strangers: they reach
 // the page as text only (dom.js).
 
-import { triggerPath } from "./api.js";
+import { BACKGROUND, triggerPath } from "./api.js";
 import { byId, h, say } from "./dom.js";
 import { hasHook } from "./kinds.js";
 
@@ -150,8 +150,8 @@ export class RequestsPanel {
 
   /** Look for requests logged since the list was read (while the tab is visible), and put them at its head:
    * the rest of the list (pages loaded, the one picked, the focus, where it is scrolled to) stays as it is.
-   * More new ones than a page starts the list again, as Refresh does. While the server refuses the token,
-   * polls wait for another rather than ask for it every few seconds. */
+   * More new ones than a page starts the list again, as Refresh does. A poll is no click: its 401 shows the
+   * banner, not the prompt (editor.js), and polls wait for another token rather than ask every few seconds. */
   async poll() {
     const { trigger, loads } = this;
     if (!trigger || this.polling || this.api.tokenRefused || document.visibilityState !== "visible") return;
@@ -160,9 +160,9 @@ export class RequestsPanel {
     this.polling = true;
     let page;
     try {
-      page = await this.api.get(triggerPath(trigger.id, `/requests?${query}`));
+      page = await this.api.get(triggerPath(trigger.id, `/requests?${query}`), BACKGROUND);
     } catch {
-      return; // the next poll tries again (a 401 has the token asked for again)
+      return; // the next poll tries again
     } finally {
       this.polling = false;
     }

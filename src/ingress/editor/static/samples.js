@@ -1,6 +1,6 @@
 // Samples of one trigger: the list (newest first) to pick the previewed one or delete one, capture, and paste.
 
-import { triggerPath } from "./api.js";
+import { BACKGROUND, triggerPath } from "./api.js";
 import { byId, clock, h, say } from "./dom.js";
 
 const POLL_MS = 1000;
@@ -119,8 +119,10 @@ export class SamplesPanel {
     this.onSelect(sampleId);
   }
 
-  /** `DELETE …/samples/{id}`, then the list as it now is; the preview moves to the newest if it ran on that one. */
+  /** `DELETE …/samples/{id}`, then the list as it now is; the preview moves to the newest if it ran on that one.
+   * The focus, on the Delete button drawn away, goes to the next sample's (or the last one's), else to Capture. */
   async remove(sample) {
+    const index = Math.max(0, this.samples.indexOf(sample));
     let problem = null;
     try {
       await this.api.delete(triggerPath(this.trigger.id, `/samples/${encodeURIComponent(sample.id)}`));
@@ -129,6 +131,11 @@ export class SamplesPanel {
     }
     await this.refresh();
     if (!this.samples.some((found) => found.id === this.selected)) this.select(this.samples[0]?.id ?? null);
+    if (document.activeElement === document.body) {
+      const deletes = this.list.querySelectorAll("button");
+      const capture = this.waiting ? this.cancelButton : this.captureButton;
+      (deletes[Math.min(index, deletes.length - 1)] ?? capture).focus();
+    }
     if (this.waiting) this.showWaiting(problem ?? "");
     else say(this.status, problem ?? `Deleted the ${sample.source} sample of ${clock(sample.createdAt)}.`);
   }
@@ -149,7 +156,8 @@ export class SamplesPanel {
   }
 
   /** Poll until a new captured sample shows up, or the trigger is no longer armed without one: the arming
-   * lapsed (`expiresAt`), or was cancelled elsewhere. */
+   * lapsed (`expiresAt`, as the trigger last showed it armed: armed again elsewhere, it lapses then), or was
+   * cancelled elsewhere. */
   wait(known, expiresAt) {
     const waiting = { known, timer: null };
     this.waiting = waiting;
@@ -158,7 +166,7 @@ export class SamplesPanel {
     this.showWaiting();
     const poll = async () => {
       if (this.api.tokenRefused) {
-        // Signed out under the page: asking again each second would reopen the sign-in; wait for a new token.
+        // Signed out under the page: asking again each second is pointless; wait for a new token.
         waiting.timer = setTimeout(poll, POLL_MS);
         return;
       }
@@ -166,8 +174,10 @@ export class SamplesPanel {
       let samples = null;
       try {
         // The trigger first: disarmed by a capture, it has its sample by the time the samples are read.
-        armed = (await this.api.get(triggerPath(this.trigger.id))).captureArmed;
-        samples = (await this.api.get(triggerPath(this.trigger.id, "/samples"))).data;
+        const trigger = await this.api.get(triggerPath(this.trigger.id), BACKGROUND);
+        armed = trigger.captureArmed;
+        if (armed) expiresAt = trigger.captureExpiresAt;
+        samples = (await this.api.get(triggerPath(this.trigger.id, "/samples"), BACKGROUND)).data;
       } catch (error) {
         if (this.waiting === waiting) this.showWaiting(error.describe());
       }

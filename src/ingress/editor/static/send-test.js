@@ -2,8 +2,17 @@
 // flow (`POST /triggers/{id}/send-test`): the draft flow and draft card templates, test users only, every card
 // and event marked as a test. Each press is a new run.
 
-import { triggerPath } from "./api.js";
-import { byId, h } from "./dom.js";
+import { BACKGROUND, triggerPath } from "./api.js";
+import { byId, h, say } from "./dom.js";
+
+/** Whether a preview's result is worth sending: a valid trigger request (a skipped one would send nothing). */
+const sendable = (result) => result.ok && !result.skipped;
+
+/** Why a preview's result is not a valid trigger request, in one line. */
+function refusal(result) {
+  if (result.error) return `${result.error.type}: ${result.error.message}`;
+  return (result.validationErrors ?? []).map((problem) => `${problem.path} ${problem.message}`).join("; ");
+}
 
 /** Where test users are explained, for a send that reached none. */
 const testUsersHint = () =>
@@ -19,6 +28,8 @@ export class SendTest {
   constructor() {
     this.button = byId("send-test-button");
     this.status = byId("send-test-status");
+    this.draftNote = byId("send-test-draft");
+    this.checks = 0; // previews asked for so far: a draft check's answer is dropped once another one is due
     this.next = null; // {api, triggerId, body}: what a press sends, while the preview shows a valid output
     this.triggerId = null; // whose send the status shows
     this.sending = false;
@@ -29,24 +40,48 @@ export class SendTest {
    * valid output. The last send's answer stays, unless it was another trigger's. */
   pending(triggerId) {
     this.next = null;
+    this.checks += 1;
+    say(this.draftNote, "");
     if (triggerId !== this.triggerId) this.show([]);
     this.triggerId = triggerId;
     this.update();
   }
 
   /** The preview `body` (`{mapping, sampleId | request, triggerId}`) gave `result`: sendable when it is a valid
-   * trigger request (a skipped one would send nothing). */
-  ready(api, body, result) {
+   * trigger request with the variables a send applies, the draft's. A preview that applied the published
+   * version's (a live trigger's, as its requests do) is run again with the draft's (`variablesOf: "draft"`),
+   * and what they refuse is said beside the button, which stays disabled. */
+  async ready(api, body, result) {
+    const check = this.checks;
+    let judged = result;
+    if (sendable(result) && result.variablesOf === "published") {
+      try {
+        judged = await api.post("/mappings/preview", { ...body, variablesOf: "draft" }, BACKGROUND);
+      } catch (error) {
+        const why = `Could not check it with the draft's variables: ${error.describe()}`;
+        if (check === this.checks) say(this.draftNote, why);
+        return;
+      }
+      if (check !== this.checks) return; // an edit since: its preview decides
+      if (!sendable(judged)) {
+        say(this.draftNote, `Send test applies the draft's variables, which refuse this output: ${refusal(judged)}`);
+      }
+    }
     const { triggerId, ...sent } = body;
-    this.next = result.ok && !result.skipped ? { api, triggerId, body: sent } : null;
+    this.next = sendable(judged) ? { api, triggerId, body: sent } : null;
     this.update();
   }
 
+  /** Disabled without a valid output to send; while one is sent, only marked so (aria-disabled), as `disabled`
+   * would drop the keyboard focus from the button pressed. */
   update() {
-    this.button.disabled = this.sending || this.next === null;
+    this.button.disabled = this.next === null;
+    if (this.sending) this.button.setAttribute("aria-disabled", "true");
+    else this.button.removeAttribute("aria-disabled");
   }
 
   async send() {
+    if (this.sending || this.next === null) return;
     const { api, triggerId, body } = this.next;
     this.sending = true;
     this.update();
