@@ -4,6 +4,12 @@ The API, a CSV task's rows and a manual start all build the same entry
 (`{target: {usersById}, payload: {…}, flowInvocationId}`) and store it the
 same way, so a row of a CSV file is checked exactly as the same entry sent
 to `/start` would be.
+
+An API entry may name its users by their customer attributes instead
+(`{target: {usersByAttribute: {plan: "gold"}}}`): they are matched as a CSV
+task's `target.attributes.<field>` cells are (`customers_matching`), and what
+a repeat is compared by is that target as given, not the users it matched,
+so a retry is a replay though the customers changed meanwhile.
 """
 
 from __future__ import annotations
@@ -11,9 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+from sqlalchemy.engine import Connection
+
 from flows.definition import duration_problems
 from flows.problems import Problem, problem
 from mapper.variables import FlowVariables
+from store.bulk_tasks import matching_customers
 from store.ids import new_uuid7
 from store.invocations import AcceptRequest
 
@@ -59,16 +69,58 @@ class Entry:
 
 
 def build_entry(
-    users: list[str], given: dict[str, Any], key: str | None, variables: FlowVariables
+    users: list[str],
+    given: dict[str, Any],
+    key: str | None,
+    variables: FlowVariables,
+    *,
+    by_attribute: dict[str, Any] | None = None,
 ) -> tuple[Entry, list[Problem]]:
     """The entry for `users` and the `payload` as given, and its problems, with paths inside the payload
-    (`$.variables.firstName`, `$.cardOptions.expiresAfter`)."""
+    (`$.variables.firstName`, `$.cardOptions.expiresAfter`). `by_attribute`: the attributes `users` were
+    matched by, which a repeat is compared by in their stead."""
     payload: dict[str, Any] = {"targetUserIds": users}
     payload.update({name: given[name] for name in PAYLOAD_FIELDS if name in given})
     as_given = dict(payload)  # `apply` replaces `variables` in `payload`
+    if by_attribute is not None:
+        del as_given["targetUserIds"]
+        as_given["usersByAttribute"] = {name: _one_spelling(value) for name, value in by_attribute.items()}
     problems = variables.apply(payload) + _card_option_problems(payload.get("cardOptions"))
     entry = Entry(key or new_uuid7(), key is None, list(dict.fromkeys(users)), payload, as_given)
     return entry, problems
+
+
+def _one_spelling(value: Any) -> Any:
+    """`2.0` as `2`: a number is one value however it is written, as elsewhere in a repeat's payload
+    (store.invocations compares those with the stored payload, which holds no attributes)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def customers_matching(
+    conn: Connection, environment_id: str, targets: list[dict[str, Any]], limit: int
+) -> list[list[str]]:
+    """For each target (`{attribute: value}`), the customers whose attributes equal every value given, oldest
+    first, at most `limit`: the value's JSON text is matched as a CSV cell holding it would be
+    (store.bulk_tasks.matching_customers: `"1"` and `1` both equal a numeric attribute 1, `true` and `"true"`
+    a boolean). One query per set of attribute names, as for a CSV chunk."""
+    asked = [_cells(target) for target in targets]
+    groups: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
+    for names, cells in asked:
+        groups.setdefault(names, []).append(cells)
+    found = {
+        names: matching_customers(conn, environment_id, list(names), wanted, limit) for names, wanted in groups.items()
+    }
+    return [found[names][cells] for names, cells in asked]
+
+
+def _cells(target: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The target's attribute names, sorted, and each one's value as the text of a CSV cell."""
+    names = tuple(sorted(target))
+    return names, tuple(_cell(target[name]) for name in names)
+
+
+def _cell(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
 def _card_option_problems(options: Any) -> list[Problem]:

@@ -62,7 +62,9 @@ SCHEMAS: dict[str, Schema] = {
                         "targetedUserIds": {
                             "type": "array",
                             "items": STRING,
-                            "description": "Each user once, in the order given (a repeated id is started once).",
+                            "description": "Each user once, in the order given (a repeated id is started once); "
+                            "for `usersByAttribute`, the customers matched, oldest profile first (a repeat: those "
+                            "the original matched).",
                         },
                         "ignoredUserIds": {
                             "type": "array",
@@ -105,7 +107,9 @@ SCHEMAS: dict[str, Schema] = {
             "errors": {
                 "type": "array",
                 "items": PROBLEM,
-                "description": f"Each problem and its path; a 422 lists the first {MAX_LISTED_PROBLEMS}, counting all.",
+                "description": f"Each problem and its path; a 422 lists the first {MAX_LISTED_PROBLEMS}, counting all. "
+                "A `usersByAttribute` that matches no customer or more than 10 also has a `code`: `no_match`, "
+                "`too_many_matches`.",
             },
             "path": {**STRING, "description": "invalid_field: where in the body the problem is."},
         }
@@ -218,8 +222,9 @@ def _start_operation(summary: str, description: str) -> dict[str, Any]:
             ),
             "413": problem("Body too large."),
             "422": problem(
-                "validation_error: every problem in the body with its path; or invalid_field: a string holding NUL "
-                "or nesting deeper than 64 levels, with its path. Nothing stored."
+                "validation_error: every problem in the body with its path (an entry by attribute that matches no "
+                "customer, or more than 10, is one); or invalid_field: a string holding NUL or nesting deeper than "
+                "64 levels, with its path. Nothing stored."
             ),
         },
         description=description,
@@ -314,9 +319,11 @@ def api_trigger_paths() -> dict[str, Any]:
             "parameters": [ENV, FLOW],
             "post": _start_operation(
                 "Start the published flow",
-                "One entry per group of users sharing a payload. Required variables and types follow the "
-                "published flow's declarations. A given flowInvocationId is idempotent per flow and mode "
-                "(a key used by /test is a new key for /start).",
+                "One entry per group of users sharing a payload, named by id (`usersById`) or by customer "
+                "attributes (`usersByAttribute`, matched when the request is answered: 1 to 10 customers). "
+                "Required variables and types follow the published flow's declarations. A given flowInvocationId "
+                "is idempotent per flow and mode (a key used by /test is a new key for /start); a repeat by "
+                "attribute is compared by its attributes, not by whom they match now.",
             ),
         },
         "/v1/{env}/action-flow/{flowId}/test": {
