@@ -32,15 +32,38 @@ def flowhook(
             yield Flowhook(url, api)
 
 
+class Chromium:
+    """One Chromium for a module's tests, launched again if it went away: a crash of the browser (seen once
+    under load, closing a context whose page had dismissed a `beforeunload`) fails the test it happened in,
+    not every test after it."""
+
+    def __init__(self) -> None:
+        self._playwright = sync_playwright().start()
+        self._browser: Browser | None = None
+
+    def connected(self) -> Browser:
+        if self._browser is None or not self._browser.is_connected():
+            self._browser = self._playwright.chromium.launch(executable_path=CHROMIUM)
+        return self._browser
+
+    def close(self) -> None:
+        if self._browser is not None and self._browser.is_connected():
+            self._browser.close()
+        self._playwright.stop()
+
+
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def chromium() -> Iterator[Chromium]:
     if shutil.which(CHROMIUM) is None:
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)")
-    playwright = sync_playwright().start()
-    launched = playwright.chromium.launch(executable_path=CHROMIUM)
-    yield launched
-    launched.close()
-    playwright.stop()
+    launcher = Chromium()
+    yield launcher
+    launcher.close()
+
+
+@pytest.fixture
+def browser(chromium: Chromium) -> Browser:
+    return chromium.connected()
 
 
 @pytest.fixture
