@@ -48,7 +48,7 @@ from store.bulk_tasks import (
     selected_users,
     task_input,
 )
-from store.test_users import test_user_ids
+from store.test_users import reached_and_ignored, test_user_ids
 
 log = logging.getLogger("flowhook.flows")
 
@@ -156,8 +156,8 @@ def _ignoring(outcome: Outcome, testers: set[str]) -> Outcome:
     and the task reports them, as `/test` answers `ignoredUserIds` (decided when the row is, as there)."""
     if outcome.accept is None:
         return outcome
-    users = outcome.accept.payload["targetUserIds"]
-    return replace(outcome, ignored=tuple(user for user in dict.fromkeys(users) if user not in testers))
+    _, ignored = reached_and_ignored(outcome.accept.payload["targetUserIds"], testers)
+    return replace(outcome, ignored=tuple(ignored))
 
 
 def _texts(row: Row) -> tuple[str, ...]:

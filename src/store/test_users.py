@@ -6,6 +6,7 @@ recorded as ignored and sent nothing, so a draft can never reach a real user.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -60,3 +61,10 @@ def test_user_ids(conn: Connection, environment_id: str) -> set[str]:
 
 
 test_user_ids.__test__ = False  # type: ignore[attr-defined]
+
+
+def reached_and_ignored(user_ids: Iterable[str], testers: set[str]) -> tuple[list[str], list[str]]:
+    """Of the users a test run names, the test users it reaches and the others it ignores, each once, in order:
+    what `/test`, the editor's test sends and a test sender's rows report."""
+    named = list(dict.fromkeys(user_ids))
+    return [user for user in named if user in testers], [user for user in named if user not in testers]

@@ -45,7 +45,7 @@ from store import Store, flows
 from store.expansions import get_invocation
 from store.ids import new_id
 from store.invocations import Acceptance, accept_all_or_nothing
-from store.test_users import test_user_ids
+from store.test_users import reached_and_ignored, test_user_ids
 from store.triggers import api_trigger_id
 
 Mode = Literal["live", "test"]
@@ -231,12 +231,8 @@ def _answer(entry: Entry, testers: set[str] | None) -> dict[str, Any]:
 def reached(user_ids: list[str], testers: set[str] | None) -> dict[str, list[str]]:
     """Who a start reaches (`targetedUserIds`) and whom it ignores: everyone live; in a test (`testers`, the
     environment's test users), test users only. Also the editor's test sends' answer (ingress.api.send_test)."""
-    if testers is None:
-        return {"targetedUserIds": user_ids, "ignoredUserIds": []}
-    return {
-        "targetedUserIds": [user for user in user_ids if user in testers],
-        "ignoredUserIds": [user for user in user_ids if user not in testers],
-    }
+    targeted, ignored = (user_ids, []) if testers is None else reached_and_ignored(user_ids, testers)
+    return {"targetedUserIds": targeted, "ignoredUserIds": ignored}
 
 
 routes = [

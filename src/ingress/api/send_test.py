@@ -130,7 +130,7 @@ async def send_test(request: Request) -> Response:
         "flowInvocationId": accept.flow_invocation_id,
         "mappedFlowInvocationId": output.get("flowInvocationId"),
         "mode": "test",
-        **reached(list(dict.fromkeys(output["targetUserIds"])), testers),
+        **reached(output["targetUserIds"], testers),
     }
     return json_response(body, 202)
 
