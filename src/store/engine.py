@@ -255,13 +255,11 @@ class WalFlush:
     def __call__(self) -> None:
         descriptor = os.open(self._path, os.O_RDONLY)  # FileNotFoundError: the log is gone
         try:
-            found = _identity(os.fstat(descriptor))
-            if self._log is None:
-                self._log = found
-            elif found != self._log:
-                raise OSError(errno.ESTALE, "another file replaced the write-ahead log", str(self._path))
-            if _identity(os.stat(self._database)) != self._opened:  # FileNotFoundError: the database is gone
-                raise OSError(errno.ESTALE, "another file replaced the database", str(self._database))
+            if self._log is None:  # the database's first write made it
+                self._log = _identity(os.fstat(descriptor))
+            problem = self._mismatch()  # replaced since `verify`, between it and the COMMIT
+            if problem is not None:
+                raise OSError(errno.ESTALE, problem)
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
